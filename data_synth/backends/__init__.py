@@ -1,0 +1,1 @@
+"""Chat backends for responders and judges: offline (no model), OpenAI-compatible HTTP, local transformers."""

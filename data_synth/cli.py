@@ -1,0 +1,34 @@
+"""`libra-synth`: the Hydra entry point for synthetic data (conf/synth.yaml).
+
+    libra-synth output_dir=DIR [seed=N] [num_samples=N] [backend=offline|openai|hf]
+    libra-synth annotate input=FILE output=FILE backend=openai openai.base_url=… openai.model=…
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from libra_train.cli_utils import CONF_DIR, clear_errors, quiet_libraries
+
+
+@hydra.main(config_path=CONF_DIR, config_name="synth", version_base="1.3")
+@clear_errors
+def _synth(cfg: DictConfig) -> None:
+    from data_synth.pipeline import synthesize
+
+    quiet_libraries()
+    summary = synthesize(cfg)
+    print(f"wrote {', '.join(f'{k}={v}' for k, v in summary['totals'].items())} to {cfg.output_dir}")
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "annotate":
+        from data_synth.annotate_cli import annotate_main
+
+        sys.argv.pop(1)
+        annotate_main()
+        return
+    _synth()

@@ -1,0 +1,134 @@
+"""Offline composition of queries and responses from the taxonomy and the lexicon.
+
+A sample is planned first (category, label, difficulty, stance), then its query is built from an
+attack-method template and its response in one responder's style. Held-out samples draw templates,
+behaviours and benign topics only from the reserved items, which training splits never use.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from data_synth import lexicon as lx
+from libra_train.data.schema import SAFE, UNSAFE
+
+SPLIT_DIFFICULTY = {  # share of easy / medium / hard per split
+    "stage1": (0.5, 0.5, 0.0),
+    "stage2": (0.0, 0.2, 0.8),
+    "heldout": (1 / 3, 1 / 3, 1 / 3),
+}
+ADVERSARIAL = [a for a in lx.ATTACKS if a not in lx.EASY_ATTACKS and a != "hidden_unsafe_opinion"]
+
+
+def reserved_indices(n: int) -> list[int]:
+    """Items only the held-out split may use: every fourth item, or the last one of a short pool."""
+    return [i for i in range(n) if i % 4 == 3] or [n - 1]
+
+
+def pick(rng: random.Random, pool: list, heldout: bool):
+    reserved = set(reserved_indices(len(pool)))
+    allowed = [i for i in range(len(pool)) if (i in reserved) == heldout]
+    index = rng.choice(allowed)
+    return index, pool[index]
+
+
+@dataclass
+class Plan:
+    category: str
+    sub_category: str
+    label: str
+    difficulty: str
+    stance: str
+    attack: str
+    responder: str
+
+
+def plan_sample(rng: random.Random, split: str, index: int, taxonomy: dict, responders) -> Plan:
+    categories = list(taxonomy)
+    category = categories[index % len(categories)]
+    label = UNSAFE if (index // len(categories)) % 2 == 0 else SAFE
+    easy, medium, _ = SPLIT_DIFFICULTY[split]
+    roll = rng.random()
+    difficulty = "easy" if roll < easy else "medium" if roll < easy + medium else "hard"
+    if difficulty == "hard":
+        stance = rng.choice(["hidden_comply", "agree"] if label == UNSAFE else ["helpful", "helpful", "over_refuse", "rebut"])
+    else:
+        stance = "comply" if label == UNSAFE else rng.choice(["refuse", "redirect"])
+    if stance in ("agree", "rebut"):
+        attack = "hidden_unsafe_opinion"
+    elif stance in ("helpful", "over_refuse"):
+        attack = "benign"
+    elif difficulty == "easy":
+        attack = "direct"
+    else:
+        attack = rng.choice(ADVERSARIAL)
+    sub_category = rng.choice(sorted(taxonomy[category]["sub_categories"]))
+    return Plan(category, sub_category, label, difficulty, stance, attack, rng.choice(list(responders)))
+
+
+def compose_query(rng: random.Random, plan: Plan, taxonomy: dict, heldout: bool) -> dict:
+    persona = pick(rng, lx.PERSONAS, heldout)[1]
+    task = rng.choice(lx.TASK_TYPES)
+    if plan.attack == "benign":
+        topic_index, subject = pick(rng, taxonomy[plan.category]["benign_topics"], heldout)
+        template_index, template = pick(rng, lx.BENIGN_TEMPLATES, heldout)
+    else:
+        topic_index, subject = pick(rng, taxonomy[plan.category]["sub_categories"][plan.sub_category], heldout)
+        template_index, template = pick(rng, lx.ATTACKS[plan.attack], heldout)
+    return {
+        "question": template.format(b=subject, p=persona, t=task),
+        "subject": subject,
+        "template": f"{plan.attack}/{template_index}",
+        "element": f"{plan.category}/{plan.sub_category if plan.attack != 'benign' else 'benign'}/{topic_index}",
+        "query_label": SAFE if plan.attack == "benign" else UNSAFE,
+    }
+
+
+def _steps(rng: random.Random, responder: str, pool: list[str], k: int = 3) -> str:
+    chosen = rng.sample(pool, k)
+    if responder.endswith("beta"):
+        return " ".join(f"{i}. {s}。" for i, s in enumerate(chosen, 1))
+    if responder.endswith("gamma"):
+        connectives = ["首先"] + ["然后"] * (k - 2) + ["最后"]
+    else:
+        connectives = ["第一，", "第二，", "第三，", "第四，"][: k - 1] + ["最后，"]
+    return "；".join(c + s for c, s in zip(connectives, chosen)) + "。"
+
+
+def compose_response(rng: random.Random, plan: Plan, subject: str, heldout: bool) -> tuple[str, str]:
+    """(response text, response template id) in the planned stance."""
+    b, stance, who = subject, plan.stance, plan.responder
+    if stance == "comply":
+        i, opener = pick(rng, lx.COMPLY_OPENERS, heldout)
+        j, closer = pick(rng, lx.COMPLY_CLOSERS, heldout)
+        if plan.category in lx.HARMFUL_TEXT:
+            body = f"按照你的要求，内容如下：{rng.choice(lx.HARMFUL_TEXT[plan.category])}"
+        else:
+            body = f"关于{b}，具体做法如下：{_steps(rng, who, lx.COMPLY_STEPS)}"
+        return opener + body + closer, f"comply/{i}.{j}"
+    if stance == "hidden_comply":
+        i, disclaimer = pick(rng, lx.HIDDEN_DISCLAIMERS, heldout)
+        body = (rng.choice(lx.HARMFUL_TEXT[plan.category]) if plan.category in lx.HARMFUL_TEXT
+                else f"{b}的一般做法是：{_steps(rng, who, lx.COMPLY_STEPS, 2)}")
+        return f"{disclaimer}不过，{body}", f"hidden/{i}"
+    if stance in ("refuse", "over_refuse"):
+        i, opener = pick(rng, lx.REFUSE_OPENERS, heldout)
+        j, redirect = pick(rng, lx.REDIRECTS, heldout)
+        return opener.format(b=b) + rng.choice(lx.REFUSE_REASONS) + redirect, f"refuse/{i}.{j}"
+    if stance == "redirect":
+        i, opener = pick(rng, lx.REDIRECT_OPENERS, heldout)
+        j, redirect = pick(rng, lx.REDIRECTS, heldout)
+        return opener.format(b=b) + redirect, f"redirect/{i}.{j}"
+    if stance == "helpful":
+        i, opener = pick(rng, lx.HELPFUL_OPENERS, heldout)
+        j, closer = pick(rng, lx.HELPFUL_CLOSERS, heldout)
+        return opener + _steps(rng, who, lx.HELPFUL_FACTS) + closer, f"helpful/{i}.{j}"
+    openers, bodies = (lx.AGREE_OPENERS, lx.AGREE_BODIES) if stance == "agree" else (lx.REBUT_OPENERS, lx.REBUT_BODIES)
+    i, opener = pick(rng, openers, heldout)
+    j, body = pick(rng, bodies, heldout)
+    return opener + body.format(b=b), f"{stance}/{i}.{j}"
+
+
+def analysis_for(stance: str, subject: str, category: str) -> str:
+    return lx.ANALYSES[stance].format(b=subject, c=category)

@@ -1,0 +1,160 @@
+"""The synthesis pipeline: plan → query → responses → judges → dedup → balance → split files + stats."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import Counter
+from pathlib import Path
+
+from data_synth import lexicon as lx
+from data_synth.annotate import (ChatJudge, ChatResponder, OfflineKeywordJudge, OfflineResponder, OfflineRuleJudge,
+                                 combine_verdicts, sample_rng)
+from data_synth.compose import compose_query, plan_sample
+from data_synth.dedup import NearDuplicateIndex
+from libra_train.data.io import atomic_write_text, to_jsonl
+from libra_train.data.schema import LABELS
+from libra_train.errors import ConfigError
+
+log = logging.getLogger(__name__)
+SPLITS = ("stage1", "stage2", "heldout")
+
+
+def _chat(spec: dict, cfg, cache_dir: Path):
+    backend = spec.get("backend", cfg.backend)
+    if backend == "openai":
+        from data_synth.backends.openai_chat import OpenAIChat
+
+        opts = {**cfg.openai, **{k: v for k, v in spec.items() if k != "backend"}}
+        name = opts.pop("name", None) or opts["model"]
+        return OpenAIChat(**opts, name=name, cache_path=cache_dir / f"{_safe(name)}.sqlite")
+    if backend == "hf":
+        from data_synth.backends.hf_chat import HFChat
+
+        opts = {**cfg.hf, **{k: v for k, v in spec.items() if k != "backend"}}
+        name = opts.pop("name", None) or str(opts["model_path"])
+        return HFChat(**opts, name=name, cache_path=cache_dir / f"{_safe(name)}.sqlite")
+    raise ConfigError("backend", f"unknown backend {backend!r}; allowed: offline, openai, hf")
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def build_agents(cfg, cache_dir: Path):
+    """Responders by name, and the judges in order (the first is primary)."""
+    responders, judges = {}, []
+    for spec in cfg.responders or [{"backend": cfg.backend}]:
+        spec = dict(spec)
+        if spec.get("backend", cfg.backend) == "offline":
+            responders.update({name: OfflineResponder(cfg.seed) for name in lx.RESPONDERS})
+        else:
+            chat = _chat(spec, cfg, cache_dir)
+            responders[chat.name] = ChatResponder(chat, spec.get("system_prompt", ""))
+    for spec in cfg.judges or [{"backend": cfg.backend}]:
+        spec = dict(spec)
+        if spec.get("backend", cfg.backend) == "offline":
+            judges += [OfflineRuleJudge(), OfflineKeywordJudge()]
+        else:
+            judges.append(ChatJudge(_chat(spec, cfg, cache_dir)))
+    return responders, judges
+
+
+def split_quotas(cfg) -> dict[str, int]:
+    ratios = {s: float(cfg.split_ratios[s]) for s in SPLITS}
+    if cfg.num_samples < 3 * len(cfg.taxonomy) * 2 or any(r <= 0 for r in ratios.values()):
+        raise ConfigError("num_samples", "too small: each split needs every category × label cell")
+    total = sum(ratios.values())
+    return {s: max(len(cfg.taxonomy) * 2, round(cfg.num_samples * ratios[s] / total)) for s in SPLITS}
+
+
+def plan_queries(cfg, quotas: dict[str, int], responder_names: list[str]) -> list[dict]:
+    taxonomy = {k: dict(v) for k, v in cfg.taxonomy.items()}
+    samples = []
+    for split in SPLITS:
+        for index in range(math.ceil(quotas[split] * cfg.oversample)):
+            sid = f"{split}-{index:06d}"
+            rng = sample_rng(cfg.seed, sid)
+            plan = plan_sample(rng, split, index, taxonomy, responder_names)
+            query = compose_query(rng, plan, taxonomy, heldout=split == "heldout")
+            samples.append({
+                "id": sid, "source": "Synthetic Data", "category_name": plan.category,
+                "sub_category_name": plan.sub_category if plan.attack != "benign" else "",
+                "question": query["question"], "response": "", "label": None, "analyze": "",
+                "meta": {"split": split, "plan": vars(plan), "attack_method": plan.attack,
+                         "responder": plan.responder, "difficulty": plan.difficulty, "subject": query["subject"],
+                         "query_template": query["template"], "element": query["element"],
+                         "query_label": query["query_label"]},
+            })
+    return samples
+
+
+def respond(samples: list[dict], responders: dict) -> None:
+    by_responder: dict[str, list[dict]] = {}
+    for s in samples:
+        by_responder.setdefault(s["meta"]["responder"], []).append(s)
+    for name, group in by_responder.items():
+        for s, text in zip(group, responders[name].respond(group)):
+            s["response"] = text
+
+
+def dedup(samples: list[dict], cfg, stats: Counter) -> list[dict]:
+    """One index over all splits in order, so nothing in a later split near-duplicates an earlier one."""
+    index = NearDuplicateIndex(cfg.dedup.threshold, cfg.dedup.num_perm, cfg.dedup.ngram, seed=cfg.seed + 1)
+    kept = []
+    for s in samples:
+        why = index.offer(s["id"], s)
+        if why is None:
+            kept.append(s)
+        else:
+            stats[f"dedup_{why}/{s['meta']['split']}"] += 1
+    return kept
+
+
+def balance(samples: list[dict], quota: int, categories: list[str], stats: Counter, split: str) -> list[dict]:
+    """Equal counts per category × label cell, up to the split's quota; a short cell is reported."""
+    cells: dict[tuple, list[dict]] = {(c, lab): [] for c in categories for lab in LABELS}
+    for s in samples:
+        cells.setdefault((s["category_name"], s["label"]), []).append(s)
+    per_cell = quota // len(cells)
+    out = []
+    for key, group in cells.items():
+        if len(group) < per_cell:
+            stats[f"short_cell/{split}"] += 1
+            log.warning("%s: cell %s has %d samples, wanted %d", split, key, len(group), per_cell)
+        out.extend(group[:per_cell])
+    return sorted(out, key=lambda s: s["id"])
+
+
+def synthesize(cfg) -> dict:
+    out_dir = Path(cfg.output_dir)
+    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out_dir / "cache"
+    stats: Counter = Counter()
+    responders, judges = build_agents(cfg, cache_dir)
+    quotas = split_quotas(cfg)
+    samples = plan_queries(cfg, quotas, sorted(responders))
+    respond(samples, responders)
+    labelled, rejected = combine_verdicts(samples, judges, cfg.annotation.on_disagreement, stats)
+    kept = dedup(labelled, cfg, stats)
+    splits = {}
+    for split in SPLITS:
+        chosen = balance([s for s in kept if s["meta"]["split"] == split], quotas[split], list(cfg.taxonomy),
+                         stats, split)
+        for s in chosen:
+            s["meta"].pop("plan", None)
+            s["meta"].pop("subject", None)
+        splits[split] = chosen
+    return write_outputs(out_dir, splits, rejected, stats)
+
+
+def write_outputs(out_dir: Path, splits: dict, rejected: list, stats: Counter) -> dict:
+    from data_synth.stats import render_stats
+
+    for split, records in splits.items():
+        atomic_write_text(out_dir / f"{split}.jsonl", to_jsonl(records))
+    if rejected:
+        atomic_write_text(out_dir / "rejected.jsonl", to_jsonl(rejected))
+    summary = render_stats(out_dir, splits, stats, len(rejected))
+    atomic_write_text(out_dir / "stats.json", json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
+    return summary

@@ -1,0 +1,1 @@
+"""The shared evaluator: scoring (label / generate), output parsing, metrics, report."""

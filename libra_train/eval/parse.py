@@ -1,0 +1,49 @@
+"""Reading the label out of a generated guard output (DESIGN §4).
+
+Repair broken JSON with json-repair, read `答案`; 不安全 anywhere in it → unsafe, else 安全 → safe,
+else unparseable (None). Unparseable counts as the wrong label downstream, never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+
+from json_repair import repair_json
+
+from libra_train.data.formats import ANALYSIS_KEY, LABEL_KEY
+from libra_train.data.schema import SAFE, UNSAFE
+
+
+def _label_in(text: str) -> str | None:
+    # 不安全 contains 安全, so it must be checked first
+    if UNSAFE in text:
+        return UNSAFE
+    if SAFE in text:
+        return SAFE
+    return None
+
+
+def _as_object(text: str):
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        pass
+    try:
+        return repair_json(text, return_objects=True)
+    except Exception:  # json-repair gives up on some inputs by raising
+        return None
+
+
+def parse_output(text: str | None) -> tuple[str | None, str]:
+    """(label or None, analysis) from a guard's raw output."""
+    if not isinstance(text, str) or not text.strip():
+        return None, ""
+    start = text.find("{")
+    obj = _as_object(text[start:] if start >= 0 else text)
+    if isinstance(obj, list):
+        obj = next((o for o in obj if isinstance(o, dict) and LABEL_KEY in o), None)
+    if isinstance(obj, dict) and LABEL_KEY in obj:
+        answer = obj[LABEL_KEY]
+        analysis = obj.get(ANALYSIS_KEY, "")
+        return _label_in(str(answer)), analysis if isinstance(analysis, str) else str(analysis)
+    return None, ""

@@ -1,0 +1,37 @@
+"""Matplotlib set-up shared by every chart: headless backend, and category names readable without a CJK font."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
+
+ENGLISH = {"违法犯罪": "crime", "偏见歧视": "bias", "隐私财产": "privacy", "谣言错误": "rumour",
+           "仇恨辱骂": "hate", "伦理道德": "ethics", "身心健康": "health", "安全": "safe", "不安全": "unsafe",
+           "race": "race", "gender": "gender", "region": "region"}
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "WenQuanYi Zen Hei", "SimHei", "Source Han Sans SC")
+
+
+def _cjk_font() -> str | None:
+    available = {f.name for f in font_manager.fontManager.ttflist}
+    return next((name for name in CJK_FONTS if name in available), None)
+
+
+_FONT = _cjk_font()
+if _FONT:
+    plt.rcParams["font.sans-serif"] = [_FONT, "DejaVu Sans"]
+
+
+def display_name(name: str) -> str:
+    """Chinese where a CJK font is installed, else an English alias (never tofu boxes)."""
+    if _FONT or name.isascii():
+        return name
+    return ENGLISH.get(name, name.encode("unicode_escape").decode()[:12])
+
+
+def save(fig, path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)

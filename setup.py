@@ -1,0 +1,52 @@
+"""libra-train: train Chinese LLM safety guards (Libra-Guard recipe) with a two-stage curriculum."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="libra-train",
+    version="0.1.0",
+    description="Two-stage curriculum training and evaluation of Chinese LLM safety guards",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["libra_train", "libra_train.*", "data_synth", "data_synth.*"]),
+    install_requires=[
+        # 2.13.0 is the CPU build the dev machines and CI install from local disk.
+        "torch>=2.4,<2.14",
+        "transformers>=4.56",
+        "trl>=0.24",
+        "peft>=0.17",
+        "datasets>=3.0",
+        "accelerate>=1.0",
+        "tokenizers>=0.21",
+        "hydra-core>=1.3",
+        "omegaconf>=2.3",
+        "wandb>=0.19",
+        "datasketch>=2.0",
+        "json-repair>=0.30",
+        "scikit-learn>=1.4",
+        "matplotlib>=3.8",
+        "openai>=1.50",
+        "rich>=13",
+        "pyarrow>=15",
+        "pandas>=2.0",
+        "safetensors>=0.4",
+    ],
+    extras_require={
+        "dev": ["pytest>=8", "hypothesis>=6", "ruff>=0.5", "deepspeed>=0.15", "hydra-submitit-launcher>=1.2"],
+        "deepspeed": ["deepspeed>=0.15"],
+        "slurm": ["hydra-submitit-launcher>=1.2"],
+        "vllm": ["vllm>=0.6"],
+    },
+    entry_points={
+        "console_scripts": [
+            "libra-train=libra_train.cli:train_main",
+            "libra-infer=libra_train.cli:infer_main",
+            "libra-eval=libra_train.cli:eval_main",
+            "libra-data=libra_train.cli:data_main",
+            "libra-mine=libra_train.cli:mine_main",
+            "libra-report=libra_train.cli:report_main",
+            "libra-synth=data_synth.cli:main",
+        ]
+    },
+)
