@@ -44,8 +44,6 @@ setup(
             "libra-infer=libra_train.cli:infer_main",
             "libra-eval=libra_train.cli:eval_main",
             "libra-data=libra_train.cli:data_main",
-            "libra-mine=libra_train.cli:mine_main",
-            "libra-report=libra_train.cli:report_main",
             "libra-synth=data_synth.cli:main",
         ]
     },

@@ -28,5 +28,15 @@ def clear_errors(fn):
 
 
 def quiet_libraries() -> None:
+    """Keep the console to our own progress: no per-map or per-shard bars from datasets/transformers."""
+    import warnings
+
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_warning()
+    warnings.filterwarnings("ignore", message=".*pin_memory.*")
     for name in ("httpx", "datasets", "urllib3", "filelock"):
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,82 @@
+"""Entry points (DESIGN §9), thin: each parses its config and calls one function."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from libra_train.cli_utils import CONF_DIR, clear_errors, quiet_libraries
+
+log = logging.getLogger("libra_train")
+
+
+@hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
+@clear_errors
+def train_main(cfg: DictConfig) -> None:
+    from libra_train.train.curriculum import run_pipeline
+
+    quiet_libraries()
+    manifest = run_pipeline(cfg)
+    for stage in manifest["stages"]:
+        accs = {k: round(v["average"]["accuracy"], 4) for k, v in (stage.get("eval") or {}).items()}
+        log.info("%s: %s, accuracy %s", stage["name"], stage["status"], accs)
+
+
+@hydra.main(config_path=CONF_DIR, config_name="infer", version_base="1.3")
+@clear_errors
+def infer_main(cfg: DictConfig) -> None:
+    from libra_train.eval.infer import run_inference
+
+    quiet_libraries()
+    path = run_inference(cfg)
+    print(f"wrote {path}")
+
+
+@hydra.main(config_path=CONF_DIR, config_name="eval", version_base="1.3")
+@clear_errors
+def eval_main(cfg: DictConfig) -> None:
+    from libra_train.eval.metrics import format_table
+    from libra_train.eval.outputs import join_with_labels, load_predictions, write_metrics
+
+    rows = join_with_labels(load_predictions(cfg.predictions), cfg.labels)
+    metrics = write_metrics(rows, cfg.output_dir)
+    print(format_table(metrics))
+    if cfg.output_dir:
+        print(f"wrote {cfg.output_dir}/metrics.json and confusion.png")
+
+
+@clear_errors
+def data_main(argv: list[str] | None = None) -> None:
+    from libra_train.data.importer import ImportMapping, import_table
+
+    parser = argparse.ArgumentParser(prog="libra-data", description="Bring labelled data into the guard schema.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    imp = sub.add_parser("import", help="a CSV/JSONL/Parquet table → guard schema (.jsonl or .parquet)")
+    imp.add_argument("input")
+    imp.add_argument("output")
+    imp.add_argument("--text-column", help="one text per row → question, response empty (prompt classification)")
+    imp.add_argument("--question-column")
+    imp.add_argument("--response-column")
+    imp.add_argument("--label-column", required=True)
+    imp.add_argument("--unsafe-values", default="1,不安全", help="comma-separated label values meaning unsafe")
+    imp.add_argument("--safe-values", default="0,安全", help="comma-separated label values meaning safe")
+    imp.add_argument("--source", default="Real Data")
+    imp.add_argument("--id-column")
+    imp.add_argument("--category-column")
+    imp.add_argument("--analyze-column")
+    args = parser.parse_args(argv)
+    mapping = ImportMapping(
+        label_column=args.label_column, text_column=args.text_column, question_column=args.question_column,
+        response_column=args.response_column, id_column=args.id_column, category_column=args.category_column,
+        analyze_column=args.analyze_column, unsafe_values=args.unsafe_values.split(","),
+        safe_values=args.safe_values.split(","), source=args.source)
+    print(json.dumps(import_table(args.input, args.output, mapping), ensure_ascii=False))
+
+
+if __name__ == "__main__":  # torchrun -m libra_train.cli …
+    sys.exit(train_main())

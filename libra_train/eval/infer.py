@@ -1,0 +1,44 @@
+"""`libra-infer`: one shard (machine_rank of machine_num) of a data set through a guard, resumable."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from rich.progress import Progress
+
+from libra_train.data.formats import FormatConfig
+from libra_train.data.io import load_records
+from libra_train.errors import ConfigError
+from libra_train.eval.api import predict
+from libra_train.eval.scoring import resolve_mode
+from libra_train.model import load_model_and_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+def shard(records: list[dict], rank: int, num: int) -> list[dict]:
+    if num < 1 or not 0 <= rank < num:
+        raise ConfigError("machine_rank", f"needs 0 ≤ machine_rank < machine_num, got {rank} of {num}")
+    return records[rank::num]
+
+
+def run_inference(cfg) -> Path:
+    fmt = FormatConfig.from_cfg(cfg.format)
+    mode = resolve_mode(cfg.mode, fmt)
+    if cfg.batch_size < 1:
+        raise ConfigError("batch_size", f"must be at least 1, got {cfg.batch_size}")
+    records = shard(load_records(cfg.data, require_label=False), int(cfg.machine_rank), int(cfg.machine_num))
+    out_path = Path(cfg.output_dir) / f"{cfg.machine_rank}-of-{cfg.machine_num}.jsonl"
+    if out_path.exists():
+        log.info("%s is complete already", out_path)
+        return out_path
+    model, tokenizer = load_model_and_tokenizer(cfg.model, cfg.trust_remote_code, cfg.dtype)
+    device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device)
+    model.to(device)
+    with Progress() as bar:
+        task = bar.add_task(f"libra-infer ({mode})", total=len(records))
+        predict(model, tokenizer, records, fmt, out_path, mode=mode, batch_size=int(cfg.batch_size),
+                max_new_tokens=int(cfg.max_new_tokens), progress=lambda n: bar.advance(task, n))
+    return out_path

@@ -1,0 +1,123 @@
+"""Evaluation outputs: predictions.jsonl (resumable), metrics.json, confusion.png, and reading them back."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from libra_train import plotting
+from libra_train.data.io import atomic_write_text, load_records, read_raw
+from libra_train.data.schema import SAFE, UNSAFE
+from libra_train.errors import DataError
+from libra_train.eval.metrics import compute_metrics
+from libra_train.eval.parse import parse_output
+
+
+class PredictionWriter:
+    """Appends finished predictions to `<final>.partial`, one fsync'd line per record, and renames it to
+    the final name when all are done: a killed run resumes from the partial file and a final file
+    always holds every id exactly once."""
+
+    def __init__(self, final_path: str | Path):
+        self.final = Path(final_path)
+        self.partial = self.final.with_name(self.final.name + ".partial")
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        self.done: dict[str, dict] = {}
+        if self.partial.exists():
+            self._recover()
+        self._fh = None
+
+    def _recover(self) -> None:
+        good = 0
+        with open(self.partial, "rb") as fh:
+            for line in fh:
+                if not line.endswith(b"\n"):
+                    break  # the line being written when the process died
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    break
+                self.done[str(rec["id"])] = rec
+                good += len(line)
+        with open(self.partial, "r+b") as fh:
+            fh.truncate(good)
+
+    def write(self, records: list[dict]) -> None:
+        if self._fh is None:
+            self._fh = open(self.partial, "a", encoding="utf-8")
+        for rec in records:
+            self._fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            self.done[str(rec["id"])] = rec
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def finish(self, order: list[str]) -> list[dict]:
+        if self._fh is not None:
+            self._fh.close()
+        records = [self.done[i] for i in order]
+        atomic_write_text(self.final, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        if self.partial.exists():
+            self.partial.unlink()
+        return records
+
+
+def load_predictions(spec: str | Path) -> list[dict]:
+    """Predictions from a file or folder; records written by other tools (raw output in `critic`, no
+    `pred_label`) are parsed the same way as ours."""
+    rows = []
+    for item in read_raw(spec):
+        rec = item.record
+        if not isinstance(rec, dict) or "id" not in rec:
+            raise DataError(item.path, "prediction needs an 'id'", item.where, "id")
+        if "pred_label" not in rec:
+            if "critic" not in rec:
+                raise DataError(item.path, "prediction needs 'pred_label' or 'critic'", item.where, "critic")
+            rec = {**rec, "pred_label": parse_output(rec["critic"])[0]}
+        rows.append({**rec, "_where": f"{item.path}, {item.where}"})
+    return rows
+
+
+def join_with_labels(predictions: list[dict], labels_spec) -> list[dict]:
+    gold = {str(r["id"]): r for r in load_records(labels_spec, require_label=True)}
+    rows, seen = [], set()
+    for p in predictions:
+        pid = str(p["id"])
+        if pid not in gold:
+            raise DataError(p["_where"].rsplit(", ", 1)[0], f"prediction id {p['id']!r} is not in the labels "
+                            f"({labels_spec})", p["_where"].rsplit(", ", 1)[1], "id")
+        if pid in seen:
+            raise DataError(p["_where"].rsplit(", ", 1)[0], f"id {p['id']!r} predicted twice",
+                            p["_where"].rsplit(", ", 1)[1], "id")
+        seen.add(pid)
+        g = gold[pid]
+        rows.append({"id": pid, "source": g["source"], "category_name": g["category_name"], "label": g["label"],
+                     "pred_label": p.get("pred_label"), "p_unsafe": p.get("p_unsafe")})
+    missing = [i for i in gold if i not in seen]
+    if missing:
+        raise DataError(labels_spec, f"{len(missing)} labelled ids have no prediction (first: {missing[:3]})")
+    return rows
+
+
+def write_metrics(rows: list[dict], out_dir: str | Path | None) -> dict:
+    metrics = compute_metrics(rows)
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, ensure_ascii=False, indent=2) + "\n")
+        confusion_png(metrics["confusion"], out_dir / "confusion.png")
+    return metrics
+
+
+def confusion_png(c: dict, path: Path) -> None:
+    fig, ax = plotting.plt.subplots(figsize=(3.6, 3.2))
+    grid = [[c["tp"], c["fn"]], [c["fp"], c["tn"]]]
+    ax.imshow(grid, cmap="Blues")
+    names = [plotting.display_name(UNSAFE), plotting.display_name(SAFE)]
+    ax.set_xticks([0, 1], names)
+    ax.set_yticks([0, 1], names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    for i in range(2):
+        for j in range(2):
+            ax.text(j, i, str(grid[i][j]), ha="center", va="center", color="black")
+    plotting.save(fig, path)

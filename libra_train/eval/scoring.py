@@ -1,0 +1,120 @@
+"""Running a guard over samples: `label` mode (one forward pass) and `generate` mode (greedy decoding).
+
+`label` mode reads the next-token probabilities of 安全 vs 不安全 right after the fixed target
+opening `{"答案": "`, at their first differing token. Batches are sorted by length to cut padding.
+"""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from libra_train.data.formats import LABEL_KEY, TARGET_OPENING, FormatConfig, render_prompt
+from libra_train.data.schema import SAFE, UNSAFE
+from libra_train.eval.parse import parse_output
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def label_query(prompt: str, tokenizer) -> tuple[list[int], int, int]:
+    """(context ids, safe token id, unsafe token id): the context runs up to where the two labels diverge."""
+    ids_safe = tokenizer(prompt + TARGET_OPENING + SAFE, add_special_tokens=False)["input_ids"]
+    ids_unsafe = tokenizer(prompt + TARGET_OPENING + UNSAFE, add_special_tokens=False)["input_ids"]
+    n = _common_prefix(ids_safe, ids_unsafe)
+    return ids_safe[:n], ids_safe[n], ids_unsafe[n]
+
+
+def _left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r):] = torch.tensor(r)
+        mask[i, width - len(r):] = 1
+    return ids.to(device), mask.to(device)
+
+
+def _batches(order: list[int], lengths: list[int], batch_size: int, max_batch_tokens: int | None):
+    """Consecutive groups of the length-sorted order, capped by count and by padded tokens."""
+    batch: list[int] = []
+    for i in order:
+        longest = max([lengths[j] for j in batch] + [lengths[i]])
+        if batch and (len(batch) >= batch_size or (max_batch_tokens and longest * (len(batch) + 1) > max_batch_tokens)):
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
+
+
+@torch.no_grad()
+def score_labels(model, tokenizer, records: list[dict], fmt: FormatConfig, batch_size: int = 16,
+                 max_batch_tokens: int | None = None, on_batch=None) -> list[dict]:
+    """One forward pass per batch; returns {pred_label, p_unsafe, critic} per record, in input order."""
+    model.eval()
+    queries = [label_query(render_prompt(r, tokenizer, fmt), tokenizer) for r in records]
+    lengths = [len(q[0]) for q in queries]
+    order = sorted(range(len(records)), key=lambda i: lengths[i], reverse=True)
+    results: list[dict | None] = [None] * len(records)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    device = next(model.parameters()).device
+    for batch in _batches(order, lengths, batch_size, max_batch_tokens):
+        ids, mask = _left_pad([queries[i][0] for i in batch], pad_id, device)
+        # Left padding: positions must count from each row's first real token.
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits[:, -1]
+        safe_ids = torch.tensor([queries[i][1] for i in batch], device=device)
+        unsafe_ids = torch.tensor([queries[i][2] for i in batch], device=device)
+        pair = torch.stack([logits.gather(1, safe_ids[:, None])[:, 0], logits.gather(1, unsafe_ids[:, None])[:, 0]], 1)
+        p_unsafe = torch.softmax(pair.float(), dim=-1)[:, 1].tolist()
+        done = []
+        for i, p in zip(batch, p_unsafe):
+            label = UNSAFE if p > 0.5 else SAFE
+            results[i] = {"pred_label": label, "p_unsafe": p,
+                          "critic": json.dumps({LABEL_KEY: label}, ensure_ascii=False)}
+            done.append(i)
+        if on_batch:
+            on_batch(done, results)
+    return results
+
+
+@torch.no_grad()
+def generate_labels(model, tokenizer, records: list[dict], fmt: FormatConfig, batch_size: int = 8,
+                    max_new_tokens: int = 256, on_batch=None) -> list[dict]:
+    """Greedy decoding, then parsing; p_unsafe is None (no score in this mode)."""
+    model.eval()
+    prompts = [tokenizer(render_prompt(r, tokenizer, fmt), add_special_tokens=False)["input_ids"] for r in records]
+    order = sorted(range(len(records)), key=lambda i: len(prompts[i]), reverse=True)
+    results: list[dict | None] = [None] * len(records)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    device = next(model.parameters()).device
+    for batch in _batches(order, [len(p) for p in prompts], batch_size, None):
+        ids, mask = _left_pad([prompts[i] for i in batch], pad_id, device)
+        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=pad_id, eos_token_id=tokenizer.eos_token_id)
+        for i, row in zip(batch, out[:, ids.shape[1]:]):
+            text = tokenizer.decode(row, skip_special_tokens=True)
+            label, _ = parse_output(text)
+            results[i] = {"pred_label": label, "p_unsafe": None, "critic": text}
+        if on_batch:
+            on_batch(batch, results)
+    return results
+
+
+def resolve_mode(mode: str | None, fmt: FormatConfig) -> str:
+    """`label` needs the label first in the target; a front critic must generate."""
+    from libra_train.errors import ConfigError
+
+    if mode in (None, "auto"):
+        return "label" if fmt.label_first else "generate"
+    if mode not in ("label", "generate"):
+        raise ConfigError("mode", f"{mode!r} is not one of label, generate")
+    if mode == "label" and not fmt.label_first:
+        raise ConfigError("mode", "label mode reads the label first; with format.critic=front use mode=generate")
+    return mode

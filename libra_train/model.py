@@ -1,0 +1,123 @@
+"""Backbone and tokenizer: a hub id, a local directory, or (model=tiny) built from scratch.
+
+The tiny backbone is a Qwen2-architecture model from a config, with a byte-level BPE tokenizer
+trained on the run's own text and a ChatML template. Both are written with save_pretrained, so every
+later step loads them through the same from_pretrained path a real backbone takes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from libra_train.errors import CheckpointError, ConfigError
+
+log = logging.getLogger(__name__)
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def train_tokenizer(texts, vocab_size: int):
+    """A byte-level BPE (as Qwen's), so any text round-trips, trained on the given texts."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    # max_token_length 9 (three CJK characters in byte-level form): without a cap, phrases repeated in
+    # templated data become single tokens, and the model cannot share what it learns across wordings.
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, max_token_length=9,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    roles = ["system\n", "user\n", "assistant\n"] * 50  # the ChatML role lines the template adds
+    core.train_from_iterator(list(texts) + roles, trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                        additional_special_tokens=SPECIAL_TOKENS[1:2])
+    tokenizer.chat_template = CHATML_TEMPLATE
+    return tokenizer
+
+
+def build_tiny(texts, out_dir: str | Path, model_cfg) -> Path:
+    """Train the tokenizer, build the model from config, save both; reused if already there."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    out_dir = Path(out_dir)
+    if (out_dir / "config.json").exists() and (out_dir / "tokenizer.json").exists():
+        return out_dir
+    tokenizer = train_tokenizer(texts, int(model_cfg.vocab_size))
+    torch.manual_seed(int(model_cfg.get("init_seed", 0)))
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=model_cfg.hidden_size, intermediate_size=model_cfg.intermediate_size,
+        num_hidden_layers=model_cfg.num_layers, num_attention_heads=model_cfg.num_heads,
+        num_key_value_heads=model_cfg.num_kv_heads, max_position_embeddings=model_cfg.max_position_embeddings,
+        tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+    )
+    model = Qwen2ForCausalLM(config)
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    tmp.rename(out_dir)  # a killed build leaves only the .partial folder, never a half backbone
+    log.info("built tiny backbone (%.2fM parameters) at %s", model.num_parameters() / 1e6, out_dir)
+    return out_dir
+
+
+def _check_local_checkpoint(path: Path) -> None:
+    if not path.is_dir():
+        raise CheckpointError(f"model path {path} is not a directory")
+    config = path / "config.json"
+    adapter = path / "adapter_config.json"
+    if not config.exists() and not adapter.exists():
+        raise CheckpointError(f"{path} is not a checkpoint: it has no config.json or adapter_config.json")
+    for meta in (config, adapter):
+        if meta.exists():
+            try:
+                json.loads(meta.read_text())
+            except json.JSONDecodeError as err:
+                raise CheckpointError(f"{meta} is corrupt ({err.msg})") from None
+
+
+def looks_local(name_or_path: str) -> bool:
+    return name_or_path.startswith((".", "/", "~")) or Path(name_or_path).exists() or name_or_path.count("/") != 1
+
+
+def load_model_and_tokenizer(name_or_path: str, trust_remote_code: bool = False, dtype: str = "auto",
+                             attn_implementation: str | None = None):
+    """from_pretrained for a local directory (checked first, for a clear error) or a hub id.
+    A directory holding a LoRA adapter loads its base model and applies the adapter."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    name_or_path = str(name_or_path)
+    if looks_local(name_or_path):
+        path = Path(name_or_path).expanduser()
+        if not path.exists():
+            raise CheckpointError(f"model path {path} does not exist")
+        _check_local_checkpoint(path)
+        name_or_path = str(path)
+    torch_dtype = {"auto": "auto", "bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}.get(dtype)
+    if torch_dtype is None:
+        raise ConfigError("model.dtype", f"{dtype!r} is not one of auto, bf16, fp16, fp32")
+    kwargs = {"trust_remote_code": trust_remote_code, "dtype": torch_dtype}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    try:
+        adapter_dir = Path(name_or_path) / "adapter_config.json"
+        if adapter_dir.exists():
+            from peft import AutoPeftModelForCausalLM
+
+            model = AutoPeftModelForCausalLM.from_pretrained(name_or_path, **kwargs).merge_and_unload()
+        else:
+            model = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"cannot load model {name_or_path}: {err}") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer

@@ -1,0 +1,92 @@
+"""W&B tracking: one group per pipeline run, stage-prefixed metrics, redacted config, eval tables and
+confusion images. Offline inside the run directory when no API key or login is available."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential)", re.IGNORECASE)
+REDACTED = "***"
+
+
+def redact(obj):
+    """A copy with every value under a secret-looking key replaced, and any env-held key value masked."""
+    secrets = [v for k, v in os.environ.items() if SECRET_KEY.search(k) and len(v) >= 8]
+
+    def walk(value, key=""):
+        if isinstance(value, dict):
+            return {k: (REDACTED if SECRET_KEY.search(str(k)) and not str(k).endswith("_env") and v not in (None, "")
+                        else walk(v, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, key) for v in value]
+        if isinstance(value, str):
+            for s in secrets:
+                value = value.replace(s, REDACTED)
+        return value
+
+    return walk(obj)
+
+
+class NullTracker:
+    def log(self, metrics: dict, step_hint: int | None = None) -> None:
+        pass
+
+    def log_eval(self, stage: str, set_name: str, metrics: dict, confusion_png: Path | None) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+class WandbTracker(NullTracker):
+    def __init__(self, run_dir: Path, cfg: dict, project: str, group: str, name: str, tags: list[str], mode: str | None):
+        import wandb
+
+        if mode is None:
+            has_login = bool(os.environ.get("WANDB_API_KEY")) or (Path.home() / ".netrc").exists()
+            mode = "online" if has_login else "offline"
+        self.wandb = wandb
+        self._step = 0
+        self.run = wandb.init(project=project, group=group, name=name, tags=tags, config=redact(cfg),
+                              dir=str(run_dir), mode=mode, reinit="finish_previous")
+        log.info("W&B %s run %s in %s", mode, self.run.id, run_dir / "wandb")
+
+    def log(self, metrics: dict, step_hint: int | None = None) -> None:
+        self._step += 1  # one monotonic W&B step across stages; the stage's own step is logged alongside
+        self.run.log({**metrics, **({"trainer_step": step_hint} if step_hint is not None else {})}, step=self._step)
+
+    def log_eval(self, stage: str, set_name: str, metrics: dict, confusion_png: Path | None) -> None:
+        rows = [[src, m["accuracy"], m["f1_safe"], m["f1_unsafe"], m["n"]] for src, m in metrics["per_source"].items()]
+        table = self.wandb.Table(columns=["source", "accuracy", "f1_safe", "f1_unsafe", "n"], data=rows)
+        payload = {f"{stage}/eval/{set_name}/{k}": v for k, v in metrics["average"].items()}
+        payload[f"{stage}/eval/{set_name}/per_source"] = table
+        if metrics.get("auprc") is not None:
+            payload[f"{stage}/eval/{set_name}/auprc"] = metrics["auprc"]
+        if confusion_png and Path(confusion_png).exists():
+            payload[f"{stage}/eval/{set_name}/confusion"] = self.wandb.Image(str(confusion_png))
+        self.log(payload)
+
+    def finish(self) -> None:
+        self.run.finish()
+
+
+def make_tracker(cfg, run_dir: Path, resolved: dict, is_main: bool):
+    if not is_main or cfg.logger.backend == "none":
+        return NullTracker()
+    if cfg.logger.backend != "wandb":
+        from libra_train.errors import ConfigError
+
+        raise ConfigError("logger.backend", f"{cfg.logger.backend!r} is not one of wandb, none")
+    tags = [f"{k}={v}" for k, v in ablation_axes(cfg).items()]
+    return WandbTracker(run_dir, resolved, cfg.logger.project, cfg.logger.group or cfg.experiment_name,
+                        f"{cfg.experiment_name}/{run_dir.name}", tags, cfg.logger.mode)
+
+
+def ablation_axes(cfg) -> dict:
+    return {"critic": cfg.format.critic, "rules": cfg.format.rules, "task": cfg.format.task,
+            "curriculum": cfg.curriculum.name, "stage1_limit": cfg.data.stage1.limit,
+            "stage2_limit": cfg.data.stage2.limit, "model": cfg.model.name, "peft": cfg.peft.method}

@@ -1,0 +1,1 @@
+"""Training: one stage through TRL's SFTTrainer, the curriculum of stages, callbacks."""

@@ -1,0 +1,142 @@
+"""One curriculum stage: TRL's SFTTrainer with completion-only loss, packing (BFD, padding-free) or
+length grouping, full fine-tuning or LoRA, DeepSpeed through the HF integration, resumable."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import torch
+from datasets import Dataset
+from transformers.trainer_callback import PrinterCallback
+from transformers.trainer_utils import get_last_checkpoint
+
+from libra_train.data.formats import FormatConfig
+from libra_train.errors import CheckpointError
+from libra_train.model import load_model_and_tokenizer
+from libra_train.train.callbacks import StageProgress, TrackerLogs
+from libra_train.train.dataset import build_examples
+
+log = logging.getLogger(__name__)
+
+
+def lora_config(peft_cfg):
+    from peft import LoraConfig
+
+    return LoraConfig(r=peft_cfg.r, lora_alpha=peft_cfg.alpha, lora_dropout=peft_cfg.dropout,
+                      target_modules=list(peft_cfg.target_modules), task_type="CAUSAL_LM")
+
+
+def _load_for_training(init_path: str, cfg):
+    """Stage 1 loads the backbone; a later stage loads the previous stage's output. With LoRA, a
+    previous adapter is continued (not merged), so the final adapter applies to the original backbone."""
+    if (Path(init_path) / "adapter_config.json").exists():
+        from peft import AutoPeftModelForCausalLM
+        from transformers import AutoTokenizer
+
+        model = AutoPeftModelForCausalLM.from_pretrained(init_path, is_trainable=True,
+                                                         trust_remote_code=cfg.model.trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(init_path, trust_remote_code=cfg.model.trust_remote_code)
+        return model, tokenizer, None
+    model, tokenizer = load_model_and_tokenizer(init_path, cfg.model.trust_remote_code, cfg.model.dtype,
+                                                cfg.model.get("attn_implementation"))
+    peft_config = lora_config(cfg.peft) if cfg.peft.method == "lora" else None
+    return model, tokenizer, peft_config
+
+
+def use_packing(setting, cfg) -> bool:
+    """BFD packing is padding-free: it needs a varlen attention kernel (flash attention). Elsewhere SDPA
+    would attend across the whole flattened batch through a block mask, quadratic in the batch's tokens,
+    so `auto` packs only where flash attention runs and otherwise groups padded batches by length."""
+    if setting != "auto":
+        return bool(setting)
+    from transformers.utils import is_flash_attn_2_available
+
+    return torch.cuda.is_available() and is_flash_attn_2_available() and \
+        str(cfg.model.get("attn_implementation", "")).startswith("flash_attention")
+
+
+def sft_args(hp, stage_dir: Path, cfg, deepspeed_config):
+    from trl import SFTConfig
+
+    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    packing = use_packing(hp.packing, cfg)
+    return SFTConfig(
+        output_dir=str(stage_dir / "trainer"),
+        num_train_epochs=float(hp.epochs),
+        max_steps=int(hp.max_steps) if hp.max_steps else -1,
+        per_device_train_batch_size=int(hp.batch_size),
+        gradient_accumulation_steps=int(hp.grad_accum),
+        learning_rate=float(hp.learning_rate),
+        lr_scheduler_type=hp.lr_scheduler,
+        warmup_steps=float(hp.warmup_ratio),
+        weight_decay=float(hp.weight_decay),
+        max_length=int(hp.max_length),
+        packing=packing,
+        packing_strategy="bfd",
+        train_sampling_strategy="random" if packing else "group_by_length",
+        completion_only_loss=True,
+        activation_checkpointing=bool(hp.gradient_checkpointing),
+        bf16=bf16,
+        fp16=False,
+        logging_steps=int(hp.logging_steps),
+        save_strategy="steps",
+        save_steps=int(hp.save_steps),
+        save_total_limit=2,
+        report_to=[],
+        disable_tqdm=True,
+        seed=int(cfg.seed),
+        data_seed=int(cfg.seed),
+        deepspeed=deepspeed_config,
+        include_num_input_tokens_seen="non_padding",
+        dataloader_num_workers=0,
+    )
+
+
+def train_stage(name: str, records: list[dict], init_path: str, stage_dir: Path, hp, cfg, tracker,
+                deepspeed_config=None) -> dict:
+    """Train one stage, resuming from its last checkpoint; save the result to stage_dir/checkpoint."""
+    from trl import SFTTrainer
+
+    fmt = FormatConfig.from_cfg(cfg.format)
+    model, tokenizer, peft_config = _load_for_training(init_path, cfg)
+    examples, data_stats = build_examples(records, tokenizer, fmt, int(hp.max_length))
+    log.info("%s: %d examples (%s)", name, len(examples), dict(data_stats))
+    args = sft_args(hp, stage_dir, cfg, deepspeed_config)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer,
+                         peft_config=peft_config, callbacks=[StageProgress(name), TrackerLogs(tracker, name)])
+    trainer.remove_callback(PrinterCallback)  # StageProgress reports instead of raw dict prints
+    resume = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
+    if resume:
+        log.info("%s: resuming from %s", name, resume)
+        _check_trainer_checkpoint(Path(resume))
+    result = trainer.train(resume_from_checkpoint=resume)
+    final = stage_dir / "checkpoint"
+    partial = stage_dir / "checkpoint.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    trainer.save_model(str(partial))  # gathers ZeRO-3 shards into one 16-bit checkpoint
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(partial))
+        shutil.rmtree(final, ignore_errors=True)
+        partial.rename(final)  # atomic: a half-saved checkpoint is never taken as the stage's result
+    trainer.accelerator.wait_for_everyone()
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    return {"steps": trainer.state.global_step, "loss_first": losses[0] if losses else None,
+            "loss_last": losses[-1] if losses else None, "train_loss": result.training_loss,
+            "runtime_s": result.metrics.get("train_runtime"), "tokens_seen": trainer.state.num_input_tokens_seen,
+            "data": dict(data_stats)}
+
+
+def _check_trainer_checkpoint(path: Path) -> None:
+    """A resume point must hold its trainer state; say which folder is broken rather than a deep trace."""
+    state = path / "trainer_state.json"
+    if not state.exists():
+        raise CheckpointError(f"checkpoint {path} is partial (no trainer_state.json); delete it to resume "
+                              "from the one before")
+    import json
+
+    try:
+        json.loads(state.read_text())
+    except json.JSONDecodeError:
+        raise CheckpointError(f"checkpoint {path} is corrupt (trainer_state.json does not parse)") from None
