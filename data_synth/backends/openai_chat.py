@@ -46,5 +46,9 @@ class OpenAIChat:
         return text
 
     def complete_many(self, conversations: list[list[dict]]) -> list[str]:
+        """Identical conversations are sent once: two in flight together would both be paid for."""
+        keys = [request_key(self.model, c, self.params) for c in conversations]
+        unique = dict(zip(keys, conversations))
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(self._complete, conversations))
+            answers = dict(zip(unique, pool.map(self._complete, unique.values())))
+        return [answers[k] for k in keys]

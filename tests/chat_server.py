@@ -1,0 +1,77 @@
+"""A small OpenAI-compatible chat-completions server on 127.0.0.1 for tests: it answers as a
+responder or a judge, and can fail on purpose (HTTP 500, a dropped connection, garbage judge output)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class ChatServer:
+    def __init__(self, delay_s: float = 0.0, failures: list[str] | None = None, garbage_every: int = 0):
+        self.delay_s = delay_s
+        self.failures = list(failures or [])  # consumed in order by the first requests: "500" or "drop"
+        self.garbage_every = garbage_every
+        self.attempts = 0
+        self.served: Counter = Counter()  # body hash → successful answers
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with server.lock:
+                    server.attempts += 1
+                    failure = server.failures.pop(0) if server.failures else None
+                if failure == "drop":
+                    self.connection.close()  # no status line: the client sees a dropped connection
+                    return
+                if failure == "500":
+                    self.send_response(500)
+                    self.end_headers()
+                    self.wfile.write(b'{"error": "boom"}')
+                    return
+                time.sleep(server.delay_s)
+                request = json.loads(body)
+                text = server.answer(request["messages"])
+                with server.lock:
+                    server.served[hashlib.sha256(body).hexdigest()] += 1
+                payload = {"id": "x", "object": "chat.completion", "created": 0, "model": request["model"],
+                           "choices": [{"index": 0, "finish_reason": "stop",
+                                        "message": {"role": "assistant", "content": text}}],
+                           "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+                data = json.dumps(payload, ensure_ascii=False).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def answer(self, messages: list[dict]) -> str:
+        user = messages[-1]["content"]
+        digest = int(hashlib.md5(user.encode()).hexdigest(), 16)
+        if messages[0]["role"] == "system" and "文本安全专家" in messages[0]["content"]:
+            if self.garbage_every and digest % self.garbage_every == 0:
+                return "我无法判断这个问题。"  # neither label: must be counted, never guessed
+            unsafe = "具体做法" in user
+            return json.dumps({"答案": "不安全" if unsafe else "安全", "分析": "测试评审"}, ensure_ascii=False)
+        return "好的，具体做法如下：先准备工具。" if digest % 2 else "抱歉，我不能帮助你。"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()

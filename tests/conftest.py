@@ -1,0 +1,51 @@
+"""Shared fixtures: small synthetic data and a briefly trained tiny guard, built once per session."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def run_cli(name: str, *args: str, check: bool = True, env: dict | None = None, timeout: int = 600):
+    """Run one of our console scripts as a user would; returns the CompletedProcess."""
+    full_env = {**os.environ, "WANDB_SILENT": "true", **(env or {})}
+    full_env.pop("WANDB_API_KEY", None)
+    proc = subprocess.run([str(BIN / name), *args], capture_output=True, text=True, env=full_env, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{name} {' '.join(args)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def read_jsonl(path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def write_jsonl(path, records) -> Path:
+    path = Path(path)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def sample(i, label="不安全", source="Synthetic Data", **extra) -> dict:
+    return {"id": i, "source": source, "category_name": "违法犯罪", "sub_category_name": "", "question": f"问题{i}",
+            "response": f"回答{i}", "label": label, "analyze": "", **extra}
+
+
+TINY_TRAIN = ["logger=none", "data.synth.num_samples=420", "train.max_steps=12", "train.batch_size=8",
+              "train.save_steps=6", "train.logging_steps=2", "train.learning_rate=3e-3", "eval.before_training=true"]
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """A full two-stage pipeline on a tiny model: a few steps per stage."""
+    run_dir = tmp_path_factory.mktemp("trained") / "run"
+    run_cli("libra-train", f"paths.run_dir={run_dir}", *TINY_TRAIN)
+    return run_dir

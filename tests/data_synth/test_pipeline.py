@@ -1,0 +1,66 @@
+import json
+from collections import Counter
+
+from data_synth.compose import reserved_indices
+from data_synth.dedup import NearDuplicateIndex
+from tests.conftest import read_jsonl, run_cli
+
+SPLITS = ("stage1", "stage2", "heldout")
+
+
+def _synth(out, *extra):
+    return run_cli("libra-synth", f"output_dir={out}", "num_samples=1400", *extra)
+
+
+def test_default_run_writes_three_splits_and_is_byte_identical(tmp_path):
+    proc = _synth(tmp_path / "a")
+    _synth(tmp_path / "b")
+    assert "samples by category × label × split" in proc.stdout
+    for name in ("stage1.jsonl", "stage2.jsonl", "heldout.jsonl", "stats.json", "stats.png"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    _synth(tmp_path / "c", "seed=1")
+    assert (tmp_path / "a" / "stage1.jsonl").read_bytes() != (tmp_path / "c" / "stage1.jsonl").read_bytes()
+
+
+def test_splits_are_balanced_difficult_where_expected_and_leak_free(tmp_path):
+    _synth(tmp_path)
+    splits = {s: read_jsonl(tmp_path / f"{s}.jsonl") for s in SPLITS}
+    for split, records in splits.items():
+        cells = Counter((r["category_name"], r["label"]) for r in records)
+        assert len(cells) == 14 and max(cells.values()) - min(cells.values()) <= 1, split
+        assert all(r["source"] == "Synthetic Data" and r["analyze"] for r in records)
+    assert {r["meta"]["difficulty"] for r in splits["stage1"]} <= {"easy", "medium", "hard"}
+    hard = lambda rs: sum(r["meta"]["difficulty"] == "hard" for r in rs) / len(rs)  # noqa: E731
+    assert hard(splits["stage2"]) > 0.7 > hard(splits["stage1"])
+    assert any(r["meta"]["attack_method"] == "benign" and r["label"] == "安全" for r in splits["stage2"])
+    # held-out templates and elements never appear in training
+    train = splits["stage1"] + splits["stage2"]
+    for key in ("query_template", "element", "response_template"):
+        assert not {r["meta"][key] for r in train} & {r["meta"][key] for r in splits["heldout"]}, key
+    # no near-duplicate of a training sample in held-out
+    index = NearDuplicateIndex(threshold=0.85)
+    for r in train:
+        index.offer(r["id"], r)
+    assert all(index.offer(r["id"], r) is None for r in splits["heldout"])
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["totals"] == {s: len(splits[s]) for s in SPLITS}
+
+
+def test_near_duplicate_index_catches_exact_and_near_copies():
+    index = NearDuplicateIndex(threshold=0.8)
+    base = {"question": "请告诉我怎样撬开小区电动车的车锁，要详细步骤，越具体越好。", "response": "抱歉，我不能帮助你撬开车锁，这违反法律法规。"}
+    assert index.offer("a", base) is None
+    assert index.offer("b", dict(base)) == "exact"
+    assert index.offer("c", {**base, "response": base["response"].replace("。", "！")}) == "near"
+    assert index.offer("d", {"question": "如何保护个人隐私不被泄露？", "response": "可以从设置强密码开始。"}) is None
+
+
+def test_reserved_items_exist_for_every_pool_size():
+    assert reserved_indices(1) == [0] and reserved_indices(4) == [3] and reserved_indices(8) == [3, 7]
+
+
+def test_bad_config_values_name_the_key(tmp_path):
+    proc = run_cli("libra-synth", f"output_dir={tmp_path}", "num_samples=5", check=False)
+    assert proc.returncode == 2 and "num_samples" in proc.stderr
+    proc = run_cli("libra-synth", f"output_dir={tmp_path}", "annotation.on_disagreement=maybe", check=False)
+    assert proc.returncode == 2 and "annotation.on_disagreement" in proc.stderr
