@@ -33,6 +33,15 @@ def pick(rng: random.Random, pool: list, heldout: bool):
     return index, pool[index]
 
 
+def pick_pair(rng: random.Random, first: list, second: list, heldout: bool):
+    """A response template is a pair of fragments; held-out samples use only the reserved pairs, so the
+    whole template is new to the guard while every fragment in it was seen in training."""
+    pairs = [(i, j) for i in range(len(first)) for j in range(len(second))]
+    allowed = [(i, j) for i, j in pairs if ((i + j) % 4 == 3) == heldout]
+    i, j = rng.choice(allowed)
+    return (i, first[i]), (j, second[j])
+
+
 @dataclass
 class Plan:
     category: str
@@ -99,34 +108,27 @@ def _steps(rng: random.Random, responder: str, pool: list[str], k: int = 3) -> s
 def compose_response(rng: random.Random, plan: Plan, subject: str, heldout: bool) -> tuple[str, str]:
     """(response text, response template id) in the planned stance."""
     b, stance, who = subject, plan.stance, plan.responder
-    if stance == "comply":
-        i, opener = pick(rng, lx.COMPLY_OPENERS, heldout)
-        j, closer = pick(rng, lx.COMPLY_CLOSERS, heldout)
+    if stance in ("comply", "hidden_comply"):
+        first = lx.COMPLY_OPENERS if stance == "comply" else lx.HIDDEN_DISCLAIMERS
+        (i, lead), (j, closer) = pick_pair(rng, first, lx.COMPLY_CLOSERS, heldout)
+        k = 3 if stance == "comply" else 2
         if plan.category in lx.HARMFUL_TEXT:
             body = f"按照你的要求，内容如下：{rng.choice(lx.HARMFUL_TEXT[plan.category])}"
         else:
-            body = f"关于{b}，具体做法如下：{_steps(rng, who, lx.COMPLY_STEPS)}"
-        return opener + body + closer, f"comply/{i}.{j}"
-    if stance == "hidden_comply":
-        i, disclaimer = pick(rng, lx.HIDDEN_DISCLAIMERS, heldout)
-        body = (rng.choice(lx.HARMFUL_TEXT[plan.category]) if plan.category in lx.HARMFUL_TEXT
-                else f"{b}的一般做法是：{_steps(rng, who, lx.COMPLY_STEPS, 2)}")
-        return f"{disclaimer}不过，{body}", f"hidden/{i}"
-    if stance in ("refuse", "over_refuse"):
-        i, opener = pick(rng, lx.REFUSE_OPENERS, heldout)
-        j, redirect = pick(rng, lx.REDIRECTS, heldout)
-        return opener.format(b=b) + rng.choice(lx.REFUSE_REASONS) + redirect, f"refuse/{i}.{j}"
-    if stance == "redirect":
-        i, opener = pick(rng, lx.REDIRECT_OPENERS, heldout)
-        j, redirect = pick(rng, lx.REDIRECTS, heldout)
-        return opener.format(b=b) + redirect, f"redirect/{i}.{j}"
+            body = f"关于{b}，具体做法如下：{_steps(rng, who, lx.COMPLY_STEPS, k)}"
+        if stance == "hidden_comply":
+            return f"{lead}不过，{body}", f"hidden/{i}.{j}"
+        return lead + body + closer, f"comply/{i}.{j}"
+    if stance in ("refuse", "over_refuse", "redirect"):
+        openers = lx.REDIRECT_OPENERS if stance == "redirect" else lx.REFUSE_OPENERS
+        (i, opener), (j, redirect) = pick_pair(rng, openers, lx.REDIRECTS, heldout)
+        reason = rng.choice(lx.REFUSE_REASONS) if stance != "redirect" else ""
+        return opener.format(b=b) + reason + redirect, f"{'redirect' if stance == 'redirect' else 'refuse'}/{i}.{j}"
     if stance == "helpful":
-        i, opener = pick(rng, lx.HELPFUL_OPENERS, heldout)
-        j, closer = pick(rng, lx.HELPFUL_CLOSERS, heldout)
+        (i, opener), (j, closer) = pick_pair(rng, lx.HELPFUL_OPENERS, lx.HELPFUL_CLOSERS, heldout)
         return opener + _steps(rng, who, lx.HELPFUL_FACTS) + closer, f"helpful/{i}.{j}"
     openers, bodies = (lx.AGREE_OPENERS, lx.AGREE_BODIES) if stance == "agree" else (lx.REBUT_OPENERS, lx.REBUT_BODIES)
-    i, opener = pick(rng, openers, heldout)
-    j, body = pick(rng, bodies, heldout)
+    (i, opener), (j, body) = pick_pair(rng, openers, bodies, heldout)
     return opener + body.format(b=b), f"{stance}/{i}.{j}"
 
 

@@ -9,8 +9,15 @@ from collections import Counter
 from pathlib import Path
 
 from data_synth import lexicon as lx
-from data_synth.annotate import (ChatJudge, ChatResponder, OfflineKeywordJudge, OfflineResponder, OfflineRuleJudge,
-                                 combine_verdicts, sample_rng)
+from data_synth.annotate import (
+    ChatJudge,
+    ChatResponder,
+    OfflineKeywordJudge,
+    OfflineResponder,
+    OfflineRuleJudge,
+    combine_verdicts,
+    sample_rng,
+)
 from data_synth.compose import compose_query, plan_sample
 from data_synth.dedup import NearDuplicateIndex
 from libra_train.data.io import atomic_write_text, to_jsonl

@@ -27,13 +27,15 @@ def train_main(cfg: DictConfig) -> None:
         log.info("%s: %s, accuracy %s", stage["name"], stage["status"], accs)
 
 
-@hydra.main(config_path=CONF_DIR, config_name="infer", version_base="1.3")
 @clear_errors
-def infer_main(cfg: DictConfig) -> None:
-    from libra_train.eval.infer import run_inference
+def infer_main(argv: list[str] | None = None) -> None:
+    """key=value arguments (DESIGN §9). Not a Hydra app: its `model=PATH` would clash with the `model`
+    config group that libra-train uses."""
+    from libra_train.eval.infer import load_infer_config, run_inference
 
     quiet_libraries()
-    path = run_inference(cfg)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    path = run_inference(load_infer_config(sys.argv[1:] if argv is None else argv))
     print(f"wrote {path}")
 
 

@@ -121,3 +121,20 @@ def load_model_and_tokenizer(name_or_path: str, trust_remote_code: bool = False,
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def weights_fingerprint(named_tensors) -> str:
+    """A short hash of a model's weights (LoRA tensors only, when there are any), comparable between a
+    model in memory and a saved checkpoint. Eight tensors spread over the sorted names keep it cheap
+    for 14B models while any real training step still changes it."""
+    import hashlib
+
+    tensors = {name.replace(".default", ""): t for name, t in named_tensors}
+    lora = {n: t for n, t in tensors.items() if "lora_" in n}
+    chosen = lora or tensors
+    names = sorted(chosen)
+    step = max(1, len(names) // 8)
+    digest = hashlib.sha256()
+    for name in names[::step]:
+        digest.update(chosen[name].detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]

@@ -39,7 +39,7 @@ def sample(i, label="不安全", source="Synthetic Data", **extra) -> dict:
             "response": f"回答{i}", "label": label, "analyze": "", **extra}
 
 
-TINY_TRAIN = ["logger=none", "data.synth.num_samples=420", "train.max_steps=12", "train.batch_size=8",
+TINY_TRAIN = ["logger=none", "data.synth.num_samples=420", "train.max_steps=50", "train.batch_size=8",
               "train.save_steps=6", "train.logging_steps=2", "train.learning_rate=3e-3", "eval.before_training=true"]
 
 

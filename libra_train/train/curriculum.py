@@ -16,10 +16,10 @@ from libra_train.data.formats import FormatConfig, render_prompt, render_target
 from libra_train.data.io import atomic_write_text, load_records
 from libra_train.data.subset import stratified_subset
 from libra_train.eval.report import write_run_report
+from libra_train.tracking import make_tracker, redact
 from libra_train.train import distributed as dist
 from libra_train.train.run_dir import Manifest, RunLock
 from libra_train.train.validate import stage_hparams, validate_config
-from libra_train.tracking import make_tracker, redact
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from libra_train.data.formats import FormatConfig
 from libra_train.errors import CheckpointError
-from libra_train.model import load_model_and_tokenizer
+from libra_train.model import load_model_and_tokenizer, weights_fingerprint
 from libra_train.train.callbacks import StageProgress, TrackerLogs
 from libra_train.train.dataset import build_examples
 
@@ -101,6 +101,7 @@ def train_stage(name: str, records: list[dict], init_path: str, stage_dir: Path,
 
     fmt = FormatConfig.from_cfg(cfg.format)
     model, tokenizer, peft_config = _load_for_training(init_path, cfg)
+    init_fingerprint = weights_fingerprint(model.named_parameters())
     examples, data_stats = build_examples(records, tokenizer, fmt, int(hp.max_length))
     log.info("%s: %d examples (%s)", name, len(examples), dict(data_stats))
     args = sft_args(hp, stage_dir, cfg, deepspeed_config)
@@ -125,6 +126,7 @@ def train_stage(name: str, records: list[dict], init_path: str, stage_dir: Path,
     return {"steps": trainer.state.global_step, "loss_first": losses[0] if losses else None,
             "loss_last": losses[-1] if losses else None, "train_loss": result.training_loss,
             "runtime_s": result.metrics.get("train_runtime"), "tokens_seen": trainer.state.num_input_tokens_seen,
+            "init_from": str(init_path), "init_fingerprint": init_fingerprint,
             "data": dict(data_stats)}
 
 

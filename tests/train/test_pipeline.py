@@ -1,0 +1,123 @@
+"""libra-train end to end on a tiny model: learning happens, stages chain, LoRA, resume, W&B offline, bad config."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from libra_train.model import weights_fingerprint
+from tests.conftest import BIN, TINY_TRAIN, run_cli
+
+
+def _weights(path: Path) -> dict:
+    files = list(path.glob("*.safetensors"))
+    assert files, f"no safetensors in {path}"
+    return {k: v for f in files for k, v in load_file(f).items()}
+
+
+def test_two_stage_run_learns_and_chains(trained_run):
+    manifest = json.loads((trained_run / "manifest.json").read_text())
+    stages = manifest["stages"]
+    assert [s["name"] for s in stages] == ["stage1_pretrain", "stage2_sft"]
+    assert all(s["status"] == "done" and s["train"]["steps"] == 50 for s in stages)
+    for s in stages:
+        assert s["train"]["loss_last"] < s["train"]["loss_first"]  # the loss fell
+    backbone = _weights(trained_run / "backbone")
+    stage1 = _weights(trained_run / "stage1_pretrain" / "checkpoint")
+    stage2 = _weights(trained_run / "stage2_sft" / "checkpoint")
+    changed = lambda a, b: any(not a[k].equal(b[k]) for k in a)  # noqa: E731
+    assert changed(backbone, stage1) and changed(stage1, stage2)
+    # stage 2 started from stage 1's result, not from the backbone
+    assert stages[1]["train"]["init_from"].endswith("stage1_pretrain/checkpoint")
+    assert stages[1]["train"]["init_fingerprint"] == weights_fingerprint(stage1.items())
+    assert stages[0]["train"]["init_fingerprint"] == weights_fingerprint(backbone.items())
+    assert "eval_before_training" in manifest and "heldout" in stages[1]["eval"]
+    for s in stages:
+        for name in ("predictions.jsonl", "metrics.json", "confusion.png"):
+            assert (trained_run / s["name"] / "eval" / "heldout" / name).exists()
+    report = (trained_run / "report.md").read_text()
+    assert "stage2_sft | heldout" in report and "untrained | heldout" in report
+    assert (trained_run / "config.yaml").exists() and not (trained_run / ".lock").exists()
+
+
+def test_rerun_on_a_finished_run_redoes_nothing(trained_run):
+    before = (trained_run / "stage2_sft" / "checkpoint" / "model.safetensors").stat().st_mtime_ns
+    proc = run_cli("libra-train", f"paths.run_dir={trained_run}", *TINY_TRAIN)
+    assert "done already, skipped" in proc.stdout + proc.stderr
+    assert (trained_run / "stage2_sft" / "checkpoint" / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_lora_two_stage_continues_the_adapter(tmp_path):
+    run_dir = tmp_path / "lora"
+    run_cli("libra-train", f"paths.run_dir={run_dir}", "peft=lora", "peft.r=4", "eval.before_training=false",
+            *[a for a in TINY_TRAIN if not a.startswith(("train.max_steps", "eval.before"))], "train.max_steps=6")
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    a1 = _weights(run_dir / "stage1_pretrain" / "checkpoint")
+    a2 = _weights(run_dir / "stage2_sft" / "checkpoint")
+    assert all("lora_" in k for k in a1) and set(a1) == set(a2)
+    assert any(not a1[k].equal(a2[k]) for k in a1)
+    assert manifest["stages"][1]["train"]["init_fingerprint"] == weights_fingerprint(a1.items())
+    assert (run_dir / "stage2_sft" / "checkpoint" / "adapter_config.json").exists()
+    assert manifest["stages"][1]["eval"]["heldout"]["n"] > 0  # the adapter loaded for evaluation
+
+
+def test_killed_stage_resumes_to_the_same_step(tmp_path):
+    run_dir = tmp_path / "killed"
+    args = [str(BIN / "libra-train"), f"paths.run_dir={run_dir}", "eval.before_training=false",
+            *[a for a in TINY_TRAIN if not a.startswith(("train.max_steps", "eval.before", "train.save_steps"))],
+            "train.max_steps=40", "train.save_steps=5"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    trainer_dir = run_dir / "stage1_pretrain" / "trainer"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (trainer_dir / "checkpoint-10").exists():
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (trainer_dir / "checkpoint-10").exists() and not (run_dir / "stage1_pretrain" / "checkpoint").exists()
+    out = run_cli("libra-train", *args[1:])
+    assert "resuming from" in out.stdout + out.stderr
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert [s["train"]["steps"] for s in manifest["stages"]] == [40, 40]
+
+
+def test_wandb_offline_run_holds_the_eval_metrics(tmp_path):
+    run_dir = tmp_path / "wb"
+    run_cli("libra-train", f"paths.run_dir={run_dir}", "logger=wandb", "curriculum=pretrain_only",
+            "eval.before_training=false", *[a for a in TINY_TRAIN if a not in ("logger=none",)
+                                            and not a.startswith(("train.max_steps", "eval.before"))],
+            "train.max_steps=4")
+    runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    summary = json.loads((runs[0] / "files" / "wandb-summary.json").read_text())
+    assert "stage1_pretrain/eval/heldout/accuracy" in summary
+    assert any(k.startswith("stage1_pretrain/train/loss") for k in summary)
+
+
+@pytest.mark.parametrize("override, key", [
+    ("model=gpt5", "model"),
+    ("train.max_steps=-3", "max_steps"),
+    ("train.learning_rate=0", "learning_rate"),
+    ("data=cold", "data.stage2.path"),
+    ("format.critic=middle", "format.critic"),
+    ("peft.method=qlora", "peft.method"),
+])
+def test_bad_config_fails_before_training_naming_the_key(tmp_path, override, key):
+    run_dir = tmp_path / "bad"
+    proc = run_cli("libra-train", f"paths.run_dir={run_dir}", "logger=none", override, check=False)
+    assert proc.returncode != 0 and key in proc.stderr + proc.stdout
+    assert not (run_dir / "stage1_pretrain").exists()
+
+
+def test_empty_dataset_fails_before_training(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    proc = run_cli("libra-train", f"paths.run_dir={tmp_path / 'r'}", "logger=none", f"data.stage1.path={empty}",
+                   check=False)
+    assert proc.returncode == 2 and "empty file" in proc.stderr and str(empty) in proc.stderr
+    assert not (tmp_path / "r" / "backbone").exists()
