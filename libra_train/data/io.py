@@ -1,0 +1,150 @@
+"""Reading and writing guard samples: JSON, JSONL, Parquet, folders of these, and `datasets` hub ids.
+
+Files are parsed here (not through `datasets`) because every error must name its line; writes go
+through a temp file and an atomic rename so a killed process never leaves a half file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from libra_train.data.schema import Located, validate_records
+from libra_train.errors import DataError
+
+SUFFIXES = (".jsonl", ".json", ".parquet")
+HUB_PREFIX = "hub:"
+
+
+def _read_jsonl(path: Path) -> list[Located]:
+    items = []
+    with open(path, encoding="utf-8-sig") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                items.append(Located(json.loads(line), str(path), f"line {lineno}"))
+            except json.JSONDecodeError as err:
+                raise DataError(path, f"malformed JSON ({err.msg} at column {err.colno})", f"line {lineno}") from None
+    return items
+
+
+def _read_json(path: Path) -> list[Located]:
+    text = path.read_text(encoding="utf-8-sig")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(path, f"malformed JSON ({err.msg})", f"line {err.lineno}") from None
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        data = data["data"]
+    if not isinstance(data, list):
+        raise DataError(path, "a .json file must hold a list of records (or {\"data\": [...]})")
+    return [Located(rec, str(path), f"record {i}") for i, rec in enumerate(data, 1)]
+
+
+def _read_parquet(path: Path) -> list[Located]:
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except Exception as err:  # pyarrow raises several types for a corrupt file
+        raise DataError(path, f"unreadable Parquet ({err})") from None
+    return [Located(rec, str(path), f"row {i}") for i, rec in enumerate(rows, 1)]
+
+
+READERS = {".jsonl": _read_jsonl, ".json": _read_json, ".parquet": _read_parquet}
+
+
+def _files_of(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in SUFFIXES and not p.name.startswith("."))
+        if not files:
+            raise DataError(path, f"folder has no data files ({', '.join(SUFFIXES)})")
+        return files
+    if not path.exists():
+        raise DataError(path, "no such file or folder")
+    if path.suffix not in SUFFIXES:
+        raise DataError(path, f"unsupported file type {path.suffix!r}; use {', '.join(SUFFIXES)}")
+    return [path]
+
+
+def read_raw(spec: str | os.PathLike) -> list[Located]:
+    """Raw records with their locations, before validation."""
+    spec = str(spec)
+    if spec.startswith(HUB_PREFIX):
+        return _read_hub(spec[len(HUB_PREFIX):])
+    items = []
+    for file in _files_of(Path(spec)):
+        file_items = READERS[file.suffix](file)
+        if not file_items:
+            raise DataError(file, "empty file: no records")
+        items.extend(file_items)
+    return items
+
+
+def _read_hub(name: str) -> list[Located]:
+    """`hub:ORG/NAME[:SPLIT]` through `datasets`; needs network access to the hub (or its local cache)."""
+    import datasets
+
+    repo, _, split = name.partition(":")
+    try:
+        ds = datasets.load_dataset(repo, split=split or "test")
+    except Exception as err:
+        raise DataError(f"hub:{name}", f"could not load from the hub ({type(err).__name__}: {err})") from None
+    return [Located(rec, f"hub:{name}", f"row {i}") for i, rec in enumerate(ds, 1)]
+
+
+def load_records(
+    spec: str | os.PathLike, require_label: bool = True, on_invalid: str = "error", rejected_path=None
+) -> list[dict]:
+    """Load and validate guard samples. With on_invalid='skip', rejected rows go to rejected_path."""
+    valid, rejected = validate_records(read_raw(spec), require_label, on_invalid)
+    if rejected and rejected_path is not None:
+        write_records(rejected, rejected_path)
+    if not valid:
+        raise DataError(spec, "no valid records" + (f" ({len(rejected)} rejected)" if rejected else ""))
+    return valid
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write via a temp file in the same folder, then rename: readers never see a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the mode a plain open() would
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def to_jsonl(records: list[dict]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False, sort_keys=False) + "\n" for r in records)
+
+
+def write_records(records: list[dict], path: str | os.PathLike) -> Path:
+    """Write .jsonl or .parquet, atomically."""
+    path = Path(path)
+    if path.suffix == ".jsonl":
+        atomic_write_text(path, to_jsonl(records))
+    elif path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        pq.write_table(pa.Table.from_pylist(records), tmp)
+        os.replace(tmp, path)
+    else:
+        raise DataError(path, "output must end in .jsonl or .parquet")
+    return path

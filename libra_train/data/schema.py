@@ -1,0 +1,82 @@
+"""The Libra-Test sample schema (DESIGN §2) and its validation.
+
+Validation never drops a record silently: it raises a DataError naming the file, the line and the
+field, or (with on_invalid="skip") returns the rejected records with their reasons so the caller
+can write them to rejected.jsonl.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from libra_train.errors import DataError
+
+SAFE, UNSAFE = "安全", "不安全"
+LABELS = (SAFE, UNSAFE)
+TEXT_FIELDS = ("source", "category_name", "sub_category_name", "question", "response", "analyze")
+DEFAULT_SOURCE = "Unknown"
+
+
+@dataclass
+class Located:
+    """A raw record plus where it came from, so every later error can point back at it."""
+
+    record: object
+    path: str
+    where: str  # "line 3", "row 7", "record 2"
+
+
+def _check_record(item: Located, require_label: bool) -> dict:
+    rec = item.record
+    if not isinstance(rec, dict):
+        raise DataError(item.path, f"expected a JSON object, got {type(rec).__name__}", item.where)
+    out = dict(rec)
+    question = out.get("question")
+    if question is None:
+        raise DataError(item.path, "missing (required, non-empty text)", item.where, "question")
+    if not isinstance(question, str) or not question.strip():
+        raise DataError(item.path, "must be non-empty text", item.where, "question")
+    for field in TEXT_FIELDS:
+        value = out.get(field)
+        if value is None:
+            out[field] = DEFAULT_SOURCE if field == "source" else ""
+        elif not isinstance(value, str):
+            raise DataError(item.path, f"must be text, got {type(value).__name__}", item.where, field)
+    if out["source"] == "":
+        out["source"] = DEFAULT_SOURCE
+    rid = out.get("id")
+    if rid is None or (isinstance(rid, str) and not rid.strip()):
+        raise DataError(item.path, "missing (every sample needs an id unique within its file)", item.where, "id")
+    if isinstance(rid, bool) or not isinstance(rid, (str, int)):
+        raise DataError(item.path, f"must be text or an integer, got {type(rid).__name__}", item.where, "id")
+    label = out.get("label")
+    if label is None or label == "":
+        if require_label:
+            raise DataError(item.path, f"missing (one of {SAFE} / {UNSAFE})", item.where, "label")
+        out["label"] = None
+    elif label not in LABELS:
+        raise DataError(item.path, f"unknown label {label!r}; allowed: {SAFE}, {UNSAFE}", item.where, "label")
+    return out
+
+
+def validate_records(
+    items: list[Located], require_label: bool = True, on_invalid: str = "error"
+) -> tuple[list[dict], list[dict]]:
+    """Check every record; return (valid, rejected). Duplicate ids within one file are an error too."""
+    if on_invalid not in ("error", "skip"):
+        raise DataError("<config>", f"data.on_invalid must be 'error' or 'skip', got {on_invalid!r}")
+    valid, rejected = [], []
+    seen: dict[tuple[str, str], str] = {}
+    for item in items:
+        try:
+            rec = _check_record(item, require_label)
+            key = (item.path, str(rec["id"]))
+            if key in seen:
+                raise DataError(item.path, f"duplicate id {rec['id']!r} (first at {seen[key]})", item.where, "id")
+            seen[key] = item.where
+            valid.append(rec)
+        except DataError as err:
+            if on_invalid == "error":
+                raise
+            rejected.append({"path": item.path, "where": item.where, "error": str(err), "record": item.record})
+    return valid, rejected

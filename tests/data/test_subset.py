@@ -1,0 +1,33 @@
+from collections import Counter
+
+import pytest
+
+from libra_train.data.subset import stratified_subset
+from libra_train.errors import ConfigError
+
+
+def _pool():
+    cats = ["违法犯罪", "偏见歧视", "隐私财产"]
+    return [{"id": i, "category_name": cats[i % 3], "label": "安全" if i % 7 < 3 else "不安全"} for i in range(600)]
+
+
+def test_subsets_are_nested_stratified_and_deterministic():
+    pool = _pool()
+    sizes = [30, 60, 150, 0.5, 599]
+    subsets = [{r["id"] for r in stratified_subset(pool, s, seed=3)} for s in sizes]
+    assert [len(s) for s in subsets] == [30, 60, 150, 300, 599]
+    for small, large in zip(subsets, subsets[1:]):
+        assert small <= large
+    assert subsets[2] == {r["id"] for r in stratified_subset(pool, 150, seed=3)}
+    assert subsets[2] != {r["id"] for r in stratified_subset(pool, 150, seed=4)}
+    full = Counter((r["category_name"], r["label"]) for r in pool)
+    part = Counter((r["category_name"], r["label"]) for r in stratified_subset(pool, 150, seed=3))
+    for cell, n in full.items():
+        assert abs(part[cell] - n * 150 / 600) <= 1
+
+
+def test_bad_limits_name_the_key():
+    with pytest.raises(ConfigError, match="data.stage1.limit"):
+        stratified_subset(_pool(), 1.5, seed=0, key="data.stage1.limit")
+    with pytest.raises(ConfigError, match="at least 1"):
+        stratified_subset(_pool(), 0, seed=0)
