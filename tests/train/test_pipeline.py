@@ -97,7 +97,7 @@ def test_wandb_offline_run_holds_the_eval_metrics(tmp_path):
     # an offline run keeps its history in the .wandb record file that `wandb sync` uploads
     records = b"".join(p.read_bytes() for p in runs[0].glob("*.wandb"))
     assert b"stage1_pretrain/eval/heldout/accuracy" in records and b"stage1_pretrain/train/loss" in records
-    assert list((runs[0] / "files" / "media" / "images").glob("*.png"))  # the confusion matrix
+    assert list((runs[0] / "files" / "media").rglob("*.png"))  # the confusion matrix
 
 
 @pytest.mark.parametrize("override, key", [
