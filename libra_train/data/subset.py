@@ -4,6 +4,7 @@ subset lies inside a larger one), because every size takes a prefix of one fixed
 from __future__ import annotations
 
 import hashlib
+
 from libra_train.errors import ConfigError
 
 
