@@ -20,6 +20,7 @@ setup(
         "accelerate>=1.0",
         "tokenizers>=0.21",
         "hydra-core>=1.3",
+        "hydra-joblib-launcher>=1.2",  # local parallel sweeps: hydra/launcher=joblib
         "omegaconf>=2.3",
         "wandb>=0.19",
         "datasketch>=2.0",
@@ -45,6 +46,7 @@ setup(
             "libra-eval=libra_train.cli:eval_main",
             "libra-data=libra_train.cli:data_main",
             "libra-synth=data_synth.cli:main",
+            "libra-report=libra_train.cli:report_main",
         ]
     },
 )

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -21,10 +22,49 @@ def train_main(cfg: DictConfig) -> None:
     from libra_train.train.curriculum import run_pipeline
 
     quiet_libraries()
+    _export_submitit_ranks()
+    _place_sweep_point(cfg)
     manifest = run_pipeline(cfg)
     for stage in manifest["stages"]:
         accs = {k: round(v["average"]["accuracy"], 4) for k, v in (stage.get("eval") or {}).items()}
         log.info("%s: %s, accuracy %s", stage["name"], stage["status"], accs)
+
+
+def _export_submitit_ranks() -> None:
+    """Under hydra-submitit-launcher every Slurm task runs this function directly (no torchrun), so
+    torch.distributed's env:// variables are derived from the job's Slurm environment."""
+    import os
+
+    if os.environ.get("SUBMITIT_EXECUTOR") == "slurm" and "RANK" not in os.environ:
+        from submitit.helpers import TorchDistributedEnvironment
+
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+
+
+def _place_sweep_point(cfg: DictConfig) -> None:
+    """In a multirun, each point is its own run in the sweep's numbered subfolder, and all points share
+    one W&B group, so `libra-report <sweep dir>` and the dashboard both see the sweep as one."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import open_dict
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return
+    hydra_cfg = HydraConfig.get()
+    with open_dict(cfg):
+        cfg.paths.run_dir = hydra_cfg.runtime.output_dir
+        cfg.logger.group = cfg.logger.get("group") or f"{cfg.experiment_name}/{Path(hydra_cfg.sweep.dir).name}"
+
+
+@clear_errors
+def report_main(argv: list[str] | None = None) -> None:
+    from libra_train.eval.ablation import write_ablation_report
+
+    parser = argparse.ArgumentParser(prog="libra-report", description="Aggregate a sweep into a table and charts.")
+    parser.add_argument("sweep_dir", help="a multirun directory (its numbered subfolders are the points)")
+    args = parser.parse_args(argv)
+    for path in write_ablation_report(Path(args.sweep_dir)):
+        print(f"wrote {path}")
 
 
 @clear_errors

@@ -33,7 +33,9 @@ def write_run_report(run_dir: Path, manifest: dict, title: str) -> Path:
         for src, s in m["per_source"].items():
             lines.append(f"- {stage} / {set_name} / {src}: Accuracy {s['accuracy']:.4f}, F1-Safe {s['f1_safe']:.4f}, "
                          f"F1-Unsafe {s['f1_unsafe']:.4f} (n={s['n']})")
-    lines += ["", "## Training", "", "| stage | steps | first loss | last loss | examples | truncated |", "|---|---|---|---|---|---|"]
+    if manifest["stages"]:
+        lines += ["", "## Training", "", "| stage | steps | first loss | last loss | examples | truncated |",
+                  "|---|---|---|---|---|---|"]
     for st in manifest["stages"]:
         t = st.get("train") or {}
         d = t.get("data") or {}

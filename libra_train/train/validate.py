@@ -52,7 +52,8 @@ def _check_stage(cfg, i: int, stage) -> None:
 def _check_data_paths(cfg) -> None:
     run_data = Path(cfg.paths.run_dir) / "data"
     synth = cfg.data.synthesize_if_missing
-    entries = [(f"data.{k}.path", cfg.data[k].path) for k in ("stage1", "stage2")]
+    used = sorted({key for stage in cfg.curriculum.stages for key in stage.data})
+    entries = [(f"data.{k}.path", cfg.data[k].path) for k in used]
     entries += [(f"data.eval_sets.{k}", v) for k, v in cfg.data.eval_sets.items()]
     for key, path in entries:
         if path is None:
@@ -65,7 +66,11 @@ def _check_data_paths(cfg) -> None:
 def validate_config(cfg) -> None:
     FormatConfig.from_cfg(cfg.format)
     if not cfg.curriculum.stages:
-        raise ConfigError("curriculum.stages", "the curriculum has no stages")
+        # No stages is the zero-shot baseline: it only makes sense as an evaluation of a real backbone.
+        if not cfg.eval.before_training:
+            raise ConfigError("curriculum.stages", "no stages and eval.before_training=false: nothing to do")
+        if cfg.model.build == "tiny":
+            raise ConfigError("model.build", "a zero-shot evaluation needs a pretrained backbone, not model=tiny")
     names = [s.name for s in cfg.curriculum.stages]
     if len(set(names)) != len(names):
         raise ConfigError("curriculum.stages", f"stage names must be unique, got {names}")

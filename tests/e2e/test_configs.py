@@ -1,5 +1,6 @@
 """Every config in conf/ composes and resolves, with nothing downloaded (a hub id stays a string)."""
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -13,13 +14,18 @@ GROUPS = ["model", "data", "curriculum", "format", "peft", "deepspeed", "logger"
 
 
 def _choices(group):
-    return sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
+    return sorted(str(p.relative_to(Path(CONF_DIR) / group).with_suffix("")) for p in (Path(CONF_DIR) / group).rglob("*.yaml"))
 
 
-@pytest.mark.parametrize("group, choice", [(g, c) for g in GROUPS for c in _choices(g)])
+# Choices that only make sense together with another one.
+NEEDS = {("experiment", "zero_shot"): ["model=qwen2.5-0.5b"], ("curriculum", "zero_shot"): ["model=qwen2.5-0.5b"]}
+
+
+# libra_guard/base holds what the recipes share and has required values only they fill in.
+@pytest.mark.parametrize("group, choice", [(g, c) for g in GROUPS for c in _choices(g) if c != "libra_guard/base"])
 def test_every_choice_composes(group, choice, tmp_path):
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[f"{group}={choice}", f"paths.run_dir={tmp_path}"])
+        cfg = compose("train", overrides=[f"{group}={choice}", f"paths.run_dir={tmp_path}", *NEEDS.get((group, choice), [])])
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert resolved["paths"]["run_dir"] == str(tmp_path)
     if group == "model" and choice != "tiny":
@@ -33,3 +39,40 @@ def test_other_entry_configs_compose(name):
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         cfg = compose(name, overrides=["+x=1"] if name == "synth" else [])
     assert cfg is not None
+
+
+def _sweep_points(name):
+    params = OmegaConf.load(Path(CONF_DIR) / "sweep" / f"{name}.yaml").hydra.sweeper.params
+    axes = [[f"{key}={v}" for v in str(values).split(",")] for key, values in params.items()]
+    return [list(point) for point in itertools.product(*axes)]
+
+
+@pytest.mark.parametrize("name", _choices("sweep"))
+def test_every_sweep_point_composes_and_validates(name, tmp_path):
+    points = _sweep_points(name)
+    assert len(points) >= 2
+    seen = set()
+    for point in points:
+        with initialize_config_dir(CONF_DIR, version_base="1.3"):
+            cfg = compose("train", overrides=[f"+sweep={name}", f"paths.run_dir={tmp_path}", *point])
+        validate_config(cfg)
+        seen.add(OmegaConf.to_yaml(cfg))
+    assert len(seen) == len(points)  # every point is a different run
+
+
+def test_sweeps_cover_the_paper_ablations():
+    assert {"critic_position", "curriculum_order", "data_scale", "rules_in_prompt"} <= set(_choices("sweep"))
+    assert len(_sweep_points("curriculum_order")) == 5 and len(_sweep_points("critic_position")) == 3
+
+
+@pytest.mark.parametrize("recipe", [c for c in _choices("experiment") if c.startswith("libra_guard/") and c != "libra_guard/base"])
+def test_recipes_resolve_to_real_backbones(recipe, tmp_path):
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={recipe}", f"paths.run_dir={tmp_path}"])
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    validate_config(cfg)
+    assert resolved["model"]["name_or_path"].split("/")[0] in ("Qwen", "01-ai")
+    assert resolved["deepspeed"]["stage"] in ("zero2", "zero3") and resolved["train"]["max_length"] == 2048
+    assert (resolved["peft"]["method"] == "lora") == recipe.endswith("_lora")
+    lrs = [s["learning_rate"] for s in resolved["curriculum"]["stages"]]
+    assert len(lrs) == 2 and all(isinstance(lr, float) and lr > 0 for lr in lrs) and lrs[1] < lrs[0]

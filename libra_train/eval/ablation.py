@@ -1,0 +1,159 @@
+"""`libra-report <sweep dir>`: one row per sweep point (its axis values against the final metrics),
+as ablation.csv and report.md, with a bar chart per categorical axis and accuracy-vs-scale lines."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from libra_train import plotting
+from libra_train.data.io import atomic_write_text
+from libra_train.errors import DataError
+from libra_train.tracking import ablation_axes
+
+log = logging.getLogger(__name__)
+METRICS = ("accuracy", "f1_safe", "f1_unsafe")
+SCALE_AXES = ("stage1_limit", "stage2_limit")
+
+
+def final_eval(manifest: dict) -> tuple[str, dict]:
+    """The metrics of the last stage that was evaluated; the untrained row for a zero-shot run."""
+    for stage in reversed(manifest.get("stages") or []):
+        if stage.get("eval"):
+            return stage["name"], stage["eval"]
+    return "untrained", manifest.get("eval_before_training") or {}
+
+
+def load_points(sweep_dir: Path) -> list[dict]:
+    if not sweep_dir.is_dir():
+        raise DataError(sweep_dir, "no such sweep directory")
+    folders = sorted((p for p in sweep_dir.iterdir() if (p / "config.yaml").exists()),
+                     key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
+    if not folders:
+        raise DataError(sweep_dir, "no sweep points here (no subfolder holds a config.yaml)")
+    points = []
+    for folder in folders:
+        axes = ablation_axes(OmegaConf.load(folder / "config.yaml"))
+        manifest_path = folder / "manifest.json"
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"stages": []}
+        stage, evals = final_eval(manifest)
+        finished = bool(manifest["stages"]) and all(s.get("status") == "done" for s in manifest["stages"])
+        status = "done" if finished or (not manifest["stages"] and evals) else "incomplete"
+        if status != "done":
+            log.warning("%s did not finish; its row has whatever metrics it reached", folder)
+        points.append({"point": folder.name, "status": status, "final_stage": stage, "axes": axes, "eval": evals})
+    return points
+
+
+def varying_axes(points: list[dict]) -> list[str]:
+    names = list(points[0]["axes"])
+    varying = [n for n in names if len({json.dumps(p["axes"][n]) for p in points}) > 1]
+    return varying or names
+
+
+def table_rows(points: list[dict], axes: list[str]) -> tuple[list[str], list[list]]:
+    sets = sorted({s for p in points for s in p["eval"]})
+    sources = {s: sorted({src for p in points for src in (p["eval"].get(s) or {}).get("per_source", {})}) for s in sets}
+    header = ["point", "status", *axes, "final_stage"]
+    for s in sets:
+        header += [f"{s}/{src}/{m}" for src in sources[s] for m in METRICS]
+        header += [f"{s}/average/{m}" for m in METRICS]
+    rows = []
+    for p in points:
+        row = [p["point"], p["status"], *[p["axes"][a] for a in axes], p["final_stage"]]
+        for s in sets:
+            m = p["eval"].get(s) or {}
+            row += [_num(m.get("per_source", {}).get(src, {}).get(k)) for src in sources[s] for k in METRICS]
+            row += [_num(m.get("average", {}).get(k)) for k in METRICS]
+        rows.append(row)
+    return header, rows
+
+
+def _num(value):
+    return round(value, 4) if isinstance(value, float) else value
+
+
+def write_ablation_report(sweep_dir: Path) -> list[Path]:
+    points = load_points(sweep_dir)
+    axes = varying_axes(points)
+    header, rows = table_rows(points, axes)
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([header, *rows])
+    written = [sweep_dir / "ablation.csv"]
+    atomic_write_text(written[0], buffer.getvalue())
+    written += _charts(sweep_dir, points, axes)
+    lines = [f"# Ablation: {sweep_dir.name}", "", f"{len(points)} points; axes: {', '.join(axes)}. "
+             "Metrics are from each point's last evaluated stage; `average` is the unweighted mean over sources.", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join("–" if v is None else str(v) for v in row) + " |" for row in rows]
+    lines += [""] + [f"![{p.stem}]({p.name})" for p in written[1:]]
+    atomic_write_text(sweep_dir / "report.md", "\n".join(lines) + "\n")
+    return [sweep_dir / "report.md", *written]
+
+
+def _average_accuracy(point: dict, eval_set: str):
+    return ((point["eval"].get(eval_set) or {}).get("average") or {}).get("accuracy")
+
+
+def _charts(sweep_dir: Path, points: list[dict], axes: list[str]) -> list[Path]:
+    sets = sorted({s for p in points for s in p["eval"]})
+    paths = []
+    for axis in axes:
+        if axis in SCALE_AXES:
+            paths.append(_scale_chart(sweep_dir / f"scale_{axis}.png", points, axis, sets))
+        else:
+            paths.append(_bar_chart(sweep_dir / f"bar_{axis}.png", points, axis, sets))
+    return paths
+
+
+def _bar_chart(path: Path, points: list[dict], axis: str, sets: list[str]) -> Path:
+    """Mean accuracy per value of the axis (averaged over any other axes that vary), one bar per eval set."""
+    values = list(dict.fromkeys(str(p["axes"][axis]) for p in points))
+    fig, ax = plotting.plt.subplots(figsize=(1.2 + 1.1 * len(values) * max(1, len(sets)) ** 0.5, 3.4))
+    width = 0.8 / max(1, len(sets))
+    for i, eval_set in enumerate(sets):
+        heights = []
+        for v in values:
+            accs = [a for p in points if str(p["axes"][axis]) == v and (a := _average_accuracy(p, eval_set)) is not None]
+            heights.append(sum(accs) / len(accs) if accs else 0.0)
+        ax.bar([x + i * width for x in range(len(values))], heights, width, label=eval_set)
+    ax.set_xticks([x + width * (len(sets) - 1) / 2 for x in range(len(values))], values)
+    ax.set_xlabel(axis)
+    ax.set_ylabel("accuracy (average over sources)")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize="small")
+    plotting.save(fig, path)
+    return path
+
+
+def _scale_chart(path: Path, points: list[dict], axis: str, sets: list[str]) -> Path:
+    """Accuracy against the data limit, one line per curriculum (and per value of the other limit)."""
+    other = next(a for a in SCALE_AXES if a != axis)
+    fig, axes = plotting.plt.subplots(1, len(sets), figsize=(4.8 * len(sets), 3.4), squeeze=False)
+    for ax, eval_set in zip(axes[0], sets):
+        lines: dict[str, list] = {}
+        for p in points:
+            acc = _average_accuracy(p, eval_set)
+            if acc is not None:
+                key = f"{p['axes']['curriculum']}, {other}={p['axes'][other]}"
+                lines.setdefault(key, []).append((_scale_value(p["axes"][axis]), acc))
+        for key, pts in sorted(lines.items()):
+            pts.sort()
+            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=key)
+        ax.set_title(eval_set)
+        ax.set_xlabel(f"{axis} (fraction or count; none = all)")
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    plotting.save(fig, path)
+    return path
+
+
+def _scale_value(limit) -> float:
+    return 1.0 if limit is None else float(limit)

@@ -1,0 +1,72 @@
+"""A real 2-point multirun on a tiny model, then libra-report over it; and the report on hand-made points."""
+
+import csv
+import json
+
+import pytest
+from omegaconf import OmegaConf
+
+from libra_train.errors import DataError
+from libra_train.eval.ablation import load_points, write_ablation_report
+from tests.conftest import run_cli
+
+FAST = ["logger=none", "data.synth.num_samples=420", "train.max_steps=8", "train.batch_size=8", "train.save_steps=8",
+        "eval.before_training=false"]
+
+
+def test_two_point_multirun_then_report(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    run_cli("libra-train", "-m", "+sweep=rules_in_prompt", f"hydra.sweep.dir={sweep_dir}", *FAST)
+    rules = [OmegaConf.load(sweep_dir / p / "config.yaml").format.rules for p in ("0", "1")]
+    assert sorted(rules) == [False, True]
+    assert all((sweep_dir / p / "manifest.json").exists() for p in ("0", "1"))
+    proc = run_cli("libra-report", str(sweep_dir))
+    assert "ablation.csv" in proc.stdout
+    rows = list(csv.DictReader((sweep_dir / "ablation.csv").open()))
+    assert [r["rules"] for r in rows] == [str(r) for r in rules] and all(r["status"] == "done" for r in rows)
+    for r in rows:
+        assert 0.0 <= float(r["heldout/average/accuracy"]) <= 1.0 and float(r["heldout/Synthetic Data/f1_safe"]) >= 0
+    report = (sweep_dir / "report.md").read_text()
+    assert report.count("| done |") == 2 and (sweep_dir / "bar_rules.png").stat().st_size > 1000
+
+
+def _point(root, name, critic, accuracy, done=True, limit=None):
+    folder = root / name
+    folder.mkdir(parents=True)
+    cfg = {"format": {"critic": critic, "rules": False, "task": "response"}, "curriculum": {"name": "two_stage"},
+           "data": {"stage1": {"limit": limit}, "stage2": {"limit": None}}, "model": {"name": "tiny"},
+           "peft": {"method": "none"}}
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    metrics = {"per_source": {"A": {"accuracy": accuracy, "f1_safe": 0.5, "f1_unsafe": 0.25, "n": 4}},
+               "average": {"accuracy": accuracy, "f1_safe": 0.5, "f1_unsafe": 0.25}}
+    stages = [{"name": "s1", "status": "done", "eval": {"heldout": {**metrics, "average": {**metrics["average"],
+                                                                                          "accuracy": 0.1}}}},
+              {"name": "s2", "status": "done" if done else "running", **({"eval": {"heldout": metrics}} if done else {})}]
+    (folder / "manifest.json").write_text(json.dumps({"stages": stages}))
+
+
+def test_report_takes_the_last_evaluated_stage_and_marks_unfinished_points(tmp_path):
+    _point(tmp_path, "0", "rear", 0.75)
+    _point(tmp_path, "1", "front", 0.5, done=False)
+    _point(tmp_path, "10", "none", 0.25)  # numeric order: 10 comes after 1, not between 0 and 1
+    points = load_points(tmp_path)
+    assert [p["point"] for p in points] == ["0", "1", "10"]
+    assert [(p["status"], p["final_stage"]) for p in points] == [("done", "s2"), ("incomplete", "s1"), ("done", "s2")]
+    write_ablation_report(tmp_path)
+    rows = list(csv.DictReader((tmp_path / "ablation.csv").open()))
+    assert list(rows[0])[:3] == ["point", "status", "critic"]  # only the axis that varies
+    assert [r["heldout/average/accuracy"] for r in rows] == ["0.75", "0.1", "0.25"]
+
+
+def test_report_draws_scale_lines(tmp_path):
+    for i, limit in enumerate([0.25, 0.5, None]):
+        _point(tmp_path, str(i), "rear", 0.5 + 0.1 * i, limit=limit)
+    paths = write_ablation_report(tmp_path)
+    assert tmp_path / "scale_stage1_limit.png" in paths
+
+
+def test_report_on_a_folder_with_no_points_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="no sweep points"):
+        load_points(tmp_path)
+    proc = run_cli("libra-report", str(tmp_path / "missing"), check=False)
+    assert proc.returncode == 2 and "no such sweep directory" in proc.stderr
