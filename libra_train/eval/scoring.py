@@ -53,9 +53,32 @@ def _batches(order: list[int], lengths: list[int], batch_size: int, max_batch_to
         yield batch
 
 
+def _label_logits(model, rows: list[list[int]], pad_id: int, device, share_prefix: bool) -> torch.Tensor:
+    """Next-token logits after each row. Every prompt opens with the same system prompt, so the
+    batch's shared token prefix is run once (one row) and its KV cache reused for all rows: that
+    prefix is most of a guard prompt, and computing it B times is most of the cost."""
+    shared = 0
+    if share_prefix and len(rows) > 1:
+        shared = min(_common_prefix(rows[0], r) for r in rows[1:])
+        shared = min(shared, min(len(r) for r in rows) - 1)  # every row keeps a token of its own
+    if shared < 8:
+        ids, mask = _left_pad(rows, pad_id, device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: count from each row's first real token
+        return model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits[:, -1]
+    cache = model(input_ids=torch.tensor([rows[0][:shared]], device=device), use_cache=True).past_key_values
+    cache.batch_repeat_interleave(len(rows))
+    ids, mask = _left_pad([r[shared:] for r in rows], pad_id, device)
+    # Padding now sits between the shared prefix and each row's own tokens; the mask hides it and the
+    # positions skip it, so each row sees exactly prefix + its own tokens.
+    full_mask = torch.cat([torch.ones(len(rows), shared, dtype=mask.dtype, device=device), mask], 1)
+    positions = (full_mask.cumsum(-1) - 1)[:, shared:]
+    return model(input_ids=ids, attention_mask=full_mask, position_ids=positions, past_key_values=cache,
+                 logits_to_keep=1).logits[:, -1]
+
+
 @torch.no_grad()
 def score_labels(model, tokenizer, records: list[dict], fmt: FormatConfig, batch_size: int = 16,
-                 max_batch_tokens: int | None = None, on_batch=None) -> list[dict]:
+                 max_batch_tokens: int | None = None, on_batch=None, share_prefix: bool = True) -> list[dict]:
     """One forward pass per batch; returns {pred_label, p_unsafe, critic} per record, in input order."""
     model.eval()
     queries = [label_query(render_prompt(r, tokenizer, fmt), tokenizer) for r in records]
@@ -65,10 +88,7 @@ def score_labels(model, tokenizer, records: list[dict], fmt: FormatConfig, batch
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
     for batch in _batches(order, lengths, batch_size, max_batch_tokens):
-        ids, mask = _left_pad([queries[i][0] for i in batch], pad_id, device)
-        # Left padding: positions must count from each row's first real token.
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits[:, -1]
+        logits = _label_logits(model, [queries[i][0] for i in batch], pad_id, device, share_prefix)
         safe_ids = torch.tensor([queries[i][1] for i in batch], device=device)
         unsafe_ids = torch.tensor([queries[i][2] for i in batch], device=device)
         pair = torch.stack([logits.gather(1, safe_ids[:, None])[:, 0], logits.gather(1, unsafe_ids[:, None])[:, 0]], 1)

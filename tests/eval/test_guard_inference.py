@@ -30,6 +30,18 @@ def test_label_and_generate_modes_agree(trained_run):
     assert compared >= len(records) // 2  # the guard has learnt the format: the check is not vacuous
 
 
+def test_shared_prefix_cache_gives_the_same_scores(trained_run):
+    model, tokenizer = load_model_and_tokenizer(str(trained_run / "stage2_sft" / "checkpoint"))
+    records = load_records(trained_run / "data" / "heldout.jsonl")[:20]
+    # Mixed lengths and a prompt-only sample (a different system prompt) in the same batches.
+    records.append({**records[0], "id": "prompt-only", "response": ""})
+    fmt = FormatConfig()
+    shared = score_labels(model, tokenizer, records, fmt, batch_size=7)
+    plain = score_labels(model, tokenizer, records, fmt, batch_size=7, share_prefix=False)
+    assert [s["pred_label"] for s in shared] == [p["pred_label"] for p in plain]
+    assert max(abs(s["p_unsafe"] - p["p_unsafe"]) for s, p in zip(shared, plain)) < 1e-5
+
+
 def _infer_args(trained_run, data, out, *extra):
     return [f"model={trained_run / 'stage2_sft' / 'checkpoint'}", f"data={data}", f"output_dir={out}", *extra]
 
