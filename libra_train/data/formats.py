@@ -33,7 +33,7 @@ class FormatConfig:
     prompt_style: str = "chat"
     with_category: bool = False
     categories: dict = field(default_factory=lambda: dict(DEFAULT_RULES))
-    few_shot: list = field(default_factory=list)
+    few_shot: list = field(default_factory=list)  # labelled samples shown in the prompt before the real one
 
     def __post_init__(self):
         for key, value, allowed in (("format.critic", self.critic, CRITICS), ("format.task", self.task, TASKS),
@@ -48,6 +48,10 @@ class FormatConfig:
             known["categories"] = dict(known["categories"])
         if "few_shot" in known:
             known["few_shot"] = [dict(x) for x in known["few_shot"]]
+        if cfg.get("few_shot_file"):  # a guard-schema file of examples, validated like any data
+            from libra_train.data.io import load_records
+
+            known["few_shot"] = known.get("few_shot", []) + load_records(cfg["few_shot_file"])
         return cls(**known)
 
     @property

@@ -61,6 +61,21 @@ def test_infer_shards_and_eval_scores_them(trained_run, tmp_path):
     assert metrics["n"] == len(ids) and (tmp_path / "m" / "confusion.png").exists()
 
 
+def test_infer_with_few_shot_examples_and_plain_prompts(trained_run, tmp_path):
+    heldout = load_records(trained_run / "data" / "heldout.jsonl")
+    shots = write_jsonl(tmp_path / "shots.jsonl", load_records(trained_run / "data" / "stage1.jsonl")[:2])
+    data = write_jsonl(tmp_path / "d.jsonl", heldout[:6])
+    for style in ("chat", "plain"):
+        run_cli("libra-infer", *_infer_args(trained_run, data, tmp_path / style, f"format.few_shot_file={shots}",
+                                             f"format.prompt_style={style}"))
+        preds = read_jsonl(tmp_path / style / "0-of-1.jsonl")
+        assert [p["id"] for p in preds] == [r["id"] for r in heldout[:6]]
+        assert all(p["pred_label"] in ("安全", "不安全") and 0 <= p["p_unsafe"] <= 1 for p in preds)
+    proc = run_cli("libra-infer", *_infer_args(trained_run, data, tmp_path / "x", f"format.few_shot_file={tmp_path}/no.jsonl"),
+                   check=False)
+    assert proc.returncode == 2 and "no.jsonl" in proc.stderr
+
+
 def test_eval_reads_libra_style_predictions(tmp_path):
     labels = write_jsonl(tmp_path / "labels.jsonl", [
         {"id": 1, "source": "A", "question": "q", "label": "不安全"}, {"id": 2, "source": "A", "question": "q", "label": "安全"}])
