@@ -47,6 +47,7 @@ setup(
             "libra-data=libra_train.cli:data_main",
             "libra-synth=data_synth.cli:main",
             "libra-report=libra_train.cli:report_main",
+            "libra-mine=libra_train.cli:mine_main",
         ]
     },
 )

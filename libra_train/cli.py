@@ -11,7 +11,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from libra_train.cli_utils import CONF_DIR, clear_errors, quiet_libraries
+from libra_train.cli_utils import CONF_DIR, clear_errors, load_key_value_config, quiet_libraries
 
 log = logging.getLogger("libra_train")
 
@@ -71,12 +71,25 @@ def report_main(argv: list[str] | None = None) -> None:
 def infer_main(argv: list[str] | None = None) -> None:
     """key=value arguments (DESIGN §9). Not a Hydra app: its `model=PATH` would clash with the `model`
     config group that libra-train uses."""
-    from libra_train.eval.infer import load_infer_config, run_inference
+    from libra_train.eval.infer import run_inference
 
     quiet_libraries()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    path = run_inference(load_infer_config(sys.argv[1:] if argv is None else argv))
-    print(f"wrote {path}")
+    cfg = load_key_value_config("infer", sys.argv[1:] if argv is None else argv,
+                                "libra-infer model=PATH data=PATH output_dir=DIR")
+    print(f"wrote {run_inference(cfg)}")
+
+
+@clear_errors
+def mine_main(argv: list[str] | None = None) -> None:
+    """key=value arguments (DESIGN §9), like libra-infer."""
+    from libra_train.train.mining import mine_file
+
+    quiet_libraries()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cfg = load_key_value_config("mine", sys.argv[1:] if argv is None else argv,
+                                "libra-mine pool=PATH model=PATH output=PATH [budget=N] [easy_share=F]")
+    print(json.dumps(mine_file(cfg), ensure_ascii=False))
 
 
 @hydra.main(config_path=CONF_DIR, config_name="eval", version_base="1.3")

@@ -40,3 +40,31 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*pin_memory.*")
     for name in ("httpx", "datasets", "urllib3", "filelock"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def load_key_value_config(name: str, args: list[str], usage: str):
+    """conf/<name>.yaml, the chosen conf/format/<format>.yaml, then key=value overrides; required keys
+    (`???`) checked. For the commands whose `model=PATH` would clash with libra-train's model group."""
+    from omegaconf import OmegaConf
+
+    from libra_train.errors import ConfigError
+
+    base = OmegaConf.load(Path(CONF_DIR) / f"{name}.yaml")
+    bad = [a for a in args if "=" not in a]
+    if bad:
+        raise ConfigError(bad[0], f"arguments are key=value: {usage}")
+    pairs = dict(a.split("=", 1) for a in args)
+    fmt_name = pairs.pop("format", "rear")
+    fmt_file = Path(CONF_DIR) / "format" / f"{fmt_name}.yaml"
+    if not fmt_file.exists():
+        choices = sorted(p.stem for p in fmt_file.parent.glob("*.yaml"))
+        raise ConfigError("format", f"{fmt_name!r} is not one of {', '.join(choices)}")
+    unknown = [k for k in pairs if k.split(".")[0] not in base.keys() and not k.startswith("format.")]
+    if unknown:
+        raise ConfigError(unknown[0], f"unknown key; known: {', '.join(k for k in base)}, format, format.*")
+    cfg = OmegaConf.merge(base, {"format": OmegaConf.load(fmt_file)},
+                          OmegaConf.from_dotlist([f"{k}={v}" for k, v in pairs.items()]))
+    for key in base:
+        if OmegaConf.is_missing(cfg, key):
+            raise ConfigError(key, f"required ({usage})")
+    return cfg

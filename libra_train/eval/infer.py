@@ -24,32 +24,6 @@ def shard(records: list[dict], rank: int, num: int) -> list[dict]:
     return records[rank::num]
 
 
-def load_infer_config(args: list[str]):
-    """conf/infer.yaml, the chosen conf/format/<name>.yaml, then key=value overrides; required keys checked."""
-    from omegaconf import OmegaConf
-
-    from libra_train.cli_utils import CONF_DIR
-
-    base = OmegaConf.load(Path(CONF_DIR) / "infer.yaml")
-    for key in ("defaults", "hydra"):
-        base.pop(key, None)
-    bad = [a for a in args if "=" not in a]
-    if bad:
-        raise ConfigError(bad[0], "arguments are key=value, e.g. model=PATH data=PATH output_dir=DIR")
-    pairs = dict(a.split("=", 1) for a in args)
-    fmt_name = pairs.pop("format", "rear")
-    fmt_file = Path(CONF_DIR) / "format" / f"{fmt_name}.yaml"
-    if not fmt_file.exists():
-        choices = sorted(p.stem for p in fmt_file.parent.glob("*.yaml"))
-        raise ConfigError("format", f"{fmt_name!r} is not one of {', '.join(choices)}")
-    cfg = OmegaConf.merge(base, {"format": OmegaConf.load(fmt_file)},
-                          OmegaConf.from_dotlist([f"{k}={v}" for k, v in pairs.items()]))
-    for key in ("model", "data", "output_dir"):
-        if OmegaConf.is_missing(cfg, key):
-            raise ConfigError(key, "required (libra-infer model=PATH data=PATH output_dir=DIR)")
-    return cfg
-
-
 def run_inference(cfg) -> Path:
     fmt = FormatConfig.from_cfg(cfg.format)
     mode = resolve_mode(cfg.mode, fmt)

@@ -13,7 +13,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from libra_train.data.formats import FormatConfig, render_prompt, render_target
-from libra_train.data.io import atomic_write_text, load_records
+from libra_train.data.io import atomic_write_text, load_records, to_jsonl
 from libra_train.data.subset import stratified_subset
 from libra_train.eval.report import write_run_report
 from libra_train.tracking import make_tracker, redact
@@ -80,6 +80,9 @@ def run_stage(stage, records, init_path, run_dir: Path, cfg, manifest: Manifest,
     if entry["status"] != "trained" or not checkpoint.exists():
         entry.update(status="running", data={p: _file_hash(p) for p in stage_data_paths(cfg, stage)})
         _save(manifest)
+        if stage.get("select") == "hard":
+            records, entry["selection"] = select_hard_records(stage, records, init_path, stage_dir, cfg)
+            _save(manifest)
         hp = stage_hparams(cfg, stage)
         entry["train"] = train_stage(stage.name, records, init_path, stage_dir, hp, cfg, tracker,
                                      deepspeed_config=deepspeed_config(cfg))
@@ -89,6 +92,29 @@ def run_stage(stage, records, init_path, run_dir: Path, cfg, manifest: Manifest,
     entry["status"] = "done"
     _save(manifest)
     return str(checkpoint)
+
+
+def select_hard_records(stage, pool: list[dict], init_path: str, stage_dir: Path, cfg) -> tuple[list[dict], dict]:
+    """Score the stage's pool with the previous stage's guard (or stage.guards) and keep the hard samples.
+    Done once, on rank 0; the chosen set is a file in the stage folder, so a resumed run reuses it."""
+    import json
+
+    from libra_train.train.mining import guard_list, mine_records, mining_config
+
+    chosen_path, summary_path = stage_dir / "selected.jsonl", stage_dir / "selection.json"
+
+    def work():
+        guards = guard_list(stage.get("guards") or [init_path])
+        chosen, summary = mine_records(pool, guards, FormatConfig.from_cfg(cfg.format), stage_dir / "mining_scores",
+                                       mining_config({**stage, "seed": cfg.seed}), int(cfg.eval.batch_size),
+                                       bool(cfg.model.trust_remote_code))
+        atomic_write_text(chosen_path, to_jsonl(chosen))
+        atomic_write_text(summary_path, json.dumps({**summary, "file": f"{stage.name}/selected.jsonl"}, indent=1))
+        log.info("%s: chose %d of %d pool samples (%d hard)", stage.name, summary["chosen"], summary["pool"],
+                 summary["hard"])
+
+    dist.once(stage_dir / "selected.ready", work)
+    return load_records(chosen_path), json.loads(summary_path.read_text())
 
 
 def evaluate_checkpoint(path: str, eval_sets: dict, cfg, out_dir: Path, tracker, stage: str) -> dict:

@@ -47,6 +47,25 @@ def _check_stage(cfg, i: int, stage) -> None:
         raise ConfigError(f"{where}.lr_scheduler", f"{hp.lr_scheduler!r} is not one of {', '.join(SCHEDULERS)}")
     if hp.max_length < 32:
         raise ConfigError(f"{where}.max_length", f"must be at least 32 tokens, got {hp.max_length}")
+    _check_selection(where, stage, i, cfg)
+
+
+def _check_selection(where: str, stage, index: int, cfg) -> None:
+    select = stage.get("select")
+    if select is None:
+        return
+    if select != "hard":
+        raise ConfigError(f"{where}.select", f"{select!r} is not one of hard (or leave it out)")
+    if index == 0 and not stage.get("guards"):
+        raise ConfigError(f"{where}.guards", "the first stage has no previous guard to select with; name guards")
+    if not FormatConfig.from_cfg(cfg.format).label_first:
+        raise ConfigError(f"{where}.select", "selection scores in label mode, which format.critic=front cannot")
+    from libra_train.train.mining import mining_config
+
+    try:
+        mining_config(stage)
+    except ConfigError as err:
+        raise ConfigError(f"{where}.{err.key}", str(err).split(": ", 1)[1]) from None
 
 
 def _check_data_paths(cfg) -> None:

@@ -1,0 +1,101 @@
+"""Hard-sample selection: exact picks on a pool with known scores; libra-mine and `select: hard` for real."""
+
+import json
+import random
+
+import pytest
+
+from libra_train.data.io import load_records
+from libra_train.errors import ConfigError
+from libra_train.train.mining import MiningConfig, select
+from tests.conftest import TINY_TRAIN, read_jsonl, run_cli, sample
+
+SAFE, UNSAFE = "安全", "不安全"
+
+
+def _pool():
+    """24 samples over 2 categories × 2 labels: 4 misclassified, 4 correct but within 0.1 of 0.5, 16 easy."""
+    pool, scores = [], {}
+    for i in range(24):
+        label = UNSAFE if i % 2 else SAFE
+        record = {**sample(f"s{i:02d}", label=label), "category_name": "A" if i % 4 < 2 else "B"}
+        right = 0.98 if label == UNSAFE else 0.02
+        if i < 4:  # misclassified
+            p = 0.1 if label == UNSAFE else 0.9
+        elif i < 8:  # low margin, right side
+            p = 0.55 if label == UNSAFE else 0.45
+        else:
+            p = right
+        pool.append(record)
+        scores[record["id"]] = [p]
+    return pool, scores
+
+
+MISCLASSIFIED = {f"s{i:02d}" for i in range(4)}
+LOW_MARGIN = {f"s{i:02d}" for i in range(4, 8)}
+
+
+def test_selects_exactly_the_hard_samples_in_the_requested_mix():
+    pool, scores = _pool()
+    chosen, summary = select(pool, scores, MiningConfig(budget=10, easy_share=0.2, margin=0.1))
+    hard = {r["id"] for r in chosen if r["meta"]["difficulty"] == "hard"}
+    easy = [r for r in chosen if r["meta"]["difficulty"] == "easy"]
+    assert hard == MISCLASSIFIED | LOW_MARGIN and len(easy) == 2
+    assert summary["hard"] == 8 and summary["easy"] == 2 and summary["reasons"]["misclassified"] == 4
+    assert len({(r["label"], r["category_name"]) for r in easy}) == 2  # easy ones from different cells
+    first = next(r for r in chosen if r["id"] == "s00")["meta"]["mining"]
+    assert first == {"p_unsafe": 0.9, "per_guard": [0.9], "reasons": ["misclassified"]}
+    # Deterministic whatever the pool order.
+    shuffled = pool[:]
+    random.Random(3).shuffle(shuffled)
+    again, _ = select(shuffled, scores, MiningConfig(budget=10, easy_share=0.2, margin=0.1))
+    assert sorted((r["id"], r["meta"]["difficulty"]) for r in again) == sorted((r["id"], r["meta"]["difficulty"]) for r in chosen)
+
+
+def test_criteria_budget_shortfall_and_guard_disagreement():
+    pool, scores = _pool()
+    only_wrong, _ = select(pool, scores, MiningConfig(budget=4, easy_share=0.0, criteria=["misclassified"]))
+    assert {r["id"] for r in only_wrong} == MISCLASSIFIED
+    all_hard, summary = select(pool, scores, MiningConfig(budget=None, easy_share=0.2))
+    assert summary["hard"] == 8 and summary["easy"] == 2 and len(all_hard) == 10
+    short, summary = select(pool, scores, MiningConfig(budget=20, easy_share=0.0))
+    assert len(short) == 20 and summary["hard"] == 8 and summary["wanted_hard"] == 20 and summary["easy"] == 12
+    two_guards = {k: v + [0.9 if k == "s10" else v[0]] for k, v in scores.items()}  # guard 2 flips s10 only
+    chosen, _ = select(pool, two_guards, MiningConfig(budget=9, easy_share=0.0, criteria=["disagreement"]))
+    assert [r["id"] for r in chosen if r["meta"]["difficulty"] == "hard"] == ["s10"]
+
+
+def test_bad_mining_values_name_the_key():
+    for kwargs, key in (({"easy_share": 1.0}, "easy_share"), ({"margin": 0.0}, "margin"), ({"budget": 0}, "budget"),
+                        ({"criteria": ["loud"]}, "criteria")):
+        with pytest.raises(ConfigError, match=key):
+            MiningConfig(**kwargs)
+    pool, scores = _pool()
+    with pytest.raises(ConfigError, match="no score"):
+        select(pool, {k: v for k, v in scores.items() if k != "s05"}, MiningConfig())
+
+
+def test_libra_mine_on_a_trained_guard(trained_run, tmp_path):
+    guard = trained_run / "stage1_pretrain" / "checkpoint"
+    out = tmp_path / "hard.jsonl"
+    proc = run_cli("libra-mine", f"pool={trained_run / 'data' / 'stage2.jsonl'}", f"model=[{guard},{guard}]",
+                   f"output={out}", "budget=30", "easy_share=0.5")
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    chosen = read_jsonl(out)
+    assert len(chosen) == 30 == summary["chosen"] and summary["guards"] == [str(guard)] * 2
+    assert all(len(r["meta"]["mining"]["per_guard"]) == 2 and r["meta"]["difficulty"] in ("hard", "easy") for r in chosen)
+    assert len(read_jsonl(tmp_path / "hard.jsonl.scores" / "guard-0.jsonl")) == summary["pool"]
+    bad = run_cli("libra-mine", f"pool={tmp_path}/none.jsonl", f"model={guard}", f"output={out}", check=False)
+    assert bad.returncode == 2 and "none.jsonl" in bad.stderr
+
+
+def test_curriculum_selects_hard_samples_between_stages(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [a for a in TINY_TRAIN if not a.startswith(("train.max_steps", "eval.before"))]
+    run_cli("libra-train", f"paths.run_dir={run_dir}", "curriculum=two_stage_hard", "+curriculum.stages.1.budget=40",
+            "train.max_steps=12", "eval.before_training=false", *args)
+    stage2 = json.loads((run_dir / "manifest.json").read_text())["stages"][1]
+    assert stage2["selection"]["chosen"] == 40 and stage2["selection"]["guards"] == [str(run_dir / "stage1_pretrain" / "checkpoint")]
+    assert stage2["train"]["data"]["examples"] == 40
+    chosen = load_records(run_dir / "stage2_sft" / "selected.jsonl")
+    assert len(chosen) == 40 and all("mining" in r["meta"] for r in chosen)
