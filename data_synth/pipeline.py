@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 SPLITS = ("stage1", "stage2", "heldout")
 
 
-def _chat(spec: dict, cfg, cache_dir: Path):
+def chat_backend(spec: dict, cfg, cache_dir: Path):
     backend = spec.get("backend", cfg.backend)
     if backend == "openai":
         from data_synth.backends.openai_chat import OpenAIChat
@@ -57,14 +57,14 @@ def build_agents(cfg, cache_dir: Path):
         if spec.get("backend", cfg.backend) == "offline":
             responders.update({name: OfflineResponder(cfg.seed) for name in lx.RESPONDERS})
         else:
-            chat = _chat(spec, cfg, cache_dir)
+            chat = chat_backend(spec, cfg, cache_dir)
             responders[chat.name] = ChatResponder(chat, spec.get("system_prompt", ""))
     for spec in cfg.judges or [{"backend": cfg.backend}]:
         spec = dict(spec)
         if spec.get("backend", cfg.backend) == "offline":
             judges += [OfflineRuleJudge(), OfflineKeywordJudge()]
         else:
-            judges.append(ChatJudge(_chat(spec, cfg, cache_dir)))
+            judges.append(ChatJudge(chat_backend(spec, cfg, cache_dir)))
     return responders, judges
 
 

@@ -42,14 +42,14 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def load_key_value_config(name: str, args: list[str], usage: str):
+def load_key_value_config(name: str, args: list[str], usage: str, defaults: dict | None = None):
     """conf/<name>.yaml, the chosen conf/format/<format>.yaml, then key=value overrides; required keys
     (`???`) checked. For the commands whose `model=PATH` would clash with libra-train's model group."""
     from omegaconf import OmegaConf
 
     from libra_train.errors import ConfigError
 
-    base = OmegaConf.load(Path(CONF_DIR) / f"{name}.yaml")
+    base = OmegaConf.merge(OmegaConf.create(defaults or {}), OmegaConf.load(Path(CONF_DIR) / f"{name}.yaml"))
     bad = [a for a in args if "=" not in a]
     if bad:
         raise ConfigError(bad[0], f"arguments are key=value: {usage}")

@@ -34,18 +34,21 @@ def write_run_report(run_dir: Path, manifest: dict, title: str) -> Path:
             lines.append(f"- {stage} / {set_name} / {src}: Accuracy {s['accuracy']:.4f}, F1-Safe {s['f1_safe']:.4f}, "
                          f"F1-Unsafe {s['f1_unsafe']:.4f} (n={s['n']})")
     if manifest["stages"]:
-        lines += ["", "## Training", "", "| stage | steps | first loss | last loss | examples | truncated |",
-                  "|---|---|---|---|---|---|"]
+        lines += ["", "## Training", "", "| stage | steps | first loss | last loss | examples | label-only targets | "
+                  "truncated |", "|---|---|---|---|---|---|---|"]
     for st in manifest["stages"]:
         t = st.get("train") or {}
         d = t.get("data") or {}
         first = f"{t['loss_first']:.4f}" if t.get("loss_first") is not None else "–"
         last = f"{t['loss_last']:.4f}" if t.get("loss_last") is not None else "–"
         lines.append(f"| {st['name']} | {t.get('steps', '–')} | {first} | {last} | {d.get('examples', '–')} | "
-                     f"{d.get('truncated', 0)} |")
+                     f"{d.get('label_only_targets', 0)} | {d.get('truncated', 0)} |")
     if chart:
         _accuracy_chart(run_dir / "accuracy.png", chart)
         lines += ["", "![accuracy by stage](accuracy.png)", ""]
+    if manifest["stages"]:
+        lines += ["Label-only targets: samples with no analysis (e.g. real data the judge did not explain); "
+                  "they teach the label but not the critic.", ""]
     lines += ["Confusion matrices: `<stage>/eval/<set>/confusion.png`; predictions: `<stage>/eval/<set>/predictions.jsonl`."]
     path = run_dir / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")

@@ -75,3 +75,12 @@ def test_few_shot_examples_come_before_the_sample_with_their_targets(tmp_path):
     write_jsonl(tmp_path / "bad.jsonl", [{**shots[0], "label": "maybe"}])
     with pytest.raises(Exception, match=r"bad\.jsonl.*line 1.*label"):
         FormatConfig.from_cfg(OmegaConf.create({"few_shot_file": str(tmp_path / "bad.jsonl")}))
+
+
+def test_samples_without_analysis_train_label_only_and_are_counted():
+    tokenizer = train_tokenizer([render_prompt(REC, None, FormatConfig()) + render_target(REC, FormatConfig())] * 4,
+                                vocab_size=400)
+    records = [REC, {**REC, "id": 2, "analyze": ""}, {**REC, "id": 3, "analyze": "  "}]
+    examples, stats = build_examples(records, tokenizer, FormatConfig(), 512)
+    assert stats["label_only_targets"] == 2 and stats["critic_targets"] == 1
+    assert [json.loads(e["completion"]) for e in examples][1:] == [{"答案": "不安全"}] * 2
