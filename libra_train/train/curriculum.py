@@ -125,9 +125,14 @@ def evaluate_checkpoint(path: str, eval_sets: dict, cfg, out_dir: Path, tracker,
     results: dict = {}
 
     def work():
+        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
         from libra_train.eval.api import evaluate
         from libra_train.model import load_model_and_tokenizer
 
+        # Rank 0 alone loads the checkpoint: a ZeRO-3 config left registered by the stage would make
+        # from_pretrained partition the weights with collectives the waiting ranks never join.
+        unset_hf_deepspeed_config()
         model, tokenizer = load_model_and_tokenizer(path, cfg.model.trust_remote_code, cfg.model.dtype)
         model.to("cuda" if _cuda() else "cpu")
         results.update(evaluate(model, tokenizer, eval_sets, {"format": cfg.format, "eval": cfg.eval}, out_dir))

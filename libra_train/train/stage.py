@@ -57,6 +57,26 @@ def use_packing(setting, cfg) -> bool:
         str(cfg.model.get("attn_implementation", "")).startswith("flash_attention")
 
 
+def _cpu_deepspeed_state() -> dict:
+    """DeepSpeed on CPU processes (DS_ACCELERATOR=cpu, as in the tests): the HF integration names a
+    communication backend only for accelerators, and accelerate then counts one process while
+    DeepSpeed sees all of them, so the batch-size check fails. Setting up the shared process state
+    with gloo first, and telling the Trainer to use it, gives both the same world. The previous stage's
+    state is reset first, as the Trainer itself does when it configures the state."""
+    import os
+
+    from accelerate import PartialState
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    os.environ["ACCELERATE_USE_DEEPSPEED"] = "true"
+    try:
+        PartialState(backend="gloo")
+    finally:
+        del os.environ["ACCELERATE_USE_DEEPSPEED"]
+    return {"use_configured_state": True}
+
+
 def sft_args(hp, stage_dir: Path, cfg, deepspeed_config):
     from trl import SFTConfig
 
@@ -89,6 +109,7 @@ def sft_args(hp, stage_dir: Path, cfg, deepspeed_config):
         seed=int(cfg.seed),
         data_seed=int(cfg.seed),
         deepspeed=deepspeed_config,
+        accelerator_config=_cpu_deepspeed_state() if deepspeed_config and not torch.cuda.is_available() else None,
         include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=0,
     )
@@ -100,11 +121,13 @@ def train_stage(name: str, records: list[dict], init_path: str, stage_dir: Path,
     from trl import SFTTrainer
 
     fmt = FormatConfig.from_cfg(cfg.format)
+    # The arguments first: under ZeRO-3 they register the DeepSpeed config, so from_pretrained then
+    # loads the weights already partitioned across ranks instead of whole on each.
+    args = sft_args(hp, stage_dir, cfg, deepspeed_config)
     model, tokenizer, peft_config = _load_for_training(init_path, cfg)
     init_fingerprint = weights_fingerprint(model.named_parameters())
     examples, data_stats = build_examples(records, tokenizer, fmt, int(hp.max_length))
     log.info("%s: %d examples (%s)", name, len(examples), dict(data_stats))
-    args = sft_args(hp, stage_dir, cfg, deepspeed_config)
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer,
                          peft_config=peft_config, callbacks=[StageProgress(name), TrackerLogs(tracker, name)])
     trainer.remove_callback(PrinterCallback)  # StageProgress reports instead of raw dict prints
@@ -115,7 +138,9 @@ def train_stage(name: str, records: list[dict], init_path: str, stage_dir: Path,
     result = trainer.train(resume_from_checkpoint=resume)
     final = stage_dir / "checkpoint"
     partial = stage_dir / "checkpoint.partial"
-    shutil.rmtree(partial, ignore_errors=True)
+    if trainer.is_world_process_zero():
+        shutil.rmtree(partial, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()  # no rank may clear the folder while rank 0 writes into it
     trainer.save_model(str(partial))  # gathers ZeRO-3 shards into one 16-bit checkpoint
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(partial))
