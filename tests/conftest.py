@@ -25,7 +25,8 @@ def run_cli(name: str, *args: str, check: bool = True, env: dict | None = None, 
 
 
 def read_jsonl(path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    # JSONL separates records by "\n" only; str.splitlines would also split inside text at \x85, \x1e…
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").split("\n") if line.strip()]
 
 
 def write_jsonl(path, records) -> Path:

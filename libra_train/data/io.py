@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from libra_train.data.schema import Located, validate_records
+from libra_train.data.schema import Located, Unparsed, validate_records
 from libra_train.errors import DataError
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
@@ -25,9 +25,10 @@ def _read_jsonl(path: Path) -> list[Located]:
             if not line.strip():
                 continue
             try:
-                items.append(Located(json.loads(line), str(path), f"line {lineno}"))
+                record = json.loads(line)
             except json.JSONDecodeError as err:
-                raise DataError(path, f"malformed JSON ({err.msg} at column {err.colno})", f"line {lineno}") from None
+                record = Unparsed(line.rstrip("\n"), f"malformed JSON ({err.msg} at column {err.colno})")
+            items.append(Located(record, str(path), f"line {lineno}"))
     return items
 
 

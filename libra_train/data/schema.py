@@ -26,8 +26,18 @@ class Located:
     where: str  # "line 3", "row 7", "record 2"
 
 
+@dataclass
+class Unparsed:
+    """A line that is not JSON: kept in place so that it is reported (or rejected) like any bad record."""
+
+    text: str
+    problem: str
+
+
 def _check_record(item: Located, require_label: bool) -> dict:
     rec = item.record
+    if isinstance(rec, Unparsed):
+        raise DataError(item.path, rec.problem, item.where)
     if not isinstance(rec, dict):
         raise DataError(item.path, f"expected a JSON object, got {type(rec).__name__}", item.where)
     out = dict(rec)
@@ -78,5 +88,6 @@ def validate_records(
         except DataError as err:
             if on_invalid == "error":
                 raise
-            rejected.append({"path": item.path, "where": item.where, "error": str(err), "record": item.record})
+            raw = item.record.text if isinstance(item.record, Unparsed) else item.record
+            rejected.append({"path": item.path, "where": item.where, "error": str(err), "record": raw})
     return valid, rejected

@@ -12,20 +12,31 @@ def _rank_key(seed: int, rid) -> str:
     return hashlib.sha256(f"{seed}:{rid}".encode()).hexdigest()
 
 
+def _target_size(limit, n: int, key: str) -> int:
+    """A count (int, or text of one) or a fraction in (0, 1] (float, or text with a point) → a size."""
+    wrong = ConfigError(key, f"must be a count ≥ 1, a fraction in (0, 1], or null; got {limit!r}")
+    if isinstance(limit, bool):
+        raise wrong
+    try:
+        if isinstance(limit, float) or (isinstance(limit, str) and "." in limit):
+            frac = float(limit)
+            if not 0 < frac <= 1:  # also false for NaN
+                raise wrong
+            return max(1, round(n * frac))
+        count = int(limit)
+    except (TypeError, ValueError):
+        raise wrong from None
+    if count < 1 or (isinstance(limit, str) and str(count) != limit.strip()):
+        raise wrong
+    return count
+
+
 def stratified_subset(records: list[dict], limit, seed: int, key: str = "data.limit") -> list[dict]:
     """limit: None (all), an int count, or a fraction in (0, 1]."""
     if limit is None:
         return records
     n = len(records)
-    if isinstance(limit, float) or (isinstance(limit, str) and "." in limit):
-        frac = float(limit)
-        if not 0 < frac <= 1:
-            raise ConfigError(key, f"a fraction must be in (0, 1], got {limit}")
-        target = max(1, round(n * frac))
-    else:
-        target = int(limit)
-        if target < 1:
-            raise ConfigError(key, f"a count must be at least 1, got {limit}")
+    target = _target_size(limit, n, key)
     if target >= n:
         return records
     # One global order: each record's quantile within its category × label cell (cells interleave in

@@ -29,5 +29,5 @@ def test_subsets_are_nested_stratified_and_deterministic():
 def test_bad_limits_name_the_key():
     with pytest.raises(ConfigError, match="data.stage1.limit"):
         stratified_subset(_pool(), 1.5, seed=0, key="data.stage1.limit")
-    with pytest.raises(ConfigError, match="at least 1"):
+    with pytest.raises(ConfigError, match="count ≥ 1"):
         stratified_subset(_pool(), 0, seed=0)
