@@ -92,6 +92,7 @@ def load_model_and_tokenizer(name_or_path: str, trust_remote_code: bool = False,
     """from_pretrained for a local directory (checked first, for a clear error) or a hub id.
     A directory holding a LoRA adapter loads its base model and applies the adapter."""
     import torch
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     name_or_path = str(name_or_path)
@@ -116,7 +117,7 @@ def load_model_and_tokenizer(name_or_path: str, trust_remote_code: bool = False,
         else:
             model = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, SafetensorError) as err:  # missing files, bad configs, truncated weights
         raise CheckpointError(f"cannot load model {name_or_path}: {err}") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,15 @@ def redact(obj):
     return walk(obj)
 
 
+def redact_args(args: list[str]) -> list[str]:
+    """Command-line overrides with the value of any secret-looking key (and any env-held key) masked."""
+    out = []
+    for arg in redact(list(args)):
+        key, sep, _ = arg.partition("=")
+        out.append(f"{key}={REDACTED}" if sep and SECRET_KEY.search(key) and not key.endswith("_env") else arg)
+    return out
+
+
 class NullTracker:
     def log(self, metrics: dict, step_hint: int | None = None) -> None:
         pass
@@ -51,8 +61,14 @@ class WandbTracker(NullTracker):
             mode = "online" if has_login else "offline"
         self.wandb = wandb
         self._step = 0
-        self.run = wandb.init(project=project, group=group, name=name, tags=tags, config=redact(cfg),
-                              dir=str(run_dir), mode=mode, reinit="finish_previous")
+        # W&B records the command line in the run's metadata: show it a copy with secrets masked.
+        argv = sys.argv[:]
+        sys.argv[1:] = redact_args(argv[1:])
+        try:
+            self.run = wandb.init(project=project, group=group, name=name, tags=tags, config=redact(cfg),
+                                  dir=str(run_dir), mode=mode, reinit="finish_previous")
+        finally:
+            sys.argv[:] = argv
         log.info("W&B %s run %s in %s", mode, self.run.id, run_dir / "wandb")
 
     def log(self, metrics: dict, step_hint: int | None = None) -> None:

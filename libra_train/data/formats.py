@@ -40,6 +40,9 @@ class FormatConfig:
                                     ("format.prompt_style", self.prompt_style, STYLES)):
             if value not in allowed:
                 raise ConfigError(key, f"{value!r} is not one of {', '.join(allowed)}")
+        for key, value in (("format.rules", self.rules), ("format.with_category", self.with_category)):
+            if not isinstance(value, bool):
+                raise ConfigError(key, f"{value!r} is not one of true, false")
 
     @classmethod
     def from_cfg(cls, cfg) -> FormatConfig:

@@ -35,6 +35,8 @@ def test_bad_axis_values_list_the_allowed_ones():
         FormatConfig(critic="middle")
     with pytest.raises(ConfigError, match="response, prompt, both"):
         FormatConfig(task="all")
+    with pytest.raises(ConfigError, match="format.rules.*true, false"):
+        FormatConfig(rules="yes")
 
 
 def test_task_views_use_the_prompt_label():

@@ -86,12 +86,22 @@ def test_killed_stage_resumes_to_the_same_step(tmp_path):
     assert [s["train"]["steps"] for s in manifest["stages"]] == [40, 40]
 
 
-def test_wandb_offline_run_holds_the_eval_metrics(tmp_path):
+PLANTED_ENV_KEY, PLANTED_CONFIG_KEY = "sk-planted-env-7f3a9c2e11", "sk-planted-cfg-4b8d0e6f22"
+
+
+def test_wandb_offline_run_holds_the_eval_metrics_and_no_secret(tmp_path):
     run_dir = tmp_path / "wb"
-    run_cli("libra-train", f"paths.run_dir={run_dir}", "logger=wandb", "curriculum=pretrain_only",
-            "eval.before_training=false", *[a for a in TINY_TRAIN if a not in ("logger=none",)
-                                            and not a.startswith(("train.max_steps", "eval.before"))],
-            "train.max_steps=4")
+    proc = run_cli("libra-train", f"paths.run_dir={run_dir}", "logger=wandb", "curriculum=pretrain_only",
+                   "eval.before_training=false", *[a for a in TINY_TRAIN if a not in ("logger=none",)
+                                                   and not a.startswith(("train.max_steps", "eval.before"))],
+                   "train.max_steps=4", f"+data.synth.openai.api_key={PLANTED_CONFIG_KEY}",
+                   env={"OPENAI_API_KEY": PLANTED_ENV_KEY})
+    # Secrets: neither the env-held key nor one typed into the config reaches any file or the logs.
+    for path in [p for p in run_dir.rglob("*") if p.is_file()]:
+        data = path.read_bytes()
+        assert PLANTED_ENV_KEY.encode() not in data and PLANTED_CONFIG_KEY.encode() not in data, path
+    assert PLANTED_ENV_KEY not in proc.stdout + proc.stderr and PLANTED_CONFIG_KEY not in proc.stdout + proc.stderr
+    assert "api_key: '***'" in (run_dir / "config.yaml").read_text()
     runs = list((run_dir / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     # an offline run keeps its history in the .wandb record file that `wandb sync` uploads

@@ -1,0 +1,53 @@
+"""Run-directory lock and corrupt checkpoints: clear refusals, never a stuck lock or a deep trace."""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from libra_train.errors import CheckpointError, LibraError
+from libra_train.model import load_model_and_tokenizer
+from libra_train.train.run_dir import RunLock
+from libra_train.train.stage import _check_trainer_checkpoint
+from tests.conftest import run_cli
+
+
+def test_a_live_lock_refuses_and_a_dead_one_is_taken_over(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / ".lock").write_text(str(holder.pid))
+        with pytest.raises(LibraError, match=f"in use by process {holder.pid}"):
+            RunLock(tmp_path).acquire()
+        proc = run_cli("libra-train", f"paths.run_dir={tmp_path}", "logger=none", check=False)
+        assert proc.returncode == 2 and "in use by process" in proc.stderr and "Traceback" not in proc.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    lock = RunLock(tmp_path)  # the holder is dead now: its lock is stale
+    lock.acquire()
+    assert (tmp_path / ".lock").read_text() == str(__import__("os").getpid())
+    lock.release()
+    assert not (tmp_path / ".lock").exists()
+
+
+def test_corrupt_or_partial_checkpoints_name_themselves(trained_run, tmp_path):
+    broken = tmp_path / "ckpt"
+    shutil.copytree(trained_run / "stage1_pretrain" / "checkpoint", broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 3])  # a half-written file
+    with pytest.raises(CheckpointError, match=str(broken)):
+        load_model_and_tokenizer(str(broken))
+    (broken / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="config.json is corrupt"):
+        load_model_and_tokenizer(str(broken))
+    resume_point = tmp_path / "checkpoint-6"
+    resume_point.mkdir()
+    with pytest.raises(CheckpointError, match="checkpoint-6 is partial"):
+        _check_trainer_checkpoint(resume_point)
+    (resume_point / "trainer_state.json").write_text("{")
+    with pytest.raises(CheckpointError, match="checkpoint-6 is corrupt"):
+        _check_trainer_checkpoint(resume_point)
+    proc = run_cli("libra-infer", f"model={broken}", f"data={trained_run / 'data' / 'heldout.jsonl'}",
+                   f"output_dir={tmp_path / 'p'}", check=False)
+    assert proc.returncode == 2 and str(broken) in proc.stderr and "Traceback" not in proc.stderr
