@@ -66,7 +66,7 @@ def test_lora_two_stage_continues_the_adapter(tmp_path):
     assert manifest["stages"][1]["eval"]["heldout"]["n"] > 0  # the adapter loaded for evaluation
 
 
-def test_killed_stage_resumes_to_the_same_step(tmp_path):
+def test_killed_stage_resumes_to_the_same_step_and_a_kill_between_stages_keeps_stage1(tmp_path):
     run_dir = tmp_path / "killed"
     args = [str(BIN / "libra-train"), f"paths.run_dir={run_dir}", "eval.before_training=false",
             *[a for a in TINY_TRAIN if not a.startswith(("train.max_steps", "eval.before", "train.save_steps"))],
@@ -80,9 +80,25 @@ def test_killed_stage_resumes_to_the_same_step(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert (trainer_dir / "checkpoint-10").exists() and not (run_dir / "stage1_pretrain" / "checkpoint").exists()
+    # Relaunch, and kill again as soon as stage 1 is done: between the stages.
+    log = tmp_path / "resumed.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
+        manifest_path = run_dir / "manifest.json"
+        while time.monotonic() < deadline + 300 and '"status": "done"' not in (
+                manifest_path.read_text() if manifest_path.exists() else ""):
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert "resuming from" in log.read_text()
+    stage1 = json.loads(manifest_path.read_text())["stages"][0]
+    weights = run_dir / "stage1_pretrain" / "checkpoint" / "model.safetensors"
+    assert stage1["status"] == "done" and stage1["train"]["steps"] == 40
+    written = weights.stat().st_mtime_ns
     out = run_cli("libra-train", *args[1:])
-    assert "resuming from" in out.stdout + out.stderr
-    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert "stage1_pretrain: done already, skipped" in out.stdout + out.stderr
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["stages"][0] == stage1 and weights.stat().st_mtime_ns == written  # stage 1 not redone
     assert [s["train"]["steps"] for s in manifest["stages"]] == [40, 40]
 
 
