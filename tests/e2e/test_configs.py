@@ -30,6 +30,7 @@ def test_every_choice_composes(group, choice, tmp_path):
     assert resolved["paths"]["run_dir"] == str(tmp_path)
     if group == "model" and choice != "tiny":
         assert "/" in resolved["model"]["name_or_path"]  # a hub id, untouched
+    assert resolved["model"]["trust_remote_code"] is False  # off unless a user sets it
     if group != "data":  # data=cold needs the imported COLD files
         validate_config(cfg)
 
