@@ -17,8 +17,11 @@ FAST = ["logger=none", "data.synth.num_samples=420", "train.max_steps=8", "train
 def test_two_point_multirun_then_report(tmp_path):
     sweep_dir = tmp_path / "sweep"
     run_cli("libra-train", "-m", "+sweep=rules_in_prompt", f"hydra.sweep.dir={sweep_dir}", *FAST)
-    rules = [OmegaConf.load(sweep_dir / p / "config.yaml").format.rules for p in ("0", "1")]
+    configs = [OmegaConf.load(sweep_dir / p / "config.yaml") for p in ("0", "1")]
+    rules = [c.format.rules for c in configs]
     assert sorted(rules) == [False, True]
+    # Every point of one sweep shares one W&B group, named after the sweep folder.
+    assert configs[0].logger.group == configs[1].logger.group == "quickstart/sweep"
     assert all((sweep_dir / p / "manifest.json").exists() for p in ("0", "1"))
     proc = run_cli("libra-report", str(sweep_dir))
     assert "ablation.csv" in proc.stdout
@@ -70,3 +73,20 @@ def test_report_on_a_folder_with_no_points_is_a_clear_error(tmp_path):
         load_points(tmp_path)
     proc = run_cli("libra-report", str(tmp_path / "missing"), check=False)
     assert proc.returncode == 2 and "no such sweep directory" in proc.stderr
+
+
+def test_wandb_runs_carry_their_axis_values_as_tags(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from libra_train.cli_utils import CONF_DIR
+    from libra_train.tracking import make_tracker
+
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[f"paths.run_dir={tmp_path}", "format=front", "curriculum=mixed",
+                                          "logger.mode=offline", "logger.group=sweep-x"])
+    tracker = make_tracker(cfg, tmp_path, {"a": 1}, is_main=True)
+    try:
+        assert tracker.run.group == "sweep-x"
+        assert {"critic=front", "curriculum=mixed", "rules=False"} <= set(tracker.run.tags)
+    finally:
+        tracker.finish()
