@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from libra_train import plotting
-from libra_train.data.io import atomic_write_text, load_records, read_raw
+from libra_train.data.io import atomic_write_text, load_records, read_raw, to_jsonl
 from libra_train.data.schema import SAFE, UNSAFE
 from libra_train.errors import DataError
 from libra_train.eval.metrics import compute_metrics
@@ -56,7 +56,7 @@ class PredictionWriter:
         if self._fh is not None:
             self._fh.close()
         records = [self.done[i] for i in order]
-        atomic_write_text(self.final, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        atomic_write_text(self.final, to_jsonl(records))
         if self.partial.exists():
             self.partial.unlink()
         return records
@@ -74,7 +74,7 @@ def load_predictions(spec: str | Path) -> list[dict]:
             if "critic" not in rec:
                 raise DataError(item.path, "prediction needs 'pred_label' or 'critic'", item.where, "critic")
             rec = {**rec, "pred_label": parse_output(rec["critic"])[0]}
-        rows.append({**rec, "_where": f"{item.path}, {item.where}"})
+        rows.append({**rec, "_path": item.path, "_where": item.where})
     return rows
 
 
@@ -84,11 +84,10 @@ def join_with_labels(predictions: list[dict], labels_spec) -> list[dict]:
     for p in predictions:
         pid = str(p["id"])
         if pid not in gold:
-            raise DataError(p["_where"].rsplit(", ", 1)[0], f"prediction id {p['id']!r} is not in the labels "
-                            f"({labels_spec})", p["_where"].rsplit(", ", 1)[1], "id")
+            raise DataError(p["_path"], f"prediction id {p['id']!r} is not in the labels ({labels_spec})",
+                            p["_where"], "id")
         if pid in seen:
-            raise DataError(p["_where"].rsplit(", ", 1)[0], f"id {p['id']!r} predicted twice",
-                            p["_where"].rsplit(", ", 1)[1], "id")
+            raise DataError(p["_path"], f"id {p['id']!r} predicted twice", p["_where"], "id")
         seen.add(pid)
         g = gold[pid]
         rows.append({"id": pid, "source": g["source"], "category_name": g["category_name"], "label": g["label"],
