@@ -21,7 +21,7 @@ class ConfigError(LibraError):
     """A bad config value; names the key."""
 
     def __init__(self, key: str, message: str):
-        self.key = key
+        self.key, self.message = key, message
         super().__init__(f"config '{key}': {message}")
 
 

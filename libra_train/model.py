@@ -124,6 +124,15 @@ def load_model_and_tokenizer(name_or_path: str, trust_remote_code: bool = False,
     return model, tokenizer
 
 
+def default_device(choice: str = "auto") -> str:
+    """`auto`: the GPU where there is one, else the CPU; any other value is used as given."""
+    import torch
+
+    if choice != "auto":
+        return choice
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def weights_fingerprint(named_tensors) -> str:
     """A short hash of a model's weights (LoRA tensors only, when there are any), comparable between a
     model in memory and a saved checkpoint. Eight tensors spread over the sorted names keep it cheap

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import torch
 from rich.progress import Progress
 
 from libra_train.data.formats import FormatConfig
@@ -13,7 +12,7 @@ from libra_train.data.io import load_records
 from libra_train.errors import ConfigError
 from libra_train.eval.api import predict
 from libra_train.eval.scoring import resolve_mode
-from libra_train.model import load_model_and_tokenizer
+from libra_train.model import default_device, load_model_and_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +34,7 @@ def run_inference(cfg) -> Path:
         log.info("%s is complete already", out_path)
         return out_path
     model, tokenizer = load_model_and_tokenizer(cfg.model, cfg.trust_remote_code, cfg.dtype)
-    device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device)
-    model.to(device)
+    model.to(default_device(cfg.device))
     with Progress() as bar:
         task = bar.add_task(f"libra-infer ({mode})", total=len(records))
         predict(model, tokenizer, records, fmt, out_path, mode=mode, batch_size=int(cfg.batch_size),

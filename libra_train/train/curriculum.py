@@ -128,13 +128,13 @@ def evaluate_checkpoint(path: str, eval_sets: dict, cfg, out_dir: Path, tracker,
         from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
         from libra_train.eval.api import evaluate
-        from libra_train.model import load_model_and_tokenizer
+        from libra_train.model import default_device, load_model_and_tokenizer
 
         # Rank 0 alone loads the checkpoint: a ZeRO-3 config left registered by the stage would make
         # from_pretrained partition the weights with collectives the waiting ranks never join.
         unset_hf_deepspeed_config()
         model, tokenizer = load_model_and_tokenizer(path, cfg.model.trust_remote_code, cfg.model.dtype)
-        model.to("cuda" if _cuda() else "cpu")
+        model.to(default_device())
         results.update(evaluate(model, tokenizer, eval_sets, {"format": cfg.format, "eval": cfg.eval}, out_dir))
         for name, metrics in results.items():
             tracker.log_eval(stage, name, metrics, out_dir / name / "confusion.png")
@@ -146,12 +146,6 @@ def evaluate_checkpoint(path: str, eval_sets: dict, cfg, out_dir: Path, tracker,
 
         results = {name: json.loads((out_dir / name / "metrics.json").read_text()) for name in eval_sets}
     return results
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def prepare_data(cfg, run_dir: Path) -> None:

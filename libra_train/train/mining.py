@@ -112,15 +112,13 @@ def score_pool(pool: list[dict], guards: list[str], fmt, work_dir: Path, batch_s
                trust_remote_code: bool = False) -> dict[str, list[float]]:
     """p_unsafe of every pool sample under each guard; each guard's scores are written as they come
     (libra-infer's resumable writer), so an interrupted mining run does not score twice."""
-    import torch
-
     from libra_train.eval.api import predict
-    from libra_train.model import load_model_and_tokenizer
+    from libra_train.model import default_device, load_model_and_tokenizer
 
     scores: dict[str, list[float]] = {str(r["id"]): [] for r in pool}
     for k, guard in enumerate(guards):
         model, tokenizer = load_model_and_tokenizer(guard, trust_remote_code)
-        model.to("cuda" if torch.cuda.is_available() else "cpu")
+        model.to(default_device())
         preds = predict(model, tokenizer, pool, fmt, Path(work_dir) / f"guard-{k}.jsonl", mode="label",
                         batch_size=batch_size)
         for p in preds:

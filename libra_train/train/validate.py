@@ -65,7 +65,7 @@ def _check_selection(where: str, stage, index: int, cfg) -> None:
     try:
         mining_config(stage)
     except ConfigError as err:
-        raise ConfigError(f"{where}.{err.key}", str(err).split(": ", 1)[1]) from None
+        raise ConfigError(f"{where}.{err.key}", err.message) from None
 
 
 def _check_data_paths(cfg) -> None:
