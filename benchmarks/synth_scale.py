@@ -13,11 +13,8 @@ import time
 
 CHILD = """
 import resource, sys, time
-from omegaconf import OmegaConf
-from data_synth.pipeline import synthesize
-cfg = OmegaConf.load('conf/synth.yaml'); cfg.pop('defaults'); cfg.pop('hydra')
-cfg.taxonomy = OmegaConf.load('conf/taxonomy/default.yaml')
-cfg.output_dir = sys.argv[1]; cfg.num_samples = int(sys.argv[2])
+from data_synth.pipeline import offline_config, synthesize
+cfg = offline_config(output_dir=sys.argv[1], num_samples=int(sys.argv[2]))
 start = time.perf_counter(); s = synthesize(cfg); took = time.perf_counter() - start
 print(took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, sum(s['totals'].values()))
 """

@@ -11,13 +11,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
 from datasets import Dataset
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 from transformers import Trainer, TrainingArguments, default_data_collator
 
-from data_synth.pipeline import synthesize
+from data_synth.pipeline import offline_config, synthesize
 from libra_train.cli_utils import CONF_DIR
 from libra_train.data.formats import FormatConfig, render_prompt, render_target
 from libra_train.data.io import load_records
@@ -89,18 +87,12 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=384)
     parser.add_argument("--samples", type=int, default=1500)
     args = parser.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
     with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(CONF_DIR, version_base="1.3"):
         tmp = Path(tmp)
         cfg = compose("train", overrides=[f"paths.run_dir={tmp}", "logger=none", f"train.max_steps={args.steps}",
                                           f"train.batch_size={args.batch_size}", f"train.max_length={args.max_length}",
                                           "train.save_steps=100000", "train.logging_steps=10"])
-        synth = OmegaConf.load(Path(CONF_DIR) / "synth.yaml")
-        for key in ("defaults", "hydra"):
-            synth.pop(key)
-        synth.taxonomy = OmegaConf.load(Path(CONF_DIR) / "taxonomy" / "default.yaml")
-        synth.output_dir, synth.num_samples = str(tmp / "data"), args.samples
-        synthesize(synth)
+        synthesize(offline_config(output_dir=str(tmp / "data"), num_samples=args.samples))
         records = load_records(tmp / "data" / "stage1.jsonl")
         fmt = FormatConfig.from_cfg(cfg.format)
         build_tiny([render_prompt(r, None, fmt) + render_target(r, fmt) for r in records], tmp / "backbone", cfg.model)

@@ -134,6 +134,22 @@ def balance(samples: list[dict], quota: int, categories: list[str], stats: Count
     return sorted(out, key=lambda s: s["id"])
 
 
+def offline_config(**overrides):
+    """conf/synth.yaml with the default taxonomy, composed without Hydra (for the trainer's own data and
+    the benchmarks), with `overrides` merged on top."""
+    from omegaconf import OmegaConf, open_dict
+
+    from libra_train.cli_utils import CONF_DIR
+
+    cfg = OmegaConf.load(Path(CONF_DIR) / "synth.yaml")
+    with open_dict(cfg):
+        cfg.pop("defaults")
+        cfg.pop("hydra")
+        cfg.taxonomy = OmegaConf.load(Path(CONF_DIR) / "taxonomy" / "default.yaml")
+        cfg.merge_with(overrides)
+    return cfg
+
+
 def synthesize(cfg) -> dict:
     out_dir = Path(cfg.output_dir)
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out_dir / "cache"

@@ -153,18 +153,10 @@ def prepare_data(cfg, run_dir: Path) -> None:
     wanted = [Path(cfg.data.stage1.path), Path(cfg.data.stage2.path)] + [Path(p) for p in cfg.data.eval_sets.values()]
     if all(p.exists() for p in wanted) or not cfg.data.synthesize_if_missing:
         return
-    from omegaconf import open_dict
+    from data_synth.pipeline import offline_config, synthesize
 
-    from data_synth.pipeline import synthesize
-
-    synth_cfg = OmegaConf.load(Path(__file__).resolve().parents[2] / "conf" / "synth.yaml")
-    synth_cfg.taxonomy = OmegaConf.load(Path(__file__).resolve().parents[2] / "conf" / "taxonomy" / "default.yaml")
-    with open_dict(synth_cfg):
-        synth_cfg.pop("defaults", None)
-        synth_cfg.pop("hydra", None)
-        synth_cfg.output_dir = str(run_dir / "data")
-        synth_cfg.cache_dir = None
-        synth_cfg.merge_with(OmegaConf.to_container(cfg.data.synth, resolve=True))
+    synth_cfg = offline_config(**{"output_dir": str(run_dir / "data"), "cache_dir": None,
+                                  **OmegaConf.to_container(cfg.data.synth, resolve=True)})
     log.info("no data at %s: synthesizing %d samples (offline backend)", cfg.data.stage1.path, synth_cfg.num_samples)
     synthesize(synth_cfg)
 
