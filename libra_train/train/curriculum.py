@@ -83,6 +83,8 @@ def run_stage(stage, records, init_path, run_dir: Path, cfg, manifest: Manifest,
         if stage.get("select") == "hard":
             records, entry["selection"] = select_hard_records(stage, records, init_path, stage_dir, cfg)
             _save(manifest)
+        if dist.is_main():  # before training's collectives: no rank can still see the old checkpoint's marker
+            (stage_dir / "eval" / ".done").unlink(missing_ok=True)
         hp = stage_hparams(cfg, stage)
         entry["train"] = train_stage(stage.name, records, init_path, stage_dir, hp, cfg, tracker,
                                      deepspeed_config=deepspeed_config(cfg))
@@ -139,8 +141,7 @@ def evaluate_checkpoint(path: str, eval_sets: dict, cfg, out_dir: Path, tracker,
         for name, metrics in results.items():
             tracker.log_eval(stage, name, metrics, out_dir / name / "confusion.png")
 
-    done.unlink(missing_ok=True) if dist.is_main() else None
-    dist.once(done, work)
+    dist.once(done, work, redo=True)
     if not results:  # other ranks read rank 0's figures
         import json
 

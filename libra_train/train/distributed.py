@@ -30,10 +30,12 @@ def wait_for(marker: Path, timeout_s: float = 3600, poll_s: float = 0.5) -> None
         time.sleep(poll_s)
 
 
-def once(marker: Path, work) -> None:
-    """Rank 0 does `work` then drops the marker; the other ranks wait for the marker."""
+def once(marker: Path, work, redo: bool = False) -> None:
+    """Rank 0 does `work` then drops the marker; the other ranks wait for the marker. With redo, rank 0
+    does the work even where the marker exists (the caller removes a stale marker before the ranks
+    last met, so a waiting rank never takes an old marker for the new work)."""
     if is_main():
-        if not marker.exists():
+        if redo or not marker.exists():
             work()
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.write_text(str(time.time()))
