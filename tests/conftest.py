@@ -50,3 +50,20 @@ def trained_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("trained") / "run"
     run_cli("libra-train", f"paths.run_dir={run_dir}", *TINY_TRAIN)
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory) -> Path:
+    """An untrained tiny Qwen2 model and its tokenizer, built in seconds: for tests that need exact
+    tensors (scores, label masks), not a guard that has learnt anything."""
+    from omegaconf import OmegaConf
+
+    from libra_train.data.formats import FormatConfig, render_prompt, render_target
+    from libra_train.model import build_tiny
+
+    fmt = FormatConfig()
+    records = [sample(i, label="安全" if i % 2 else "不安全", analyze=f"分析{i}") for i in range(40)]
+    texts = [render_prompt(r, None, fmt) + render_target(r, fmt) for r in records]
+    model_cfg = OmegaConf.load(REPO / "conf" / "model" / "tiny.yaml")
+    model_cfg.update({"vocab_size": 600, "hidden_size": 32, "intermediate_size": 64, "num_layers": 2})
+    return build_tiny(texts, tmp_path_factory.mktemp("tiny") / "backbone", model_cfg)

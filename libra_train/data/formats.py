@@ -122,20 +122,32 @@ def render_target(record: dict, fmt: FormatConfig) -> str:
     return json.dumps(body, ensure_ascii=False)
 
 
+def prompt_label(record: dict) -> str | None:
+    """The label of the question alone: the sample's own label when it has no response, else
+    meta.query_label (None when the sample does not carry one)."""
+    if not record.get("response"):
+        return record["label"]
+    query_label = (record.get("meta") or {}).get("query_label")
+    return query_label if query_label in LABELS else None
+
+
 def task_views(record: dict, task: str) -> list[dict]:
     """Expand one sample into the classification tasks asked for. A prompt view drops the response and
-    takes the prompt's own label (meta.query_label) where the sample carries one."""
+    takes the prompt's own label (prompt_label). A sample with a response but no prompt label has no
+    prompt view: callers count those (see lacks_prompt_view), nothing is dropped unseen."""
     views = []
     if task in ("response", "both") and record.get("response"):
         views.append(record)
     if task in ("prompt", "both") or not record.get("response"):
-        if record.get("response"):
-            query_label = (record.get("meta") or {}).get("query_label")
-            if query_label not in LABELS:
-                return views  # no prompt-level label known: this sample cannot serve the prompt task
-            prompt_only = {**record, "response": "", "label": query_label, "analyze": ""}
+        if not record.get("response"):
+            views.append(record)
+        elif prompt_label(record) is not None:
+            prompt_only = {**record, "response": "", "label": prompt_label(record), "analyze": ""}
             prompt_only["id"] = f"{record['id']}#prompt"
             views.append(prompt_only)
-        else:
-            views.append(record)
     return views
+
+
+def lacks_prompt_view(record: dict, task: str) -> bool:
+    """Whether the prompt task was asked for but this sample cannot give it (no prompt-level label)."""
+    return task in ("prompt", "both") and bool(record.get("response")) and prompt_label(record) is None

@@ -6,9 +6,12 @@ never on the target side; each cut is counted in the stage's stats.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 
-from libra_train.data.formats import FormatConfig, render_prompt, render_target, task_views
+from libra_train.data.formats import FormatConfig, lacks_prompt_view, render_prompt, render_target, task_views
+
+log = logging.getLogger(__name__)
 
 ROOM_FOR_EOS = 1
 
@@ -33,6 +36,7 @@ def build_examples(records: list[dict], tokenizer, fmt: FormatConfig, max_length
     stats: Counter = Counter()
     examples = []
     for rec in records:
+        stats["no_prompt_label"] += lacks_prompt_view(rec, fmt.task)
         for view in task_views(rec, fmt.task):
             target = render_target(view, fmt)
             stats["label_only_targets" if not (view.get("analyze") or "").strip() else "critic_targets"] += 1
@@ -47,4 +51,9 @@ def build_examples(records: list[dict], tokenizer, fmt: FormatConfig, max_length
                 prompt = render_prompt(view, tokenizer, fmt)
             examples.append({"prompt": prompt, "completion": target})
     stats["examples"] = len(examples)
+    if stats["no_prompt_label"]:
+        log.warning("format.task=%s: %d samples have a response but no meta.query_label, so they give no "
+                    "prompt-task example (counted as no_prompt_label)", fmt.task, stats["no_prompt_label"])
+    else:
+        del stats["no_prompt_label"]  # keep the stats to what happened
     return examples, stats

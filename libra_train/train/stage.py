@@ -115,9 +115,10 @@ def sft_args(hp, stage_dir: Path, cfg, deepspeed_config):
     )
 
 
-def train_stage(name: str, records: list[dict], init_path: str, stage_dir: Path, hp, cfg, tracker,
-                deepspeed_config=None) -> dict:
-    """Train one stage, resuming from its last checkpoint; save the result to stage_dir/checkpoint."""
+def build_trainer(name: str, records: list[dict], init_path: str, stage_dir: Path, hp, cfg, tracker,
+                  deepspeed_config=None):
+    """The stage's SFTTrainer over its records, with the data stats and the starting weights' fingerprint.
+    Split from train_stage so that the exact batches a stage trains on can be inspected."""
     from trl import SFTTrainer
 
     fmt = FormatConfig.from_cfg(cfg.format)
@@ -131,6 +132,20 @@ def train_stage(name: str, records: list[dict], init_path: str, stage_dir: Path,
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer,
                          peft_config=peft_config, callbacks=[StageProgress(name), TrackerLogs(tracker, name)])
     trainer.remove_callback(PrinterCallback)  # StageProgress reports instead of raw dict prints
+    return trainer, tokenizer, init_fingerprint, data_stats
+
+
+# What the manifest records of the arguments the Trainer ran with (after per-stage overrides).
+RECORDED_ARGS = ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "max_steps",
+                 "num_train_epochs", "lr_scheduler_type", "warmup_steps", "weight_decay", "max_length", "packing")
+
+
+def train_stage(name: str, records: list[dict], init_path: str, stage_dir: Path, hp, cfg, tracker,
+                deepspeed_config=None) -> dict:
+    """Train one stage, resuming from its last checkpoint; save the result to stage_dir/checkpoint."""
+    trainer, tokenizer, init_fingerprint, data_stats = build_trainer(name, records, init_path, stage_dir, hp, cfg,
+                                                                     tracker, deepspeed_config)
+    args = trainer.args
     resume = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
     if resume:
         log.info("%s: resuming from %s", name, resume)
@@ -152,6 +167,7 @@ def train_stage(name: str, records: list[dict], init_path: str, stage_dir: Path,
             "loss_last": losses[-1] if losses else None, "train_loss": result.training_loss,
             "runtime_s": result.metrics.get("train_runtime"), "tokens_seen": trainer.state.num_input_tokens_seen,
             "init_from": str(init_path), "init_fingerprint": init_fingerprint,
+            "args": {k: getattr(getattr(args, k), "value", getattr(args, k)) for k in RECORDED_ARGS},  # enums → str
             "data": dict(data_stats)}
 
 

@@ -35,11 +35,23 @@ def test_every_choice_composes(group, choice, tmp_path):
         validate_config(cfg)
 
 
-@pytest.mark.parametrize("name", ["synth", "eval"])
-def test_other_entry_configs_compose(name):
+def test_synth_config_composes_with_the_seven_categories_and_takes_overrides():
+    from libra_train.data.formats import DEFAULT_RULES
+
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        cfg = compose(name, overrides=["+x=1"] if name == "synth" else [])
-    assert cfg is not None
+        cfg = compose("synth", overrides=["num_samples=120", "backend=openai"])
+    assert (cfg.num_samples, cfg.backend, cfg.annotation.on_disagreement) == (120, "openai", "tag_hard")
+    assert list(cfg.taxonomy) == list(DEFAULT_RULES)  # the prompt's rules and the data name the same categories
+    assert all(c.sub_categories and c.benign_topics for c in cfg.taxonomy.values())
+    assert sum(cfg.split_ratios.values()) == pytest.approx(1.0) and cfg.openai.api_key_env == "OPENAI_API_KEY"
+
+
+def test_eval_config_requires_predictions_and_labels():
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        cfg = compose("eval")
+        given = compose("eval", overrides=["predictions=p", "labels=l"])
+    assert OmegaConf.is_missing(cfg, "predictions") and OmegaConf.is_missing(cfg, "labels")
+    assert (given.predictions, given.labels, given.output_dir) == ("p", "l", None)
 
 
 def _sweep_points(name):

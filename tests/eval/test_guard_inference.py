@@ -65,12 +65,19 @@ def test_infer_with_few_shot_examples_and_plain_prompts(trained_run, tmp_path):
     heldout = load_records(trained_run / "data" / "heldout.jsonl")
     shots = write_jsonl(tmp_path / "shots.jsonl", load_records(trained_run / "data" / "stage1.jsonl")[:2])
     data = write_jsonl(tmp_path / "d.jsonl", heldout[:6])
+    model, tokenizer = load_model_and_tokenizer(str(trained_run / "stage2_sft" / "checkpoint"))
+    expected = {}
+    for style, shot_list in (("chat", []), ("chat", load_records(shots)), ("plain", load_records(shots))):
+        fmt = FormatConfig(prompt_style=style, few_shot=shot_list)
+        expected[style, bool(shot_list)] = [s["p_unsafe"] for s in score_labels(model, tokenizer, heldout[:6], fmt)]
+    # The examples and the plain form each change the scores, so matching them shows they were used.
+    assert expected["chat", True] != expected["chat", False] != expected["plain", True]
     for style in ("chat", "plain"):
         run_cli("libra-infer", *_infer_args(trained_run, data, tmp_path / style, f"format.few_shot_file={shots}",
                                              f"format.prompt_style={style}"))
         preds = read_jsonl(tmp_path / style / "0-of-1.jsonl")
         assert [p["id"] for p in preds] == [r["id"] for r in heldout[:6]]
-        assert all(p["pred_label"] in ("安全", "不安全") and 0 <= p["p_unsafe"] <= 1 for p in preds)
+        assert [p["p_unsafe"] for p in preds] == pytest.approx(expected[style, True], abs=1e-5)
     proc = run_cli("libra-infer", *_infer_args(trained_run, data, tmp_path / "x", f"format.few_shot_file={tmp_path}/no.jsonl"),
                    check=False)
     assert proc.returncode == 2 and "no.jsonl" in proc.stderr

@@ -65,6 +65,33 @@ def test_criteria_budget_shortfall_and_guard_disagreement():
     assert [r["id"] for r in chosen if r["meta"]["difficulty"] == "hard"] == ["s10"]
 
 
+def test_several_guards_are_judged_by_their_mean():
+    # first guard alone: a misclassified; max: b misclassified; mean: only c misclassified
+    pool = [{**sample(k, label=label), "category_name": "A"} for k, label in (("a", UNSAFE), ("b", SAFE), ("c", UNSAFE))]
+    scores = {"a": [0.3, 0.9], "b": [0.1, 0.7], "c": [0.45, 0.35]}
+    cfg = MiningConfig(budget=None, easy_share=0.0, margin=0.05, criteria=["misclassified", "low_margin"])
+    chosen, summary = select(pool, scores, cfg)
+    assert [r["id"] for r in chosen] == ["c"] and summary["hard_in_pool"] == 1
+    assert chosen[0]["meta"]["mining"]["p_unsafe"] == pytest.approx(0.4)
+
+
+def test_with_no_budget_the_easy_share_is_of_the_whole_chosen_set():
+    pool, scores = _pool()  # 8 hard, 16 easy
+    chosen, summary = select(pool, scores, MiningConfig(budget=None, easy_share=0.6))
+    # 8 hard are 40% of the set, so 12 easy make up the other 60%
+    assert (summary["hard"], summary["easy"], len(chosen)) == (8, 12, 20)
+
+
+def test_the_hardest_come_first_wrong_then_closest_to_the_boundary():
+    pool, scores = _pool()
+    chosen, _ = select(pool, scores, MiningConfig(budget=4, easy_share=0.0))
+    assert {r["id"] for r in chosen} == MISCLASSIFIED  # each cell holds one wrong and one low-margin sample
+    cell = [{**sample(k, label=UNSAFE), "category_name": "A"} for k in ("far", "near", "wrong")]
+    scores = {"far": [0.58], "near": [0.52], "wrong": [0.2]}
+    chosen, _ = select(cell, scores, MiningConfig(budget=2, easy_share=0.0, margin=0.1))
+    assert [r["id"] for r in chosen] == ["near", "wrong"]
+
+
 def test_bad_mining_values_name_the_key():
     for kwargs, key in (({"easy_share": 1.0}, "easy_share"), ({"margin": 0.0}, "margin"), ({"budget": 0}, "budget"),
                         ({"criteria": ["loud"]}, "criteria")):
@@ -77,13 +104,18 @@ def test_bad_mining_values_name_the_key():
 
 def test_libra_mine_on_a_trained_guard(trained_run, tmp_path):
     guard = trained_run / "stage1_pretrain" / "checkpoint"
+    other = trained_run / "stage2_sft" / "checkpoint"
     out = tmp_path / "hard.jsonl"
-    proc = run_cli("libra-mine", f"pool={trained_run / 'data' / 'stage2.jsonl'}", f"model=[{guard},{guard}]",
+    proc = run_cli("libra-mine", f"pool={trained_run / 'data' / 'stage2.jsonl'}", f"model=[{guard},{other}]",
                    f"output={out}", "budget=30", "easy_share=0.5")
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     chosen = read_jsonl(out)
-    assert len(chosen) == 30 == summary["chosen"] and summary["guards"] == [str(guard)] * 2
+    assert len(chosen) == 30 == summary["chosen"] and summary["guards"] == [str(guard), str(other)]
     assert all(len(r["meta"]["mining"]["per_guard"]) == 2 and r["meta"]["difficulty"] in ("hard", "easy") for r in chosen)
+    for r in chosen:  # two different guards: each sample is judged by their mean
+        per_guard = r["meta"]["mining"]["per_guard"]
+        assert r["meta"]["mining"]["p_unsafe"] == pytest.approx(sum(per_guard) / 2)
+    assert any(abs(a - b) > 1e-3 for a, b in (r["meta"]["mining"]["per_guard"] for r in chosen))
     assert len(read_jsonl(tmp_path / "hard.jsonl.scores" / "guard-0.jsonl")) == summary["pool"]
     bad = run_cli("libra-mine", f"pool={tmp_path}/none.jsonl", f"model={guard}", f"output={out}", check=False)
     assert bad.returncode == 2 and "none.jsonl" in bad.stderr
@@ -93,8 +125,13 @@ def test_curriculum_selects_hard_samples_between_stages(tmp_path):
     run_dir = tmp_path / "run"
     args = [a for a in TINY_TRAIN if not a.startswith(("train.max_steps", "eval.before"))]
     run_cli("libra-train", f"paths.run_dir={run_dir}", "curriculum=two_stage_hard", "+curriculum.stages.1.budget=40",
-            "train.max_steps=12", "eval.before_training=false", *args)
-    stage2 = json.loads((run_dir / "manifest.json").read_text())["stages"][1]
+            "train.max_steps=12", "eval.before_training=false", "+curriculum.stages.1.learning_rate=1e-3",
+            "+curriculum.stages.1.max_steps=9", *args)
+    stage1, stage2 = json.loads((run_dir / "manifest.json").read_text())["stages"]
+    # each stage's own hyperparameters reached its Trainer
+    assert (stage1["train"]["args"]["learning_rate"], stage1["train"]["args"]["max_steps"]) == (3e-3, 12)
+    assert (stage2["train"]["args"]["learning_rate"], stage2["train"]["args"]["max_steps"]) == (1e-3, 9)
+    assert stage2["train"]["steps"] == 9
     assert stage2["selection"]["chosen"] == 40 and stage2["selection"]["guards"] == [str(run_dir / "stage1_pretrain" / "checkpoint")]
     assert stage2["train"]["data"]["examples"] == 40
     chosen = load_records(run_dir / "stage2_sft" / "selected.jsonl")

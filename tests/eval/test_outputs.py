@@ -1,0 +1,104 @@
+"""Prediction files: resuming a killed run scores only what is missing; joining predictions to labels
+refuses duplicates and gaps; shards split a data set without overlap."""
+
+import json
+
+import pytest
+
+from libra_train.data.formats import FormatConfig
+from libra_train.errors import ConfigError, DataError
+from libra_train.eval import api
+from libra_train.eval.infer import shard
+from libra_train.eval.outputs import PredictionWriter, join_with_labels, load_predictions
+from tests.conftest import read_jsonl, sample, write_jsonl
+
+
+def _fake_scorer(calls: list):
+    """Stands in for score_labels: records which ids it was asked to score, answers 不安全 / 0.75."""
+
+    def score(model, tokenizer, records, fmt, batch_size=16, on_batch=None, **_):
+        calls.extend(str(r["id"]) for r in records)
+        results = [{"pred_label": "不安全", "p_unsafe": 0.75, "critic": "x"} for _ in records]
+        for start in range(0, len(records), batch_size):
+            on_batch(list(range(start, min(start + batch_size, len(records)))), results)
+        return results
+
+    return score
+
+
+def test_resume_scores_only_the_missing_ids_and_drops_the_torn_line(tmp_path, monkeypatch):
+    records = [sample(i) for i in range(10)]
+    out = tmp_path / "preds.jsonl"
+    partial = tmp_path / "preds.jsonl.partial"
+    finished = [{**r, "pred_label": "安全", "p_unsafe": 0.25, "critic": "old"} for r in records[:4]]
+    torn = json.dumps({**records[4], "pred_label": "安全"}, ensure_ascii=False)[:25]  # killed mid-write
+    partial.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in finished) + torn, encoding="utf-8")
+    calls: list = []
+    monkeypatch.setattr(api, "score_labels", _fake_scorer(calls))
+    preds = api.predict(None, None, records, fmt=FormatConfig(), out_path=out, mode="label", batch_size=3)
+    assert calls == [str(i) for i in range(4, 10)]  # the torn record is scored again, the finished ones never
+    assert [p["id"] for p in preds] == list(range(10))
+    assert [p["critic"] for p in preds] == ["old"] * 4 + ["x"] * 6  # finished predictions kept as they were
+    assert read_jsonl(out) == preds and not partial.exists()
+
+
+def test_a_finished_partial_is_not_rescored(tmp_path, monkeypatch):
+    records = [sample(i) for i in range(3)]
+    out = tmp_path / "preds.jsonl"
+    writer = PredictionWriter(out)
+    writer.write([{**r, "pred_label": "安全", "p_unsafe": 0.1} for r in records])
+    calls: list = []
+    monkeypatch.setattr(api, "score_labels", _fake_scorer(calls))
+    api.predict(None, None, records, fmt=FormatConfig(), out_path=out, mode="label")
+    assert calls == [] and len(read_jsonl(out)) == 3
+
+
+def test_recovery_truncates_the_partial_file_to_its_whole_lines(tmp_path):
+    partial = tmp_path / "p.jsonl.partial"
+    partial.write_bytes(b'{"id": 1}\n{"id": 2}\n{"id": 3, "pred')
+    writer = PredictionWriter(tmp_path / "p.jsonl")
+    assert set(writer.done) == {"1", "2"} and partial.read_bytes() == b'{"id": 1}\n{"id": 2}\n'
+
+
+def _labels(tmp_path, n=3):
+    return write_jsonl(tmp_path / "labels.jsonl", [sample(i, label="安全" if i % 2 else "不安全") for i in range(n)])
+
+
+def test_join_pairs_each_prediction_with_its_gold_label(tmp_path):
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": i, "pred_label": "安全"} for i in (2, 0, 1)])
+    rows = join_with_labels(load_predictions(preds), _labels(tmp_path))
+    assert [(r["id"], r["label"], r["pred_label"]) for r in rows] == [
+        ("2", "不安全", "安全"), ("0", "不安全", "安全"), ("1", "安全", "安全")]
+
+
+def test_a_duplicate_prediction_is_refused_naming_its_line(tmp_path):
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": i, "pred_label": "安全"} for i in (0, 1, 2, 1)])
+    with pytest.raises(DataError) as err:
+        join_with_labels(load_predictions(preds), _labels(tmp_path))
+    assert err.value.where == "line 4" and err.value.field == "id" and "predicted twice" in str(err.value)
+
+
+def test_missing_predictions_are_refused_with_a_count(tmp_path):
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": 0, "pred_label": "安全"}])
+    with pytest.raises(DataError, match=r"2 labelled ids have no prediction \(first: \['1', '2'\]\)"):
+        join_with_labels(load_predictions(preds), _labels(tmp_path))
+
+
+def test_a_prediction_needs_a_label_or_a_critic(tmp_path):
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": 0, "critic": '{"答案": "安全"}'}, {"id": 1}])
+    with pytest.raises(DataError) as err:
+        load_predictions(preds)
+    assert err.value.where == "line 2" and err.value.field == "critic"
+
+
+def test_shards_cover_every_record_once():
+    records = [sample(i) for i in range(7)]
+    parts = [shard(records, rank, 3) for rank in range(3)]
+    assert [[r["id"] for r in p] for p in parts] == [[0, 3, 6], [1, 4], [2, 5]]
+
+
+@pytest.mark.parametrize("rank, num", [(2, 2), (-1, 2), (0, 0), (3, 2)])
+def test_a_bad_shard_rank_names_the_key(rank, num):
+    with pytest.raises(ConfigError) as err:
+        shard([sample(0)], rank, num)
+    assert err.value.key == "machine_rank" and f"{rank} of {num}" in err.value.message

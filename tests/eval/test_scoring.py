@@ -1,0 +1,124 @@
+"""Label-mode scoring on exact tensors (an untrained tiny model is enough: only the arithmetic matters):
+the two label tokens, p(unsafe) against a plain forward pass, the 0.5 decision, batching by count and
+by tokens, and the shared-prefix cache."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from libra_train.data.formats import TARGET_OPENING, FormatConfig, render_prompt
+from libra_train.errors import ConfigError
+from libra_train.eval.scoring import _batches, generate_labels, label_query, resolve_mode, score_labels
+from tests.conftest import sample
+
+SAFE, UNSAFE = "安全", "不安全"
+
+
+@pytest.fixture(scope="module")
+def guard(tiny_backbone):
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_pretrained(tiny_backbone).eval(), AutoTokenizer.from_pretrained(tiny_backbone)
+
+
+def _records(n=9):
+    # mixed lengths, and prompt-only samples (another system prompt) among them
+    return [{**sample(i), "question": "问题" * (1 + i % 4), "response": "" if i % 3 == 0 else "回答" * (i % 5)}
+            for i in range(n)]
+
+
+def test_label_query_ends_where_the_two_labels_part(guard):
+    _, tok = guard
+    prompt = render_prompt(sample(1), tok, FormatConfig())
+    context, safe_id, unsafe_id = label_query(prompt, tok)
+    safe_ids = tok(prompt + TARGET_OPENING + SAFE, add_special_tokens=False)["input_ids"]
+    unsafe_ids = tok(prompt + TARGET_OPENING + UNSAFE, add_special_tokens=False)["input_ids"]
+    assert safe_ids[:len(context)] == unsafe_ids[:len(context)] == context
+    assert (safe_ids[len(context)], unsafe_ids[len(context)]) == (safe_id, unsafe_id) and safe_id != unsafe_id
+    assert tok.decode(context).endswith(prompt + TARGET_OPENING) or tok.decode(context).startswith(prompt)
+
+
+def _by_hand(model, tok, record):
+    context, safe_id, unsafe_id = label_query(render_prompt(record, tok, FormatConfig()), tok)
+    with torch.no_grad():
+        logits = model(torch.tensor([context])).logits[0, -1]
+    return torch.softmax(torch.stack([logits[safe_id], logits[unsafe_id]]), 0)[1].item()
+
+
+@pytest.mark.parametrize("share_prefix", [True, False])
+def test_p_unsafe_is_the_softmax_of_the_two_label_logits(guard, share_prefix):
+    model, tok = guard
+    records = _records()
+    scored = score_labels(model, tok, records, FormatConfig(), batch_size=4, share_prefix=share_prefix)
+    expected = [_by_hand(model, tok, r) for r in records]
+    assert [s["p_unsafe"] for s in scored] == pytest.approx(expected, abs=1e-5)
+    for s, p in zip(scored, expected):
+        assert s["pred_label"] == (UNSAFE if p > 0.5 else SAFE)
+        assert json.loads(s["critic"]) == {"答案": s["pred_label"]}
+
+
+def test_the_decision_is_p_unsafe_above_one_half(guard, monkeypatch):
+    from libra_train.eval import scoring
+
+    model, tok = guard
+    records = [sample(i) for i in range(4)]  # the same length: the batch keeps input order
+    _, safe_id, unsafe_id = label_query(render_prompt(records[0], tok, FormatConfig()), tok)
+    gaps = [0.0, 1e-3, -1e-3, 2.0]  # unsafe logit minus safe logit, one per row
+
+    def crafted(model, rows, pad_id, device, share_prefix):
+        logits = torch.zeros(len(rows), len(tok))
+        logits[:, unsafe_id] = torch.tensor(gaps[:len(rows)])
+        return logits
+
+    monkeypatch.setattr(scoring, "_label_logits", crafted)
+    scored = score_labels(model, tok, records, FormatConfig(), batch_size=4)
+    assert [s["p_unsafe"] for s in scored] == pytest.approx([torch.sigmoid(torch.tensor(g)).item() for g in gaps])
+    assert [s["pred_label"] for s in scored] == [SAFE, UNSAFE, SAFE, UNSAFE]  # exactly 0.5 is safe
+
+
+def test_batches_cap_rows_and_padded_tokens():
+    lengths = [10, 9, 8, 4, 4, 3, 1]
+    order = list(range(7))  # already longest first
+    assert list(_batches(order, lengths, 3, None)) == [[0, 1, 2], [3, 4, 5], [6]]
+    # padded tokens = longest row × rows: 10×2 fits 20, 10×3 does not; 8×2 fits, 8×3 does not; 4×3 fits
+    assert list(_batches(order, lengths, 10, 20)) == [[0, 1], [2, 3], [4, 5, 6]]
+    # a row longer than the cap still goes, alone
+    assert list(_batches(order, lengths, 10, 6)) == [[0], [1], [2], [3], [4], [5, 6]]
+
+
+def test_token_capped_batches_give_the_same_scores(guard):
+    model, tok = guard
+    records = _records()
+    plain = score_labels(model, tok, records, FormatConfig(), batch_size=16)
+    capped = score_labels(model, tok, records, FormatConfig(), batch_size=16, max_batch_tokens=300)
+    assert [c["p_unsafe"] for c in capped] == pytest.approx([p["p_unsafe"] for p in plain], abs=1e-5)
+
+
+def test_batches_report_each_record_once_in_input_order(guard):
+    model, tok = guard
+    records = _records(7)
+    seen = []
+    results = score_labels(model, tok, records, FormatConfig(), batch_size=3,
+                           on_batch=lambda idx, res: seen.extend((i, res[i]["p_unsafe"]) for i in idx))
+    assert sorted(i for i, _ in seen) == list(range(7))
+    assert dict(seen) == {i: r["p_unsafe"] for i, r in enumerate(results)}
+
+
+def test_generation_is_parsed_into_a_label_or_none(guard):
+    model, tok = guard
+    out = generate_labels(model, tok, _records(3), FormatConfig(), batch_size=2, max_new_tokens=4)
+    assert all(o["p_unsafe"] is None and o["pred_label"] in (SAFE, UNSAFE, None) for o in out)
+    assert all(isinstance(o["critic"], str) for o in out)
+
+
+@pytest.mark.parametrize("mode, critic, expected", [
+    (None, "rear", "label"), ("auto", "none", "label"), ("auto", "front", "generate"),
+    ("generate", "rear", "generate"), ("label", "front", ConfigError), ("beam", "rear", ConfigError)])
+def test_mode_follows_the_label_position(mode, critic, expected):
+    fmt = FormatConfig(critic=critic)
+    if expected is ConfigError:
+        with pytest.raises(ConfigError):
+            resolve_mode(mode, fmt)
+    else:
+        assert resolve_mode(mode, fmt) == expected

@@ -1,0 +1,52 @@
+"""Redaction: a secret held in an environment variable is masked wherever it shows up (config values
+under harmless keys, command-line arguments, W&B's config and recorded command line); values under
+secret-looking keys are masked whatever they are."""
+
+import sys
+
+from libra_train.tracking import REDACTED, WandbTracker, redact, redact_args
+
+ENV_SECRET = "tok-planted-3e9d1c77aa"
+
+
+def test_an_env_held_secret_is_masked_under_any_key(monkeypatch):
+    monkeypatch.setenv("LIBRA_TEST_SERVICE_TOKEN", ENV_SECRET)
+    cfg = {"data": {"url": f"http://host/v1?t={ENV_SECRET}", "paths": [f"/a/{ENV_SECRET}/b", 3]},
+           "openai": {"api_key": "typed-in-config", "api_key_env": "OPENAI_API_KEY", "password": ""},
+           "plain": "nothing secret"}
+    assert redact(cfg) == {
+        "data": {"url": f"http://host/v1?t={REDACTED}", "paths": [f"/a/{REDACTED}/b", 3]},
+        "openai": {"api_key": REDACTED, "api_key_env": "OPENAI_API_KEY", "password": ""},
+        "plain": "nothing secret"}
+
+
+def test_short_or_non_secret_env_values_are_left_alone(monkeypatch):
+    monkeypatch.setenv("LIBRA_TEST_TOKEN", "short")  # too short to be a key: masking it would mangle text
+    monkeypatch.setenv("LIBRA_TEST_HOME", "/home/planted-value")  # not a secret-looking name
+    assert redact({"a": "short /home/planted-value"}) == {"a": "short /home/planted-value"}
+
+
+def test_command_line_arguments_are_masked(monkeypatch):
+    monkeypatch.setenv("LIBRA_TEST_SECRET", ENV_SECRET)
+    args = ["model=tiny", f"data.url=http://h/{ENV_SECRET}", "+openai.api_key=typed", "openai.api_key_env=MY_KEY"]
+    assert redact_args(args) == ["model=tiny", f"data.url=http://h/{REDACTED}", f"+openai.api_key={REDACTED}",
+                                 "openai.api_key_env=MY_KEY"]
+
+
+def test_wandb_config_and_recorded_command_line_never_hold_the_secret(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIBRA_TEST_SERVICE_TOKEN", ENV_SECRET)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    argv = ["libra-train", f"data.url=http://h/{ENV_SECRET}"]
+    monkeypatch.setattr(sys, "argv", list(argv))
+    tracker = WandbTracker(tmp_path, {"data": {"url": f"http://h/{ENV_SECRET}"}}, "p", "g", "n", [], "offline")
+    try:
+        assert dict(tracker.run.config)["data"] == {"url": f"http://h/{REDACTED}"}
+        assert sys.argv == argv  # our own process keeps its real arguments
+    finally:
+        tracker.finish()
+    files = [p for p in (tmp_path / "wandb").rglob("*") if p.is_file()]
+    for path in files:
+        assert ENV_SECRET.encode() not in path.read_bytes(), path
+    # An offline run keeps its metadata (the command line among it) in the .wandb record file.
+    records = b"".join(p.read_bytes() for p in files if p.suffix == ".wandb")
+    assert f"data.url=http://h/{REDACTED}".encode() in records

@@ -1,0 +1,61 @@
+"""What a stage hands the Trainer: batches built by the SFTTrainer's own collator carry the loss on the
+target and its end-of-turn token only, and each stage gets its own hyperparameters."""
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from libra_train.cli_utils import CONF_DIR
+from libra_train.data.formats import FormatConfig, render_prompt, render_target
+from libra_train.tracking import NullTracker
+from libra_train.train.dataset import build_examples
+from libra_train.train.stage import build_trainer, sft_args
+from libra_train.train.validate import stage_hparams
+from tests.conftest import sample
+
+
+def _cfg(tmp_path, *overrides):
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        return compose("train", overrides=[f"paths.run_dir={tmp_path}", "logger=none", *overrides])
+
+
+def _records():
+    return [sample(i, label="安全" if i % 2 else "不安全", analyze="回答拒绝了请求。" * (i % 3)) for i in range(6)]
+
+
+def test_collated_labels_cover_exactly_the_target_and_the_end_of_turn(tiny_backbone, tmp_path):
+    cfg = _cfg(tmp_path)
+    stage = cfg.curriculum.stages[0]
+    records = _records()
+    trainer, tokenizer, _, _ = build_trainer(stage.name, records, str(tiny_backbone), tmp_path / "s",
+                                             stage_hparams(cfg, stage), cfg, NullTracker())
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(records))])
+    fmt = FormatConfig()
+    end_of_turn = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    for row, rec in enumerate(records):
+        prompt_ids = tokenizer(render_prompt(rec, tokenizer, fmt), add_special_tokens=False)["input_ids"]
+        target_ids = tokenizer(render_target(rec, fmt), add_special_tokens=False)["input_ids"] + [end_of_turn]
+        ids, labels = batch["input_ids"][row].tolist(), batch["labels"][row].tolist()
+        n_prompt, n_target = len(prompt_ids), len(target_ids)
+        assert ids[:n_prompt + n_target] == prompt_ids + target_ids
+        assert labels[:n_prompt] == [-100] * n_prompt  # nothing of the prompt, system message included
+        assert labels[n_prompt:n_prompt + n_target] == target_ids  # every target token and <|im_end|>
+        assert set(labels[n_prompt + n_target:]) <= {-100}  # padding
+
+
+def test_each_stage_gets_its_own_hyperparameters(tmp_path):
+    cfg = _cfg(tmp_path, "train.learning_rate=3e-4", "train.batch_size=8", "+curriculum.stages.1.learning_rate=5e-5",
+               "+curriculum.stages.1.batch_size=2", "+curriculum.stages.1.max_steps=7")
+    first, second = (sft_args(stage_hparams(cfg, s), tmp_path / s.name, cfg, None) for s in cfg.curriculum.stages)
+    assert (first.learning_rate, first.per_device_train_batch_size, first.max_steps) == (3e-4, 8, -1)
+    assert (second.learning_rate, second.per_device_train_batch_size, second.max_steps) == (5e-5, 2, 7)
+    assert second.completion_only_loss is True and second.warmup_steps == cfg.train.warmup_ratio
+
+
+@pytest.mark.parametrize("task, views, missing", [("prompt", 1, 2), ("both", 4, 2), ("response", 3, 0)])
+def test_samples_that_cannot_give_a_prompt_view_are_counted(tiny_backbone, task, views, missing):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_backbone)
+    records = [sample(1), sample(2, label="安全"), {**sample(3), "meta": {"query_label": "不安全"}}]
+    examples, stats = build_examples(records, tokenizer, FormatConfig(task=task), 512)
+    assert len(examples) == views and stats["no_prompt_label"] == missing
