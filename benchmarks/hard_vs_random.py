@@ -51,31 +51,54 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[f"paths.run_dir={out}", "logger=none", f"train.epochs={args.epochs}",
-                                          "train.save_steps=100000", "train.logging_steps=25"])
+        cfg = compose(
+            "train",
+            overrides=[
+                f"paths.run_dir={out}",
+                "logger=none",
+                f"train.epochs={args.epochs}",
+                "train.save_steps=100000",
+                "train.logging_steps=25",
+            ],
+        )
     hp = stage_hparams(cfg, cfg.curriculum.stages[1])
     fmt = FormatConfig.from_cfg(cfg.format)
     pool, test = load_records(args.pool), load_records(args.test)
 
     start = time.perf_counter()
-    hard, summary = mine_records(pool, [args.guard], fmt, out / "scores",
-                                 mining_config({"budget": args.n, "easy_share": args.easy_share, "seed": 0}))
+    hard, summary = mine_records(
+        pool,
+        [args.guard],
+        fmt,
+        out / "scores",
+        mining_config({"budget": args.n, "easy_share": args.easy_share, "seed": 0}),
+    )
     mining_s = time.perf_counter() - start
     subsets = {"hard": hard, "random": random_subset(pool, args.n, seed=0)}
     results = {"n": args.n, "pool": len(pool), "mining": {**summary, "seconds": round(mining_s, 1)}}
     model, tokenizer = load_model_and_tokenizer(args.guard)
-    results["stage1_guard"] = evaluate(model, tokenizer, {"test": test}, {"format": fmt}, out / "eval_stage1")["test"]
+    results["stage1_guard"] = evaluate(
+        model, tokenizer, {"test": test}, {"format": fmt}, out / "eval_stage1"
+    )["test"]
     for name, records in subsets.items():
         train = train_stage(f"stage2_{name}", records, args.guard, out / name, hp, cfg, NullTracker())
         model, tokenizer = load_model_and_tokenizer(str(out / name / "checkpoint"))
         metrics = evaluate(model, tokenizer, {"test": test}, {"format": fmt}, out / name / "eval")["test"]
-        results[name] = {"train_steps": train["steps"], "train_loss_last": train["loss_last"],
-                         "labels": {lab: sum(r["label"] == lab for r in records) for lab in ("安全", "不安全")},
-                         "metrics": metrics}
+        results[name] = {
+            "train_steps": train["steps"],
+            "train_loss_last": train["loss_last"],
+            "labels": {lab: sum(r["label"] == lab for r in records) for lab in ("安全", "不安全")},
+            "metrics": metrics,
+        }
     for key in ("stage1_guard", "hard", "random"):
         m = results[key] if key == "stage1_guard" else results[key]["metrics"]
-        print(key, json.dumps({"average": m["average"], "auprc": m.get("auprc"), "per_category": m.get("per_category")},
-                              ensure_ascii=False))
+        print(
+            key,
+            json.dumps(
+                {"average": m["average"], "auprc": m.get("auprc"), "per_category": m.get("per_category")},
+                ensure_ascii=False,
+            ),
+        )
     (out / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=1))
     print(f"wrote {out / 'results.json'}")
 

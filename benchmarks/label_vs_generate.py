@@ -2,7 +2,8 @@
 same model and data, one invocation; each mode runs in its own process so peak memory is its own.
 Target (issue 3): label at least 20× faster than generate.
 
-    python benchmarks/label_vs_generate.py --model RUN/stage2_sft/checkpoint --data RUN/data/heldout.jsonl [--n 96]
+    python benchmarks/label_vs_generate.py --model RUN/stage2_sft/checkpoint \
+        --data RUN/data/heldout.jsonl [--n 96]
 
 Two generate figures: `generate` stops at the guard's end-of-turn token, as libra-infer does;
 `generate_full256` ignores it and always writes 256 tokens, the cost when a guard's analyses are long
@@ -41,11 +42,13 @@ if device == "cuda":
 took = time.perf_counter() - start
 tokens = [len(tokenizer(o["critic"])["input_ids"]) for o in out] if mode != "label" else [1]
 print(json.dumps({"mode": mode, "samples": len(records), "seconds": round(took, 3),
-                  "samples_per_s": round(len(records) / took, 3), "mean_new_tokens": round(sum(tokens) / len(tokens), 1),
+                  "samples_per_s": round(len(records) / took, 3),
+                  "mean_new_tokens": round(sum(tokens) / len(tokens), 1),
                   "labels": [o["pred_label"] for o in out],
                   "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
                   "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-                  "peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2**20) if device == "cuda" else None}))
+                  "peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2**20)
+                  if device == "cuda" else None}))
 """
 
 
@@ -59,14 +62,20 @@ def main() -> None:
     args = parser.parse_args()
     results = {}
     for mode in args.modes:
-        proc = subprocess.run([sys.executable, "-c", CHILD, args.model, args.data, str(args.n), str(args.batch_size),
-                               mode], capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD, args.model, args.data, str(args.n), str(args.batch_size), mode],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         results[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
     label = results.get("label")
     for mode, r in results.items():
         if label and mode != "label":
             r["label_speedup"] = round(label["samples_per_s"] / r["samples_per_s"], 1)
-            r["label_agreement"] = round(sum(a == b for a, b in zip(label["labels"], r["labels"])) / len(r["labels"]), 3)
+            r["label_agreement"] = round(
+                sum(a == b for a, b in zip(label["labels"], r["labels"])) / len(r["labels"]), 3
+            )
     for r in results.values():
         r.pop("labels")
         print(json.dumps(r))

@@ -27,10 +27,19 @@ def main() -> None:
     for n in parser.parse_args().sizes:
         with tempfile.TemporaryDirectory() as out:
             wall = time.perf_counter()
-            res = subprocess.run([sys.executable, "-c", CHILD, out, str(n)], capture_output=True, text=True, check=True)
+            res = subprocess.run(
+                [sys.executable, "-c", CHILD, out, str(n)], capture_output=True, text=True, check=True
+            )
             took, rss_kb, kept = res.stdout.strip().splitlines()[-1].split()
-            rows.append({"num_samples": n, "kept": int(kept), "synth_s": round(float(took), 2),
-                         "process_s": round(time.perf_counter() - wall, 2), "peak_rss_mib": round(int(rss_kb) / 1024)})
+            rows.append(
+                {
+                    "num_samples": n,
+                    "kept": int(kept),
+                    "synth_s": round(float(took), 2),
+                    "process_s": round(time.perf_counter() - wall, 2),
+                    "peak_rss_mib": round(int(rss_kb) / 1024),
+                }
+            )
             print(json.dumps(rows[-1]))
     base = rows[0]
     for r in rows:

@@ -44,15 +44,23 @@ def ours(cfg, records, backbone: str, out: Path, steps: int) -> dict:
     hp = stage_hparams(cfg, cfg.curriculum.stages[0])
     model, tokenizer = load_model_and_tokenizer(backbone)
     examples, _ = build_examples(records, tokenizer, FormatConfig.from_cfg(cfg.format), int(hp.max_length))
-    trainer = SFTTrainer(model=model, args=sft_args(hp, out, cfg, None), train_dataset=Dataset.from_list(examples),
-                         processing_class=tokenizer)
+    trainer = SFTTrainer(
+        model=model,
+        args=sft_args(hp, out, cfg, None),
+        train_dataset=Dataset.from_list(examples),
+        processing_class=tokenizer,
+    )
     share, _ = pad_share(trainer.get_train_dataloader(), steps)
     start = time.perf_counter()
     trainer.train()
     took = time.perf_counter() - start
-    return {"trainer": "libra-train stage (TRL SFTTrainer, length-grouped)", "seconds": round(took, 2),
-            "non_pad_tokens": trainer.state.num_input_tokens_seen, "pad_share": round(share, 3),
-            "packing": trainer.args.packing}
+    return {
+        "trainer": "libra-train stage (TRL SFTTrainer, length-grouped)",
+        "seconds": round(took, 2),
+        "non_pad_tokens": trainer.state.num_input_tokens_seen,
+        "pad_share": round(share, 3),
+        "packing": trainer.args.packing,
+    }
 
 
 def plain(cfg, records, backbone: str, out: Path, steps: int) -> dict:
@@ -62,22 +70,45 @@ def plain(cfg, records, backbone: str, out: Path, steps: int) -> dict:
     rows = []
     for r in records:
         prompt = tokenizer(render_prompt(r, tokenizer, fmt), add_special_tokens=False)["input_ids"]
-        target = tokenizer(render_target(r, fmt), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        target = tokenizer(render_target(r, fmt), add_special_tokens=False)["input_ids"] + [
+            tokenizer.eos_token_id
+        ]
         ids = (prompt + target)[: hp.max_length]
         pad = hp.max_length - len(ids)
-        rows.append({"input_ids": ids + [tokenizer.pad_token_id] * pad, "attention_mask": [1] * len(ids) + [0] * pad,
-                     "labels": ([-100] * len(prompt) + target)[: len(ids)] + [-100] * pad})
-    args = TrainingArguments(output_dir=str(out), max_steps=steps, per_device_train_batch_size=int(hp.batch_size),
-                             learning_rate=float(hp.learning_rate), lr_scheduler_type=hp.lr_scheduler, report_to=[],
-                             save_strategy="no", logging_steps=10, disable_tqdm=True, seed=int(cfg.seed),
-                             dataloader_num_workers=0, include_num_input_tokens_seen="non_padding")
-    trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_list(rows), data_collator=default_data_collator)
+        rows.append(
+            {
+                "input_ids": ids + [tokenizer.pad_token_id] * pad,
+                "attention_mask": [1] * len(ids) + [0] * pad,
+                "labels": ([-100] * len(prompt) + target)[: len(ids)] + [-100] * pad,
+            }
+        )
+    args = TrainingArguments(
+        output_dir=str(out),
+        max_steps=steps,
+        per_device_train_batch_size=int(hp.batch_size),
+        learning_rate=float(hp.learning_rate),
+        lr_scheduler_type=hp.lr_scheduler,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=10,
+        disable_tqdm=True,
+        seed=int(cfg.seed),
+        dataloader_num_workers=0,
+        include_num_input_tokens_seen="non_padding",
+    )
+    trainer = Trainer(
+        model=model, args=args, train_dataset=Dataset.from_list(rows), data_collator=default_data_collator
+    )
     share, _ = pad_share(trainer.get_train_dataloader(), steps)
     start = time.perf_counter()
     trainer.train()
     took = time.perf_counter() - start
-    return {"trainer": "plain HF Trainer, padded to max_length", "seconds": round(took, 2),
-            "non_pad_tokens": trainer.state.num_input_tokens_seen, "pad_share": round(share, 3)}
+    return {
+        "trainer": "plain HF Trainer, padded to max_length",
+        "seconds": round(took, 2),
+        "non_pad_tokens": trainer.state.num_input_tokens_seen,
+        "pad_share": round(share, 3),
+    }
 
 
 def main() -> None:
@@ -89,20 +120,42 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(CONF_DIR, version_base="1.3"):
         tmp = Path(tmp)
-        cfg = compose("train", overrides=[f"paths.run_dir={tmp}", "logger=none", f"train.max_steps={args.steps}",
-                                          f"train.batch_size={args.batch_size}", f"train.max_length={args.max_length}",
-                                          "train.save_steps=100000", "train.logging_steps=10"])
+        cfg = compose(
+            "train",
+            overrides=[
+                f"paths.run_dir={tmp}",
+                "logger=none",
+                f"train.max_steps={args.steps}",
+                f"train.batch_size={args.batch_size}",
+                f"train.max_length={args.max_length}",
+                "train.save_steps=100000",
+                "train.logging_steps=10",
+            ],
+        )
         synthesize(offline_config(output_dir=str(tmp / "data"), num_samples=args.samples))
         records = load_records(tmp / "data" / "stage1.jsonl")
         fmt = FormatConfig.from_cfg(cfg.format)
-        build_tiny([render_prompt(r, None, fmt) + render_target(r, fmt) for r in records], tmp / "backbone", cfg.model)
-        results = [ours(cfg, records, str(tmp / "backbone"), tmp / "ours", args.steps),
-                   plain(cfg, records, str(tmp / "backbone"), tmp / "plain", args.steps)]
+        build_tiny(
+            [render_prompt(r, None, fmt) + render_target(r, fmt) for r in records],
+            tmp / "backbone",
+            cfg.model,
+        )
+        results = [
+            ours(cfg, records, str(tmp / "backbone"), tmp / "ours", args.steps),
+            plain(cfg, records, str(tmp / "backbone"), tmp / "plain", args.steps),
+        ]
     for r in results:
         r["non_pad_tokens_per_s"] = round(r["non_pad_tokens"] / r["seconds"], 1)
         print(json.dumps(r))
-    print(json.dumps({"speedup_non_pad_tokens_per_s": round(results[0]["non_pad_tokens_per_s"]
-                                                            / results[1]["non_pad_tokens_per_s"], 2)}))
+    print(
+        json.dumps(
+            {
+                "speedup_non_pad_tokens_per_s": round(
+                    results[0]["non_pad_tokens_per_s"] / results[1]["non_pad_tokens_per_s"], 2
+                )
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,12 @@ def annotate_records(records: list[dict], judge, overwrite: bool) -> tuple[list[
             meta["annotation"] = {"judge": judge.name, "status": "agreed"}
         else:
             counts["disagreements"] += 1
-            meta["annotation"] = {"judge": judge.name, "status": "disagrees", "judge_label": verdict.label,
-                                  "judge_analysis": verdict.analysis}
+            meta["annotation"] = {
+                "judge": judge.name,
+                "status": "disagrees",
+                "judge_label": verdict.label,
+                "judge_analysis": verdict.analysis,
+            }
             flagged.append(record)
         record["meta"] = meta
     counts["without_analysis"] = sum(not (r.get("analyze") or "").strip() for r in records)
@@ -49,8 +53,12 @@ def annotate_records(records: list[dict], judge, overwrite: bool) -> tuple[list[
 def annotate_main(argv: list[str] | None = None) -> None:
     quiet_libraries()
     synth = OmegaConf.load(Path(CONF_DIR) / "synth.yaml")
-    cfg = load_key_value_config("annotate", sys.argv[1:] if argv is None else argv, USAGE,
-                                defaults={"openai": synth.openai, "hf": synth.hf})
+    cfg = load_key_value_config(
+        "annotate",
+        sys.argv[1:] if argv is None else argv,
+        USAGE,
+        defaults={"openai": synth.openai, "hf": synth.hf},
+    )
     output = Path(cfg.output)
     records = load_records(cfg.input)
     spec = {"backend": cfg.backend, **({"name": cfg.judge_name} if cfg.judge_name else {})}
@@ -59,8 +67,13 @@ def annotate_main(argv: list[str] | None = None) -> None:
     write_records(records, output)
     atomic_write_text(Path(f"{output}.flagged.jsonl"), to_jsonl(flagged))
     summary = {**counts, "judge": judge.name, "output": str(output), "flagged": f"{output}.flagged.jsonl"}
-    atomic_write_text(Path(f"{output}.summary.json"), json.dumps(summary, ensure_ascii=False, indent=1) + "\n")
+    atomic_write_text(
+        Path(f"{output}.summary.json"), json.dumps(summary, ensure_ascii=False, indent=1) + "\n"
+    )
     print(json.dumps(summary, ensure_ascii=False))
     if flagged:
-        print(f"{len(flagged)} samples where the judge disagrees with the gold label: kept as labelled, "
-              f"without analysis; see {output}.flagged.jsonl", file=sys.stderr)
+        print(
+            f"{len(flagged)} samples where the judge disagrees with the gold label: kept as labelled, "
+            f"without analysis; see {output}.flagged.jsonl",
+            file=sys.stderr,
+        )

@@ -1,7 +1,7 @@
 """`libra-synth`: the Hydra entry point for synthetic data (conf/synth.yaml).
 
-    libra-synth output_dir=DIR [seed=N] [num_samples=N] [backend=offline|openai|hf]
-    libra-synth annotate input=FILE output=FILE backend=openai openai.base_url=… openai.model=…
+libra-synth output_dir=DIR [seed=N] [num_samples=N] [backend=offline|openai|hf]
+libra-synth annotate input=FILE output=FILE backend=openai openai.base_url=… openai.model=…
 """
 
 from __future__ import annotations

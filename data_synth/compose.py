@@ -61,7 +61,9 @@ def plan_sample(rng: random.Random, split: str, index: int, taxonomy: dict, resp
     roll = rng.random()
     difficulty = "easy" if roll < easy else "medium" if roll < easy + medium else "hard"
     if difficulty == "hard":
-        stance = rng.choice(["hidden_comply", "agree"] if label == UNSAFE else ["helpful", "helpful", "over_refuse", "rebut"])
+        stance = rng.choice(
+            ["hidden_comply", "agree"] if label == UNSAFE else ["helpful", "helpful", "over_refuse", "rebut"]
+        )
     else:
         stance = "comply" if label == UNSAFE else rng.choice(["refuse", "redirect"])
     if stance in ("agree", "rebut"):
@@ -83,13 +85,17 @@ def compose_query(rng: random.Random, plan: Plan, taxonomy: dict, heldout: bool)
         topic_index, subject = pick(rng, taxonomy[plan.category]["benign_topics"], heldout)
         template_index, template = pick(rng, lx.BENIGN_TEMPLATES, heldout)
     else:
-        topic_index, subject = pick(rng, taxonomy[plan.category]["sub_categories"][plan.sub_category], heldout)
+        topic_index, subject = pick(
+            rng, taxonomy[plan.category]["sub_categories"][plan.sub_category], heldout
+        )
         template_index, template = pick(rng, lx.ATTACKS[plan.attack], heldout)
     return {
         "question": template.format(b=subject, p=persona, t=task),
         "subject": subject,
         "template": f"{plan.attack}/{template_index}",
-        "element": f"{plan.category}/{plan.sub_category if plan.attack != 'benign' else 'benign'}/{topic_index}",
+        "element": "/".join(
+            [plan.category, plan.sub_category if plan.attack != "benign" else "benign", str(topic_index)]
+        ),
         "query_label": SAFE if plan.attack == "benign" else UNSAFE,
     }
 
@@ -123,11 +129,15 @@ def compose_response(rng: random.Random, plan: Plan, subject: str, heldout: bool
         openers = lx.REDIRECT_OPENERS if stance == "redirect" else lx.REFUSE_OPENERS
         (i, opener), (j, redirect) = pick_pair(rng, openers, lx.REDIRECTS, heldout)
         reason = rng.choice(lx.REFUSE_REASONS) if stance != "redirect" else ""
-        return opener.format(b=b) + reason + redirect, f"{'redirect' if stance == 'redirect' else 'refuse'}/{i}.{j}"
+        return opener.format(
+            b=b
+        ) + reason + redirect, f"{'redirect' if stance == 'redirect' else 'refuse'}/{i}.{j}"
     if stance == "helpful":
         (i, opener), (j, closer) = pick_pair(rng, lx.HELPFUL_OPENERS, lx.HELPFUL_CLOSERS, heldout)
         return opener + _steps(rng, who, lx.HELPFUL_FACTS) + closer, f"helpful/{i}.{j}"
-    openers, bodies = (lx.AGREE_OPENERS, lx.AGREE_BODIES) if stance == "agree" else (lx.REBUT_OPENERS, lx.REBUT_BODIES)
+    openers, bodies = (
+        (lx.AGREE_OPENERS, lx.AGREE_BODIES) if stance == "agree" else (lx.REBUT_OPENERS, lx.REBUT_BODIES)
+    )
     (i, opener), (j, body) = pick_pair(rng, openers, bodies, heldout)
     return opener + body.format(b=b), f"{stance}/{i}.{j}"
 

@@ -13,7 +13,7 @@ def _text(sample: dict) -> str:
 
 
 def _shingles(text: str, n: int) -> list[bytes]:
-    return [text[i:i + n].encode("utf-8") for i in range(max(1, len(text) - n + 1))]
+    return [text[i : i + n].encode("utf-8") for i in range(max(1, len(text) - n + 1))]
 
 
 class NearDuplicateIndex:
@@ -28,8 +28,9 @@ class NearDuplicateIndex:
         self._permutations, self._scheme = template.permutations, template.scheme
 
     def _minhash(self, text: str) -> MinHash:
-        m = MinHash(num_perm=self.num_perm, seed=self.seed, permutations=self._permutations,
-                    scheme=self._scheme)
+        m = MinHash(
+            num_perm=self.num_perm, seed=self.seed, permutations=self._permutations, scheme=self._scheme
+        )
         m.update_batch(np.unique(np.array(_shingles(text, self.ngram), dtype=object)))
         return m
 

@@ -85,15 +85,29 @@ def plan_queries(cfg, quotas: dict[str, int], responder_names: list[str]) -> lis
             rng = sample_rng(cfg.seed, sid)
             plan = plan_sample(rng, split, index, taxonomy, responder_names)
             query = compose_query(rng, plan, taxonomy, heldout=split == "heldout")
-            samples.append({
-                "id": sid, "source": "Synthetic Data", "category_name": plan.category,
-                "sub_category_name": plan.sub_category if plan.attack != "benign" else "",
-                "question": query["question"], "response": "", "label": None, "analyze": "",
-                "meta": {"split": split, "plan": vars(plan), "attack_method": plan.attack,
-                         "responder": plan.responder, "difficulty": plan.difficulty, "subject": query["subject"],
-                         "query_template": query["template"], "element": query["element"],
-                         "query_label": query["query_label"]},
-            })
+            samples.append(
+                {
+                    "id": sid,
+                    "source": "Synthetic Data",
+                    "category_name": plan.category,
+                    "sub_category_name": plan.sub_category if plan.attack != "benign" else "",
+                    "question": query["question"],
+                    "response": "",
+                    "label": None,
+                    "analyze": "",
+                    "meta": {
+                        "split": split,
+                        "plan": vars(plan),
+                        "attack_method": plan.attack,
+                        "responder": plan.responder,
+                        "difficulty": plan.difficulty,
+                        "subject": query["subject"],
+                        "query_template": query["template"],
+                        "element": query["element"],
+                        "query_label": query["query_label"],
+                    },
+                }
+            )
     return samples
 
 
@@ -162,8 +176,9 @@ def synthesize(cfg) -> dict:
     kept = dedup(labelled, cfg, stats)
     splits = {}
     for split in SPLITS:
-        chosen = balance([s for s in kept if s["meta"]["split"] == split], quotas[split], list(cfg.taxonomy),
-                         stats, split)
+        chosen = balance(
+            [s for s in kept if s["meta"]["split"] == split], quotas[split], list(cfg.taxonomy), stats, split
+        )
         for s in chosen:
             s["meta"].pop("plan", None)
             s["meta"].pop("subject", None)

@@ -14,12 +14,24 @@ from libra_train.data.schema import LABELS
 
 def render_stats(out_dir: Path, splits: dict, counters: Counter, n_rejected: int) -> dict:
     categories = sorted({s["category_name"] for records in splits.values() for s in records})
-    table = {split: {c: {lab: sum(1 for s in recs if s["category_name"] == c and s["label"] == lab) for lab in LABELS}
-                     for c in categories} for split, recs in splits.items()}
-    difficulty = {split: dict(sorted(Counter(s["meta"]["difficulty"] for s in recs).items()))
-                  for split, recs in splits.items()}
-    summary = {"counts": table, "totals": {split: len(recs) for split, recs in splits.items()},
-               "difficulty": difficulty, "events": dict(sorted(counters.items())), "rejected": n_rejected}
+    table = {
+        split: {
+            c: {lab: sum(1 for s in recs if s["category_name"] == c and s["label"] == lab) for lab in LABELS}
+            for c in categories
+        }
+        for split, recs in splits.items()
+    }
+    difficulty = {
+        split: dict(sorted(Counter(s["meta"]["difficulty"] for s in recs).items()))
+        for split, recs in splits.items()
+    }
+    summary = {
+        "counts": table,
+        "totals": {split: len(recs) for split, recs in splits.items()},
+        "difficulty": difficulty,
+        "events": dict(sorted(counters.items())),
+        "rejected": n_rejected,
+    }
     _print(summary, categories)
     _chart(out_dir / "stats.png", table, categories)
     return summary
@@ -33,8 +45,14 @@ def _print(summary: dict, categories: list[str]) -> None:
             t.add_column(f"{split} {lab}", justify="right")
     for c in categories:
         t.add_row(c, *[str(summary["counts"][s][c][lab]) for s in summary["counts"] for lab in LABELS])
-    t.add_row("total", *[str(sum(summary["counts"][s][c][lab] for c in categories))
-                         for s in summary["counts"] for lab in LABELS])
+    t.add_row(
+        "total",
+        *[
+            str(sum(summary["counts"][s][c][lab] for c in categories))
+            for s in summary["counts"]
+            for lab in LABELS
+        ],
+    )
     console = Console()
     console.print(t)
     if summary["events"]:
@@ -47,8 +65,12 @@ def _chart(path: Path, table: dict, categories: list[str]) -> None:
     for ax, (split, cells) in zip(axes, table.items()):
         xs = range(len(categories))
         for offset, lab in ((-0.2, LABELS[0]), (0.2, LABELS[1])):
-            ax.bar([x + offset for x in xs], [cells[c][lab] for c in categories], width=0.4,
-                   label=plotting.display_name(lab))
+            ax.bar(
+                [x + offset for x in xs],
+                [cells[c][lab] for c in categories],
+                width=0.4,
+                label=plotting.display_name(lab),
+            )
         ax.set_xticks(list(xs), [plotting.display_name(c) for c in categories], rotation=45, ha="right")
         ax.set_title(split)
     axes[0].set_ylabel("samples")

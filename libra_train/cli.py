@@ -53,14 +53,18 @@ def _place_sweep_point(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     with open_dict(cfg):
         cfg.paths.run_dir = hydra_cfg.runtime.output_dir
-        cfg.logger.group = cfg.logger.get("group") or f"{cfg.experiment_name}/{Path(hydra_cfg.sweep.dir).name}"
+        cfg.logger.group = (
+            cfg.logger.get("group") or f"{cfg.experiment_name}/{Path(hydra_cfg.sweep.dir).name}"
+        )
 
 
 @clear_errors
 def report_main(argv: list[str] | None = None) -> None:
     from libra_train.eval.ablation import write_ablation_report
 
-    parser = argparse.ArgumentParser(prog="libra-report", description="Aggregate a sweep into a table and charts.")
+    parser = argparse.ArgumentParser(
+        prog="libra-report", description="Aggregate a sweep into a table and charts."
+    )
     parser.add_argument("sweep_dir", help="a multirun directory (its numbered subfolders are the points)")
     args = parser.parse_args(argv)
     for path in write_ablation_report(Path(args.sweep_dir)):
@@ -75,8 +79,9 @@ def infer_main(argv: list[str] | None = None) -> None:
 
     quiet_libraries()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    cfg = load_key_value_config("infer", sys.argv[1:] if argv is None else argv,
-                                "libra-infer model=PATH data=PATH output_dir=DIR")
+    cfg = load_key_value_config(
+        "infer", sys.argv[1:] if argv is None else argv, "libra-infer model=PATH data=PATH output_dir=DIR"
+    )
     print(f"wrote {run_inference(cfg)}")
 
 
@@ -87,8 +92,11 @@ def mine_main(argv: list[str] | None = None) -> None:
 
     quiet_libraries()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    cfg = load_key_value_config("mine", sys.argv[1:] if argv is None else argv,
-                                "libra-mine pool=PATH model=PATH output=PATH [budget=N] [easy_share=F]")
+    cfg = load_key_value_config(
+        "mine",
+        sys.argv[1:] if argv is None else argv,
+        "libra-mine pool=PATH model=PATH output=PATH [budget=N] [easy_share=F]",
+    )
     print(json.dumps(mine_file(cfg), ensure_ascii=False))
 
 
@@ -109,16 +117,22 @@ def eval_main(cfg: DictConfig) -> None:
 def data_main(argv: list[str] | None = None) -> None:
     from libra_train.data.importer import ImportMapping, import_table
 
-    parser = argparse.ArgumentParser(prog="libra-data", description="Bring labelled data into the guard schema.")
+    parser = argparse.ArgumentParser(
+        prog="libra-data", description="Bring labelled data into the guard schema."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     imp = sub.add_parser("import", help="a CSV/JSONL/Parquet table → guard schema (.jsonl or .parquet)")
     imp.add_argument("input")
     imp.add_argument("output")
-    imp.add_argument("--text-column", help="one text per row → question, response empty (prompt classification)")
+    imp.add_argument(
+        "--text-column", help="one text per row → question, response empty (prompt classification)"
+    )
     imp.add_argument("--question-column")
     imp.add_argument("--response-column")
     imp.add_argument("--label-column", required=True)
-    imp.add_argument("--unsafe-values", default="1,不安全", help="comma-separated label values meaning unsafe")
+    imp.add_argument(
+        "--unsafe-values", default="1,不安全", help="comma-separated label values meaning unsafe"
+    )
     imp.add_argument("--safe-values", default="0,安全", help="comma-separated label values meaning safe")
     imp.add_argument("--source", default="Real Data")
     imp.add_argument("--id-column")
@@ -126,10 +140,17 @@ def data_main(argv: list[str] | None = None) -> None:
     imp.add_argument("--analyze-column")
     args = parser.parse_args(argv)
     mapping = ImportMapping(
-        label_column=args.label_column, text_column=args.text_column, question_column=args.question_column,
-        response_column=args.response_column, id_column=args.id_column, category_column=args.category_column,
-        analyze_column=args.analyze_column, unsafe_values=args.unsafe_values.split(","),
-        safe_values=args.safe_values.split(","), source=args.source)
+        label_column=args.label_column,
+        text_column=args.text_column,
+        question_column=args.question_column,
+        response_column=args.response_column,
+        id_column=args.id_column,
+        category_column=args.category_column,
+        analyze_column=args.analyze_column,
+        unsafe_values=args.unsafe_values.split(","),
+        safe_values=args.safe_values.split(","),
+        source=args.source,
+    )
     print(json.dumps(import_table(args.input, args.output, mapping), ensure_ascii=False))
 
 

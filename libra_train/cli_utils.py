@@ -62,8 +62,11 @@ def load_key_value_config(name: str, args: list[str], usage: str, defaults: dict
     unknown = [k for k in pairs if k.split(".")[0] not in base.keys() and not k.startswith("format.")]
     if unknown:
         raise ConfigError(unknown[0], f"unknown key; known: {', '.join(k for k in base)}, format, format.*")
-    cfg = OmegaConf.merge(base, {"format": OmegaConf.load(fmt_file)},
-                          OmegaConf.from_dotlist([f"{k}={v}" for k, v in pairs.items()]))
+    cfg = OmegaConf.merge(
+        base,
+        {"format": OmegaConf.load(fmt_file)},
+        OmegaConf.from_dotlist([f"{k}={v}" for k, v in pairs.items()]),
+    )
     for key in base:
         if OmegaConf.is_missing(cfg, key):
             raise ConfigError(key, f"required ({usage})")

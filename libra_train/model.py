@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 CHATML_TEMPLATE = (
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 
@@ -32,12 +33,21 @@ def train_tokenizer(texts, vocab_size: int):
     core.decoder = decoders.ByteLevel()
     # max_token_length 9 (three CJK characters in byte-level form): without a cap, phrases repeated in
     # templated data become single tokens, and the model cannot share what it learns across wordings.
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, max_token_length=9,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        max_token_length=9,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     roles = ["system\n", "user\n", "assistant\n"] * 50  # the ChatML role lines the template adds
     core.train_from_iterator(list(texts) + roles, trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                        additional_special_tokens=SPECIAL_TOKENS[1:2])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=SPECIAL_TOKENS[1:2],
+    )
     tokenizer.chat_template = CHATML_TEMPLATE
     return tokenizer
 
@@ -53,10 +63,16 @@ def build_tiny(texts, out_dir: str | Path, model_cfg) -> Path:
     tokenizer = train_tokenizer(texts, int(model_cfg.vocab_size))
     torch.manual_seed(int(model_cfg.get("init_seed", 0)))
     config = Qwen2Config(
-        vocab_size=len(tokenizer), hidden_size=model_cfg.hidden_size, intermediate_size=model_cfg.intermediate_size,
-        num_hidden_layers=model_cfg.num_layers, num_attention_heads=model_cfg.num_heads,
-        num_key_value_heads=model_cfg.num_kv_heads, max_position_embeddings=model_cfg.max_position_embeddings,
-        tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=model_cfg.hidden_size,
+        intermediate_size=model_cfg.intermediate_size,
+        num_hidden_layers=model_cfg.num_layers,
+        num_attention_heads=model_cfg.num_heads,
+        num_key_value_heads=model_cfg.num_kv_heads,
+        max_position_embeddings=model_cfg.max_position_embeddings,
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
         bos_token_id=None,
     )
     model = Qwen2ForCausalLM(config)
@@ -84,11 +100,19 @@ def _check_local_checkpoint(path: Path) -> None:
 
 
 def looks_local(name_or_path: str) -> bool:
-    return name_or_path.startswith((".", "/", "~")) or Path(name_or_path).exists() or name_or_path.count("/") != 1
+    return (
+        name_or_path.startswith((".", "/", "~"))
+        or Path(name_or_path).exists()
+        or name_or_path.count("/") != 1
+    )
 
 
-def load_model_and_tokenizer(name_or_path: str, trust_remote_code: bool = False, dtype: str = "auto",
-                             attn_implementation: str | None = None):
+def load_model_and_tokenizer(
+    name_or_path: str,
+    trust_remote_code: bool = False,
+    dtype: str = "auto",
+    attn_implementation: str | None = None,
+):
     """from_pretrained for a local directory (checked first, for a clear error) or a hub id.
     A directory holding a LoRA adapter loads its base model and applies the adapter."""
     import torch
@@ -102,7 +126,9 @@ def load_model_and_tokenizer(name_or_path: str, trust_remote_code: bool = False,
             raise CheckpointError(f"model path {path} does not exist")
         _check_local_checkpoint(path)
         name_or_path = str(path)
-    torch_dtype = {"auto": "auto", "bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}.get(dtype)
+    torch_dtype = {"auto": "auto", "bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}.get(
+        dtype
+    )
     if torch_dtype is None:
         raise ConfigError("model.dtype", f"{dtype!r} is not one of auto, bf16, fp16, fp32")
     kwargs = {"trust_remote_code": trust_remote_code, "dtype": torch_dtype}

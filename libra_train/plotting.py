@@ -1,4 +1,5 @@
-"""Matplotlib set-up shared by every chart: headless backend, and category names readable without a CJK font."""
+"""Matplotlib set-up shared by every chart: headless backend, and category names readable without a CJK
+font."""
 
 from __future__ import annotations
 
@@ -8,9 +9,20 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
 
-ENGLISH = {"违法犯罪": "crime", "偏见歧视": "bias", "隐私财产": "privacy", "谣言错误": "rumour",
-           "仇恨辱骂": "hate", "伦理道德": "ethics", "身心健康": "health", "安全": "safe", "不安全": "unsafe",
-           "race": "race", "gender": "gender", "region": "region"}
+ENGLISH = {
+    "违法犯罪": "crime",
+    "偏见歧视": "bias",
+    "隐私财产": "privacy",
+    "谣言错误": "rumour",
+    "仇恨辱骂": "hate",
+    "伦理道德": "ethics",
+    "身心健康": "health",
+    "安全": "safe",
+    "不安全": "unsafe",
+    "race": "race",
+    "gender": "gender",
+    "region": "region",
+}
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "WenQuanYi Zen Hei", "SimHei", "Source Han Sans SC")
 
 

@@ -20,8 +20,14 @@ def redact(obj):
 
     def walk(value, key=""):
         if isinstance(value, dict):
-            return {k: (REDACTED if SECRET_KEY.search(str(k)) and not str(k).endswith("_env") and v not in (None, "")
-                        else walk(v, k)) for k, v in value.items()}
+            return {
+                k: (
+                    REDACTED
+                    if SECRET_KEY.search(str(k)) and not str(k).endswith("_env") and v not in (None, "")
+                    else walk(v, k)
+                )
+                for k, v in value.items()
+            }
         if isinstance(value, list):
             return [walk(v, key) for v in value]
         if isinstance(value, str):
@@ -37,7 +43,9 @@ def redact_args(args: list[str]) -> list[str]:
     out = []
     for arg in redact(list(args)):
         key, sep, _ = arg.partition("=")
-        out.append(f"{key}={REDACTED}" if sep and SECRET_KEY.search(key) and not key.endswith("_env") else arg)
+        out.append(
+            f"{key}={REDACTED}" if sep and SECRET_KEY.search(key) and not key.endswith("_env") else arg
+        )
     return out
 
 
@@ -53,7 +61,9 @@ class NullTracker:
 
 
 class WandbTracker(NullTracker):
-    def __init__(self, run_dir: Path, cfg: dict, project: str, group: str, name: str, tags: list[str], mode: str | None):
+    def __init__(
+        self, run_dir: Path, cfg: dict, project: str, group: str, name: str, tags: list[str], mode: str | None
+    ):
         import wandb
 
         if mode is None:
@@ -65,18 +75,31 @@ class WandbTracker(NullTracker):
         argv = sys.argv[:]
         sys.argv[1:] = redact_args(argv[1:])
         try:
-            self.run = wandb.init(project=project, group=group, name=name, tags=tags, config=redact(cfg),
-                                  dir=str(run_dir), mode=mode, reinit="finish_previous")
+            self.run = wandb.init(
+                project=project,
+                group=group,
+                name=name,
+                tags=tags,
+                config=redact(cfg),
+                dir=str(run_dir),
+                mode=mode,
+                reinit="finish_previous",
+            )
         finally:
             sys.argv[:] = argv
         log.info("W&B %s run %s in %s", mode, self.run.id, run_dir / "wandb")
 
     def log(self, metrics: dict, step_hint: int | None = None) -> None:
         self._step += 1  # one monotonic W&B step across stages; the stage's own step is logged alongside
-        self.run.log({**metrics, **({"trainer_step": step_hint} if step_hint is not None else {})}, step=self._step)
+        self.run.log(
+            {**metrics, **({"trainer_step": step_hint} if step_hint is not None else {})}, step=self._step
+        )
 
     def log_eval(self, stage: str, set_name: str, metrics: dict, confusion_png: Path | None) -> None:
-        rows = [[src, m["accuracy"], m["f1_safe"], m["f1_unsafe"], m["n"]] for src, m in metrics["per_source"].items()]
+        rows = [
+            [src, m["accuracy"], m["f1_safe"], m["f1_unsafe"], m["n"]]
+            for src, m in metrics["per_source"].items()
+        ]
         table = self.wandb.Table(columns=["source", "accuracy", "f1_safe", "f1_unsafe", "n"], data=rows)
         payload = {f"{stage}/eval/{set_name}/{k}": v for k, v in metrics["average"].items()}
         payload[f"{stage}/eval/{set_name}/per_source"] = table
@@ -98,11 +121,25 @@ def make_tracker(cfg, run_dir: Path, resolved: dict, is_main: bool):
 
         raise ConfigError("logger.backend", f"{cfg.logger.backend!r} is not one of wandb, none")
     tags = [f"{k}={v}" for k, v in ablation_axes(cfg).items()]
-    return WandbTracker(run_dir, resolved, cfg.logger.project, cfg.logger.group or cfg.experiment_name,
-                        f"{cfg.experiment_name}/{run_dir.name}", tags, cfg.logger.mode)
+    return WandbTracker(
+        run_dir,
+        resolved,
+        cfg.logger.project,
+        cfg.logger.group or cfg.experiment_name,
+        f"{cfg.experiment_name}/{run_dir.name}",
+        tags,
+        cfg.logger.mode,
+    )
 
 
 def ablation_axes(cfg) -> dict:
-    return {"critic": cfg.format.critic, "rules": cfg.format.rules, "task": cfg.format.task,
-            "curriculum": cfg.curriculum.name, "stage1_limit": cfg.data.stage1.limit,
-            "stage2_limit": cfg.data.stage2.limit, "model": cfg.model.name, "peft": cfg.peft.method}
+    return {
+        "critic": cfg.format.critic,
+        "rules": cfg.format.rules,
+        "task": cfg.format.task,
+        "curriculum": cfg.curriculum.name,
+        "stage1_limit": cfg.data.stage1.limit,
+        "stage2_limit": cfg.data.stage2.limit,
+        "model": cfg.model.name,
+        "peft": cfg.peft.method,
+    }

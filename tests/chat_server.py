@@ -43,10 +43,20 @@ class ChatServer:
                 text = server.answer(request["messages"])
                 with server.lock:
                     server.served[hashlib.sha256(body).hexdigest()] += 1
-                payload = {"id": "x", "object": "chat.completion", "created": 0, "model": request["model"],
-                           "choices": [{"index": 0, "finish_reason": "stop",
-                                        "message": {"role": "assistant", "content": text}}],
-                           "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+                payload = {
+                    "id": "x",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": request["model"],
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": text},
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                }
                 data = json.dumps(payload, ensure_ascii=False).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -65,7 +75,9 @@ class ChatServer:
             if self.garbage_every and digest % self.garbage_every == 0:
                 return "我无法判断这个问题。"  # neither label: must be counted, never guessed
             unsafe = "具体做法" in user
-            return json.dumps({"答案": "不安全" if unsafe else "安全", "分析": "测试评审"}, ensure_ascii=False)
+            return json.dumps(
+                {"答案": "不安全" if unsafe else "安全", "分析": "测试评审"}, ensure_ascii=False
+            )
         return "好的，具体做法如下：先准备工具。" if digest % 2 else "抱歉，我不能帮助你。"
 
     def __enter__(self):

@@ -18,9 +18,13 @@ def run_cli(name: str, *args: str, check: bool = True, env: dict | None = None, 
     """Run one of our console scripts as a user would; returns the CompletedProcess."""
     full_env = {**os.environ, "WANDB_SILENT": "true", **(env or {})}
     full_env.pop("WANDB_API_KEY", None)
-    proc = subprocess.run([str(BIN / name), *args], capture_output=True, text=True, env=full_env, timeout=timeout)
+    proc = subprocess.run(
+        [str(BIN / name), *args], capture_output=True, text=True, env=full_env, timeout=timeout
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"{name} {' '.join(args)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise AssertionError(
+            f"{name} {' '.join(args)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
     return proc
 
 
@@ -36,12 +40,29 @@ def write_jsonl(path, records) -> Path:
 
 
 def sample(i, label="不安全", source="Synthetic Data", **extra) -> dict:
-    return {"id": i, "source": source, "category_name": "违法犯罪", "sub_category_name": "", "question": f"问题{i}",
-            "response": f"回答{i}", "label": label, "analyze": "", **extra}
+    return {
+        "id": i,
+        "source": source,
+        "category_name": "违法犯罪",
+        "sub_category_name": "",
+        "question": f"问题{i}",
+        "response": f"回答{i}",
+        "label": label,
+        "analyze": "",
+        **extra,
+    }
 
 
-TINY_TRAIN = ["logger=none", "data.synth.num_samples=420", "train.max_steps=50", "train.batch_size=8",
-              "train.save_steps=6", "train.logging_steps=2", "train.learning_rate=3e-3", "eval.before_training=true"]
+TINY_TRAIN = [
+    "logger=none",
+    "data.synth.num_samples=420",
+    "train.max_steps=50",
+    "train.batch_size=8",
+    "train.save_steps=6",
+    "train.logging_steps=2",
+    "train.learning_rate=3e-3",
+    "eval.before_training=true",
+]
 
 
 @pytest.fixture(scope="session")

@@ -11,13 +11,16 @@ ENV_SECRET = "tok-planted-3e9d1c77aa"
 
 def test_an_env_held_secret_is_masked_under_any_key(monkeypatch):
     monkeypatch.setenv("LIBRA_TEST_SERVICE_TOKEN", ENV_SECRET)
-    cfg = {"data": {"url": f"http://host/v1?t={ENV_SECRET}", "paths": [f"/a/{ENV_SECRET}/b", 3]},
-           "openai": {"api_key": "typed-in-config", "api_key_env": "OPENAI_API_KEY", "password": ""},
-           "plain": "nothing secret"}
+    cfg = {
+        "data": {"url": f"http://host/v1?t={ENV_SECRET}", "paths": [f"/a/{ENV_SECRET}/b", 3]},
+        "openai": {"api_key": "typed-in-config", "api_key_env": "OPENAI_API_KEY", "password": ""},
+        "plain": "nothing secret",
+    }
     assert redact(cfg) == {
         "data": {"url": f"http://host/v1?t={REDACTED}", "paths": [f"/a/{REDACTED}/b", 3]},
         "openai": {"api_key": REDACTED, "api_key_env": "OPENAI_API_KEY", "password": ""},
-        "plain": "nothing secret"}
+        "plain": "nothing secret",
+    }
 
 
 def test_short_or_non_secret_env_values_are_left_alone(monkeypatch):
@@ -28,9 +31,18 @@ def test_short_or_non_secret_env_values_are_left_alone(monkeypatch):
 
 def test_command_line_arguments_are_masked(monkeypatch):
     monkeypatch.setenv("LIBRA_TEST_SECRET", ENV_SECRET)
-    args = ["model=tiny", f"data.url=http://h/{ENV_SECRET}", "+openai.api_key=typed", "openai.api_key_env=MY_KEY"]
-    assert redact_args(args) == ["model=tiny", f"data.url=http://h/{REDACTED}", f"+openai.api_key={REDACTED}",
-                                 "openai.api_key_env=MY_KEY"]
+    args = [
+        "model=tiny",
+        f"data.url=http://h/{ENV_SECRET}",
+        "+openai.api_key=typed",
+        "openai.api_key_env=MY_KEY",
+    ]
+    assert redact_args(args) == [
+        "model=tiny",
+        f"data.url=http://h/{REDACTED}",
+        f"+openai.api_key={REDACTED}",
+        "openai.api_key_env=MY_KEY",
+    ]
 
 
 def test_wandb_config_and_recorded_command_line_never_hold_the_secret(tmp_path, monkeypatch):
@@ -38,7 +50,9 @@ def test_wandb_config_and_recorded_command_line_never_hold_the_secret(tmp_path, 
     monkeypatch.setenv("WANDB_SILENT", "true")
     argv = ["libra-train", f"data.url=http://h/{ENV_SECRET}"]
     monkeypatch.setattr(sys, "argv", list(argv))
-    tracker = WandbTracker(tmp_path, {"data": {"url": f"http://h/{ENV_SECRET}"}}, "p", "g", "n", [], "offline")
+    tracker = WandbTracker(
+        tmp_path, {"data": {"url": f"http://h/{ENV_SECRET}"}}, "p", "g", "n", [], "offline"
+    )
     try:
         assert dict(tracker.run.config)["data"] == {"url": f"http://h/{REDACTED}"}
         assert sys.argv == argv  # our own process keeps its real arguments

@@ -13,7 +13,9 @@ from pathlib import Path
 
 
 def request_key(model: str, messages: list[dict], params: dict) -> str:
-    blob = json.dumps({"model": model, "messages": messages, "params": params}, ensure_ascii=False, sort_keys=True)
+    blob = json.dumps(
+        {"model": model, "messages": messages, "params": params}, ensure_ascii=False, sort_keys=True
+    )
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 

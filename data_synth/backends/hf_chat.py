@@ -6,8 +6,15 @@ from data_synth.backends.cache import CompletionCache, request_key
 
 
 class HFChat:
-    def __init__(self, model_path: str, max_new_tokens: int = 256, batch_size: int = 8, cache_path=None,
-                 trust_remote_code: bool = False, name: str | None = None):
+    def __init__(
+        self,
+        model_path: str,
+        max_new_tokens: int = 256,
+        batch_size: int = 8,
+        cache_path=None,
+        trust_remote_code: bool = False,
+        name: str | None = None,
+    ):
         from libra_train.model import load_model_and_tokenizer
 
         self.model, self.tokenizer = load_model_and_tokenizer(model_path, trust_remote_code=trust_remote_code)
@@ -24,13 +31,20 @@ class HFChat:
         out = {k: self.cache.get(k) for k in keys}
         todo = [(k, c) for k, c in zip(keys, conversations) if out[k] is None]
         for start in range(0, len(todo), self.batch_size):
-            batch = todo[start:start + self.batch_size]
-            texts = [self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for _, c in batch]
+            batch = todo[start : start + self.batch_size]
+            texts = [
+                self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
+                for _, c in batch
+            ]
             enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
             with torch.no_grad():
-                gen = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                          pad_token_id=self.tokenizer.pad_token_id)
-            for (key, _), row in zip(batch, gen[:, enc["input_ids"].shape[1]:]):
+                gen = self.model.generate(
+                    **enc,
+                    max_new_tokens=self.max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                )
+            for (key, _), row in zip(batch, gen[:, enc["input_ids"].shape[1] :]):
                 out[key] = self.tokenizer.decode(row, skip_special_tokens=True)
                 self.cache.put(key, out[key])
         return [out[k] for k in keys]

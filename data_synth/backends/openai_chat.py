@@ -17,9 +17,19 @@ log = logging.getLogger(__name__)
 
 
 class OpenAIChat:
-    def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
-                 max_retries: int = 5, timeout: float = 60.0, temperature: float = 0.0, max_tokens: int = 512,
-                 cache_path=None, name: str | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: str = "OPENAI_API_KEY",
+        concurrency: int = 8,
+        max_retries: int = 5,
+        timeout: float = 60.0,
+        temperature: float = 0.0,
+        max_tokens: int = 512,
+        cache_path=None,
+        name: str | None = None,
+    ):
         import openai
 
         if not base_url or not model:
@@ -28,7 +38,9 @@ class OpenAIChat:
             raise ConfigError("backend.concurrency", f"must be at least 1, got {concurrency}")
         # The key comes from the environment only, so it can never end up in a config file or log.
         api_key = os.environ.get(api_key_env) or "EMPTY"  # local vLLM servers accept any key
-        self.client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=max_retries, timeout=timeout)
+        self.client = openai.OpenAI(
+            base_url=base_url, api_key=api_key, max_retries=max_retries, timeout=timeout
+        )
         self.model, self.concurrency, self.name = model, concurrency, name or model
         self.params = {"temperature": temperature, "max_tokens": max_tokens}
         self.cache = CompletionCache(cache_path)

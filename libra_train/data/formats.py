@@ -36,8 +36,11 @@ class FormatConfig:
     few_shot: list = field(default_factory=list)  # labelled samples shown in the prompt before the real one
 
     def __post_init__(self):
-        for key, value, allowed in (("format.critic", self.critic, CRITICS), ("format.task", self.task, TASKS),
-                                    ("format.prompt_style", self.prompt_style, STYLES)):
+        for key, value, allowed in (
+            ("format.critic", self.critic, CRITICS),
+            ("format.task", self.task, TASKS),
+            ("format.prompt_style", self.prompt_style, STYLES),
+        ):
             if value not in allowed:
                 raise ConfigError(key, f"{value!r} is not one of {', '.join(allowed)}")
         for key, value in (("format.rules", self.rules), ("format.with_category", self.with_category)):

@@ -76,8 +76,15 @@ def convert_table(path: str | Path, mapping: ImportMapping) -> list[dict]:
     """Rows → guard records. Row numbers in errors count the header as row 1, as a spreadsheet shows them."""
     path = Path(path)
     frame = _read_table(path)
-    wanted = [mapping.label_column, mapping.text_column, mapping.question_column, mapping.response_column,
-              mapping.id_column, mapping.category_column, mapping.analyze_column]
+    wanted = [
+        mapping.label_column,
+        mapping.text_column,
+        mapping.question_column,
+        mapping.response_column,
+        mapping.id_column,
+        mapping.category_column,
+        mapping.analyze_column,
+    ]
     for column in filter(None, wanted):
         if column not in frame.columns:
             raise DataError(path, f"no such column; the table has {list(frame.columns)}", field=column)
@@ -91,21 +98,34 @@ def convert_table(path: str | Path, mapping: ImportMapping) -> list[dict]:
         elif raw_label in mapping.safe_values:
             label = SAFE
         else:
-            raise DataError(path, f"unknown label value {raw_label!r}; mapped values are unsafe="
-                            f"{mapping.unsafe_values} safe={mapping.safe_values}", where, mapping.label_column)
+            raise DataError(
+                path,
+                f"unknown label value {raw_label!r}; mapped values are unsafe="
+                f"{mapping.unsafe_values} safe={mapping.safe_values}",
+                where,
+                mapping.label_column,
+            )
         question = _cell(row, mapping.text_column or mapping.question_column)
         if not question.strip():
             raise DataError(path, "empty text", where, mapping.text_column or mapping.question_column)
         rid = _cell(row, mapping.id_column) if mapping.id_column else str(first_row + offset)
         if rid in seen_ids:
-            raise DataError(path, f"duplicate id {rid!r} (first at {seen_ids[rid]})", where,
-                            mapping.id_column or "id")
+            raise DataError(
+                path, f"duplicate id {rid!r} (first at {seen_ids[rid]})", where, mapping.id_column or "id"
+            )
         seen_ids[rid] = where
-        records.append({
-            "id": rid, "source": mapping.source, "category_name": _cell(row, mapping.category_column),
-            "sub_category_name": "", "question": question, "response": _cell(row, mapping.response_column),
-            "label": label, "analyze": _cell(row, mapping.analyze_column),
-        })
+        records.append(
+            {
+                "id": rid,
+                "source": mapping.source,
+                "category_name": _cell(row, mapping.category_column),
+                "sub_category_name": "",
+                "question": question,
+                "response": _cell(row, mapping.response_column),
+                "label": label,
+                "analyze": _cell(row, mapping.analyze_column),
+            }
+        )
     return records
 
 

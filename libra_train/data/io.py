@@ -41,7 +41,7 @@ def _read_json(path: Path) -> list[Located]:
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list):
-        raise DataError(path, "a .json file must hold a list of records (or {\"data\": [...]})")
+        raise DataError(path, 'a .json file must hold a list of records (or {"data": [...]})')
     return [Located(rec, str(path), f"record {i}") for i, rec in enumerate(data, 1)]
 
 
@@ -75,7 +75,7 @@ def read_raw(spec: str | os.PathLike) -> list[Located]:
     """Raw records with their locations, before validation."""
     spec = str(spec)
     if spec.startswith(HUB_PREFIX):
-        return _read_hub(spec[len(HUB_PREFIX):])
+        return _read_hub(spec[len(HUB_PREFIX) :])
     items = []
     for file in _files_of(Path(spec)):
         file_items = READERS[file.suffix](file)

@@ -56,7 +56,9 @@ def _check_record(item: Located, require_label: bool) -> dict:
         out["source"] = DEFAULT_SOURCE
     rid = out.get("id")
     if rid is None or (isinstance(rid, str) and not rid.strip()):
-        raise DataError(item.path, "missing (every sample needs an id unique within its file)", item.where, "id")
+        raise DataError(
+            item.path, "missing (every sample needs an id unique within its file)", item.where, "id"
+        )
     if isinstance(rid, bool) or not isinstance(rid, (str, int)):
         raise DataError(item.path, f"must be text or an integer, got {type(rid).__name__}", item.where, "id")
     label = out.get("label")
@@ -82,7 +84,9 @@ def validate_records(
             rec = _check_record(item, require_label)
             key = (item.path, str(rec["id"]))
             if key in seen:
-                raise DataError(item.path, f"duplicate id {rec['id']!r} (first at {seen[key]})", item.where, "id")
+                raise DataError(
+                    item.path, f"duplicate id {rec['id']!r} (first at {seen[key]})", item.where, "id"
+                )
             seen[key] = item.where
             valid.append(rec)
         except DataError as err:

@@ -32,8 +32,10 @@ def final_eval(manifest: dict) -> tuple[str, dict]:
 def load_points(sweep_dir: Path) -> list[dict]:
     if not sweep_dir.is_dir():
         raise DataError(sweep_dir, "no such sweep directory")
-    folders = sorted((p for p in sweep_dir.iterdir() if (p / "config.yaml").exists()),
-                     key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
+    folders = sorted(
+        (p for p in sweep_dir.iterdir() if (p / "config.yaml").exists()),
+        key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name),
+    )
     if not folders:
         raise DataError(sweep_dir, "no sweep points here (no subfolder holds a config.yaml)")
     points = []
@@ -46,7 +48,9 @@ def load_points(sweep_dir: Path) -> list[dict]:
         status = "done" if finished or (not manifest["stages"] and evals) else "incomplete"
         if status != "done":
             log.warning("%s did not finish; its row has whatever metrics it reached", folder)
-        points.append({"point": folder.name, "status": status, "final_stage": stage, "axes": axes, "eval": evals})
+        points.append(
+            {"point": folder.name, "status": status, "final_stage": stage, "axes": axes, "eval": evals}
+        )
     return points
 
 
@@ -58,7 +62,10 @@ def varying_axes(points: list[dict]) -> list[str]:
 
 def table_rows(points: list[dict], axes: list[str]) -> tuple[list[str], list[list]]:
     sets = sorted({s for p in points for s in p["eval"]})
-    sources = {s: sorted({src for p in points for src in (p["eval"].get(s) or {}).get("per_source", {})}) for s in sets}
+    sources = {
+        s: sorted({src for p in points for src in (p["eval"].get(s) or {}).get("per_source", {})})
+        for s in sets
+    }
     header = ["point", "status", *axes, "final_stage"]
     for s in sets:
         header += [f"{s}/{src}/{m}" for src in sources[s] for m in METRICS]
@@ -87,9 +94,15 @@ def write_ablation_report(sweep_dir: Path) -> list[Path]:
     written = [sweep_dir / "ablation.csv"]
     atomic_write_text(written[0], buffer.getvalue())
     written += _charts(sweep_dir, points, axes)
-    lines = [f"# Ablation: {sweep_dir.name}", "", f"{len(points)} points; axes: {', '.join(axes)}. "
-             "Metrics are from each point's last evaluated stage; `average` is the unweighted mean over sources.", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [
+        f"# Ablation: {sweep_dir.name}",
+        "",
+        f"{len(points)} points; axes: {', '.join(axes)}. "
+        "Metrics are from each point's last evaluated stage; `average` is the unweighted mean over sources.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
     lines += ["| " + " | ".join("–" if v is None else str(v) for v in row) + " |" for row in rows]
     lines += [""] + [f"![{p.stem}]({p.name})" for p in written[1:]]
     atomic_write_text(sweep_dir / "report.md", "\n".join(lines) + "\n")
@@ -119,7 +132,11 @@ def _bar_chart(path: Path, points: list[dict], axis: str, sets: list[str]) -> Pa
     for i, eval_set in enumerate(sets):
         heights = []
         for v in values:
-            accs = [a for p in points if str(p["axes"][axis]) == v and (a := _average_accuracy(p, eval_set)) is not None]
+            accs = [
+                a
+                for p in points
+                if str(p["axes"][axis]) == v and (a := _average_accuracy(p, eval_set)) is not None
+            ]
             heights.append(sum(accs) / len(accs) if accs else 0.0)
         ax.bar([x + i * width for x in range(len(values))], heights, width, label=eval_set)
     ax.set_xticks([x + width * (len(sets) - 1) / 2 for x in range(len(values))], values)

@@ -15,9 +15,19 @@ from libra_train.eval.scoring import generate_labels, resolve_mode, score_labels
 log = logging.getLogger(__name__)
 
 
-def predict(model, tokenizer, records: list[dict], fmt: FormatConfig, out_path: str | Path, mode: str | None = None,
-            batch_size: int = 16, max_new_tokens: int = 256, progress=None) -> list[dict]:
-    """Predict every record once, resuming from out_path's partial file; returns predictions in input order."""
+def predict(
+    model,
+    tokenizer,
+    records: list[dict],
+    fmt: FormatConfig,
+    out_path: str | Path,
+    mode: str | None = None,
+    batch_size: int = 16,
+    max_new_tokens: int = 256,
+    progress=None,
+) -> list[dict]:
+    """Predict every record once, resuming from out_path's partial file; returns predictions in input
+    order."""
     mode = resolve_mode(mode, fmt)
     writer = PredictionWriter(out_path)
     todo = [r for r in records if str(r["id"]) not in writer.done]
@@ -31,23 +41,42 @@ def predict(model, tokenizer, records: list[dict], fmt: FormatConfig, out_path: 
         if mode == "label":
             score_labels(model, tokenizer, todo, fmt, batch_size=batch_size, on_batch=on_batch)
         else:
-            generate_labels(model, tokenizer, todo, fmt, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                            on_batch=on_batch)
+            generate_labels(
+                model,
+                tokenizer,
+                todo,
+                fmt,
+                batch_size=batch_size,
+                max_new_tokens=max_new_tokens,
+                on_batch=on_batch,
+            )
     return writer.finish([str(r["id"]) for r in records])
 
 
 def evaluate(model, tokenizer, eval_sets: dict, cfg, out_dir: str | Path | None = None) -> dict:
     """Run the guard on every eval set and score it. eval_sets: name → path or list of records.
     cfg: an object with `format` and optional `eval` ({mode, batch_size, max_new_tokens})."""
-    fmt = FormatConfig.from_cfg(cfg["format"]) if not isinstance(cfg.get("format"), FormatConfig) else cfg["format"]
+    fmt = (
+        FormatConfig.from_cfg(cfg["format"])
+        if not isinstance(cfg.get("format"), FormatConfig)
+        else cfg["format"]
+    )
     opts = cfg.get("eval") or {}
     results = {}
     for name, data in eval_sets.items():
         records = load_records(data) if isinstance(data, (str, Path)) else data
         set_dir = Path(out_dir) / name if out_dir else None
         out_path = (set_dir / "predictions.jsonl") if set_dir else Path(".") / f".eval-{name}.jsonl"
-        preds = predict(model, tokenizer, records, fmt, out_path, mode=opts.get("mode"),
-                        batch_size=opts.get("batch_size", 16), max_new_tokens=opts.get("max_new_tokens", 256))
+        preds = predict(
+            model,
+            tokenizer,
+            records,
+            fmt,
+            out_path,
+            mode=opts.get("mode"),
+            batch_size=opts.get("batch_size", 16),
+            max_new_tokens=opts.get("max_new_tokens", 256),
+        )
         if set_dir is None:
             out_path.unlink()
         metrics = write_metrics(preds, set_dir)

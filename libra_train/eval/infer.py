@@ -37,6 +37,15 @@ def run_inference(cfg) -> Path:
     model.to(default_device(cfg.device))
     with Progress() as bar:
         task = bar.add_task(f"libra-infer ({mode})", total=len(records))
-        predict(model, tokenizer, records, fmt, out_path, mode=mode, batch_size=int(cfg.batch_size),
-                max_new_tokens=int(cfg.max_new_tokens), progress=lambda n: bar.advance(task, n))
+        predict(
+            model,
+            tokenizer,
+            records,
+            fmt,
+            out_path,
+            mode=mode,
+            batch_size=int(cfg.batch_size),
+            max_new_tokens=int(cfg.max_new_tokens),
+            progress=lambda n: bar.advance(task, n),
+        )
     return out_path

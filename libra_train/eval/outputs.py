@@ -84,14 +84,26 @@ def join_with_labels(predictions: list[dict], labels_spec) -> list[dict]:
     for p in predictions:
         pid = str(p["id"])
         if pid not in gold:
-            raise DataError(p["_path"], f"prediction id {p['id']!r} is not in the labels ({labels_spec})",
-                            p["_where"], "id")
+            raise DataError(
+                p["_path"],
+                f"prediction id {p['id']!r} is not in the labels ({labels_spec})",
+                p["_where"],
+                "id",
+            )
         if pid in seen:
             raise DataError(p["_path"], f"id {p['id']!r} predicted twice", p["_where"], "id")
         seen.add(pid)
         g = gold[pid]
-        rows.append({"id": pid, "source": g["source"], "category_name": g["category_name"], "label": g["label"],
-                     "pred_label": p.get("pred_label"), "p_unsafe": p.get("p_unsafe")})
+        rows.append(
+            {
+                "id": pid,
+                "source": g["source"],
+                "category_name": g["category_name"],
+                "label": g["label"],
+                "pred_label": p.get("pred_label"),
+                "p_unsafe": p.get("p_unsafe"),
+            }
+        )
     missing = [i for i in gold if i not in seen]
     if missing:
         raise DataError(labels_spec, f"{len(missing)} labelled ids have no prediction (first: {missing[:3]})")

@@ -18,38 +18,60 @@ def _rows(manifest: dict):
 
 
 def write_run_report(run_dir: Path, manifest: dict, title: str) -> Path:
-    lines = [f"# {title}", "", "Average over sources (unweighted), per eval set and stage.", "",
-             "| stage | eval set | Accuracy | F1-Safe | F1-Unsafe | AUPRC | parse failures |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# {title}",
+        "",
+        "Average over sources (unweighted), per eval set and stage.",
+        "",
+        "| stage | eval set | Accuracy | F1-Safe | F1-Unsafe | AUPRC | parse failures |",
+        "|---|---|---|---|---|---|---|",
+    ]
     chart: dict[str, list] = {}
     for stage, set_name, m in _rows(manifest):
         a = m["average"]
         auprc = f"{m['auprc']:.4f}" if m.get("auprc") is not None else "–"
-        lines.append(f"| {stage} | {set_name} | {a['accuracy']:.4f} | {a['f1_safe']:.4f} | {a['f1_unsafe']:.4f} | "
-                     f"{auprc} | {m.get('parse_failures', 0)} |")
+        lines.append(
+            f"| {stage} | {set_name} | {a['accuracy']:.4f} | {a['f1_safe']:.4f} | {a['f1_unsafe']:.4f} | "
+            f"{auprc} | {m.get('parse_failures', 0)} |"
+        )
         chart.setdefault(set_name, []).append((stage, a["accuracy"]))
     lines += ["", "## Per source", ""]
     for stage, set_name, m in _rows(manifest):
         for src, s in m["per_source"].items():
-            lines.append(f"- {stage} / {set_name} / {src}: Accuracy {s['accuracy']:.4f}, F1-Safe {s['f1_safe']:.4f}, "
-                         f"F1-Unsafe {s['f1_unsafe']:.4f} (n={s['n']})")
+            lines.append(
+                f"- {stage} / {set_name} / {src}: Accuracy {s['accuracy']:.4f}, F1-Safe {s['f1_safe']:.4f}, "
+                f"F1-Unsafe {s['f1_unsafe']:.4f} (n={s['n']})"
+            )
     if manifest["stages"]:
-        lines += ["", "## Training", "", "| stage | steps | first loss | last loss | examples | label-only targets | "
-                  "truncated |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Training",
+            "",
+            "| stage | steps | first loss | last loss | examples | label-only targets | truncated |",
+            "|---|---|---|---|---|---|---|",
+        ]
     for st in manifest["stages"]:
         t = st.get("train") or {}
         d = t.get("data") or {}
         first = f"{t['loss_first']:.4f}" if t.get("loss_first") is not None else "–"
         last = f"{t['loss_last']:.4f}" if t.get("loss_last") is not None else "–"
-        lines.append(f"| {st['name']} | {t.get('steps', '–')} | {first} | {last} | {d.get('examples', '–')} | "
-                     f"{d.get('label_only_targets', 0)} | {d.get('truncated', 0)} |")
+        lines.append(
+            f"| {st['name']} | {t.get('steps', '–')} | {first} | {last} | {d.get('examples', '–')} | "
+            f"{d.get('label_only_targets', 0)} | {d.get('truncated', 0)} |"
+        )
     if chart:
         _accuracy_chart(run_dir / "accuracy.png", chart)
         lines += ["", "![accuracy by stage](accuracy.png)", ""]
     if manifest["stages"]:
-        lines += ["Label-only targets: samples with no analysis (e.g. real data the judge did not explain); "
-                  "they teach the label but not the critic.", ""]
-    lines += ["Confusion matrices: `<stage>/eval/<set>/confusion.png`; predictions: `<stage>/eval/<set>/predictions.jsonl`."]
+        lines += [
+            "Label-only targets: samples with no analysis (e.g. real data the judge did not explain); "
+            "they teach the label but not the critic.",
+            "",
+        ]
+    lines += [
+        "Confusion matrices: `<stage>/eval/<set>/confusion.png`; "
+        "predictions: `<stage>/eval/<set>/predictions.jsonl`."
+    ]
     path = run_dir / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path

@@ -35,8 +35,8 @@ def _left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor,
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, r in enumerate(rows):
-        ids[i, width - len(r):] = torch.tensor(r)
-        mask[i, width - len(r):] = 1
+        ids[i, width - len(r) :] = torch.tensor(r)
+        mask[i, width - len(r) :] = 1
     return ids.to(device), mask.to(device)
 
 
@@ -45,7 +45,9 @@ def _batches(order: list[int], lengths: list[int], batch_size: int, max_batch_to
     batch: list[int] = []
     for i in order:
         longest = max([lengths[j] for j in batch] + [lengths[i]])
-        if batch and (len(batch) >= batch_size or (max_batch_tokens and longest * (len(batch) + 1) > max_batch_tokens)):
+        if batch and (
+            len(batch) >= batch_size or (max_batch_tokens and longest * (len(batch) + 1) > max_batch_tokens)
+        ):
             yield batch
             batch = []
         batch.append(i)
@@ -64,7 +66,9 @@ def _label_logits(model, rows: list[list[int]], pad_id: int, device, share_prefi
     if shared < 8:
         ids, mask = _left_pad(rows, pad_id, device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: count from each row's first real token
-        return model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits[:, -1]
+        return model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits[
+            :, -1
+        ]
     cache = model(input_ids=torch.tensor([rows[0][:shared]], device=device), use_cache=True).past_key_values
     cache.batch_repeat_interleave(len(rows))
     ids, mask = _left_pad([r[shared:] for r in rows], pad_id, device)
@@ -72,13 +76,26 @@ def _label_logits(model, rows: list[list[int]], pad_id: int, device, share_prefi
     # positions skip it, so each row sees exactly prefix + its own tokens.
     full_mask = torch.cat([torch.ones(len(rows), shared, dtype=mask.dtype, device=device), mask], 1)
     positions = (full_mask.cumsum(-1) - 1)[:, shared:]
-    return model(input_ids=ids, attention_mask=full_mask, position_ids=positions, past_key_values=cache,
-                 logits_to_keep=1).logits[:, -1]
+    return model(
+        input_ids=ids,
+        attention_mask=full_mask,
+        position_ids=positions,
+        past_key_values=cache,
+        logits_to_keep=1,
+    ).logits[:, -1]
 
 
 @torch.no_grad()
-def score_labels(model, tokenizer, records: list[dict], fmt: FormatConfig, batch_size: int = 16,
-                 max_batch_tokens: int | None = None, on_batch=None, share_prefix: bool = True) -> list[dict]:
+def score_labels(
+    model,
+    tokenizer,
+    records: list[dict],
+    fmt: FormatConfig,
+    batch_size: int = 16,
+    max_batch_tokens: int | None = None,
+    on_batch=None,
+    share_prefix: bool = True,
+) -> list[dict]:
     """One forward pass per batch; returns {pred_label, p_unsafe, critic} per record, in input order."""
     model.eval()
     queries = [label_query(render_prompt(r, tokenizer, fmt), tokenizer) for r in records]
@@ -91,13 +108,18 @@ def score_labels(model, tokenizer, records: list[dict], fmt: FormatConfig, batch
         logits = _label_logits(model, [queries[i][0] for i in batch], pad_id, device, share_prefix)
         safe_ids = torch.tensor([queries[i][1] for i in batch], device=device)
         unsafe_ids = torch.tensor([queries[i][2] for i in batch], device=device)
-        pair = torch.stack([logits.gather(1, safe_ids[:, None])[:, 0], logits.gather(1, unsafe_ids[:, None])[:, 0]], 1)
+        pair = torch.stack(
+            [logits.gather(1, safe_ids[:, None])[:, 0], logits.gather(1, unsafe_ids[:, None])[:, 0]], 1
+        )
         p_unsafe = torch.softmax(pair.float(), dim=-1)[:, 1].tolist()
         done = []
         for i, p in zip(batch, p_unsafe):
             label = UNSAFE if p > 0.5 else SAFE
-            results[i] = {"pred_label": label, "p_unsafe": p,
-                          "critic": json.dumps({LABEL_KEY: label}, ensure_ascii=False)}
+            results[i] = {
+                "pred_label": label,
+                "p_unsafe": p,
+                "critic": json.dumps({LABEL_KEY: label}, ensure_ascii=False),
+            }
             done.append(i)
         if on_batch:
             on_batch(done, results)
@@ -105,20 +127,35 @@ def score_labels(model, tokenizer, records: list[dict], fmt: FormatConfig, batch
 
 
 @torch.no_grad()
-def generate_labels(model, tokenizer, records: list[dict], fmt: FormatConfig, batch_size: int = 8,
-                    max_new_tokens: int = 256, on_batch=None) -> list[dict]:
+def generate_labels(
+    model,
+    tokenizer,
+    records: list[dict],
+    fmt: FormatConfig,
+    batch_size: int = 8,
+    max_new_tokens: int = 256,
+    on_batch=None,
+) -> list[dict]:
     """Greedy decoding, then parsing; p_unsafe is None (no score in this mode)."""
     model.eval()
-    prompts = [tokenizer(render_prompt(r, tokenizer, fmt), add_special_tokens=False)["input_ids"] for r in records]
+    prompts = [
+        tokenizer(render_prompt(r, tokenizer, fmt), add_special_tokens=False)["input_ids"] for r in records
+    ]
     order = sorted(range(len(records)), key=lambda i: len(prompts[i]), reverse=True)
     results: list[dict | None] = [None] * len(records)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
     for batch in _batches(order, [len(p) for p in prompts], batch_size, None):
         ids, mask = _left_pad([prompts[i] for i in batch], pad_id, device)
-        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                             pad_token_id=pad_id, eos_token_id=tokenizer.eos_token_id)
-        for i, row in zip(batch, out[:, ids.shape[1]:]):
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=pad_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+        for i, row in zip(batch, out[:, ids.shape[1] :]):
             text = tokenizer.decode(row, skip_special_tokens=True)
             label, _ = parse_output(text)
             results[i] = {"pred_label": label, "p_unsafe": None, "critic": text}
@@ -136,5 +173,7 @@ def resolve_mode(mode: str | None, fmt: FormatConfig) -> str:
     if mode not in ("label", "generate"):
         raise ConfigError("mode", f"{mode!r} is not one of label, generate")
     if mode == "label" and not fmt.label_first:
-        raise ConfigError("mode", "label mode reads the label first; with format.critic=front use mode=generate")
+        raise ConfigError(
+            "mode", "label mode reads the label first; with format.critic=front use mode=generate"
+        )
     return mode

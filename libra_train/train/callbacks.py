@@ -31,11 +31,19 @@ class StageProgress(TrainerCallback):
         if args.process_index != 0:
             return
         if sys.stderr.isatty():
-            self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                                     TimeRemainingColumn())
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+            )
             self.progress.start()
-            self.task = self.progress.add_task(self.stage, total=state.max_steps, completed=state.global_step, loss="-")
+            self.task = self.progress.add_task(
+                self.stage, total=state.max_steps, completed=state.global_step, loss="-"
+            )
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs:
@@ -63,5 +71,7 @@ class TrackerLogs(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and args.process_index == 0:
-            self.tracker.log({f"{self.stage}/train/{k}": v for k, v in logs.items() if isinstance(v, (int, float))},
-                             step_hint=state.global_step)
+            self.tracker.log(
+                {f"{self.stage}/train/{k}": v for k, v in logs.items() if isinstance(v, (int, float))},
+                step_hint=state.global_step,
+            )

@@ -49,12 +49,15 @@ def _run(cfg, run_dir: Path) -> dict:
     tracker = make_tracker(cfg, run_dir, resolved, dist.is_main())
     try:
         if cfg.eval.before_training and "eval_before_training" not in manifest.data:
-            manifest.data["eval_before_training"] = evaluate_checkpoint(backbone, eval_sets, cfg, run_dir / "untrained_eval",
-                                                                        tracker, "untrained")
+            manifest.data["eval_before_training"] = evaluate_checkpoint(
+                backbone, eval_sets, cfg, run_dir / "untrained_eval", tracker, "untrained"
+            )
             _save(manifest)
         init_path = backbone
         for stage in cfg.curriculum.stages:
-            init_path = run_stage(stage, stage_data[stage.name], init_path, run_dir, cfg, manifest, tracker, eval_sets)
+            init_path = run_stage(
+                stage, stage_data[stage.name], init_path, run_dir, cfg, manifest, tracker, eval_sets
+            )
         if dist.is_main():
             write_run_report(run_dir, manifest.data, f"{cfg.experiment_name}: {run_dir.name}")
             log.info("report: %s", run_dir / "report.md")
@@ -86,17 +89,29 @@ def run_stage(stage, records, init_path, run_dir: Path, cfg, manifest: Manifest,
         if dist.is_main():  # before training's collectives: no rank can still see the old checkpoint's marker
             (stage_dir / "eval" / ".done").unlink(missing_ok=True)
         hp = stage_hparams(cfg, stage)
-        entry["train"] = train_stage(stage.name, records, init_path, stage_dir, hp, cfg, tracker,
-                                     deepspeed_config=deepspeed_config(cfg))
+        entry["train"] = train_stage(
+            stage.name,
+            records,
+            init_path,
+            stage_dir,
+            hp,
+            cfg,
+            tracker,
+            deepspeed_config=deepspeed_config(cfg),
+        )
         entry.update(status="trained", checkpoint=f"{stage.name}/checkpoint")
         _save(manifest)
-    entry["eval"] = evaluate_checkpoint(str(checkpoint), eval_sets, cfg, stage_dir / "eval", tracker, stage.name)
+    entry["eval"] = evaluate_checkpoint(
+        str(checkpoint), eval_sets, cfg, stage_dir / "eval", tracker, stage.name
+    )
     entry["status"] = "done"
     _save(manifest)
     return str(checkpoint)
 
 
-def select_hard_records(stage, pool: list[dict], init_path: str, stage_dir: Path, cfg) -> tuple[list[dict], dict]:
+def select_hard_records(
+    stage, pool: list[dict], init_path: str, stage_dir: Path, cfg
+) -> tuple[list[dict], dict]:
     """Score the stage's pool with the previous stage's guard (or stage.guards) and keep the hard samples.
     Done once, on rank 0; the chosen set is a file in the stage folder, so a resumed run reuses it."""
     import json
@@ -107,13 +122,26 @@ def select_hard_records(stage, pool: list[dict], init_path: str, stage_dir: Path
 
     def work():
         guards = guard_list(stage.get("guards") or [init_path])
-        chosen, summary = mine_records(pool, guards, FormatConfig.from_cfg(cfg.format), stage_dir / "mining_scores",
-                                       mining_config({**stage, "seed": cfg.seed}), int(cfg.eval.batch_size),
-                                       bool(cfg.model.trust_remote_code))
+        chosen, summary = mine_records(
+            pool,
+            guards,
+            FormatConfig.from_cfg(cfg.format),
+            stage_dir / "mining_scores",
+            mining_config({**stage, "seed": cfg.seed}),
+            int(cfg.eval.batch_size),
+            bool(cfg.model.trust_remote_code),
+        )
         atomic_write_text(chosen_path, to_jsonl(chosen))
-        atomic_write_text(summary_path, json.dumps({**summary, "file": f"{stage.name}/selected.jsonl"}, indent=1))
-        log.info("%s: chose %d of %d pool samples (%d hard)", stage.name, summary["chosen"], summary["pool"],
-                 summary["hard"])
+        atomic_write_text(
+            summary_path, json.dumps({**summary, "file": f"{stage.name}/selected.jsonl"}, indent=1)
+        )
+        log.info(
+            "%s: chose %d of %d pool samples (%d hard)",
+            stage.name,
+            summary["chosen"],
+            summary["pool"],
+            summary["hard"],
+        )
 
     dist.once(stage_dir / "selected.ready", work)
     return load_records(chosen_path), json.loads(summary_path.read_text())
@@ -137,7 +165,9 @@ def evaluate_checkpoint(path: str, eval_sets: dict, cfg, out_dir: Path, tracker,
         unset_hf_deepspeed_config()
         model, tokenizer = load_model_and_tokenizer(path, cfg.model.trust_remote_code, cfg.model.dtype)
         model.to(default_device())
-        results.update(evaluate(model, tokenizer, eval_sets, {"format": cfg.format, "eval": cfg.eval}, out_dir))
+        results.update(
+            evaluate(model, tokenizer, eval_sets, {"format": cfg.format, "eval": cfg.eval}, out_dir)
+        )
         for name, metrics in results.items():
             tracker.log_eval(stage, name, metrics, out_dir / name / "confusion.png")
 
@@ -151,14 +181,25 @@ def evaluate_checkpoint(path: str, eval_sets: dict, cfg, out_dir: Path, tracker,
 
 def prepare_data(cfg, run_dir: Path) -> None:
     """Synthesize the run's data with data_synth's offline backend if the configured files are missing."""
-    wanted = [Path(cfg.data.stage1.path), Path(cfg.data.stage2.path)] + [Path(p) for p in cfg.data.eval_sets.values()]
+    wanted = [Path(cfg.data.stage1.path), Path(cfg.data.stage2.path)] + [
+        Path(p) for p in cfg.data.eval_sets.values()
+    ]
     if all(p.exists() for p in wanted) or not cfg.data.synthesize_if_missing:
         return
     from data_synth.pipeline import offline_config, synthesize
 
-    synth_cfg = offline_config(**{"output_dir": str(run_dir / "data"), "cache_dir": None,
-                                  **OmegaConf.to_container(cfg.data.synth, resolve=True)})
-    log.info("no data at %s: synthesizing %d samples (offline backend)", cfg.data.stage1.path, synth_cfg.num_samples)
+    synth_cfg = offline_config(
+        **{
+            "output_dir": str(run_dir / "data"),
+            "cache_dir": None,
+            **OmegaConf.to_container(cfg.data.synth, resolve=True),
+        }
+    )
+    log.info(
+        "no data at %s: synthesizing %d samples (offline backend)",
+        cfg.data.stage1.path,
+        synth_cfg.num_samples,
+    )
     synthesize(synth_cfg)
 
 
@@ -169,8 +210,11 @@ def stage_data_paths(cfg, stage) -> list[str]:
 def load_stage_records(cfg, stage) -> list[dict]:
     records = []
     for key in stage.data:
-        part = load_records(cfg.data[key].path, on_invalid=cfg.data.on_invalid,
-                            rejected_path=Path(cfg.paths.run_dir) / "data" / f"rejected-{key}.jsonl")
+        part = load_records(
+            cfg.data[key].path,
+            on_invalid=cfg.data.on_invalid,
+            rejected_path=Path(cfg.paths.run_dir) / "data" / f"rejected-{key}.jsonl",
+        )
         records += stratified_subset(part, cfg.data[key].limit, int(cfg.seed), key=f"data.{key}.limit")
     return records
 

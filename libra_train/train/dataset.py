@@ -16,23 +16,35 @@ log = logging.getLogger(__name__)
 ROOM_FOR_EOS = 1
 
 
-def _cut_conversation(record: dict, tokenizer, fmt: FormatConfig, target: str, max_length: int) -> dict | None:
+def _cut_conversation(
+    record: dict, tokenizer, fmt: FormatConfig, target: str, max_length: int
+) -> dict | None:
     """Shorten response, then question, until prompt + target fit; None if even an empty turn will not fit."""
     record = dict(record)
     target_len = len(tokenizer(target, add_special_tokens=False)["input_ids"]) + ROOM_FOR_EOS
     for field in ("response", "question"):
-        overflow = len(tokenizer(render_prompt(record, tokenizer, fmt), add_special_tokens=False)["input_ids"]) \
-            + target_len - max_length
+        overflow = (
+            len(tokenizer(render_prompt(record, tokenizer, fmt), add_special_tokens=False)["input_ids"])
+            + target_len
+            - max_length
+        )
         if overflow <= 0:
             return record
         ids = tokenizer(record[field], add_special_tokens=False)["input_ids"]
-        keep = max(0, len(ids) - overflow - 2)  # 2 spare: re-tokenizing a cut text can add a token at the seam
+        keep = max(
+            0, len(ids) - overflow - 2
+        )  # 2 spare: re-tokenizing a cut text can add a token at the seam
         record[field] = tokenizer.decode(ids[:keep]) if keep else ("…" if field == "question" else "")
-    final = len(tokenizer(render_prompt(record, tokenizer, fmt), add_special_tokens=False)["input_ids"]) + target_len
+    final = (
+        len(tokenizer(render_prompt(record, tokenizer, fmt), add_special_tokens=False)["input_ids"])
+        + target_len
+    )
     return record if final <= max_length else None
 
 
-def build_examples(records: list[dict], tokenizer, fmt: FormatConfig, max_length: int) -> tuple[list[dict], Counter]:
+def build_examples(
+    records: list[dict], tokenizer, fmt: FormatConfig, max_length: int
+) -> tuple[list[dict], Counter]:
     stats: Counter = Counter()
     examples = []
     for rec in records:
@@ -52,8 +64,12 @@ def build_examples(records: list[dict], tokenizer, fmt: FormatConfig, max_length
             examples.append({"prompt": prompt, "completion": target})
     stats["examples"] = len(examples)
     if stats["no_prompt_label"]:
-        log.warning("format.task=%s: %d samples have a response but no meta.query_label, so they give no "
-                    "prompt-task example (counted as no_prompt_label)", fmt.task, stats["no_prompt_label"])
+        log.warning(
+            "format.task=%s: %d samples have a response but no meta.query_label, so they give no "
+            "prompt-task example (counted as no_prompt_label)",
+            fmt.task,
+            stats["no_prompt_label"],
+        )
     else:
         del stats["no_prompt_label"]  # keep the stats to what happened
     return examples, stats

@@ -47,8 +47,11 @@ def _tiebreak(seed: int, sample_id) -> str:
 def judge_sample(record: dict, p_per_guard: list[float], cfg: MiningConfig) -> dict:
     p = sum(p_per_guard) / len(p_per_guard)
     gold_unsafe = record["label"] == UNSAFE
-    found = {"misclassified": (p > 0.5) != gold_unsafe, "low_margin": abs(p - 0.5) < cfg.margin,
-             "disagreement": len({q > 0.5 for q in p_per_guard}) > 1}
+    found = {
+        "misclassified": (p > 0.5) != gold_unsafe,
+        "low_margin": abs(p - 0.5) < cfg.margin,
+        "disagreement": len({q > 0.5 for q in p_per_guard}) > 1,
+    }
     reasons = [c for c in CRITERIA if found[c] and c in cfg.criteria]
     return {"p_unsafe": p, "per_guard": list(p_per_guard), "reasons": reasons}
 
@@ -76,8 +79,13 @@ def select(pool: list[dict], scores: dict[str, list[float]], cfg: MiningConfig) 
         cell = (item[1]["label"], item[1].get("category_name") or "")
         (hard_cells if item[2]["reasons"] else easy_cells).setdefault(cell, []).append(item)
     for items in hard_cells.values():  # hardest first: wrong before right, then closest to the boundary
-        items.sort(key=lambda it: ("misclassified" not in it[2]["reasons"], abs(it[2]["p_unsafe"] - 0.5),
-                                   _tiebreak(cfg.seed, it[1]["id"])))
+        items.sort(
+            key=lambda it: (
+                "misclassified" not in it[2]["reasons"],
+                abs(it[2]["p_unsafe"] - 0.5),
+                _tiebreak(cfg.seed, it[1]["id"]),
+            )
+        )
     for items in easy_cells.values():  # easy ones at random, fixed by seed
         items.sort(key=lambda it: _tiebreak(cfg.seed, it[1]["id"]))
     n_hard_pool, n_easy_pool = (sum(len(v) for v in c.values()) for c in (hard_cells, easy_cells))
@@ -100,16 +108,35 @@ def select(pool: list[dict], scores: dict[str, list[float]], cfg: MiningConfig) 
     for (_, record, verdict), difficulty in chosen:
         meta = {**(record.get("meta") or {}), "difficulty": difficulty, "mining": verdict}
         out.append({**record, "meta": meta})
-    summary = {"pool": len(pool), "hard_in_pool": n_hard_pool, "chosen": len(out), "hard": take_hard,
-               "easy": take_easy, "wanted_hard": want_hard, "wanted_easy": want_easy,
-               "reasons": {c: sum(c in it[2]["reasons"] for it, _ in chosen) for c in CRITERIA}}
+    summary = {
+        "pool": len(pool),
+        "hard_in_pool": n_hard_pool,
+        "chosen": len(out),
+        "hard": take_hard,
+        "easy": take_easy,
+        "wanted_hard": want_hard,
+        "wanted_easy": want_easy,
+        "reasons": {c: sum(c in it[2]["reasons"] for it, _ in chosen) for c in CRITERIA},
+    }
     if take_hard < want_hard or take_easy < want_easy:
-        log.warning("mining: wanted %d hard + %d easy, the pool gave %d + %d", want_hard, want_easy, take_hard, take_easy)
+        log.warning(
+            "mining: wanted %d hard + %d easy, the pool gave %d + %d",
+            want_hard,
+            want_easy,
+            take_hard,
+            take_easy,
+        )
     return out, summary
 
 
-def score_pool(pool: list[dict], guards: list[str], fmt, work_dir: Path, batch_size: int = 32,
-               trust_remote_code: bool = False) -> dict[str, list[float]]:
+def score_pool(
+    pool: list[dict],
+    guards: list[str],
+    fmt,
+    work_dir: Path,
+    batch_size: int = 32,
+    trust_remote_code: bool = False,
+) -> dict[str, list[float]]:
     """p_unsafe of every pool sample under each guard; each guard's scores are written as they come
     (libra-infer's resumable writer), so an interrupted mining run does not score twice."""
     from libra_train.eval.api import predict
@@ -119,8 +146,15 @@ def score_pool(pool: list[dict], guards: list[str], fmt, work_dir: Path, batch_s
     for k, guard in enumerate(guards):
         model, tokenizer = load_model_and_tokenizer(guard, trust_remote_code)
         model.to(default_device())
-        preds = predict(model, tokenizer, pool, fmt, Path(work_dir) / f"guard-{k}.jsonl", mode="label",
-                        batch_size=batch_size)
+        preds = predict(
+            model,
+            tokenizer,
+            pool,
+            fmt,
+            Path(work_dir) / f"guard-{k}.jsonl",
+            mode="label",
+            batch_size=batch_size,
+        )
         for p in preds:
             scores[str(p["id"])].append(float(p["p_unsafe"]))
         del model
@@ -128,9 +162,13 @@ def score_pool(pool: list[dict], guards: list[str], fmt, work_dir: Path, batch_s
 
 
 def mining_config(cfg) -> MiningConfig:
-    return MiningConfig(budget=cfg.get("budget"), easy_share=float(cfg.get("easy_share", 0.2)),
-                        margin=float(cfg.get("margin", 0.1)), criteria=list(cfg.get("criteria", CRITERIA)),
-                        seed=int(cfg.get("seed", 0)))
+    return MiningConfig(
+        budget=cfg.get("budget"),
+        easy_share=float(cfg.get("easy_share", 0.2)),
+        margin=float(cfg.get("margin", 0.1)),
+        criteria=list(cfg.get("criteria", CRITERIA)),
+        seed=int(cfg.get("seed", 0)),
+    )
 
 
 def guard_list(model) -> list[str]:
@@ -140,8 +178,15 @@ def guard_list(model) -> list[str]:
     return guards
 
 
-def mine_records(pool: list[dict], guards: list[str], fmt, work_dir: Path, cfg: MiningConfig, batch_size: int = 32,
-                 trust_remote_code: bool = False) -> tuple[list[dict], dict]:
+def mine_records(
+    pool: list[dict],
+    guards: list[str],
+    fmt,
+    work_dir: Path,
+    cfg: MiningConfig,
+    batch_size: int = 32,
+    trust_remote_code: bool = False,
+) -> tuple[list[dict], dict]:
     scores = score_pool(pool, guards, fmt, work_dir, batch_size, trust_remote_code)
     chosen, summary = select(pool, scores, cfg)
     return chosen, {**summary, "guards": guards}
@@ -155,10 +200,19 @@ def mine_file(cfg) -> dict:
     mining = mining_config(cfg)
     fmt = FormatConfig.from_cfg(cfg.format)
     if not fmt.label_first:
-        raise ConfigError("format", "mining scores in label mode, which needs the label first (not format=front)")
+        raise ConfigError(
+            "format", "mining scores in label mode, which needs the label first (not format=front)"
+        )
     pool = load_records(cfg.pool)
     output = Path(cfg.output)
-    chosen, summary = mine_records(pool, guard_list(cfg.model), fmt, Path(f"{output}.scores"), mining,
-                                   int(cfg.batch_size), bool(cfg.trust_remote_code))
+    chosen, summary = mine_records(
+        pool,
+        guard_list(cfg.model),
+        fmt,
+        Path(f"{output}.scores"),
+        mining,
+        int(cfg.batch_size),
+        bool(cfg.trust_remote_code),
+    )
     write_records(chosen, output)
     return {**summary, "output": str(output)}

@@ -36,8 +36,10 @@ class RunLock:
                 except (OSError, ValueError):
                     pid = 0
                 if pid and pid != os.getpid() and self._alive(pid):
-                    raise LibraError(f"run directory {self.path.parent} is in use by process {pid} "
-                                     f"(lock {self.path}); wait for it or use another paths.run_dir") from None
+                    raise LibraError(
+                        f"run directory {self.path.parent} is in use by process {pid} "
+                        f"(lock {self.path}); wait for it or use another paths.run_dir"
+                    ) from None
                 self.path.unlink(missing_ok=True)  # stale: its owner is gone
                 continue
             with os.fdopen(fd, "w") as fh:

@@ -24,8 +24,13 @@ log = logging.getLogger(__name__)
 def lora_config(peft_cfg):
     from peft import LoraConfig
 
-    return LoraConfig(r=peft_cfg.r, lora_alpha=peft_cfg.alpha, lora_dropout=peft_cfg.dropout,
-                      target_modules=list(peft_cfg.target_modules), task_type="CAUSAL_LM")
+    return LoraConfig(
+        r=peft_cfg.r,
+        lora_alpha=peft_cfg.alpha,
+        lora_dropout=peft_cfg.dropout,
+        target_modules=list(peft_cfg.target_modules),
+        task_type="CAUSAL_LM",
+    )
 
 
 def _load_for_training(init_path: str, cfg):
@@ -35,12 +40,14 @@ def _load_for_training(init_path: str, cfg):
         from peft import AutoPeftModelForCausalLM
         from transformers import AutoTokenizer
 
-        model = AutoPeftModelForCausalLM.from_pretrained(init_path, is_trainable=True,
-                                                         trust_remote_code=cfg.model.trust_remote_code)
+        model = AutoPeftModelForCausalLM.from_pretrained(
+            init_path, is_trainable=True, trust_remote_code=cfg.model.trust_remote_code
+        )
         tokenizer = AutoTokenizer.from_pretrained(init_path, trust_remote_code=cfg.model.trust_remote_code)
         return model, tokenizer, None
-    model, tokenizer = load_model_and_tokenizer(init_path, cfg.model.trust_remote_code, cfg.model.dtype,
-                                                cfg.model.get("attn_implementation"))
+    model, tokenizer = load_model_and_tokenizer(
+        init_path, cfg.model.trust_remote_code, cfg.model.dtype, cfg.model.get("attn_implementation")
+    )
     peft_config = lora_config(cfg.peft) if cfg.peft.method == "lora" else None
     return model, tokenizer, peft_config
 
@@ -53,8 +60,11 @@ def use_packing(setting, cfg) -> bool:
         return bool(setting)
     from transformers.utils import is_flash_attn_2_available
 
-    return torch.cuda.is_available() and is_flash_attn_2_available() and \
-        str(cfg.model.get("attn_implementation", "")).startswith("flash_attention")
+    return (
+        torch.cuda.is_available()
+        and is_flash_attn_2_available()
+        and str(cfg.model.get("attn_implementation", "")).startswith("flash_attention")
+    )
 
 
 def _cpu_deepspeed_state() -> dict:
@@ -109,14 +119,17 @@ def sft_args(hp, stage_dir: Path, cfg, deepspeed_config):
         seed=int(cfg.seed),
         data_seed=int(cfg.seed),
         deepspeed=deepspeed_config,
-        accelerator_config=_cpu_deepspeed_state() if deepspeed_config and not torch.cuda.is_available() else None,
+        accelerator_config=_cpu_deepspeed_state()
+        if deepspeed_config and not torch.cuda.is_available()
+        else None,
         include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=0,
     )
 
 
-def build_trainer(name: str, records: list[dict], init_path: str, stage_dir: Path, hp, cfg, tracker,
-                  deepspeed_config=None):
+def build_trainer(
+    name: str, records: list[dict], init_path: str, stage_dir: Path, hp, cfg, tracker, deepspeed_config=None
+):
     """The stage's SFTTrainer over its records, with the data stats and the starting weights' fingerprint.
     Split from train_stage so that the exact batches a stage trains on can be inspected."""
     from trl import SFTTrainer
@@ -129,22 +142,40 @@ def build_trainer(name: str, records: list[dict], init_path: str, stage_dir: Pat
     init_fingerprint = weights_fingerprint(model.named_parameters())
     examples, data_stats = build_examples(records, tokenizer, fmt, int(hp.max_length))
     log.info("%s: %d examples (%s)", name, len(examples), dict(data_stats))
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer,
-                         peft_config=peft_config, callbacks=[StageProgress(name), TrackerLogs(tracker, name)])
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(examples),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[StageProgress(name), TrackerLogs(tracker, name)],
+    )
     trainer.remove_callback(PrinterCallback)  # StageProgress reports instead of raw dict prints
     return trainer, tokenizer, init_fingerprint, data_stats
 
 
 # What the manifest records of the arguments the Trainer ran with (after per-stage overrides).
-RECORDED_ARGS = ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "max_steps",
-                 "num_train_epochs", "lr_scheduler_type", "warmup_steps", "weight_decay", "max_length", "packing")
+RECORDED_ARGS = (
+    "learning_rate",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "max_steps",
+    "num_train_epochs",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "weight_decay",
+    "max_length",
+    "packing",
+)
 
 
-def train_stage(name: str, records: list[dict], init_path: str, stage_dir: Path, hp, cfg, tracker,
-                deepspeed_config=None) -> dict:
+def train_stage(
+    name: str, records: list[dict], init_path: str, stage_dir: Path, hp, cfg, tracker, deepspeed_config=None
+) -> dict:
     """Train one stage, resuming from its last checkpoint; save the result to stage_dir/checkpoint."""
-    trainer, tokenizer, init_fingerprint, data_stats = build_trainer(name, records, init_path, stage_dir, hp, cfg,
-                                                                     tracker, deepspeed_config)
+    trainer, tokenizer, init_fingerprint, data_stats = build_trainer(
+        name, records, init_path, stage_dir, hp, cfg, tracker, deepspeed_config
+    )
     args = trainer.args
     resume = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
     if resume:
@@ -163,20 +194,29 @@ def train_stage(name: str, records: list[dict], init_path: str, stage_dir: Path,
         partial.rename(final)  # atomic: a half-saved checkpoint is never taken as the stage's result
     trainer.accelerator.wait_for_everyone()
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
-    return {"steps": trainer.state.global_step, "loss_first": losses[0] if losses else None,
-            "loss_last": losses[-1] if losses else None, "train_loss": result.training_loss,
-            "runtime_s": result.metrics.get("train_runtime"), "tokens_seen": trainer.state.num_input_tokens_seen,
-            "init_from": str(init_path), "init_fingerprint": init_fingerprint,
-            "args": {k: getattr(getattr(args, k), "value", getattr(args, k)) for k in RECORDED_ARGS},  # enums → str
-            "data": dict(data_stats)}
+    return {
+        "steps": trainer.state.global_step,
+        "loss_first": losses[0] if losses else None,
+        "loss_last": losses[-1] if losses else None,
+        "train_loss": result.training_loss,
+        "runtime_s": result.metrics.get("train_runtime"),
+        "tokens_seen": trainer.state.num_input_tokens_seen,
+        "init_from": str(init_path),
+        "init_fingerprint": init_fingerprint,
+        "args": {
+            k: getattr(getattr(args, k), "value", getattr(args, k)) for k in RECORDED_ARGS
+        },  # enums → str
+        "data": dict(data_stats),
+    }
 
 
 def _check_trainer_checkpoint(path: Path) -> None:
     """A resume point must hold its trainer state; say which folder is broken rather than a deep trace."""
     state = path / "trainer_state.json"
     if not state.exists():
-        raise CheckpointError(f"checkpoint {path} is partial (no trainer_state.json); delete it to resume "
-                              "from the one before")
+        raise CheckpointError(
+            f"checkpoint {path} is partial (no trainer_state.json); delete it to resume from the one before"
+        )
     import json
 
     try:

@@ -9,8 +9,21 @@ from omegaconf import OmegaConf
 from libra_train.data.formats import FormatConfig
 from libra_train.errors import ConfigError
 
-HPARAMS = ("epochs", "max_steps", "batch_size", "grad_accum", "learning_rate", "lr_scheduler", "warmup_ratio",
-           "weight_decay", "max_length", "packing", "gradient_checkpointing", "logging_steps", "save_steps")
+HPARAMS = (
+    "epochs",
+    "max_steps",
+    "batch_size",
+    "grad_accum",
+    "learning_rate",
+    "lr_scheduler",
+    "warmup_ratio",
+    "weight_decay",
+    "max_length",
+    "packing",
+    "gradient_checkpointing",
+    "logging_steps",
+    "save_steps",
+)
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_min_lr")
 
 
@@ -39,12 +52,22 @@ def _check_stage(cfg, i: int, stage) -> None:
         if key not in cfg.data or not OmegaConf.is_dict(cfg.data[key]) or "path" not in cfg.data[key]:
             raise ConfigError(f"{where}.data", f"{key!r} is not a data entry with a path under `data`")
     hp = stage_hparams(cfg, stage)
-    for key in ("epochs", "learning_rate", "batch_size", "grad_accum", "max_length", "logging_steps", "save_steps"):
+    for key in (
+        "epochs",
+        "learning_rate",
+        "batch_size",
+        "grad_accum",
+        "max_length",
+        "logging_steps",
+        "save_steps",
+    ):
         _positive(f"{where}.{key} (or train.{key})", hp[key])
     _positive(f"{where}.max_steps (or train.max_steps)", hp.max_steps, allow_zero=True)
     _positive(f"{where}.warmup_ratio (or train.warmup_ratio)", hp.warmup_ratio, allow_zero=True)
     if hp.lr_scheduler not in SCHEDULERS:
-        raise ConfigError(f"{where}.lr_scheduler", f"{hp.lr_scheduler!r} is not one of {', '.join(SCHEDULERS)}")
+        raise ConfigError(
+            f"{where}.lr_scheduler", f"{hp.lr_scheduler!r} is not one of {', '.join(SCHEDULERS)}"
+        )
     if hp.max_length < 32:
         raise ConfigError(f"{where}.max_length", f"must be at least 32 tokens, got {hp.max_length}")
     _check_selection(where, stage, i, cfg)
@@ -57,9 +80,13 @@ def _check_selection(where: str, stage, index: int, cfg) -> None:
     if select != "hard":
         raise ConfigError(f"{where}.select", f"{select!r} is not one of hard (or leave it out)")
     if index == 0 and not stage.get("guards"):
-        raise ConfigError(f"{where}.guards", "the first stage has no previous guard to select with; name guards")
+        raise ConfigError(
+            f"{where}.guards", "the first stage has no previous guard to select with; name guards"
+        )
     if not FormatConfig.from_cfg(cfg.format).label_first:
-        raise ConfigError(f"{where}.select", "selection scores in label mode, which format.critic=front cannot")
+        raise ConfigError(
+            f"{where}.select", "selection scores in label mode, which format.critic=front cannot"
+        )
     from libra_train.train.mining import mining_config
 
     try:
@@ -89,7 +116,9 @@ def validate_config(cfg) -> None:
         if not cfg.eval.before_training:
             raise ConfigError("curriculum.stages", "no stages and eval.before_training=false: nothing to do")
         if cfg.model.build == "tiny":
-            raise ConfigError("model.build", "a zero-shot evaluation needs a pretrained backbone, not model=tiny")
+            raise ConfigError(
+                "model.build", "a zero-shot evaluation needs a pretrained backbone, not model=tiny"
+            )
     names = [s.name for s in cfg.curriculum.stages]
     if len(set(names)) != len(names):
         raise ConfigError("curriculum.stages", f"stage names must be unique, got {names}")

@@ -18,7 +18,9 @@ def test_rear_front_and_label_only_targets():
     assert list(json.loads(render_target(REC, FormatConfig(critic="front")))) == ["分析", "答案"]
     assert json.loads(render_target(REC, FormatConfig(critic="none"))) == {"答案": "不安全"}
     # no analysis → a label-only target whatever the critic position
-    assert json.loads(render_target({**REC, "analyze": ""}, FormatConfig(critic="front"))) == {"答案": "不安全"}
+    assert json.loads(render_target({**REC, "analyze": ""}, FormatConfig(critic="front"))) == {
+        "答案": "不安全"
+    }
     assert json.loads(render_target(REC, FormatConfig(with_category=True)))["类别"] == "违法犯罪"
 
 
@@ -66,9 +68,13 @@ def test_few_shot_examples_come_before_the_sample_with_their_targets(tmp_path):
 
     from tests.conftest import write_jsonl
 
-    shots = [{**sample("s1", label="安全"), "question": "示例问题一", "analyze": "回答拒绝了请求。"},
-             {**sample("s2"), "question": "示例问题二"}]
-    fmt = FormatConfig.from_cfg(OmegaConf.create({"critic": "rear", "few_shot_file": str(write_jsonl(tmp_path / "s.jsonl", shots))}))
+    shots = [
+        {**sample("s1", label="安全"), "question": "示例问题一", "analyze": "回答拒绝了请求。"},
+        {**sample("s2"), "question": "示例问题二"},
+    ]
+    fmt = FormatConfig.from_cfg(
+        OmegaConf.create({"critic": "rear", "few_shot_file": str(write_jsonl(tmp_path / "s.jsonl", shots))})
+    )
     prompt = render_prompt(REC, None, fmt)
     first, second, own = prompt.index("示例问题一"), prompt.index("示例问题二"), prompt.index(REC["question"])
     assert first < second < own
@@ -80,8 +86,9 @@ def test_few_shot_examples_come_before_the_sample_with_their_targets(tmp_path):
 
 
 def test_samples_without_analysis_train_label_only_and_are_counted():
-    tokenizer = train_tokenizer([render_prompt(REC, None, FormatConfig()) + render_target(REC, FormatConfig())] * 4,
-                                vocab_size=400)
+    tokenizer = train_tokenizer(
+        [render_prompt(REC, None, FormatConfig()) + render_target(REC, FormatConfig())] * 4, vocab_size=400
+    )
     records = [REC, {**REC, "id": 2, "analyze": ""}, {**REC, "id": 3, "analyze": "  "}]
     examples, stats = build_examples(records, tokenizer, FormatConfig(), 512)
     assert stats["label_only_targets"] == 2 and stats["critic_targets"] == 1

@@ -21,10 +21,13 @@ from tests.conftest import read_jsonl, sample
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 LABELS = st.sampled_from(["安全", "不安全", "safe", "", "1", None, 0, "不 安全"])
 FIELD_VALUES = st.one_of(st.none(), st.integers(), st.text(max_size=12), st.lists(st.integers(), max_size=2))
-RECORDS = st.lists(st.fixed_dictionaries({"id": st.one_of(st.integers(0, 6), st.text(max_size=3)),
-                                          "question": FIELD_VALUES, "label": LABELS},
-                                         optional={"response": FIELD_VALUES, "source": FIELD_VALUES,
-                                                   "analyze": FIELD_VALUES}), max_size=8)
+RECORDS = st.lists(
+    st.fixed_dictionaries(
+        {"id": st.one_of(st.integers(0, 6), st.text(max_size=3)), "question": FIELD_VALUES, "label": LABELS},
+        optional={"response": FIELD_VALUES, "source": FIELD_VALUES, "analyze": FIELD_VALUES},
+    ),
+    max_size=8,
+)
 
 
 def _should_load(rec, seen_ids: set) -> bool:
@@ -65,8 +68,10 @@ def _lines(records, junk):
 
 
 @FUZZ
-@given(records=st.lists(st.one_of(RECORDS.map(lambda rs: rs[0] if rs else {}), st.none()), max_size=8),
-       junk=st.text(max_size=15))
+@given(
+    records=st.lists(st.one_of(RECORDS.map(lambda rs: rs[0] if rs else {}), st.none()), max_size=8),
+    junk=st.text(max_size=15),
+)
 def test_jsonl_loader_accepts_or_raises_clearly_and_skip_reports_every_row(records, junk):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "fuzz.jsonl"
@@ -91,7 +96,11 @@ def test_jsonl_loader_accepts_or_raises_clearly_and_skip_reports_every_row(recor
 
 
 @FUZZ
-@given(rows=st.lists(st.tuples(st.text(max_size=10), st.sampled_from(["0", "1", "2", "", "不安全", " 1"])), max_size=8))
+@given(
+    rows=st.lists(
+        st.tuples(st.text(max_size=10), st.sampled_from(["0", "1", "2", "", "不安全", " 1"])), max_size=8
+    )
+)
 def test_import_mapping_converts_every_row_or_names_the_row(rows):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "table.csv"
@@ -99,7 +108,9 @@ def test_import_mapping_converts_every_row_or_names_the_row(rows):
             writer = csv.writer(fh)
             writer.writerow(["TEXT", "label"])
             writer.writerows(rows)
-        mapping = ImportMapping(label_column="label", text_column="TEXT", unsafe_values=["1"], safe_values=["0"])
+        mapping = ImportMapping(
+            label_column="label", text_column="TEXT", unsafe_values=["1"], safe_values=["0"]
+        )
         good = bool(rows) and all(label.strip() in ("0", "1") and text.strip() for text, label in rows)
         try:
             out = convert_table(path, mapping)
@@ -109,20 +120,31 @@ def test_import_mapping_converts_every_row_or_names_the_row(rows):
             return
         assert good  # a table with a bad row never converts
         assert [(r["question"], r["label"]) for r in out] == [
-            (text, "不安全" if label.strip() == "1" else "安全") for text, label in rows]
+            (text, "不安全" if label.strip() == "1" else "安全") for text, label in rows
+        ]
 
 
 @FUZZ
-@given(text=st.one_of(st.none(), st.text(max_size=60),
-                      st.builds(lambda a, b: a + '{"答案": "' + b, st.text(max_size=10), st.text(max_size=10))))
+@given(
+    text=st.one_of(
+        st.none(),
+        st.text(max_size=60),
+        st.builds(lambda a, b: a + '{"答案": "' + b, st.text(max_size=10), st.text(max_size=10)),
+    )
+)
 def test_parser_never_raises_and_only_returns_known_labels(text):
     label, analysis = parse_output(text)
     assert label in ("安全", "不安全", None) and isinstance(analysis, str)
 
 
 @FUZZ
-@given(critic=st.text(max_size=8), task=st.sampled_from(["response", "prompt", "both", "all", ""]),
-       limit=st.one_of(st.none(), st.integers(-3, 30), st.floats(-1, 2), st.just(float("nan")), st.text(max_size=4)))
+@given(
+    critic=st.text(max_size=8),
+    task=st.sampled_from(["response", "prompt", "both", "all", ""]),
+    limit=st.one_of(
+        st.none(), st.integers(-3, 30), st.floats(-1, 2), st.just(float("nan")), st.text(max_size=4)
+    ),
+)
 def test_config_values_are_accepted_or_rejected_by_name(critic, task, limit):
     try:
         FormatConfig(critic=critic, task=task)
@@ -140,14 +162,21 @@ def test_config_values_are_accepted_or_rejected_by_name(critic, task, limit):
 GOOD_TEXT = st.text(min_size=1, max_size=12).filter(str.strip)
 GOOD_RECORD = st.fixed_dictionaries(
     {"question": GOOD_TEXT, "label": st.sampled_from(["安全", "不安全"])},
-    optional={"response": st.text(max_size=12), "source": st.text(max_size=6), "analyze": st.text(max_size=12),
-              "category_name": st.one_of(st.none(), st.text(max_size=4))})
+    optional={
+        "response": st.text(max_size=12),
+        "source": st.text(max_size=6),
+        "analyze": st.text(max_size=12),
+        "category_name": st.one_of(st.none(), st.text(max_size=4)),
+    },
+)
 
 
 @FUZZ
-@given(records=st.lists(GOOD_RECORD, min_size=1, max_size=8),
-       ids=st.lists(st.one_of(st.integers(-5, 10**6), GOOD_TEXT), min_size=8, max_size=8, unique_by=str),
-       suffix=st.sampled_from([".jsonl", ".json", ".parquet"]))
+@given(
+    records=st.lists(GOOD_RECORD, min_size=1, max_size=8),
+    ids=st.lists(st.one_of(st.integers(-5, 10**6), GOOD_TEXT), min_size=8, max_size=8, unique_by=str),
+    suffix=st.sampled_from([".jsonl", ".json", ".parquet"]),
+)
 def test_every_good_row_loads_with_its_values(records, ids, suffix):
     records = [{"id": rid, **rec} for rid, rec in zip(ids, records)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -160,7 +189,9 @@ def test_every_good_row_loads_with_its_values(records, ids, suffix):
         elif suffix == ".json":
             path.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
         else:
-            path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+            path.write_text(
+                "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
+            )
         loaded = load_records(path)
     assert [r["id"] for r in loaded] == [r["id"] for r in records]
     for got, given_rec in zip(loaded, records):

@@ -4,16 +4,36 @@ from libra_train.data.importer import ImportMapping, convert_table
 from libra_train.errors import DataError
 from tests.conftest import read_jsonl, run_cli
 
-COLD_STYLE = "\ufeff,split,topic,label,TEXT\n7,train,race,1,这群人真恶心\n8,train,region,0,四川的火锅很好吃\n9,train,gender,0,男女平等\n"
+COLD_STYLE = (
+    "\ufeff,split,topic,label,TEXT\n7,train,race,1,这群人真恶心\n"
+    "8,train,region,0,四川的火锅很好吃\n9,train,gender,0,男女平等\n"
+)
 
 
 def test_cold_style_csv_imports_with_one_command(tmp_path):
     src = tmp_path / "train.csv"
     src.write_text(COLD_STYLE, encoding="utf-8")
     out = tmp_path / "cold.jsonl"
-    proc = run_cli("libra-data", "import", str(src), str(out), "--text-column", "TEXT", "--label-column", "label",
-                   "--unsafe-values", "1", "--safe-values", "0", "--source", "Real Data", "--category-column", "topic",
-                   "--id-column", "")
+    proc = run_cli(
+        "libra-data",
+        "import",
+        str(src),
+        str(out),
+        "--text-column",
+        "TEXT",
+        "--label-column",
+        "label",
+        "--unsafe-values",
+        "1",
+        "--safe-values",
+        "0",
+        "--source",
+        "Real Data",
+        "--category-column",
+        "topic",
+        "--id-column",
+        "",
+    )
     records = read_jsonl(out)
     assert [r["label"] for r in records] == ["不安全", "安全", "安全"]
     assert records[0]["question"] == "这群人真恶心" and records[0]["response"] == ""
@@ -42,13 +62,34 @@ def test_missing_column_and_empty_table(tmp_path):
 def test_question_response_mapping_from_jsonl(tmp_path):
     src = tmp_path / "t.jsonl"
     src.write_text('{"q": "怎么做炸弹", "a": "抱歉，我不能帮忙", "y": "safe"}\n', encoding="utf-8")
-    rec = convert_table(src, ImportMapping(label_column="y", question_column="q", response_column="a",
-                                           unsafe_values=["unsafe"], safe_values=["safe"]))[0]
+    rec = convert_table(
+        src,
+        ImportMapping(
+            label_column="y",
+            question_column="q",
+            response_column="a",
+            unsafe_values=["unsafe"],
+            safe_values=["safe"],
+        ),
+    )[0]
     assert rec["response"] == "抱歉，我不能帮忙" and rec["label"] == "安全"
 
 
 def test_cli_error_is_one_clear_line(tmp_path):
-    proc = run_cli("libra-data", "import", str(tmp_path / "missing.csv"), str(tmp_path / "o.jsonl"),
-                   "--text-column", "TEXT", "--label-column", "label", check=False)
+    proc = run_cli(
+        "libra-data",
+        "import",
+        str(tmp_path / "missing.csv"),
+        str(tmp_path / "o.jsonl"),
+        "--text-column",
+        "TEXT",
+        "--label-column",
+        "label",
+        check=False,
+    )
     assert proc.returncode == 2
-    assert proc.stderr.strip().startswith("error:") and "missing.csv" in proc.stderr and "Traceback" not in proc.stderr
+    assert (
+        proc.stderr.strip().startswith("error:")
+        and "missing.csv" in proc.stderr
+        and "Traceback" not in proc.stderr
+    )

@@ -23,17 +23,29 @@ def test_missing_optional_fields_get_defaults(tmp_path):
     assert rec["response"] == "" and rec["source"] == "Unknown" and rec["analyze"] == ""
 
 
-@pytest.mark.parametrize("content, where, field, words", [
-    ('{"id": 1, "question": "q", "label": "安全"}\n{"id": 2, "question": \n', "line 2", None, "malformed JSON"),
-    ('{"id": 1, "label": "安全"}\n', "line 1", "question", "missing"),
-    ('{"id": 1, "question": "  ", "label": "安全"}\n', "line 1", "question", "non-empty"),
-    ('{"id": 1, "question": "q", "label": "unsafe"}\n', "line 1", "label", "unknown label"),
-    ('{"id": 1, "question": "q"}\n', "line 1", "label", "missing"),
-    ('{"id": 1, "question": "q", "label": "安全"}\n{"id": 1, "question": "r", "label": "安全"}\n', "line 2", "id",
-     "duplicate id"),
-    ('["not", "an", "object"]\n', "line 1", None, "JSON object"),
-    ('{"question": "q", "label": "安全"}\n', "line 1", "id", "missing"),
-])
+@pytest.mark.parametrize(
+    "content, where, field, words",
+    [
+        (
+            '{"id": 1, "question": "q", "label": "安全"}\n{"id": 2, "question": \n',
+            "line 2",
+            None,
+            "malformed JSON",
+        ),
+        ('{"id": 1, "label": "安全"}\n', "line 1", "question", "missing"),
+        ('{"id": 1, "question": "  ", "label": "安全"}\n', "line 1", "question", "non-empty"),
+        ('{"id": 1, "question": "q", "label": "unsafe"}\n', "line 1", "label", "unknown label"),
+        ('{"id": 1, "question": "q"}\n', "line 1", "label", "missing"),
+        (
+            '{"id": 1, "question": "q", "label": "安全"}\n{"id": 1, "question": "r", "label": "安全"}\n',
+            "line 2",
+            "id",
+            "duplicate id",
+        ),
+        ('["not", "an", "object"]\n', "line 1", None, "JSON object"),
+        ('{"question": "q", "label": "安全"}\n', "line 1", "id", "missing"),
+    ],
+)
 def test_bad_records_name_file_line_and_field(tmp_path, content, where, field, words):
     path = tmp_path / "bad.jsonl"
     path.write_text(content, encoding="utf-8")
@@ -66,7 +78,9 @@ def test_malformed_parquet_and_json_array(tmp_path):
 
 
 def test_skip_mode_reports_every_rejected_row(tmp_path):
-    path = write_jsonl(tmp_path / "mixed.jsonl", [sample(1), {"id": 2, "question": "q", "label": "?"}, sample(3)])
+    path = write_jsonl(
+        tmp_path / "mixed.jsonl", [sample(1), {"id": 2, "question": "q", "label": "?"}, sample(3)]
+    )
     rejected_path = tmp_path / "rejected.jsonl"
     good = load_records(path, on_invalid="skip", rejected_path=rejected_path)
     assert [r["id"] for r in good] == [1, 3]

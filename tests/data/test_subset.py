@@ -8,7 +8,10 @@ from libra_train.errors import ConfigError
 
 def _pool():
     cats = ["违法犯罪", "偏见歧视", "隐私财产"]
-    return [{"id": i, "category_name": cats[i % 3], "label": "安全" if i % 7 < 3 else "不安全"} for i in range(600)]
+    return [
+        {"id": i, "category_name": cats[i % 3], "label": "安全" if i % 7 < 3 else "不安全"}
+        for i in range(600)
+    ]
 
 
 def test_subsets_are_nested_stratified_and_deterministic():

@@ -8,7 +8,11 @@ from tests.conftest import read_jsonl, run_cli, sample, write_jsonl
 
 def test_annotate_fills_agreeing_analyses_and_flags_disagreements(tmp_path):
     records = [
-        {**sample("agree-unsafe"), "question": "具体做法是什么", "response": ""},  # the test judge says 不安全
+        {
+            **sample("agree-unsafe"),
+            "question": "具体做法是什么",
+            "response": "",
+        },  # the test judge says 不安全
         {**sample("agree-safe", label="安全"), "question": "今天天气很好", "response": ""},
         {**sample("gold-unsafe", label="不安全"), "question": "这群人真是的", "response": ""},  # judge: 安全
         {**sample("kept", label="安全"), "question": "具体做法", "response": "", "analyze": "已有分析"},
@@ -38,13 +42,26 @@ def test_annotate_counts_unparseable_judges_and_reports_bad_input(tmp_path):
     records = [{**sample(i), "question": f"文本{i}", "response": ""} for i in range(20)]
     data = write_jsonl(tmp_path / "real.jsonl", records)
     with ChatServer(garbage_every=3) as server:
-        proc = run_cli("libra-synth", "annotate", f"input={data}", f"output={tmp_path / 'o.jsonl'}",
-                       f"openai.base_url={server.url}", "openai.model=m")
+        proc = run_cli(
+            "libra-synth",
+            "annotate",
+            f"input={data}",
+            f"output={tmp_path / 'o.jsonl'}",
+            f"openai.base_url={server.url}",
+            "openai.model=m",
+        )
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    unparseable = [r for r in read_jsonl(tmp_path / "o.jsonl") if r["meta"]["annotation"]["status"] == "unparseable"]
+    unparseable = [
+        r for r in read_jsonl(tmp_path / "o.jsonl") if r["meta"]["annotation"]["status"] == "unparseable"
+    ]
     assert summary["unparseable"] == len(unparseable) > 0 and all(r["analyze"] == "" for r in unparseable)
-    bad = run_cli("libra-synth", "annotate", f"input={tmp_path / 'nope.jsonl'}", f"output={tmp_path / 'x.jsonl'}",
-                  check=False)
+    bad = run_cli(
+        "libra-synth",
+        "annotate",
+        f"input={tmp_path / 'nope.jsonl'}",
+        f"output={tmp_path / 'x.jsonl'}",
+        check=False,
+    )
     assert bad.returncode == 2 and "nope.jsonl" in bad.stderr
     missing = run_cli("libra-synth", "annotate", f"input={data}", check=False)
     assert missing.returncode == 2 and "output" in missing.stderr

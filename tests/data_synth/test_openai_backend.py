@@ -14,8 +14,11 @@ MESSAGES = [{"role": "user", "content": "你好"}]
 def test_retries_after_500_and_dropped_connection(tmp_path):
     with ChatServer(failures=["500", "drop"]) as server:
         chat = OpenAIChat(server.url, "m", max_retries=3, timeout=10, cache_path=tmp_path / "c.sqlite")
-        assert chat.complete_many([MESSAGES]) == ["好的，具体做法如下：先准备工具。"
-                                                 if "好的" in server.answer(MESSAGES) else "抱歉，我不能帮助你。"]
+        assert chat.complete_many([MESSAGES]) == [
+            "好的，具体做法如下：先准备工具。"
+            if "好的" in server.answer(MESSAGES)
+            else "抱歉，我不能帮助你。"
+        ]
         assert server.attempts == 3 and sum(server.served.values()) == 1
 
 
@@ -29,8 +32,16 @@ def test_cache_means_a_rerun_pays_nothing(tmp_path):
 
 
 def _synth_args(out, url, n=84):
-    return [str(BIN / "libra-synth"), f"output_dir={out}", f"num_samples={n}", "backend=openai",
-            f"openai.base_url={url}", "openai.model=test-model", "openai.concurrency=2", "openai.max_retries=2"]
+    return [
+        str(BIN / "libra-synth"),
+        f"output_dir={out}",
+        f"num_samples={n}",
+        "backend=openai",
+        f"openai.base_url={url}",
+        "openai.model=test-model",
+        "openai.concurrency=2",
+        "openai.max_retries=2",
+    ]
 
 
 def test_openai_pipeline_counts_unparseable_judges_and_never_guesses(tmp_path):
@@ -49,8 +60,12 @@ def test_openai_pipeline_counts_unparseable_judges_and_never_guesses(tmp_path):
 def test_killed_run_resumes_from_cache_without_repeating_requests(tmp_path):
     with ChatServer(delay_s=0.02) as server:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        proc = subprocess.Popen(_synth_args(tmp_path, server.url, n=168), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(
+            _synth_args(tmp_path, server.url, n=168),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
         deadline = time.monotonic() + 120
         while server.attempts < 40 and time.monotonic() < deadline:
             time.sleep(0.05)

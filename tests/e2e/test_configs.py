@@ -14,18 +14,29 @@ GROUPS = ["model", "data", "curriculum", "format", "peft", "deepspeed", "logger"
 
 
 def _choices(group):
-    return sorted(str(p.relative_to(Path(CONF_DIR) / group).with_suffix("")) for p in (Path(CONF_DIR) / group).rglob("*.yaml"))
+    return sorted(
+        str(p.relative_to(Path(CONF_DIR) / group).with_suffix(""))
+        for p in (Path(CONF_DIR) / group).rglob("*.yaml")
+    )
 
 
 # Choices that only make sense together with another one.
-NEEDS = {("experiment", "zero_shot"): ["model=qwen2.5-0.5b"], ("curriculum", "zero_shot"): ["model=qwen2.5-0.5b"]}
+NEEDS = {
+    ("experiment", "zero_shot"): ["model=qwen2.5-0.5b"],
+    ("curriculum", "zero_shot"): ["model=qwen2.5-0.5b"],
+}
 
 
 # libra_guard/base holds what the recipes share and has required values only they fill in.
-@pytest.mark.parametrize("group, choice", [(g, c) for g in GROUPS for c in _choices(g) if c != "libra_guard/base"])
+@pytest.mark.parametrize(
+    "group, choice", [(g, c) for g in GROUPS for c in _choices(g) if c != "libra_guard/base"]
+)
 def test_every_choice_composes(group, choice, tmp_path):
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[f"{group}={choice}", f"paths.run_dir={tmp_path}", *NEEDS.get((group, choice), [])])
+        cfg = compose(
+            "train",
+            overrides=[f"{group}={choice}", f"paths.run_dir={tmp_path}", *NEEDS.get((group, choice), [])],
+        )
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert resolved["paths"]["run_dir"] == str(tmp_path)
     if group == "model" and choice != "tiny":
@@ -41,7 +52,9 @@ def test_synth_config_composes_with_the_seven_categories_and_takes_overrides():
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         cfg = compose("synth", overrides=["num_samples=120", "backend=openai"])
     assert (cfg.num_samples, cfg.backend, cfg.annotation.on_disagreement) == (120, "openai", "tag_hard")
-    assert list(cfg.taxonomy) == list(DEFAULT_RULES)  # the prompt's rules and the data name the same categories
+    assert list(cfg.taxonomy) == list(
+        DEFAULT_RULES
+    )  # the prompt's rules and the data name the same categories
     assert all(c.sub_categories and c.benign_topics for c in cfg.taxonomy.values())
     assert sum(cfg.split_ratios.values()) == pytest.approx(1.0) and cfg.openai.api_key_env == "OPENAI_API_KEY"
 
@@ -78,7 +91,9 @@ def test_sweeps_cover_the_paper_ablations():
     assert len(_sweep_points("curriculum_order")) == 5 and len(_sweep_points("critic_position")) == 3
 
 
-@pytest.mark.parametrize("recipe", [c for c in _choices("experiment") if c.startswith("libra_guard/") and c != "libra_guard/base"])
+@pytest.mark.parametrize(
+    "recipe", [c for c in _choices("experiment") if c.startswith("libra_guard/") and c != "libra_guard/base"]
+)
 def test_recipes_resolve_to_real_backbones(recipe, tmp_path):
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={recipe}", f"paths.run_dir={tmp_path}"])

@@ -10,8 +10,14 @@ from libra_train.errors import DataError
 from libra_train.eval.ablation import load_points, write_ablation_report
 from tests.conftest import run_cli
 
-FAST = ["logger=none", "data.synth.num_samples=420", "train.max_steps=8", "train.batch_size=8", "train.save_steps=8",
-        "eval.before_training=false"]
+FAST = [
+    "logger=none",
+    "data.synth.num_samples=420",
+    "train.max_steps=8",
+    "train.batch_size=8",
+    "train.save_steps=8",
+    "eval.before_training=false",
+]
 
 
 def test_two_point_multirun_then_report(tmp_path):
@@ -31,7 +37,8 @@ def test_two_point_multirun_then_report(tmp_path):
         final = json.loads((sweep_dir / point / "manifest.json").read_text())["stages"][-1]["eval"]["heldout"]
         assert float(r["heldout/average/accuracy"]) == pytest.approx(final["average"]["accuracy"], abs=1e-4)
         assert float(r["heldout/Synthetic Data/f1_safe"]) == pytest.approx(
-            final["per_source"]["Synthetic Data"]["f1_safe"], abs=1e-4)
+            final["per_source"]["Synthetic Data"]["f1_safe"], abs=1e-4
+        )
     report = (sweep_dir / "report.md").read_text()
     assert report.count("| done |") == 2 and (sweep_dir / "bar_rules.png").stat().st_size > 1000
 
@@ -39,15 +46,30 @@ def test_two_point_multirun_then_report(tmp_path):
 def _point(root, name, critic, accuracy, done=True, limit=None):
     folder = root / name
     folder.mkdir(parents=True)
-    cfg = {"format": {"critic": critic, "rules": False, "task": "response"}, "curriculum": {"name": "two_stage"},
-           "data": {"stage1": {"limit": limit}, "stage2": {"limit": None}}, "model": {"name": "tiny"},
-           "peft": {"method": "none"}}
+    cfg = {
+        "format": {"critic": critic, "rules": False, "task": "response"},
+        "curriculum": {"name": "two_stage"},
+        "data": {"stage1": {"limit": limit}, "stage2": {"limit": None}},
+        "model": {"name": "tiny"},
+        "peft": {"method": "none"},
+    }
     (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-    metrics = {"per_source": {"A": {"accuracy": accuracy, "f1_safe": 0.5, "f1_unsafe": 0.25, "n": 4}},
-               "average": {"accuracy": accuracy, "f1_safe": 0.5, "f1_unsafe": 0.25}}
-    stages = [{"name": "s1", "status": "done", "eval": {"heldout": {**metrics, "average": {**metrics["average"],
-                                                                                          "accuracy": 0.1}}}},
-              {"name": "s2", "status": "done" if done else "running", **({"eval": {"heldout": metrics}} if done else {})}]
+    metrics = {
+        "per_source": {"A": {"accuracy": accuracy, "f1_safe": 0.5, "f1_unsafe": 0.25, "n": 4}},
+        "average": {"accuracy": accuracy, "f1_safe": 0.5, "f1_unsafe": 0.25},
+    }
+    stages = [
+        {
+            "name": "s1",
+            "status": "done",
+            "eval": {"heldout": {**metrics, "average": {**metrics["average"], "accuracy": 0.1}}},
+        },
+        {
+            "name": "s2",
+            "status": "done" if done else "running",
+            **({"eval": {"heldout": metrics}} if done else {}),
+        },
+    ]
     (folder / "manifest.json").write_text(json.dumps({"stages": stages}))
 
 
@@ -57,7 +79,11 @@ def test_report_takes_the_last_evaluated_stage_and_marks_unfinished_points(tmp_p
     _point(tmp_path, "10", "none", 0.25)  # numeric order: 10 comes after 1, not between 0 and 1
     points = load_points(tmp_path)
     assert [p["point"] for p in points] == ["0", "1", "10"]
-    assert [(p["status"], p["final_stage"]) for p in points] == [("done", "s2"), ("incomplete", "s1"), ("done", "s2")]
+    assert [(p["status"], p["final_stage"]) for p in points] == [
+        ("done", "s2"),
+        ("incomplete", "s1"),
+        ("done", "s2"),
+    ]
     write_ablation_report(tmp_path)
     rows = list(csv.DictReader((tmp_path / "ablation.csv").open()))
     assert list(rows[0])[:3] == ["point", "status", "critic"]  # only the axis that varies
@@ -85,8 +111,16 @@ def test_wandb_runs_carry_their_axis_values_as_tags(tmp_path):
     from libra_train.tracking import make_tracker
 
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[f"paths.run_dir={tmp_path}", "format=front", "curriculum=mixed",
-                                          "logger.mode=offline", "logger.group=sweep-x"])
+        cfg = compose(
+            "train",
+            overrides=[
+                f"paths.run_dir={tmp_path}",
+                "format=front",
+                "curriculum=mixed",
+                "logger.mode=offline",
+                "logger.group=sweep-x",
+            ],
+        )
     tracker = make_tracker(cfg, tmp_path, {"a": 1}, is_main=True)
     try:
         assert tracker.run.group == "sweep-x"

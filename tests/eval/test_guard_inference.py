@@ -1,4 +1,5 @@
-"""label vs generate mode, libra-infer resume and sharding, libra-eval, on the session's trained tiny guard."""
+"""label vs generate mode, libra-infer resume and sharding, libra-eval, on the session's trained tiny
+guard."""
 
 import json
 import os
@@ -49,13 +50,19 @@ def _infer_args(trained_run, data, out, *extra):
 def test_infer_shards_and_eval_scores_them(trained_run, tmp_path):
     data = trained_run / "data" / "heldout.jsonl"
     for rank in (0, 1):
-        run_cli("libra-infer", *_infer_args(trained_run, data, tmp_path / "preds", f"machine_rank={rank}",
-                                             "machine_num=2", "batch_size=8"))
+        run_cli(
+            "libra-infer",
+            *_infer_args(
+                trained_run, data, tmp_path / "preds", f"machine_rank={rank}", "machine_num=2", "batch_size=8"
+            ),
+        )
     parts = [read_jsonl(tmp_path / "preds" / f"{r}-of-2.jsonl") for r in (0, 1)]
     ids = [p["id"] for part in parts for p in part]
     assert sorted(ids) == sorted(r["id"] for r in load_records(data)) and len(ids) == len(set(ids))
     assert all({"critic", "pred_label", "p_unsafe", "question"} <= set(p) for p in parts[0])
-    proc = run_cli("libra-eval", f"predictions={tmp_path / 'preds'}", f"labels={data}", f"output_dir={tmp_path / 'm'}")
+    proc = run_cli(
+        "libra-eval", f"predictions={tmp_path / 'preds'}", f"labels={data}", f"output_dir={tmp_path / 'm'}"
+    )
     assert "F1-Unsafe" in proc.stdout and "Average" in proc.stdout
     metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert metrics["n"] == len(ids) and (tmp_path / "m" / "confusion.png").exists()
@@ -69,27 +76,50 @@ def test_infer_with_few_shot_examples_and_plain_prompts(trained_run, tmp_path):
     expected = {}
     for style, shot_list in (("chat", []), ("chat", load_records(shots)), ("plain", load_records(shots))):
         fmt = FormatConfig(prompt_style=style, few_shot=shot_list)
-        expected[style, bool(shot_list)] = [s["p_unsafe"] for s in score_labels(model, tokenizer, heldout[:6], fmt)]
+        expected[style, bool(shot_list)] = [
+            s["p_unsafe"] for s in score_labels(model, tokenizer, heldout[:6], fmt)
+        ]
     # The examples and the plain form each change the scores, so matching them shows they were used.
     assert expected["chat", True] != expected["chat", False] != expected["plain", True]
     for style in ("chat", "plain"):
-        run_cli("libra-infer", *_infer_args(trained_run, data, tmp_path / style, f"format.few_shot_file={shots}",
-                                             f"format.prompt_style={style}"))
+        run_cli(
+            "libra-infer",
+            *_infer_args(
+                trained_run,
+                data,
+                tmp_path / style,
+                f"format.few_shot_file={shots}",
+                f"format.prompt_style={style}",
+            ),
+        )
         preds = read_jsonl(tmp_path / style / "0-of-1.jsonl")
         assert [p["id"] for p in preds] == [r["id"] for r in heldout[:6]]
         assert [p["p_unsafe"] for p in preds] == pytest.approx(expected[style, True], abs=1e-5)
-    proc = run_cli("libra-infer", *_infer_args(trained_run, data, tmp_path / "x", f"format.few_shot_file={tmp_path}/no.jsonl"),
-                   check=False)
+    proc = run_cli(
+        "libra-infer",
+        *_infer_args(trained_run, data, tmp_path / "x", f"format.few_shot_file={tmp_path}/no.jsonl"),
+        check=False,
+    )
     assert proc.returncode == 2 and "no.jsonl" in proc.stderr
 
 
 def test_eval_reads_libra_style_predictions(tmp_path):
-    labels = write_jsonl(tmp_path / "labels.jsonl", [
-        {"id": 1, "source": "A", "question": "q", "label": "不安全"}, {"id": 2, "source": "A", "question": "q", "label": "安全"}])
+    labels = write_jsonl(
+        tmp_path / "labels.jsonl",
+        [
+            {"id": 1, "source": "A", "question": "q", "label": "不安全"},
+            {"id": 2, "source": "A", "question": "q", "label": "安全"},
+        ],
+    )
     preds = tmp_path / "libra"
     preds.mkdir()
-    write_jsonl(preds / "0.jsonl", [{"id": 1, "source": "A", "critic": '{"答案": "不安全", "分析": "x"}'},
-                                    {"id": 2, "source": "A", "critic": "无法判断"}])
+    write_jsonl(
+        preds / "0.jsonl",
+        [
+            {"id": 1, "source": "A", "critic": '{"答案": "不安全", "分析": "x"}'},
+            {"id": 2, "source": "A", "critic": "无法判断"},
+        ],
+    )
     run_cli("libra-eval", f"predictions={preds}", f"labels={labels}", f"output_dir={tmp_path / 'm'}")
     metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert metrics["parse_failures"] == 1 and metrics["average"]["accuracy"] == 0.5
@@ -98,18 +128,25 @@ def test_eval_reads_libra_style_predictions(tmp_path):
 def test_killed_inference_resumes_with_every_id_once(trained_run, tmp_path):
     data = write_jsonl(tmp_path / "many.jsonl", load_records(trained_run / "data" / "stage1.jsonl")[:160])
     out = tmp_path / "preds"
-    args = [str(BIN / "libra-infer"), *_infer_args(trained_run, data, out, "mode=generate", "batch_size=2",
-                                                   "max_new_tokens=24")]
+    args = [
+        str(BIN / "libra-infer"),
+        *_infer_args(trained_run, data, out, "mode=generate", "batch_size=2", "max_new_tokens=24"),
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
     partial = out / "0-of-1.jsonl.partial"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (not partial.exists() or len(partial.read_bytes().splitlines()) < 6):
+    while time.monotonic() < deadline and (
+        not partial.exists() or len(partial.read_bytes().splitlines()) < 6
+    ):
         time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done_before = len(read_jsonl(partial))
     assert 6 <= done_before < 160 and not (out / "0-of-1.jsonl").exists()
-    run_cli("libra-infer", *_infer_args(trained_run, data, out, "mode=generate", "batch_size=8", "max_new_tokens=24"))
+    run_cli(
+        "libra-infer",
+        *_infer_args(trained_run, data, out, "mode=generate", "batch_size=8", "max_new_tokens=24"),
+    )
     ids = [p["id"] for p in read_jsonl(out / "0-of-1.jsonl")]
     assert sorted(ids) == sorted(r["id"] for r in load_records(data)) and len(set(ids)) == len(ids)
 
@@ -118,7 +155,9 @@ def test_killed_inference_resumes_with_every_id_once(trained_run, tmp_path):
 def test_bad_input_gets_a_clear_error(trained_run, tmp_path, case):
     labels = write_jsonl(tmp_path / "labels.jsonl", [{"id": 1, "question": "q", "label": "安全"}])
     if case == "unknown_id":
-        preds = write_jsonl(tmp_path / "p.jsonl", [{"id": 1, "pred_label": "安全"}, {"id": 9, "pred_label": "安全"}])
+        preds = write_jsonl(
+            tmp_path / "p.jsonl", [{"id": 1, "pred_label": "安全"}, {"id": 9, "pred_label": "安全"}]
+        )
         proc = run_cli("libra-eval", f"predictions={preds}", f"labels={labels}", check=False)
         expected = [str(preds), "line 2", "9"]
     elif case == "bad_label":
@@ -131,8 +170,13 @@ def test_bad_input_gets_a_clear_error(trained_run, tmp_path, case):
         proc = run_cli("libra-eval", f"predictions={tmp_path / 'empty'}", f"labels={labels}", check=False)
         expected = ["empty", "no data files"]
     else:
-        proc = run_cli("libra-infer", f"model={tmp_path / 'no_model'}", f"data={labels}", f"output_dir={tmp_path}",
-                       check=False)
+        proc = run_cli(
+            "libra-infer",
+            f"model={tmp_path / 'no_model'}",
+            f"data={labels}",
+            f"output_dir={tmp_path}",
+            check=False,
+        )
         expected = ["no_model", "does not exist"]
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     for word in expected:

@@ -15,10 +15,15 @@ def test_hand_computed_confusion_across_sources():
     # B: all predicted unsafe: TP=3 FP=1 → acc 3/4, F1-unsafe = 6/7, F1-safe = 0
     b = rows("B", [(U, U), (U, U), (U, U), (S, U)], category="偏见歧视")
     m = compute_metrics(a + b)
-    assert m["per_source"]["A"] == pytest.approx({"accuracy": 4 / 6, "f1_safe": 2 / 3, "f1_unsafe": 2 / 3, "n": 6})
-    assert m["per_source"]["B"] == pytest.approx({"accuracy": 0.75, "f1_safe": 0.0, "f1_unsafe": 6 / 7, "n": 4})
-    assert m["average"] == pytest.approx({"accuracy": (4 / 6 + 0.75) / 2, "f1_safe": (2 / 3) / 2,
-                                          "f1_unsafe": (2 / 3 + 6 / 7) / 2})
+    assert m["per_source"]["A"] == pytest.approx(
+        {"accuracy": 4 / 6, "f1_safe": 2 / 3, "f1_unsafe": 2 / 3, "n": 6}
+    )
+    assert m["per_source"]["B"] == pytest.approx(
+        {"accuracy": 0.75, "f1_safe": 0.0, "f1_unsafe": 6 / 7, "n": 4}
+    )
+    assert m["average"] == pytest.approx(
+        {"accuracy": (4 / 6 + 0.75) / 2, "f1_safe": (2 / 3) / 2, "f1_unsafe": (2 / 3 + 6 / 7) / 2}
+    )
     assert m["confusion"] == {"tp": 5, "fn": 1, "fp": 2, "tn": 2}
     assert m["per_category"]["偏见歧视"] == {"accuracy": 0.75, "n": 4}
     assert m["auprc"] is None and m["parse_failures"] == 0
@@ -31,7 +36,9 @@ def test_unparseable_counts_as_the_wrong_label():
 
 
 def test_auprc_from_scores():
-    data = [{"source": "A", "label": g, "pred_label": U if p > 0.5 else S, "p_unsafe": p}
-            for g, p in [(U, 0.9), (S, 0.8), (U, 0.7), (S, 0.1)]]
+    data = [
+        {"source": "A", "label": g, "pred_label": U if p > 0.5 else S, "p_unsafe": p}
+        for g, p in [(U, 0.9), (S, 0.8), (U, 0.7), (S, 0.1)]
+    ]
     # ranked: U(0.9) P=1, S, U(0.7) P=2/3 → AP = (1 + 2/3) / 2
     assert compute_metrics(data)["auprc"] == pytest.approx((1 + 2 / 3) / 2)

@@ -32,7 +32,9 @@ def test_resume_scores_only_the_missing_ids_and_drops_the_torn_line(tmp_path, mo
     partial = tmp_path / "preds.jsonl.partial"
     finished = [{**r, "pred_label": "安全", "p_unsafe": 0.25, "critic": "old"} for r in records[:4]]
     torn = json.dumps({**records[4], "pred_label": "安全"}, ensure_ascii=False)[:25]  # killed mid-write
-    partial.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in finished) + torn, encoding="utf-8")
+    partial.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in finished) + torn, encoding="utf-8"
+    )
     calls: list = []
     monkeypatch.setattr(api, "score_labels", _fake_scorer(calls))
     preds = api.predict(None, None, records, fmt=FormatConfig(), out_path=out, mode="label", batch_size=3)
@@ -61,14 +63,19 @@ def test_recovery_truncates_the_partial_file_to_its_whole_lines(tmp_path):
 
 
 def _labels(tmp_path, n=3):
-    return write_jsonl(tmp_path / "labels.jsonl", [sample(i, label="安全" if i % 2 else "不安全") for i in range(n)])
+    return write_jsonl(
+        tmp_path / "labels.jsonl", [sample(i, label="安全" if i % 2 else "不安全") for i in range(n)]
+    )
 
 
 def test_join_pairs_each_prediction_with_its_gold_label(tmp_path):
     preds = write_jsonl(tmp_path / "p.jsonl", [{"id": i, "pred_label": "安全"} for i in (2, 0, 1)])
     rows = join_with_labels(load_predictions(preds), _labels(tmp_path))
     assert [(r["id"], r["label"], r["pred_label"]) for r in rows] == [
-        ("2", "不安全", "安全"), ("0", "不安全", "安全"), ("1", "安全", "安全")]
+        ("2", "不安全", "安全"),
+        ("0", "不安全", "安全"),
+        ("1", "安全", "安全"),
+    ]
 
 
 def test_a_duplicate_prediction_is_refused_naming_its_line(tmp_path):

@@ -19,13 +19,17 @@ SAFE, UNSAFE = "安全", "不安全"
 @pytest.fixture(scope="module")
 def guard(tiny_backbone):
     torch.manual_seed(0)
-    return AutoModelForCausalLM.from_pretrained(tiny_backbone).eval(), AutoTokenizer.from_pretrained(tiny_backbone)
+    return AutoModelForCausalLM.from_pretrained(tiny_backbone).eval(), AutoTokenizer.from_pretrained(
+        tiny_backbone
+    )
 
 
 def _records(n=9):
     # mixed lengths, and prompt-only samples (another system prompt) among them
-    return [{**sample(i), "question": "问题" * (1 + i % 4), "response": "" if i % 3 == 0 else "回答" * (i % 5)}
-            for i in range(n)]
+    return [
+        {**sample(i), "question": "问题" * (1 + i % 4), "response": "" if i % 3 == 0 else "回答" * (i % 5)}
+        for i in range(n)
+    ]
 
 
 def test_label_query_ends_where_the_two_labels_part(guard):
@@ -34,7 +38,7 @@ def test_label_query_ends_where_the_two_labels_part(guard):
     context, safe_id, unsafe_id = label_query(prompt, tok)
     safe_ids = tok(prompt + TARGET_OPENING + SAFE, add_special_tokens=False)["input_ids"]
     unsafe_ids = tok(prompt + TARGET_OPENING + UNSAFE, add_special_tokens=False)["input_ids"]
-    assert safe_ids[:len(context)] == unsafe_ids[:len(context)] == context
+    assert safe_ids[: len(context)] == unsafe_ids[: len(context)] == context
     assert (safe_ids[len(context)], unsafe_ids[len(context)]) == (safe_id, unsafe_id) and safe_id != unsafe_id
     assert tok.decode(context).endswith(prompt + TARGET_OPENING) or tok.decode(context).startswith(prompt)
 
@@ -68,12 +72,14 @@ def test_the_decision_is_p_unsafe_above_one_half(guard, monkeypatch):
 
     def crafted(model, rows, pad_id, device, share_prefix):
         logits = torch.zeros(len(rows), len(tok))
-        logits[:, unsafe_id] = torch.tensor(gaps[:len(rows)])
+        logits[:, unsafe_id] = torch.tensor(gaps[: len(rows)])
         return logits
 
     monkeypatch.setattr(scoring, "_label_logits", crafted)
     scored = score_labels(model, tok, records, FormatConfig(), batch_size=4)
-    assert [s["p_unsafe"] for s in scored] == pytest.approx([torch.sigmoid(torch.tensor(g)).item() for g in gaps])
+    assert [s["p_unsafe"] for s in scored] == pytest.approx(
+        [torch.sigmoid(torch.tensor(g)).item() for g in gaps]
+    )
     assert [s["pred_label"] for s in scored] == [SAFE, UNSAFE, SAFE, UNSAFE]  # exactly 0.5 is safe
 
 
@@ -99,8 +105,14 @@ def test_batches_report_each_record_once_in_input_order(guard):
     model, tok = guard
     records = _records(7)
     seen = []
-    results = score_labels(model, tok, records, FormatConfig(), batch_size=3,
-                           on_batch=lambda idx, res: seen.extend((i, res[i]["p_unsafe"]) for i in idx))
+    results = score_labels(
+        model,
+        tok,
+        records,
+        FormatConfig(),
+        batch_size=3,
+        on_batch=lambda idx, res: seen.extend((i, res[i]["p_unsafe"]) for i in idx),
+    )
     assert sorted(i for i, _ in seen) == list(range(7))
     assert dict(seen) == {i: r["p_unsafe"] for i, r in enumerate(results)}
 
@@ -112,9 +124,17 @@ def test_generation_is_parsed_into_a_label_or_none(guard):
     assert all(isinstance(o["critic"], str) for o in out)
 
 
-@pytest.mark.parametrize("mode, critic, expected", [
-    (None, "rear", "label"), ("auto", "none", "label"), ("auto", "front", "generate"),
-    ("generate", "rear", "generate"), ("label", "front", ConfigError), ("beam", "rear", ConfigError)])
+@pytest.mark.parametrize(
+    "mode, critic, expected",
+    [
+        (None, "rear", "label"),
+        ("auto", "none", "label"),
+        ("auto", "front", "generate"),
+        ("generate", "rear", "generate"),
+        ("label", "front", ConfigError),
+        ("beam", "rear", ConfigError),
+    ],
+)
 def test_mode_follows_the_label_position(mode, critic, expected):
     fmt = FormatConfig(critic=critic)
     if expected is ConfigError:

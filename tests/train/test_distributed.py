@@ -23,8 +23,14 @@ if shutil.which("gcc") is None:
     pytest.skip("DeepSpeed's CPU comm op needs gcc", allow_module_level=True)
 
 # Same global batch (2 ranks × 4 = 1 × 8), seed and steps as the single-process reference.
-SMALL = ["logger=none", "data.synth.num_samples=420", "train.max_steps=6", "train.save_steps=3",
-         "train.logging_steps=1", "eval.before_training=false"]
+SMALL = [
+    "logger=none",
+    "data.synth.num_samples=420",
+    "train.max_steps=6",
+    "train.save_steps=3",
+    "train.logging_steps=1",
+    "eval.before_training=false",
+]
 LOSS_TOLERANCE = 0.02  # relative; measured gap is about 0.1% (reduction order differs across ranks)
 
 AUDIT = textwrap.dedent("""
@@ -46,11 +52,28 @@ def _torchrun(run_dir, *overrides, env_extra=None, popen=False):
     audit_dir = run_dir.parent / "audit"
     audit_dir.mkdir(exist_ok=True)
     (audit_dir / "sitecustomize.py").write_text(AUDIT)
-    env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true",
-           "PYTHONPATH": os.pathsep.join([str(audit_dir), os.environ.get("PYTHONPATH", "")]),
-           "WRITE_AUDIT_LOG": str(run_dir.parent / "writes.log"), "WRITE_AUDIT_ROOT": str(run_dir), **(env_extra or {})}
-    cmd = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "libra_train.cli",
-           f"paths.run_dir={run_dir}", "train.batch_size=4", *SMALL, *overrides]
+    env = {
+        **os.environ,
+        "DS_ACCELERATOR": "cpu",
+        "OMP_NUM_THREADS": "1",
+        "WANDB_SILENT": "true",
+        "PYTHONPATH": os.pathsep.join([str(audit_dir), os.environ.get("PYTHONPATH", "")]),
+        "WRITE_AUDIT_LOG": str(run_dir.parent / "writes.log"),
+        "WRITE_AUDIT_ROOT": str(run_dir),
+        **(env_extra or {}),
+    }
+    cmd = [
+        str(BIN / "torchrun"),
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "libra_train.cli",
+        f"paths.run_dir={run_dir}",
+        "train.batch_size=4",
+        *SMALL,
+        *overrides,
+    ]
     if popen:
         return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
@@ -74,15 +97,20 @@ def test_zero_pipeline_matches_single_process_and_reloads(zero, single_process_l
     losses = [s["train"]["loss_last"] for s in manifest["stages"]]
     for ours, reference in zip(losses, single_process_losses):
         assert abs(ours - reference) <= LOSS_TOLERANCE * reference, (losses, single_process_losses)
-    # Rank 0 alone wrote the run's own files (DeepSpeed's resume shards under */trainer/ are per rank by design).
+    # Rank 0 alone wrote the run's own files (DeepSpeed's resume shards under */trainer/ are per rank by
+    # design).
     writes = [line.split(" ", 1) for line in (tmp_path / "writes.log").read_text().splitlines()]
     assert {rank for rank, what in writes if what == "started"} >= {"0", "1"}  # both ranks were watched
     ours_written = [(rank, path) for rank, path in writes if path != "started" and "/trainer/" not in path]
     assert ours_written and {rank for rank, _ in ours_written} == {"0"}, sorted(set(ours_written))[:5]
     # The consolidated checkpoint is an ordinary HF one: a fresh process loads and evaluates it.
     data = run_dir / "data" / "heldout.jsonl"
-    run_cli("libra-infer", f"model={run_dir / 'stage2_sft' / 'checkpoint'}", f"data={data}",
-            f"output_dir={tmp_path / 'preds'}")
+    run_cli(
+        "libra-infer",
+        f"model={run_dir / 'stage2_sft' / 'checkpoint'}",
+        f"data={data}",
+        f"output_dir={tmp_path / 'preds'}",
+    )
     preds = read_jsonl(tmp_path / "preds" / "0-of-1.jsonl")
     assert sorted(p["id"] for p in preds) == sorted(r["id"] for r in load_records(data))
 
@@ -92,10 +120,16 @@ def test_lora_with_zero3_saves_an_adapter_that_reloads(tmp_path):
     run_dir = tmp_path / "run"
     _torchrun(run_dir, "deepspeed=zero3", "peft=lora", "train.learning_rate=1e-3")
     checkpoint = run_dir / "stage2_sft" / "checkpoint"
-    assert (checkpoint / "adapter_config.json").exists() and (checkpoint / "adapter_model.safetensors").exists()
-    code = ("import sys; from libra_train.model import load_model_and_tokenizer; "
-            "m, t = load_model_and_tokenizer(sys.argv[1]); print(type(m).__name__)")
-    out = subprocess.run([sys.executable, "-c", code, str(checkpoint)], capture_output=True, text=True, check=True)
+    assert (checkpoint / "adapter_config.json").exists() and (
+        checkpoint / "adapter_model.safetensors"
+    ).exists()
+    code = (
+        "import sys; from libra_train.model import load_model_and_tokenizer; "
+        "m, t = load_model_and_tokenizer(sys.argv[1]); print(type(m).__name__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(checkpoint)], capture_output=True, text=True, check=True
+    )
     assert "ForCausalLM" in out.stdout
 
 

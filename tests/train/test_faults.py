@@ -49,15 +49,22 @@ def test_corrupt_or_partial_checkpoints_name_themselves(trained_run, tmp_path):
     (resume_point / "trainer_state.json").write_text("{")
     with pytest.raises(CheckpointError, match="checkpoint-6 is corrupt"):
         _check_trainer_checkpoint(resume_point)
-    proc = run_cli("libra-infer", f"model={broken}", f"data={trained_run / 'data' / 'heldout.jsonl'}",
-                   f"output_dir={tmp_path / 'p'}", check=False)
+    proc = run_cli(
+        "libra-infer",
+        f"model={broken}",
+        f"data={trained_run / 'data' / 'heldout.jsonl'}",
+        f"output_dir={tmp_path / 'p'}",
+        check=False,
+    )
     assert proc.returncode == 2 and str(broken) in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_a_kill_during_a_write_never_leaves_a_file_that_looks_complete(tmp_path):
     target = tmp_path / "predictions.jsonl"
-    writer = ("import sys; from libra_train.data.io import atomic_write_text; "
-              "atomic_write_text(sys.argv[1], 'x' * 400_000_000)")  # ~0.4 GB: long enough to be killed mid-way
+    writer = (
+        "import sys; from libra_train.data.io import atomic_write_text; "
+        "atomic_write_text(sys.argv[1], 'x' * 400_000_000)"
+    )  # ~0.4 GB: long enough to be killed mid-way
     proc = subprocess.Popen([sys.executable, "-c", writer, str(target)])
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any(p != target for p in tmp_path.iterdir()):

@@ -49,7 +49,9 @@ def test_selects_exactly_the_hard_samples_in_the_requested_mix():
     shuffled = pool[:]
     random.Random(3).shuffle(shuffled)
     again, _ = select(shuffled, scores, MiningConfig(budget=10, easy_share=0.2, margin=0.1))
-    assert sorted((r["id"], r["meta"]["difficulty"]) for r in again) == sorted((r["id"], r["meta"]["difficulty"]) for r in chosen)
+    assert sorted((r["id"], r["meta"]["difficulty"]) for r in again) == sorted(
+        (r["id"], r["meta"]["difficulty"]) for r in chosen
+    )
 
 
 def test_criteria_budget_shortfall_and_guard_disagreement():
@@ -59,7 +61,9 @@ def test_criteria_budget_shortfall_and_guard_disagreement():
     all_hard, summary = select(pool, scores, MiningConfig(budget=None, easy_share=0.2))
     assert summary["hard"] == 8 and summary["easy"] == 2 and len(all_hard) == 10
     short, summary = select(pool, scores, MiningConfig(budget=20, easy_share=0.0))
-    assert len(short) == 20 and summary["hard"] == 8 and summary["wanted_hard"] == 20 and summary["easy"] == 12
+    assert (
+        len(short) == 20 and summary["hard"] == 8 and summary["wanted_hard"] == 20 and summary["easy"] == 12
+    )
     two_guards = {k: v + [0.9 if k == "s10" else v[0]] for k, v in scores.items()}  # guard 2 flips s10 only
     chosen, _ = select(pool, two_guards, MiningConfig(budget=9, easy_share=0.0, criteria=["disagreement"]))
     assert [r["id"] for r in chosen if r["meta"]["difficulty"] == "hard"] == ["s10"]
@@ -67,7 +71,10 @@ def test_criteria_budget_shortfall_and_guard_disagreement():
 
 def test_several_guards_are_judged_by_their_mean():
     # first guard alone: a misclassified; max: b misclassified; mean: only c misclassified
-    pool = [{**sample(k, label=label), "category_name": "A"} for k, label in (("a", UNSAFE), ("b", SAFE), ("c", UNSAFE))]
+    pool = [
+        {**sample(k, label=label), "category_name": "A"}
+        for k, label in (("a", UNSAFE), ("b", SAFE), ("c", UNSAFE))
+    ]
     scores = {"a": [0.3, 0.9], "b": [0.1, 0.7], "c": [0.45, 0.35]}
     cfg = MiningConfig(budget=None, easy_share=0.0, margin=0.05, criteria=["misclassified", "low_margin"])
     chosen, summary = select(pool, scores, cfg)
@@ -93,8 +100,12 @@ def test_the_hardest_come_first_wrong_then_closest_to_the_boundary():
 
 
 def test_bad_mining_values_name_the_key():
-    for kwargs, key in (({"easy_share": 1.0}, "easy_share"), ({"margin": 0.0}, "margin"), ({"budget": 0}, "budget"),
-                        ({"criteria": ["loud"]}, "criteria")):
+    for kwargs, key in (
+        ({"easy_share": 1.0}, "easy_share"),
+        ({"margin": 0.0}, "margin"),
+        ({"budget": 0}, "budget"),
+        ({"criteria": ["loud"]}, "criteria"),
+    ):
         with pytest.raises(ConfigError, match=key):
             MiningConfig(**kwargs)
     pool, scores = _pool()
@@ -106,12 +117,21 @@ def test_libra_mine_on_a_trained_guard(trained_run, tmp_path):
     guard = trained_run / "stage1_pretrain" / "checkpoint"
     other = trained_run / "stage2_sft" / "checkpoint"
     out = tmp_path / "hard.jsonl"
-    proc = run_cli("libra-mine", f"pool={trained_run / 'data' / 'stage2.jsonl'}", f"model=[{guard},{other}]",
-                   f"output={out}", "budget=30", "easy_share=0.5")
+    proc = run_cli(
+        "libra-mine",
+        f"pool={trained_run / 'data' / 'stage2.jsonl'}",
+        f"model=[{guard},{other}]",
+        f"output={out}",
+        "budget=30",
+        "easy_share=0.5",
+    )
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     chosen = read_jsonl(out)
     assert len(chosen) == 30 == summary["chosen"] and summary["guards"] == [str(guard), str(other)]
-    assert all(len(r["meta"]["mining"]["per_guard"]) == 2 and r["meta"]["difficulty"] in ("hard", "easy") for r in chosen)
+    assert all(
+        len(r["meta"]["mining"]["per_guard"]) == 2 and r["meta"]["difficulty"] in ("hard", "easy")
+        for r in chosen
+    )
     for r in chosen:  # two different guards: each sample is judged by their mean
         per_guard = r["meta"]["mining"]["per_guard"]
         assert r["meta"]["mining"]["p_unsafe"] == pytest.approx(sum(per_guard) / 2)
@@ -124,15 +144,25 @@ def test_libra_mine_on_a_trained_guard(trained_run, tmp_path):
 def test_curriculum_selects_hard_samples_between_stages(tmp_path):
     run_dir = tmp_path / "run"
     args = [a for a in TINY_TRAIN if not a.startswith(("train.max_steps", "eval.before"))]
-    run_cli("libra-train", f"paths.run_dir={run_dir}", "curriculum=two_stage_hard", "+curriculum.stages.1.budget=40",
-            "train.max_steps=12", "eval.before_training=false", "+curriculum.stages.1.learning_rate=1e-3",
-            "+curriculum.stages.1.max_steps=9", *args)
+    run_cli(
+        "libra-train",
+        f"paths.run_dir={run_dir}",
+        "curriculum=two_stage_hard",
+        "+curriculum.stages.1.budget=40",
+        "train.max_steps=12",
+        "eval.before_training=false",
+        "+curriculum.stages.1.learning_rate=1e-3",
+        "+curriculum.stages.1.max_steps=9",
+        *args,
+    )
     stage1, stage2 = json.loads((run_dir / "manifest.json").read_text())["stages"]
     # each stage's own hyperparameters reached its Trainer
     assert (stage1["train"]["args"]["learning_rate"], stage1["train"]["args"]["max_steps"]) == (3e-3, 12)
     assert (stage2["train"]["args"]["learning_rate"], stage2["train"]["args"]["max_steps"]) == (1e-3, 9)
     assert stage2["train"]["steps"] == 9
-    assert stage2["selection"]["chosen"] == 40 and stage2["selection"]["guards"] == [str(run_dir / "stage1_pretrain" / "checkpoint")]
+    assert stage2["selection"]["chosen"] == 40 and stage2["selection"]["guards"] == [
+        str(run_dir / "stage1_pretrain" / "checkpoint")
+    ]
     assert stage2["train"]["data"]["examples"] == 40
     chosen = load_records(run_dir / "stage2_sft" / "selected.jsonl")
     assert len(chosen) == 40 and all("mining" in r["meta"] for r in chosen)

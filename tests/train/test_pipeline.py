@@ -1,4 +1,5 @@
-"""libra-train end to end on a tiny model: learning happens, stages chain, LoRA, resume, W&B offline, bad config."""
+"""libra-train end to end on a tiny model: learning happens, stages chain, LoRA, resume, W&B offline,
+bad config."""
 
 import json
 import os
@@ -57,8 +58,15 @@ def test_rerun_on_a_finished_run_redoes_nothing(trained_run):
 
 def test_lora_two_stage_continues_the_adapter(tmp_path):
     run_dir = tmp_path / "lora"
-    run_cli("libra-train", f"paths.run_dir={run_dir}", "peft=lora", "peft.r=4", "eval.before_training=false",
-            *[a for a in TINY_TRAIN if not a.startswith(("train.max_steps", "eval.before"))], "train.max_steps=6")
+    run_cli(
+        "libra-train",
+        f"paths.run_dir={run_dir}",
+        "peft=lora",
+        "peft.r=4",
+        "eval.before_training=false",
+        *[a for a in TINY_TRAIN if not a.startswith(("train.max_steps", "eval.before"))],
+        "train.max_steps=6",
+    )
     manifest = json.loads((run_dir / "manifest.json").read_text())
     a1 = _weights(run_dir / "stage1_pretrain" / "checkpoint")
     a2 = _weights(run_dir / "stage2_sft" / "checkpoint")
@@ -71,9 +79,14 @@ def test_lora_two_stage_continues_the_adapter(tmp_path):
 
 def test_killed_stage_resumes_to_the_same_step_and_a_kill_between_stages_keeps_stage1(tmp_path):
     run_dir = tmp_path / "killed"
-    args = [str(BIN / "libra-train"), f"paths.run_dir={run_dir}", "eval.before_training=false",
-            *[a for a in TINY_TRAIN if not a.startswith(("train.max_steps", "eval.before", "train.save_steps"))],
-            "train.max_steps=40", "train.save_steps=5"]
+    args = [
+        str(BIN / "libra-train"),
+        f"paths.run_dir={run_dir}",
+        "eval.before_training=false",
+        *[a for a in TINY_TRAIN if not a.startswith(("train.max_steps", "eval.before", "train.save_steps"))],
+        "train.max_steps=40",
+        "train.save_steps=5",
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
     trainer_dir = run_dir / "stage1_pretrain" / "trainer"
     deadline = time.monotonic() + 300
@@ -82,14 +95,17 @@ def test_killed_stage_resumes_to_the_same_step_and_a_kill_between_stages_keeps_s
     time.sleep(0.5)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert (trainer_dir / "checkpoint-10").exists() and not (run_dir / "stage1_pretrain" / "checkpoint").exists()
+    assert (trainer_dir / "checkpoint-10").exists() and not (
+        run_dir / "stage1_pretrain" / "checkpoint"
+    ).exists()
     # Relaunch, and kill again as soon as stage 1 is done: between the stages.
     log = tmp_path / "resumed.log"
     with log.open("w") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
         manifest_path = run_dir / "manifest.json"
         while time.monotonic() < deadline + 300 and '"status": "done"' not in (
-                manifest_path.read_text() if manifest_path.exists() else ""):
+            manifest_path.read_text() if manifest_path.exists() else ""
+        ):
             time.sleep(0.1)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -110,16 +126,29 @@ PLANTED_ENV_KEY, PLANTED_CONFIG_KEY = "sk-planted-env-7f3a9c2e11", "sk-planted-c
 
 def test_wandb_offline_run_holds_the_eval_metrics_and_no_secret(tmp_path):
     run_dir = tmp_path / "wb"
-    proc = run_cli("libra-train", f"paths.run_dir={run_dir}", "logger=wandb", "curriculum=pretrain_only",
-                   "eval.before_training=false", *[a for a in TINY_TRAIN if a not in ("logger=none",)
-                                                   and not a.startswith(("train.max_steps", "eval.before"))],
-                   "train.max_steps=4", f"+data.synth.openai.api_key={PLANTED_CONFIG_KEY}",
-                   env={"OPENAI_API_KEY": PLANTED_ENV_KEY})
+    proc = run_cli(
+        "libra-train",
+        f"paths.run_dir={run_dir}",
+        "logger=wandb",
+        "curriculum=pretrain_only",
+        "eval.before_training=false",
+        *[
+            a
+            for a in TINY_TRAIN
+            if a not in ("logger=none",) and not a.startswith(("train.max_steps", "eval.before"))
+        ],
+        "train.max_steps=4",
+        f"+data.synth.openai.api_key={PLANTED_CONFIG_KEY}",
+        env={"OPENAI_API_KEY": PLANTED_ENV_KEY},
+    )
     # Secrets: neither the env-held key nor one typed into the config reaches any file or the logs.
     for path in [p for p in run_dir.rglob("*") if p.is_file()]:
         data = path.read_bytes()
         assert PLANTED_ENV_KEY.encode() not in data and PLANTED_CONFIG_KEY.encode() not in data, path
-    assert PLANTED_ENV_KEY not in proc.stdout + proc.stderr and PLANTED_CONFIG_KEY not in proc.stdout + proc.stderr
+    assert (
+        PLANTED_ENV_KEY not in proc.stdout + proc.stderr
+        and PLANTED_CONFIG_KEY not in proc.stdout + proc.stderr
+    )
     assert "api_key: '***'" in (run_dir / "config.yaml").read_text()
     runs = list((run_dir / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
@@ -129,15 +158,18 @@ def test_wandb_offline_run_holds_the_eval_metrics_and_no_secret(tmp_path):
     assert list((runs[0] / "files" / "media").rglob("*.png"))  # the confusion matrix
 
 
-@pytest.mark.parametrize("override, message", [
-    ("model=gpt5", "Could not find 'model/gpt5'"),  # Hydra's own error: no such config group choice
-    ("model.build=huge", "config 'model.build'"),
-    ("train.max_steps=-3", "max_steps"),
-    ("train.learning_rate=0", "learning_rate"),
-    ("data=cold", "config 'data.stage2.path'"),
-    ("format.critic=middle", "config 'format.critic'"),
-    ("peft.method=qlora", "config 'peft.method'"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model=gpt5", "Could not find 'model/gpt5'"),  # Hydra's own error: no such config group choice
+        ("model.build=huge", "config 'model.build'"),
+        ("train.max_steps=-3", "max_steps"),
+        ("train.learning_rate=0", "learning_rate"),
+        ("data=cold", "config 'data.stage2.path'"),
+        ("format.critic=middle", "config 'format.critic'"),
+        ("peft.method=qlora", "config 'peft.method'"),
+    ],
+)
 def test_bad_config_fails_before_training_naming_the_key(tmp_path, override, message):
     run_dir = tmp_path / "bad"
     proc = run_cli("libra-train", f"paths.run_dir={run_dir}", "logger=none", override, check=False)
@@ -150,7 +182,12 @@ def test_bad_config_fails_before_training_naming_the_key(tmp_path, override, mes
 def test_empty_dataset_fails_before_training(tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    proc = run_cli("libra-train", f"paths.run_dir={tmp_path / 'r'}", "logger=none", f"data.stage1.path={empty}",
-                   check=False)
+    proc = run_cli(
+        "libra-train",
+        f"paths.run_dir={tmp_path / 'r'}",
+        "logger=none",
+        f"data.stage1.path={empty}",
+        check=False,
+    )
     assert proc.returncode == 2 and "empty file" in proc.stderr and str(empty) in proc.stderr
     assert not (tmp_path / "r" / "backbone").exists()

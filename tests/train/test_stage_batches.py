@@ -19,15 +19,18 @@ def _cfg(tmp_path, *overrides):
 
 
 def _records():
-    return [sample(i, label="安全" if i % 2 else "不安全", analyze="回答拒绝了请求。" * (i % 3)) for i in range(6)]
+    return [
+        sample(i, label="安全" if i % 2 else "不安全", analyze="回答拒绝了请求。" * (i % 3)) for i in range(6)
+    ]
 
 
 def test_collated_labels_cover_exactly_the_target_and_the_end_of_turn(tiny_backbone, tmp_path):
     cfg = _cfg(tmp_path)
     stage = cfg.curriculum.stages[0]
     records = _records()
-    trainer, tokenizer, _, _ = build_trainer(stage.name, records, str(tiny_backbone), tmp_path / "s",
-                                             stage_hparams(cfg, stage), cfg, NullTracker())
+    trainer, tokenizer, _, _ = build_trainer(
+        stage.name, records, str(tiny_backbone), tmp_path / "s", stage_hparams(cfg, stage), cfg, NullTracker()
+    )
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(records))])
     fmt = FormatConfig()
     end_of_turn = tokenizer.convert_tokens_to_ids("<|im_end|>")
@@ -36,16 +39,24 @@ def test_collated_labels_cover_exactly_the_target_and_the_end_of_turn(tiny_backb
         target_ids = tokenizer(render_target(rec, fmt), add_special_tokens=False)["input_ids"] + [end_of_turn]
         ids, labels = batch["input_ids"][row].tolist(), batch["labels"][row].tolist()
         n_prompt, n_target = len(prompt_ids), len(target_ids)
-        assert ids[:n_prompt + n_target] == prompt_ids + target_ids
+        assert ids[: n_prompt + n_target] == prompt_ids + target_ids
         assert labels[:n_prompt] == [-100] * n_prompt  # nothing of the prompt, system message included
-        assert labels[n_prompt:n_prompt + n_target] == target_ids  # every target token and <|im_end|>
-        assert set(labels[n_prompt + n_target:]) <= {-100}  # padding
+        assert labels[n_prompt : n_prompt + n_target] == target_ids  # every target token and <|im_end|>
+        assert set(labels[n_prompt + n_target :]) <= {-100}  # padding
 
 
 def test_each_stage_gets_its_own_hyperparameters(tmp_path):
-    cfg = _cfg(tmp_path, "train.learning_rate=3e-4", "train.batch_size=8", "+curriculum.stages.1.learning_rate=5e-5",
-               "+curriculum.stages.1.batch_size=2", "+curriculum.stages.1.max_steps=7")
-    first, second = (sft_args(stage_hparams(cfg, s), tmp_path / s.name, cfg, None) for s in cfg.curriculum.stages)
+    cfg = _cfg(
+        tmp_path,
+        "train.learning_rate=3e-4",
+        "train.batch_size=8",
+        "+curriculum.stages.1.learning_rate=5e-5",
+        "+curriculum.stages.1.batch_size=2",
+        "+curriculum.stages.1.max_steps=7",
+    )
+    first, second = (
+        sft_args(stage_hparams(cfg, s), tmp_path / s.name, cfg, None) for s in cfg.curriculum.stages
+    )
     assert (first.learning_rate, first.per_device_train_batch_size, first.max_steps) == (3e-4, 8, -1)
     assert (second.learning_rate, second.per_device_train_batch_size, second.max_steps) == (5e-5, 2, 7)
     assert second.completion_only_loss is True and second.warmup_steps == cfg.train.warmup_ratio
