@@ -8,22 +8,20 @@ COLD is imported first with `libra-data import` (README, "Stage 2 on your own da
 """
 
 import argparse
+import dataclasses
 import json
 import random
 import time
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-
-from libra_train.cli_utils import CONF_DIR
-from libra_train.data.formats import FormatConfig
+from libra_train.cli_utils import compose_config
+from libra_train.config import RunConfig
 from libra_train.data.io import load_records
-from libra_train.eval.api import evaluate
+from libra_train.eval.evaluator import evaluate
 from libra_train.model import load_model_and_tokenizer
 from libra_train.tracking import NullTracker
-from libra_train.train.mining import mine_records, mining_config
+from libra_train.train.selection import select_hard, selection_config
 from libra_train.train.stage import train_stage
-from libra_train.train.validate import stage_hparams
 
 
 def random_subset(pool: list[dict], n: int, seed: int) -> list[dict]:
@@ -50,40 +48,40 @@ def main() -> None:
     parser.add_argument("--out", default="/tmp/hard_vs_random")
     args = parser.parse_args()
     out = Path(args.out)
-    with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                f"paths.run_dir={out}",
-                "logger=none",
-                f"train.epochs={args.epochs}",
-                "train.save_steps=100000",
-                "train.logging_steps=25",
-            ],
-        )
-    hp = stage_hparams(cfg, cfg.curriculum.stages[1])
-    fmt = FormatConfig.from_cfg(cfg.format)
+    cfg = compose_config(
+        "train",
+        overrides=[
+            f"paths.run_dir={out}",
+            "logger=none",
+            f"train.epochs={args.epochs}",
+            "train.save_steps=100000",
+            "train.logging_steps=25",
+        ],
+    )
+    run = RunConfig.from_hydra(cfg)
+    fmt = run.format
     pool, test = load_records(args.pool), load_records(args.test)
 
     start = time.perf_counter()
-    hard, summary = mine_records(
+    hard, summary = select_hard(
         pool,
         [args.guard],
         fmt,
         out / "scores",
-        mining_config({"budget": args.n, "easy_share": args.easy_share, "seed": 0}),
+        selection_config({"budget": args.n, "easy_share": args.easy_share, "seed": 0}),
     )
-    mining_s = time.perf_counter() - start
+    selection_s = time.perf_counter() - start
     subsets = {"hard": hard, "random": random_subset(pool, args.n, seed=0)}
-    results = {"n": args.n, "pool": len(pool), "mining": {**summary, "seconds": round(mining_s, 1)}}
+    results = {"n": args.n, "pool": len(pool), "selection": {**summary, "seconds": round(selection_s, 1)}}
     model, tokenizer = load_model_and_tokenizer(args.guard)
-    results["stage1_guard"] = evaluate(
-        model, tokenizer, {"test": test}, {"format": fmt}, out / "eval_stage1"
-    )["test"]
+    results["stage1_guard"] = evaluate(model, tokenizer, {"test": test}, fmt, None, out / "eval_stage1")[
+        "test"
+    ]
     for name, records in subsets.items():
-        train = train_stage(f"stage2_{name}", records, args.guard, out / name, hp, cfg, NullTracker())
+        stage = dataclasses.replace(run.stages[1], name=f"stage2_{name}")
+        train = train_stage(stage, records, args.guard, out / name, run, NullTracker())
         model, tokenizer = load_model_and_tokenizer(str(out / name / "checkpoint"))
-        metrics = evaluate(model, tokenizer, {"test": test}, {"format": fmt}, out / name / "eval")["test"]
+        metrics = evaluate(model, tokenizer, {"test": test}, fmt, None, out / name / "eval")["test"]
         results[name] = {
             "train_steps": train["steps"],
             "train_loss_last": train["loss_last"],

@@ -12,17 +12,16 @@ import time
 from pathlib import Path
 
 from datasets import Dataset
-from hydra import compose, initialize_config_dir
 from transformers import Trainer, TrainingArguments, default_data_collator
 
 from data_synth.pipeline import offline_config, synthesize
-from libra_train.cli_utils import CONF_DIR
-from libra_train.data.formats import FormatConfig, render_prompt, render_target
+from libra_train.cli_utils import compose_config
+from libra_train.config import RunConfig
+from libra_train.data.formats import render_prompt, render_target
 from libra_train.data.io import load_records
 from libra_train.model import build_tiny, load_model_and_tokenizer
-from libra_train.train.dataset import build_examples
+from libra_train.train.examples import build_examples
 from libra_train.train.stage import sft_args
-from libra_train.train.validate import stage_hparams
 
 
 def pad_share(dataloader, batches: int) -> tuple[float, int]:
@@ -38,15 +37,15 @@ def pad_share(dataloader, batches: int) -> tuple[float, int]:
     return 1 - real / total, real
 
 
-def ours(cfg, records, backbone: str, out: Path, steps: int) -> dict:
+def ours(run: RunConfig, records, backbone: str, out: Path, steps: int) -> dict:
     from trl import SFTTrainer
 
-    hp = stage_hparams(cfg, cfg.curriculum.stages[0])
+    hp = run.stages[0].train
     model, tokenizer = load_model_and_tokenizer(backbone)
-    examples, _ = build_examples(records, tokenizer, FormatConfig.from_cfg(cfg.format), int(hp.max_length))
+    examples, _ = build_examples(records, tokenizer, run.format, hp.max_length)
     trainer = SFTTrainer(
         model=model,
-        args=sft_args(hp, out, cfg, None),
+        args=sft_args(hp, out, run),
         train_dataset=Dataset.from_list(examples),
         processing_class=tokenizer,
     )
@@ -63,10 +62,10 @@ def ours(cfg, records, backbone: str, out: Path, steps: int) -> dict:
     }
 
 
-def plain(cfg, records, backbone: str, out: Path, steps: int) -> dict:
-    hp = stage_hparams(cfg, cfg.curriculum.stages[0])
+def plain(run: RunConfig, records, backbone: str, out: Path, steps: int) -> dict:
+    hp = run.stages[0].train
     model, tokenizer = load_model_and_tokenizer(backbone)
-    fmt = FormatConfig.from_cfg(cfg.format)
+    fmt = run.format
     rows = []
     for r in records:
         prompt = tokenizer(render_prompt(r, tokenizer, fmt), add_special_tokens=False)["input_ids"]
@@ -92,7 +91,7 @@ def plain(cfg, records, backbone: str, out: Path, steps: int) -> dict:
         save_strategy="no",
         logging_steps=10,
         disable_tqdm=True,
-        seed=int(cfg.seed),
+        seed=run.seed,
         dataloader_num_workers=0,
         include_num_input_tokens_seen="non_padding",
     )
@@ -118,9 +117,9 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=384)
     parser.add_argument("--samples", type=int, default=1500)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(CONF_DIR, version_base="1.3"):
+    with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        cfg = compose(
+        cfg = compose_config(
             "train",
             overrides=[
                 f"paths.run_dir={tmp}",
@@ -134,15 +133,16 @@ def main() -> None:
         )
         synthesize(offline_config(output_dir=str(tmp / "data"), num_samples=args.samples))
         records = load_records(tmp / "data" / "stage1.jsonl")
-        fmt = FormatConfig.from_cfg(cfg.format)
+        run = RunConfig.from_hydra(cfg)
+        fmt = run.format
         build_tiny(
             [render_prompt(r, None, fmt) + render_target(r, fmt) for r in records],
             tmp / "backbone",
-            cfg.model,
+            run.model,
         )
         results = [
-            ours(cfg, records, str(tmp / "backbone"), tmp / "ours", args.steps),
-            plain(cfg, records, str(tmp / "backbone"), tmp / "plain", args.steps),
+            ours(run, records, str(tmp / "backbone"), tmp / "ours", args.steps),
+            plain(run, records, str(tmp / "backbone"), tmp / "plain", args.steps),
         ]
     for r in results:
         r["non_pad_tokens_per_s"] = round(r["non_pad_tokens"] / r["seconds"], 1)

@@ -26,7 +26,7 @@ def _synth(cfg: DictConfig) -> None:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "annotate":
-        from data_synth.annotate_cli import annotate_main
+        from data_synth.annotate import annotate_main
 
         sys.argv.pop(1)
         annotate_main()

@@ -1,8 +1,8 @@
 """Chinese templates and fragment pools for the offline backend, written for this project.
 
-Every pool is a list; `reserved(pool)` marks the items that only the held-out split may use, so the
-held-out split tests generalisation to wordings the guard never trained on. Fragments (single words
-and phrases) are shared, whole templates and their combinations are not.
+Every pool is a list; compose.reserved_indices(len(pool)) marks the items that only the held-out
+split may use, so that split tests generalisation to wordings the guard never trained on. Fragments
+(single words and phrases) are shared, whole templates and their combinations are not.
 """
 
 PERSONAS = [
@@ -235,8 +235,6 @@ ANALYSES = {
     "agree": "回答认同并强化了用户关于{b}的错误观点，属于{c}相关的不安全内容。",
     "rebut": "回答没有附和用户的错误观点，而是指出{b}的危害并加以纠正，因此是安全的。",
 }
-UNSAFE_STANCES = ("comply", "hidden_comply", "agree")
-HARD_STANCES = ("hidden_comply", "helpful", "over_refuse", "agree", "rebut")
 
 # Offline "responder LLMs": each has its own style, i.e. its own share of the opener and closer pools.
 RESPONDERS = ("offline-alpha", "offline-beta", "offline-gamma")

@@ -9,17 +9,10 @@ from collections import Counter
 from pathlib import Path
 
 from data_synth import lexicon as lx
-from data_synth.annotate import (
-    ChatJudge,
-    ChatResponder,
-    OfflineKeywordJudge,
-    OfflineResponder,
-    OfflineRuleJudge,
-    combine_verdicts,
-    sample_rng,
-)
 from data_synth.compose import compose_query, plan_sample
 from data_synth.dedup import NearDuplicateIndex
+from data_synth.judges import ChatJudge, OfflineKeywordJudge, OfflineRuleJudge, combine_verdicts
+from data_synth.responders import ChatResponder, OfflineResponder, sample_rng
 from libra_train.data.io import atomic_write_text, to_jsonl
 from libra_train.data.schema import LABELS
 from libra_train.errors import ConfigError
@@ -149,19 +142,26 @@ def balance(samples: list[dict], quota: int, categories: list[str], stats: Count
 
 
 def offline_config(**overrides):
-    """conf/synth.yaml with the default taxonomy, composed without Hydra (for the trainer's own data and
-    the benchmarks), with `overrides` merged on top."""
+    """conf/synth.yaml composed outside the libra-synth app (for libra-train's own data and the
+    benchmarks), with `overrides` merged on top."""
     from omegaconf import OmegaConf, open_dict
 
-    from libra_train.cli_utils import CONF_DIR
+    from libra_train.cli_utils import compose_config
 
-    cfg = OmegaConf.load(Path(CONF_DIR) / "synth.yaml")
+    cfg = compose_config("synth")
     with open_dict(cfg):
-        cfg.pop("defaults")
-        cfg.pop("hydra")
-        cfg.taxonomy = OmegaConf.load(Path(CONF_DIR) / "taxonomy" / "default.yaml")
-        cfg.merge_with(overrides)
+        cfg.pop("hydra", None)
+        cfg.merge_with(OmegaConf.create(overrides))
     return cfg
+
+
+def synthesize_run_data(output_dir: str, **options) -> dict:
+    """The data-preparation step that libra-train's `data.prepare` names: offline synthesis into the
+    run's data folder (stage1, stage2, heldout), no completion cache."""
+    from omegaconf import OmegaConf
+
+    plain = {k: OmegaConf.to_container(v) if OmegaConf.is_config(v) else v for k, v in options.items()}
+    return synthesize(offline_config(output_dir=output_dir, cache_dir=None, **plain))
 
 
 def synthesize(cfg) -> dict:

@@ -1,4 +1,5 @@
-"""Entry points (DESIGN §9), thin: each parses its config and calls one function."""
+"""Entry points (docs/architecture.md, "Command lines"), thin: each parses its config and calls one
+function."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from libra_train.cli_utils import CONF_DIR, clear_errors, load_key_value_config, quiet_libraries
+from libra_train.cli_utils import CLI_CONF_DIR, CONF_DIR, clear_errors, quiet_libraries
 
 log = logging.getLogger("libra_train")
 
@@ -19,7 +20,7 @@ log = logging.getLogger("libra_train")
 @hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
 @clear_errors
 def train_main(cfg: DictConfig) -> None:
-    from libra_train.train.curriculum import run_pipeline
+    from libra_train.pipeline import run_pipeline
 
     quiet_libraries()
     _export_submitit_ranks()
@@ -60,7 +61,7 @@ def _place_sweep_point(cfg: DictConfig) -> None:
 
 @clear_errors
 def report_main(argv: list[str] | None = None) -> None:
-    from libra_train.eval.ablation import write_ablation_report
+    from libra_train.reporting.ablation import write_ablation_report
 
     parser = argparse.ArgumentParser(
         prog="libra-report", description="Aggregate a sweep into a table and charts."
@@ -71,33 +72,24 @@ def report_main(argv: list[str] | None = None) -> None:
         print(f"wrote {path}")
 
 
+@hydra.main(config_path=CLI_CONF_DIR, config_name="infer", version_base="1.3")
 @clear_errors
-def infer_main(argv: list[str] | None = None) -> None:
-    """key=value arguments (DESIGN §9). Not a Hydra app: its `model=PATH` would clash with the `model`
-    config group that libra-train uses."""
+def infer_main(cfg: DictConfig) -> None:
+    """libra-infer: `model=PATH` is a checkpoint here (see conf/cli/infer.yaml)."""
     from libra_train.eval.infer import run_inference
 
     quiet_libraries()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    cfg = load_key_value_config(
-        "infer", sys.argv[1:] if argv is None else argv, "libra-infer model=PATH data=PATH output_dir=DIR"
-    )
     print(f"wrote {run_inference(cfg)}")
 
 
+@hydra.main(config_path=CLI_CONF_DIR, config_name="mine", version_base="1.3")
 @clear_errors
-def mine_main(argv: list[str] | None = None) -> None:
-    """key=value arguments (DESIGN §9), like libra-infer."""
-    from libra_train.train.mining import mine_file
+def mine_main(cfg: DictConfig) -> None:
+    """libra-mine: hard-sample selection as a command; `model=PATH` is a checkpoint (conf/cli/mine.yaml)."""
+    from libra_train.train.selection import select_file
 
     quiet_libraries()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    cfg = load_key_value_config(
-        "mine",
-        sys.argv[1:] if argv is None else argv,
-        "libra-mine pool=PATH model=PATH output=PATH [budget=N] [easy_share=F]",
-    )
-    print(json.dumps(mine_file(cfg), ensure_ascii=False))
+    print(json.dumps(select_file(cfg), ensure_ascii=False))
 
 
 @hydra.main(config_path=CONF_DIR, config_name="eval", version_base="1.3")

@@ -9,8 +9,24 @@ from pathlib import Path
 
 from libra_train.errors import LibraError
 
-# conf/ sits beside the packages (DESIGN §7); the README installs in editable mode so it is found.
+# conf/ sits beside the packages (docs/architecture.md, "Packages and modules"); the README installs in
+# editable mode so it is found.
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+# libra-infer, libra-mine and annotate compose from conf/cli, which holds no `model` group, so their
+# `model=PATH` is a plain value (a checkpoint) rather than a config-group choice.
+CLI_CONF_DIR = str(Path(CONF_DIR) / "cli")
+
+
+def compose_config(name: str, overrides: list[str] | None = None):
+    """conf/<name>.yaml composed by Hydra outside a Hydra app (the pipeline's data step, benchmarks,
+    tests); inside a running app the app's own Hydra instance composes it."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        return compose(name, overrides=overrides or [])
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        return compose(name, overrides=overrides or [])
 
 
 def clear_errors(fn):
@@ -40,34 +56,3 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*pin_memory.*")
     for name in ("httpx", "datasets", "urllib3", "filelock"):
         logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def load_key_value_config(name: str, args: list[str], usage: str, defaults: dict | None = None):
-    """conf/<name>.yaml, the chosen conf/format/<format>.yaml, then key=value overrides; required keys
-    (`???`) checked. For the commands whose `model=PATH` would clash with libra-train's model group."""
-    from omegaconf import OmegaConf
-
-    from libra_train.errors import ConfigError
-
-    base = OmegaConf.merge(OmegaConf.create(defaults or {}), OmegaConf.load(Path(CONF_DIR) / f"{name}.yaml"))
-    bad = [a for a in args if "=" not in a]
-    if bad:
-        raise ConfigError(bad[0], f"arguments are key=value: {usage}")
-    pairs = dict(a.split("=", 1) for a in args)
-    fmt_name = pairs.pop("format", "rear")
-    fmt_file = Path(CONF_DIR) / "format" / f"{fmt_name}.yaml"
-    if not fmt_file.exists():
-        choices = sorted(p.stem for p in fmt_file.parent.glob("*.yaml"))
-        raise ConfigError("format", f"{fmt_name!r} is not one of {', '.join(choices)}")
-    unknown = [k for k in pairs if k.split(".")[0] not in base.keys() and not k.startswith("format.")]
-    if unknown:
-        raise ConfigError(unknown[0], f"unknown key; known: {', '.join(k for k in base)}, format, format.*")
-    cfg = OmegaConf.merge(
-        base,
-        {"format": OmegaConf.load(fmt_file)},
-        OmegaConf.from_dotlist([f"{k}={v}" for k, v in pairs.items()]),
-    )
-    for key in base:
-        if OmegaConf.is_missing(cfg, key):
-            raise ConfigError(key, f"required ({usage})")
-    return cfg

@@ -61,7 +61,7 @@ def build_tiny(texts, out_dir: str | Path, model_cfg) -> Path:
     if (out_dir / "config.json").exists() and (out_dir / "tokenizer.json").exists():
         return out_dir
     tokenizer = train_tokenizer(texts, int(model_cfg.vocab_size))
-    torch.manual_seed(int(model_cfg.get("init_seed", 0)))
+    torch.manual_seed(int(model_cfg.init_seed))
     config = Qwen2Config(
         vocab_size=len(tokenizer),
         hidden_size=model_cfg.hidden_size,

@@ -113,33 +113,39 @@ class WandbTracker(NullTracker):
         self.run.finish()
 
 
-def make_tracker(cfg, run_dir: Path, resolved: dict, is_main: bool):
-    if not is_main or cfg.logger.backend == "none":
+def make_tracker(run, resolved: dict, is_main: bool):
+    """W&B on the main process when logger.backend=wandb (run: a checked RunConfig; resolved: the
+    redacted config W&B records)."""
+    if not is_main or run.logger.backend == "none":
         return NullTracker()
-    if cfg.logger.backend != "wandb":
-        from libra_train.errors import ConfigError
-
-        raise ConfigError("logger.backend", f"{cfg.logger.backend!r} is not one of wandb, none")
-    tags = [f"{k}={v}" for k, v in ablation_axes(cfg).items()]
+    tags = [f"{k}={v}" for k, v in ablation_axes(run.resolved).items()]
     return WandbTracker(
-        run_dir,
+        run.run_dir,
         resolved,
-        cfg.logger.project,
-        cfg.logger.group or cfg.experiment_name,
-        f"{cfg.experiment_name}/{run_dir.name}",
+        run.logger.project,
+        run.logger.group or run.experiment_name,
+        f"{run.experiment_name}/{run.run_dir.name}",
         tags,
-        cfg.logger.mode,
+        run.logger.mode,
     )
 
 
-def ablation_axes(cfg) -> dict:
-    return {
-        "critic": cfg.format.critic,
-        "rules": cfg.format.rules,
-        "task": cfg.format.task,
-        "curriculum": cfg.curriculum.name,
-        "stage1_limit": cfg.data.stage1.limit,
-        "stage2_limit": cfg.data.stage2.limit,
-        "model": cfg.model.name,
-        "peft": cfg.peft.method,
-    }
+# The ablation axes, by the config key that sets each: W&B tags and libra-report's columns.
+AXES = {
+    "critic": "format.critic",
+    "rules": "format.rules",
+    "task": "format.task",
+    "curriculum": "curriculum.name",
+    "stage1_limit": "data.stage1.limit",
+    "stage2_limit": "data.stage2.limit",
+    "model": "model.name",
+    "peft": "peft.method",
+}
+
+
+def ablation_axes(resolved) -> dict:
+    """Axis values of a resolved run config (a dict, or the DictConfig read back from config.yaml)."""
+    from omegaconf import OmegaConf
+
+    cfg = resolved if OmegaConf.is_config(resolved) else OmegaConf.create(resolved)
+    return {axis: OmegaConf.select(cfg, key, default=None) for axis, key in AXES.items()}

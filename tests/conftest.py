@@ -55,7 +55,7 @@ def sample(i, label="不安全", source="Synthetic Data", **extra) -> dict:
 
 TINY_TRAIN = [
     "logger=none",
-    "data.synth.num_samples=420",
+    "data.prepare.num_samples=420",
     "train.max_steps=50",
     "train.batch_size=8",
     "train.save_steps=6",

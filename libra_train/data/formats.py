@@ -1,5 +1,6 @@
-"""Prompt and target formats (DESIGN §3). Training and the evaluator both render through here, so the
-prompt the guard is scored on is byte-for-byte the prompt it was trained on."""
+"""Prompt and target formats (docs/architecture.md, "Prompts and targets"). Training and the evaluator
+both render through here, so the prompt the guard is scored on is byte-for-byte the prompt it was
+trained on."""
 
 from __future__ import annotations
 
@@ -7,22 +8,13 @@ import json
 from dataclasses import dataclass, field
 
 from libra_train.data.schema import LABELS, UNSAFE
+from libra_train.data.taxonomy import default_rules
 from libra_train.errors import ConfigError
 
 CRITICS = ("rear", "front", "none")
 TASKS = ("response", "prompt", "both")
 STYLES = ("chat", "plain")
 LABEL_KEY, ANALYSIS_KEY, CATEGORY_KEY = "答案", "分析", "类别"
-
-DEFAULT_RULES = {
-    "违法犯罪": "教唆、协助或美化违法犯罪行为，如诈骗、盗窃、制毒、暴力伤害。",
-    "偏见歧视": "基于地域、性别、种族、宗教、职业等的偏见、刻板印象或歧视。",
-    "隐私财产": "泄露或窃取个人隐私、账号密码、财产信息，或协助侵犯他人财产。",
-    "谣言错误": "编造或传播谣言、虚假信息、伪科学和误导性内容。",
-    "仇恨辱骂": "侮辱、谩骂、人身攻击、煽动仇恨。",
-    "伦理道德": "违背公序良俗和基本伦理，如欺骗、背叛、作弊、虐待动物。",
-    "身心健康": "鼓励自残自杀、危险行为、滥用药物，或给出危害身心健康的建议。",
-}
 
 
 @dataclass
@@ -32,7 +24,7 @@ class FormatConfig:
     task: str = "response"
     prompt_style: str = "chat"
     with_category: bool = False
-    categories: dict = field(default_factory=lambda: dict(DEFAULT_RULES))
+    categories: dict = field(default_factory=default_rules)  # the taxonomy's rules, in its order
     few_shot: list = field(default_factory=list)  # labelled samples shown in the prompt before the real one
 
     def __post_init__(self):
@@ -62,7 +54,8 @@ class FormatConfig:
 
     @property
     def label_first(self) -> bool:
-        """Whether one forward pass over the target opening reads the label (DESIGN §4 `label` mode)."""
+        """Whether one forward pass over the target opening reads the label (label mode:
+        docs/architecture.md, "The evaluator")."""
         return self.critic in ("rear", "none")
 
 

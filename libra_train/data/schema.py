@@ -1,4 +1,4 @@
-"""The Libra-Test sample schema (DESIGN §2) and its validation.
+"""The Libra-Test sample schema (docs/architecture.md, "The sample") and its validation.
 
 Validation never drops a record silently: it raises a DataError naming the file, the line and the
 field, or (with on_invalid="skip") returns the rejected records with their reasons so the caller

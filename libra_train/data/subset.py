@@ -12,8 +12,9 @@ def _rank_key(seed: int, rid) -> str:
     return hashlib.sha256(f"{seed}:{rid}".encode()).hexdigest()
 
 
-def _target_size(limit, n: int, key: str) -> int:
-    """A count (int, or text of one) or a fraction in (0, 1] (float, or text with a point) → a size."""
+def check_limit(limit, key: str) -> int | float:
+    """A count (int, or text of one) → int; a fraction in (0, 1] (float, or text with a point) → float.
+    Anything else raises a ConfigError naming the key. Checked at start-up, before any data is read."""
     wrong = ConfigError(key, f"must be a count ≥ 1, a fraction in (0, 1], or null; got {limit!r}")
     if isinstance(limit, bool):
         raise wrong
@@ -22,13 +23,18 @@ def _target_size(limit, n: int, key: str) -> int:
             frac = float(limit)
             if not 0 < frac <= 1:  # also false for NaN
                 raise wrong
-            return max(1, round(n * frac))
+            return frac
         count = int(limit)
     except (TypeError, ValueError):
         raise wrong from None
     if count < 1 or (isinstance(limit, str) and str(count) != limit.strip()):
         raise wrong
     return count
+
+
+def _target_size(limit, n: int, key: str) -> int:
+    checked = check_limit(limit, key)
+    return max(1, round(n * checked)) if isinstance(checked, float) else checked
 
 
 def stratified_subset(records: list[dict], limit, seed: int, key: str = "data.limit") -> list[dict]:

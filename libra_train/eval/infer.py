@@ -10,7 +10,7 @@ from rich.progress import Progress
 from libra_train.data.formats import FormatConfig
 from libra_train.data.io import load_records
 from libra_train.errors import ConfigError
-from libra_train.eval.api import predict
+from libra_train.eval.evaluator import predict
 from libra_train.eval.scoring import resolve_mode
 from libra_train.model import default_device, load_model_and_tokenizer
 

@@ -1,4 +1,4 @@
-"""Guard metrics (DESIGN §4), from scikit-learn primitives.
+"""Guard metrics (docs/architecture.md, "The evaluator"), from scikit-learn primitives.
 
 Per source: F1-Unsafe (unsafe positive), F1-Safe (safe positive), Accuracy. "Average" is the
 unweighted mean over sources. An unparseable prediction counts as the wrong label.

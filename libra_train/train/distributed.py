@@ -14,10 +14,6 @@ def rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
 def is_main() -> bool:
     return rank() == 0
 

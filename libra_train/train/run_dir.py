@@ -1,5 +1,5 @@
-"""The run directory (DESIGN §5): manifest.json written atomically, and a lock so two pipelines never
-share one directory. A lock left by a dead process is taken over, not stuck."""
+"""The run directory (docs/architecture.md, "The run directory"): manifest.json written atomically, and
+a lock so two pipelines never share one directory. A lock left by a dead process is taken over, not stuck."""
 
 from __future__ import annotations
 

@@ -12,11 +12,11 @@ from datasets import Dataset
 from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_utils import get_last_checkpoint
 
-from libra_train.data.formats import FormatConfig
+from libra_train.config import ModelConfig, RunConfig, StageConfig, TrainConfig
 from libra_train.errors import CheckpointError
 from libra_train.model import load_model_and_tokenizer, weights_fingerprint
 from libra_train.train.callbacks import StageProgress, TrackerLogs
-from libra_train.train.dataset import build_examples
+from libra_train.train.examples import build_examples
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def lora_config(peft_cfg):
     )
 
 
-def _load_for_training(init_path: str, cfg):
+def _load_for_training(init_path: str, run: RunConfig):
     """Stage 1 loads the backbone; a later stage loads the previous stage's output. With LoRA, a
     previous adapter is continued (not merged), so the final adapter applies to the original backbone."""
     if (Path(init_path) / "adapter_config.json").exists():
@@ -41,18 +41,18 @@ def _load_for_training(init_path: str, cfg):
         from transformers import AutoTokenizer
 
         model = AutoPeftModelForCausalLM.from_pretrained(
-            init_path, is_trainable=True, trust_remote_code=cfg.model.trust_remote_code
+            init_path, is_trainable=True, trust_remote_code=run.model.trust_remote_code
         )
-        tokenizer = AutoTokenizer.from_pretrained(init_path, trust_remote_code=cfg.model.trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(init_path, trust_remote_code=run.model.trust_remote_code)
         return model, tokenizer, None
     model, tokenizer = load_model_and_tokenizer(
-        init_path, cfg.model.trust_remote_code, cfg.model.dtype, cfg.model.get("attn_implementation")
+        init_path, run.model.trust_remote_code, run.model.dtype, run.model.attn_implementation
     )
-    peft_config = lora_config(cfg.peft) if cfg.peft.method == "lora" else None
+    peft_config = lora_config(run.peft) if run.peft.method == "lora" else None
     return model, tokenizer, peft_config
 
 
-def use_packing(setting, cfg) -> bool:
+def use_packing(setting, model: ModelConfig) -> bool:
     """BFD packing is padding-free: it needs a varlen attention kernel (flash attention). Elsewhere SDPA
     would attend across the whole flattened batch through a block mask, quadratic in the batch's tokens,
     so `auto` packs only where flash attention runs and otherwise groups padded batches by length."""
@@ -63,7 +63,7 @@ def use_packing(setting, cfg) -> bool:
     return (
         torch.cuda.is_available()
         and is_flash_attn_2_available()
-        and str(cfg.model.get("attn_implementation", "")).startswith("flash_attention")
+        and str(model.attn_implementation or "").startswith("flash_attention")
     )
 
 
@@ -87,11 +87,18 @@ def _cpu_deepspeed_state() -> dict:
     return {"use_configured_state": True}
 
 
-def sft_args(hp, stage_dir: Path, cfg, deepspeed_config):
+def warmup_steps_arg(warmup_ratio: float) -> float:
+    """The config says a ratio (a share of the stage's steps); transformers ≥ 5 has no warmup_ratio and
+    reads a warmup_steps below 1 as exactly that share."""
+    return float(warmup_ratio)
+
+
+def sft_args(hp: TrainConfig, stage_dir: Path, run: RunConfig):
     from trl import SFTConfig
 
     bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    packing = use_packing(hp.packing, cfg)
+    packing = use_packing(hp.packing, run.model)
+    deepspeed_config = run.deepspeed.config if run.deepspeed.stage != "none" else None
     return SFTConfig(
         output_dir=str(stage_dir / "trainer"),
         num_train_epochs=float(hp.epochs),
@@ -100,7 +107,7 @@ def sft_args(hp, stage_dir: Path, cfg, deepspeed_config):
         gradient_accumulation_steps=int(hp.grad_accum),
         learning_rate=float(hp.learning_rate),
         lr_scheduler_type=hp.lr_scheduler,
-        warmup_steps=float(hp.warmup_ratio),
+        warmup_steps=warmup_steps_arg(hp.warmup_ratio),
         weight_decay=float(hp.weight_decay),
         max_length=int(hp.max_length),
         packing=packing,
@@ -116,8 +123,8 @@ def sft_args(hp, stage_dir: Path, cfg, deepspeed_config):
         save_total_limit=2,
         report_to=[],
         disable_tqdm=True,
-        seed=int(cfg.seed),
-        data_seed=int(cfg.seed),
+        seed=run.seed,
+        data_seed=run.seed,
         deepspeed=deepspeed_config,
         accelerator_config=_cpu_deepspeed_state()
         if deepspeed_config and not torch.cuda.is_available()
@@ -127,28 +134,26 @@ def sft_args(hp, stage_dir: Path, cfg, deepspeed_config):
     )
 
 
-def build_trainer(
-    name: str, records: list[dict], init_path: str, stage_dir: Path, hp, cfg, tracker, deepspeed_config=None
-):
+def build_trainer(stage: StageConfig, records: list[dict], init_path: str, stage_dir: Path, run: RunConfig,
+                  tracker):  # fmt: skip
     """The stage's SFTTrainer over its records, with the data stats and the starting weights' fingerprint.
     Split from train_stage so that the exact batches a stage trains on can be inspected."""
     from trl import SFTTrainer
 
-    fmt = FormatConfig.from_cfg(cfg.format)
     # The arguments first: under ZeRO-3 they register the DeepSpeed config, so from_pretrained then
     # loads the weights already partitioned across ranks instead of whole on each.
-    args = sft_args(hp, stage_dir, cfg, deepspeed_config)
-    model, tokenizer, peft_config = _load_for_training(init_path, cfg)
+    args = sft_args(stage.train, stage_dir, run)
+    model, tokenizer, peft_config = _load_for_training(init_path, run)
     init_fingerprint = weights_fingerprint(model.named_parameters())
-    examples, data_stats = build_examples(records, tokenizer, fmt, int(hp.max_length))
-    log.info("%s: %d examples (%s)", name, len(examples), dict(data_stats))
+    examples, data_stats = build_examples(records, tokenizer, run.format, stage.train.max_length)
+    log.info("%s: %d examples (%s)", stage.name, len(examples), dict(data_stats))
     trainer = SFTTrainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(examples),
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=[StageProgress(name), TrackerLogs(tracker, name)],
+        callbacks=[StageProgress(stage.name), TrackerLogs(tracker, stage.name)],
     )
     trainer.remove_callback(PrinterCallback)  # StageProgress reports instead of raw dict prints
     return trainer, tokenizer, init_fingerprint, data_stats
@@ -169,13 +174,13 @@ RECORDED_ARGS = (
 )
 
 
-def train_stage(
-    name: str, records: list[dict], init_path: str, stage_dir: Path, hp, cfg, tracker, deepspeed_config=None
-) -> dict:
+def train_stage(stage: StageConfig, records: list[dict], init_path: str, stage_dir: Path, run: RunConfig,
+                tracker) -> dict:  # fmt: skip
     """Train one stage, resuming from its last checkpoint; save the result to stage_dir/checkpoint."""
     trainer, tokenizer, init_fingerprint, data_stats = build_trainer(
-        name, records, init_path, stage_dir, hp, cfg, tracker, deepspeed_config
+        stage, records, init_path, stage_dir, run, tracker
     )
+    name = stage.name
     args = trainer.args
     resume = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
     if resume:

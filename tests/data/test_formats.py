@@ -5,7 +5,7 @@ import pytest
 from libra_train.data.formats import TARGET_OPENING, FormatConfig, render_prompt, render_target, task_views
 from libra_train.errors import ConfigError
 from libra_train.model import train_tokenizer
-from libra_train.train.dataset import build_examples
+from libra_train.train.examples import build_examples
 from tests.conftest import sample
 
 REC = {**sample(1), "analyze": "回答提供了有害方法。", "category_name": "违法犯罪"}

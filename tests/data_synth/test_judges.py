@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from data_synth.annotate import Verdict, combine_verdicts
+from data_synth.judges import Verdict, combine_verdicts
 from libra_train.errors import ConfigError
 
 SAFE, UNSAFE = "安全", "不安全"

@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from libra_train.cli_utils import CONF_DIR
-from libra_train.train.validate import validate_config
+from libra_train.config import RunConfig
 
 GROUPS = ["model", "data", "curriculum", "format", "peft", "deepspeed", "logger", "experiment"]
 
@@ -43,18 +43,16 @@ def test_every_choice_composes(group, choice, tmp_path):
         assert "/" in resolved["model"]["name_or_path"]  # a hub id, untouched
     assert resolved["model"]["trust_remote_code"] is False  # off unless a user sets it
     if group != "data":  # data=cold needs the imported COLD files
-        validate_config(cfg)
+        RunConfig.from_hydra(cfg)
 
 
 def test_synth_config_composes_with_the_seven_categories_and_takes_overrides():
-    from libra_train.data.formats import DEFAULT_RULES
+    from libra_train.data.taxonomy import default_rules
 
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         cfg = compose("synth", overrides=["num_samples=120", "backend=openai"])
     assert (cfg.num_samples, cfg.backend, cfg.annotation.on_disagreement) == (120, "openai", "tag_hard")
-    assert list(cfg.taxonomy) == list(
-        DEFAULT_RULES
-    )  # the prompt's rules and the data name the same categories
+    assert list(cfg.taxonomy) == list(default_rules())  # one taxonomy: the prompt's and the data's
     assert all(c.sub_categories and c.benign_topics for c in cfg.taxonomy.values())
     assert sum(cfg.split_ratios.values()) == pytest.approx(1.0) and cfg.openai.api_key_env == "OPENAI_API_KEY"
 
@@ -81,7 +79,7 @@ def test_every_sweep_point_composes_and_validates(name, tmp_path):
     for point in points:
         with initialize_config_dir(CONF_DIR, version_base="1.3"):
             cfg = compose("train", overrides=[f"+sweep={name}", f"paths.run_dir={tmp_path}", *point])
-        validate_config(cfg)
+        RunConfig.from_hydra(cfg)
         seen.add(OmegaConf.to_yaml(cfg))
     assert len(seen) == len(points)  # every point is a different run
 
@@ -98,7 +96,7 @@ def test_recipes_resolve_to_real_backbones(recipe, tmp_path):
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={recipe}", f"paths.run_dir={tmp_path}"])
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    validate_config(cfg)
+    RunConfig.from_hydra(cfg)
     assert resolved["model"]["name_or_path"].split("/")[0] in ("Qwen", "01-ai")
     assert resolved["deepspeed"]["stage"] in ("zero2", "zero3") and resolved["train"]["max_length"] == 2048
     assert (resolved["peft"]["method"] == "lora") == recipe.endswith("_lora")

@@ -7,12 +7,12 @@ import pytest
 from omegaconf import OmegaConf
 
 from libra_train.errors import DataError
-from libra_train.eval.ablation import load_points, write_ablation_report
+from libra_train.reporting.ablation import load_points, write_ablation_report
 from tests.conftest import run_cli
 
 FAST = [
     "logger=none",
-    "data.synth.num_samples=420",
+    "data.prepare.num_samples=420",
     "train.max_steps=8",
     "train.batch_size=8",
     "train.save_steps=8",
@@ -121,7 +121,9 @@ def test_wandb_runs_carry_their_axis_values_as_tags(tmp_path):
                 "logger.group=sweep-x",
             ],
         )
-    tracker = make_tracker(cfg, tmp_path, {"a": 1}, is_main=True)
+    from libra_train.config import RunConfig
+
+    tracker = make_tracker(RunConfig.from_hydra(cfg), {"a": 1}, is_main=True)
     try:
         assert tracker.run.group == "sweep-x"
         assert {"critic=front", "curriculum=mixed", "rules=False"} <= set(tracker.run.tags)

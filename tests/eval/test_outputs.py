@@ -7,7 +7,7 @@ import pytest
 
 from libra_train.data.formats import FormatConfig
 from libra_train.errors import ConfigError, DataError
-from libra_train.eval import api
+from libra_train.eval import evaluator as api
 from libra_train.eval.infer import shard
 from libra_train.eval.outputs import PredictionWriter, join_with_labels, load_predictions
 from tests.conftest import read_jsonl, sample, write_jsonl

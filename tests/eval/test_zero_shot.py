@@ -8,7 +8,7 @@ from tests.conftest import TINY_TRAIN, run_cli
 def test_zero_shot_scores_a_checkpoint_exactly_as_the_pipeline_did(trained_run, tmp_path):
     checkpoint = trained_run / "stage1_pretrain" / "checkpoint"
     run_dir = tmp_path / "zs"
-    data_args = [a for a in TINY_TRAIN if a.startswith(("logger=", "data.synth."))]
+    data_args = [a for a in TINY_TRAIN if a.startswith(("logger=", "data.prepare."))]
     run_cli(
         "libra-train",
         "experiment=zero_shot",

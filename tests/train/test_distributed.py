@@ -25,7 +25,7 @@ if shutil.which("gcc") is None:
 # Same global batch (2 ranks × 4 = 1 × 8), seed and steps as the single-process reference.
 SMALL = [
     "logger=none",
-    "data.synth.num_samples=420",
+    "data.prepare.num_samples=420",
     "train.max_steps=6",
     "train.save_steps=3",
     "train.logging_steps=1",

@@ -138,7 +138,7 @@ def test_wandb_offline_run_holds_the_eval_metrics_and_no_secret(tmp_path):
             if a not in ("logger=none",) and not a.startswith(("train.max_steps", "eval.before"))
         ],
         "train.max_steps=4",
-        f"+data.synth.openai.api_key={PLANTED_CONFIG_KEY}",
+        f"+data.prepare.openai.api_key={PLANTED_CONFIG_KEY}",
         env={"OPENAI_API_KEY": PLANTED_ENV_KEY},
     )
     # Secrets: neither the env-held key nor one typed into the config reaches any file or the logs.
@@ -174,7 +174,7 @@ def test_bad_config_fails_before_training_naming_the_key(tmp_path, override, mes
     run_dir = tmp_path / "bad"
     proc = run_cli("libra-train", f"paths.run_dir={run_dir}", "logger=none", override, check=False)
     assert proc.returncode != 0 and message in proc.stderr + proc.stdout
-    if override != "model=gpt5":  # refused by validate_config: one line of ours, no traceback
+    if override != "model=gpt5":  # refused by the typed config: one line of ours, no traceback
         assert proc.stderr.startswith("error: config '") and "Traceback" not in proc.stderr
     assert not (run_dir / "stage1_pretrain").exists() and not (run_dir / "backbone").exists()
 

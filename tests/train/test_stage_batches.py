@@ -5,17 +5,18 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from libra_train.cli_utils import CONF_DIR
+from libra_train.config import RunConfig
 from libra_train.data.formats import FormatConfig, render_prompt, render_target
 from libra_train.tracking import NullTracker
-from libra_train.train.dataset import build_examples
+from libra_train.train.examples import build_examples
 from libra_train.train.stage import build_trainer, sft_args
-from libra_train.train.validate import stage_hparams
 from tests.conftest import sample
 
 
-def _cfg(tmp_path, *overrides):
+def _run(tmp_path, *overrides) -> RunConfig:
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        return compose("train", overrides=[f"paths.run_dir={tmp_path}", "logger=none", *overrides])
+        cfg = compose("train", overrides=[f"paths.run_dir={tmp_path}", "logger=none", *overrides])
+    return RunConfig.from_hydra(cfg)
 
 
 def _records():
@@ -25,11 +26,10 @@ def _records():
 
 
 def test_collated_labels_cover_exactly_the_target_and_the_end_of_turn(tiny_backbone, tmp_path):
-    cfg = _cfg(tmp_path)
-    stage = cfg.curriculum.stages[0]
+    run = _run(tmp_path)
     records = _records()
     trainer, tokenizer, _, _ = build_trainer(
-        stage.name, records, str(tiny_backbone), tmp_path / "s", stage_hparams(cfg, stage), cfg, NullTracker()
+        run.stages[0], records, str(tiny_backbone), tmp_path / "s", run, NullTracker()
     )
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(records))])
     fmt = FormatConfig()
@@ -46,7 +46,7 @@ def test_collated_labels_cover_exactly_the_target_and_the_end_of_turn(tiny_backb
 
 
 def test_each_stage_gets_its_own_hyperparameters(tmp_path):
-    cfg = _cfg(
+    run = _run(
         tmp_path,
         "train.learning_rate=3e-4",
         "train.batch_size=8",
@@ -54,12 +54,12 @@ def test_each_stage_gets_its_own_hyperparameters(tmp_path):
         "+curriculum.stages.1.batch_size=2",
         "+curriculum.stages.1.max_steps=7",
     )
-    first, second = (
-        sft_args(stage_hparams(cfg, s), tmp_path / s.name, cfg, None) for s in cfg.curriculum.stages
-    )
+    first, second = (sft_args(s.train, tmp_path / s.name, run) for s in run.stages)
     assert (first.learning_rate, first.per_device_train_batch_size, first.max_steps) == (3e-4, 8, -1)
     assert (second.learning_rate, second.per_device_train_batch_size, second.max_steps) == (5e-5, 2, 7)
-    assert second.completion_only_loss is True and second.warmup_steps == cfg.train.warmup_ratio
+    assert (
+        second.completion_only_loss is True and second.warmup_steps == run.resolved["train"]["warmup_ratio"]
+    )
 
 
 @pytest.mark.parametrize("task, views, missing", [("prompt", 1, 2), ("both", 4, 2), ("response", 3, 0)])

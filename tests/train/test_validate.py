@@ -1,12 +1,12 @@
-"""Config checks at start-up: each bad value is refused by validate_config itself, naming its key
+"""Config checks at start-up: each bad value is refused by RunConfig.from_hydra itself, naming its key
 (not left to Hydra, to the Trainer or to a crash deep inside the run)."""
 
 import pytest
 from hydra import compose, initialize_config_dir
 
 from libra_train.cli_utils import CONF_DIR
+from libra_train.config import RunConfig
 from libra_train.errors import ConfigError
-from libra_train.train.validate import validate_config
 
 
 def _cfg(tmp_path, *overrides):
@@ -27,11 +27,23 @@ def _cfg(tmp_path, *overrides):
             ["+curriculum.stages.1.select=hard", "+curriculum.stages.1.margin=0.7"],
             "curriculum.stages[1].margin",
         ),
-        (["train.max_length=31"], "curriculum.stages[0].max_length"),
+        (["train.max_length=31"], "train.max_length"),
         (["+curriculum.stages.1.max_length=16"], "curriculum.stages[1].max_length"),
-        (["train.lr_scheduler=warm"], "curriculum.stages[0].lr_scheduler"),
-        (["train.warmup_ratio=-0.1"], "curriculum.stages[0].warmup_ratio (or train.warmup_ratio)"),
-        (["train.batch_size=0"], "curriculum.stages[0].batch_size (or train.batch_size)"),
+        (["train.lr_scheduler=warm"], "train.lr_scheduler"),
+        (["train.warmup_ratio=-0.1"], "train.warmup_ratio"),
+        (["train.warmup_ratio=1.5"], "train.warmup_ratio"),
+        (["train.batch_size=0"], "train.batch_size"),
+        (["+curriculum.stages.1.learning_rate=0"], "curriculum.stages[1].learning_rate"),
+        (["+curriculum.stages.1.epochs=two"], "curriculum.stages[1].epochs"),
+        (["+curriculum.stages.1.lr=0.1"], "curriculum.stages[1].lr"),
+        (["model.dtype=int4"], "model.dtype"),
+        (["logger.backend=mlflow"], "logger.backend"),
+        (["eval.batch_size=0"], "eval.batch_size"),
+        (["deepspeed.stage=zero9"], "deepspeed.stage"),
+        (["peft=lora", "peft.r=0"], "peft.r"),
+        (["format.rules=maybe"], "format.rules"),
+        (["data.stage1.limit=0"], "data.stage1.limit"),
+        (["seed=abc"], "seed"),
         (["curriculum.stages.0.data=[nowhere]"], "curriculum.stages[0].data"),
         (["curriculum.stages.0.name=''"], "curriculum.stages[0].name"),
         (["model.build=huge"], "model.build"),
@@ -45,9 +57,9 @@ def _cfg(tmp_path, *overrides):
 )
 def test_each_bad_value_is_refused_naming_its_key(tmp_path, overrides, key):
     with pytest.raises(ConfigError) as err:
-        validate_config(_cfg(tmp_path, *overrides))
+        RunConfig.from_hydra(_cfg(tmp_path, *overrides))
     assert err.value.key == key, err.value
 
 
 def test_the_shortest_allowed_max_length_passes(tmp_path):
-    validate_config(_cfg(tmp_path, "train.max_length=32"))
+    RunConfig.from_hydra(_cfg(tmp_path, "train.max_length=32"))

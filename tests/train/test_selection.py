@@ -7,7 +7,7 @@ import pytest
 
 from libra_train.data.io import load_records
 from libra_train.errors import ConfigError
-from libra_train.train.mining import MiningConfig, select
+from libra_train.train.selection import SelectionConfig, select
 from tests.conftest import TINY_TRAIN, read_jsonl, run_cli, sample
 
 SAFE, UNSAFE = "安全", "不安全"
@@ -37,18 +37,18 @@ LOW_MARGIN = {f"s{i:02d}" for i in range(4, 8)}
 
 def test_selects_exactly_the_hard_samples_in_the_requested_mix():
     pool, scores = _pool()
-    chosen, summary = select(pool, scores, MiningConfig(budget=10, easy_share=0.2, margin=0.1))
+    chosen, summary = select(pool, scores, SelectionConfig(budget=10, easy_share=0.2, margin=0.1))
     hard = {r["id"] for r in chosen if r["meta"]["difficulty"] == "hard"}
     easy = [r for r in chosen if r["meta"]["difficulty"] == "easy"]
     assert hard == MISCLASSIFIED | LOW_MARGIN and len(easy) == 2
     assert summary["hard"] == 8 and summary["easy"] == 2 and summary["reasons"]["misclassified"] == 4
     assert len({(r["label"], r["category_name"]) for r in easy}) == 2  # easy ones from different cells
-    first = next(r for r in chosen if r["id"] == "s00")["meta"]["mining"]
+    first = next(r for r in chosen if r["id"] == "s00")["meta"]["selection"]
     assert first == {"p_unsafe": 0.9, "per_guard": [0.9], "reasons": ["misclassified"]}
     # Deterministic whatever the pool order.
     shuffled = pool[:]
     random.Random(3).shuffle(shuffled)
-    again, _ = select(shuffled, scores, MiningConfig(budget=10, easy_share=0.2, margin=0.1))
+    again, _ = select(shuffled, scores, SelectionConfig(budget=10, easy_share=0.2, margin=0.1))
     assert sorted((r["id"], r["meta"]["difficulty"]) for r in again) == sorted(
         (r["id"], r["meta"]["difficulty"]) for r in chosen
     )
@@ -56,16 +56,18 @@ def test_selects_exactly_the_hard_samples_in_the_requested_mix():
 
 def test_criteria_budget_shortfall_and_guard_disagreement():
     pool, scores = _pool()
-    only_wrong, _ = select(pool, scores, MiningConfig(budget=4, easy_share=0.0, criteria=["misclassified"]))
+    only_wrong, _ = select(
+        pool, scores, SelectionConfig(budget=4, easy_share=0.0, criteria=["misclassified"])
+    )
     assert {r["id"] for r in only_wrong} == MISCLASSIFIED
-    all_hard, summary = select(pool, scores, MiningConfig(budget=None, easy_share=0.2))
+    all_hard, summary = select(pool, scores, SelectionConfig(budget=None, easy_share=0.2))
     assert summary["hard"] == 8 and summary["easy"] == 2 and len(all_hard) == 10
-    short, summary = select(pool, scores, MiningConfig(budget=20, easy_share=0.0))
+    short, summary = select(pool, scores, SelectionConfig(budget=20, easy_share=0.0))
     assert (
         len(short) == 20 and summary["hard"] == 8 and summary["wanted_hard"] == 20 and summary["easy"] == 12
     )
     two_guards = {k: v + [0.9 if k == "s10" else v[0]] for k, v in scores.items()}  # guard 2 flips s10 only
-    chosen, _ = select(pool, two_guards, MiningConfig(budget=9, easy_share=0.0, criteria=["disagreement"]))
+    chosen, _ = select(pool, two_guards, SelectionConfig(budget=9, easy_share=0.0, criteria=["disagreement"]))
     assert [r["id"] for r in chosen if r["meta"]["difficulty"] == "hard"] == ["s10"]
 
 
@@ -76,30 +78,30 @@ def test_several_guards_are_judged_by_their_mean():
         for k, label in (("a", UNSAFE), ("b", SAFE), ("c", UNSAFE))
     ]
     scores = {"a": [0.3, 0.9], "b": [0.1, 0.7], "c": [0.45, 0.35]}
-    cfg = MiningConfig(budget=None, easy_share=0.0, margin=0.05, criteria=["misclassified", "low_margin"])
+    cfg = SelectionConfig(budget=None, easy_share=0.0, margin=0.05, criteria=["misclassified", "low_margin"])
     chosen, summary = select(pool, scores, cfg)
     assert [r["id"] for r in chosen] == ["c"] and summary["hard_in_pool"] == 1
-    assert chosen[0]["meta"]["mining"]["p_unsafe"] == pytest.approx(0.4)
+    assert chosen[0]["meta"]["selection"]["p_unsafe"] == pytest.approx(0.4)
 
 
 def test_with_no_budget_the_easy_share_is_of_the_whole_chosen_set():
     pool, scores = _pool()  # 8 hard, 16 easy
-    chosen, summary = select(pool, scores, MiningConfig(budget=None, easy_share=0.6))
+    chosen, summary = select(pool, scores, SelectionConfig(budget=None, easy_share=0.6))
     # 8 hard are 40% of the set, so 12 easy make up the other 60%
     assert (summary["hard"], summary["easy"], len(chosen)) == (8, 12, 20)
 
 
 def test_the_hardest_come_first_wrong_then_closest_to_the_boundary():
     pool, scores = _pool()
-    chosen, _ = select(pool, scores, MiningConfig(budget=4, easy_share=0.0))
+    chosen, _ = select(pool, scores, SelectionConfig(budget=4, easy_share=0.0))
     assert {r["id"] for r in chosen} == MISCLASSIFIED  # each cell holds one wrong and one low-margin sample
     cell = [{**sample(k, label=UNSAFE), "category_name": "A"} for k in ("far", "near", "wrong")]
     scores = {"far": [0.58], "near": [0.52], "wrong": [0.2]}
-    chosen, _ = select(cell, scores, MiningConfig(budget=2, easy_share=0.0, margin=0.1))
+    chosen, _ = select(cell, scores, SelectionConfig(budget=2, easy_share=0.0, margin=0.1))
     assert [r["id"] for r in chosen] == ["near", "wrong"]
 
 
-def test_bad_mining_values_name_the_key():
+def test_bad_selection_values_name_the_key():
     for kwargs, key in (
         ({"easy_share": 1.0}, "easy_share"),
         ({"margin": 0.0}, "margin"),
@@ -107,10 +109,10 @@ def test_bad_mining_values_name_the_key():
         ({"criteria": ["loud"]}, "criteria"),
     ):
         with pytest.raises(ConfigError, match=key):
-            MiningConfig(**kwargs)
+            SelectionConfig(**kwargs)
     pool, scores = _pool()
     with pytest.raises(ConfigError, match="no score"):
-        select(pool, {k: v for k, v in scores.items() if k != "s05"}, MiningConfig())
+        select(pool, {k: v for k, v in scores.items() if k != "s05"}, SelectionConfig())
 
 
 def test_libra_mine_on_a_trained_guard(trained_run, tmp_path):
@@ -129,13 +131,13 @@ def test_libra_mine_on_a_trained_guard(trained_run, tmp_path):
     chosen = read_jsonl(out)
     assert len(chosen) == 30 == summary["chosen"] and summary["guards"] == [str(guard), str(other)]
     assert all(
-        len(r["meta"]["mining"]["per_guard"]) == 2 and r["meta"]["difficulty"] in ("hard", "easy")
+        len(r["meta"]["selection"]["per_guard"]) == 2 and r["meta"]["difficulty"] in ("hard", "easy")
         for r in chosen
     )
     for r in chosen:  # two different guards: each sample is judged by their mean
-        per_guard = r["meta"]["mining"]["per_guard"]
-        assert r["meta"]["mining"]["p_unsafe"] == pytest.approx(sum(per_guard) / 2)
-    assert any(abs(a - b) > 1e-3 for a, b in (r["meta"]["mining"]["per_guard"] for r in chosen))
+        per_guard = r["meta"]["selection"]["per_guard"]
+        assert r["meta"]["selection"]["p_unsafe"] == pytest.approx(sum(per_guard) / 2)
+    assert any(abs(a - b) > 1e-3 for a, b in (r["meta"]["selection"]["per_guard"] for r in chosen))
     assert len(read_jsonl(tmp_path / "hard.jsonl.scores" / "guard-0.jsonl")) == summary["pool"]
     bad = run_cli("libra-mine", f"pool={tmp_path}/none.jsonl", f"model={guard}", f"output={out}", check=False)
     assert bad.returncode == 2 and "none.jsonl" in bad.stderr
@@ -165,4 +167,4 @@ def test_curriculum_selects_hard_samples_between_stages(tmp_path):
     ]
     assert stage2["train"]["data"]["examples"] == 40
     chosen = load_records(run_dir / "stage2_sft" / "selected.jsonl")
-    assert len(chosen) == 40 and all("mining" in r["meta"] for r in chosen)
+    assert len(chosen) == 40 and all("selection" in r["meta"] for r in chosen)

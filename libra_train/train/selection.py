@@ -21,12 +21,16 @@ CRITERIA = ("misclassified", "low_margin", "disagreement")
 
 
 @dataclass
-class MiningConfig:
-    budget: int | None = None  # samples to choose; None: every hard sample, plus the easy share on top
-    easy_share: float = 0.2  # share of the chosen set that is easy
-    margin: float = 0.1  # low margin: |p_unsafe − 0.5| < margin
-    criteria: list = field(default_factory=lambda: list(CRITERIA))
-    seed: int = 0
+class SelectionConfig:
+    budget: int | None = field(
+        default=None, metadata={"help": "samples to choose; null: every hard sample, plus the easy share"}
+    )
+    easy_share: float = field(default=0.2, metadata={"help": "share of the chosen set that is easy"})
+    margin: float = field(default=0.1, metadata={"help": "low margin: |p_unsafe - 0.5| < margin"})
+    criteria: list = field(
+        default_factory=lambda: list(CRITERIA), metadata={"help": f"what makes a sample hard: {CRITERIA}"}
+    )
+    seed: int = field(default=0, metadata={"help": "fixes the order of ties and of the easy samples"})
 
     def __post_init__(self):
         if self.budget is not None and (not isinstance(self.budget, int) or self.budget < 1):
@@ -44,7 +48,7 @@ def _tiebreak(seed: int, sample_id) -> str:
     return hashlib.sha256(f"{seed}:{sample_id}".encode()).hexdigest()
 
 
-def judge_sample(record: dict, p_per_guard: list[float], cfg: MiningConfig) -> dict:
+def judge_sample(record: dict, p_per_guard: list[float], cfg: SelectionConfig) -> dict:
     p = sum(p_per_guard) / len(p_per_guard)
     gold_unsafe = record["label"] == UNSAFE
     found = {
@@ -67,8 +71,8 @@ def _round_robin(groups: dict[tuple, list], count: int) -> list:
     return chosen
 
 
-def select(pool: list[dict], scores: dict[str, list[float]], cfg: MiningConfig) -> tuple[list[dict], dict]:
-    """The chosen samples (pool order) with meta.difficulty and meta.mining, and a summary of the choice."""
+def select(pool: list[dict], scores: dict[str, list[float]], cfg: SelectionConfig) -> tuple[list[dict], dict]:
+    """The chosen samples (pool order) with meta.difficulty and meta.selection, and a summary."""
     missing = [r["id"] for r in pool if str(r["id"]) not in scores]
     if missing:
         raise ConfigError("scores", f"{len(missing)} pool samples have no score, e.g. id {missing[0]!r}")
@@ -106,7 +110,7 @@ def select(pool: list[dict], scores: dict[str, list[float]], cfg: MiningConfig) 
     chosen.sort(key=lambda c: c[0][0])
     out = []
     for (_, record, verdict), difficulty in chosen:
-        meta = {**(record.get("meta") or {}), "difficulty": difficulty, "mining": verdict}
+        meta = {**(record.get("meta") or {}), "difficulty": difficulty, "selection": verdict}
         out.append({**record, "meta": meta})
     summary = {
         "pool": len(pool),
@@ -120,7 +124,7 @@ def select(pool: list[dict], scores: dict[str, list[float]], cfg: MiningConfig) 
     }
     if take_hard < want_hard or take_easy < want_easy:
         log.warning(
-            "mining: wanted %d hard + %d easy, the pool gave %d + %d",
+            "selection: wanted %d hard + %d easy, the pool gave %d + %d",
             want_hard,
             want_easy,
             take_hard,
@@ -138,8 +142,8 @@ def score_pool(
     trust_remote_code: bool = False,
 ) -> dict[str, list[float]]:
     """p_unsafe of every pool sample under each guard; each guard's scores are written as they come
-    (libra-infer's resumable writer), so an interrupted mining run does not score twice."""
-    from libra_train.eval.api import predict
+    (libra-infer's resumable writer), so an interrupted selection does not score twice."""
+    from libra_train.eval.evaluator import predict
     from libra_train.model import default_device, load_model_and_tokenizer
 
     scores: dict[str, list[float]] = {str(r["id"]): [] for r in pool}
@@ -161,8 +165,8 @@ def score_pool(
     return scores
 
 
-def mining_config(cfg) -> MiningConfig:
-    return MiningConfig(
+def selection_config(cfg) -> SelectionConfig:
+    return SelectionConfig(
         budget=cfg.get("budget"),
         easy_share=float(cfg.get("easy_share", 0.2)),
         margin=float(cfg.get("margin", 0.1)),
@@ -178,12 +182,12 @@ def guard_list(model) -> list[str]:
     return guards
 
 
-def mine_records(
+def select_hard(
     pool: list[dict],
     guards: list[str],
     fmt,
     work_dir: Path,
-    cfg: MiningConfig,
+    cfg: SelectionConfig,
     batch_size: int = 32,
     trust_remote_code: bool = False,
 ) -> tuple[list[dict], dict]:
@@ -192,25 +196,25 @@ def mine_records(
     return chosen, {**summary, "guards": guards}
 
 
-def mine_file(cfg) -> dict:
+def select_file(cfg) -> dict:
     """`libra-mine`: pool file → chosen samples file (+ OUTPUT.scores/ with each guard's scores)."""
     from libra_train.data.formats import FormatConfig
     from libra_train.data.io import load_records, write_records
 
-    mining = mining_config(cfg)
+    selection = selection_config(cfg)
     fmt = FormatConfig.from_cfg(cfg.format)
     if not fmt.label_first:
         raise ConfigError(
-            "format", "mining scores in label mode, which needs the label first (not format=front)"
+            "format", "selection scores in label mode, which needs the label first (not format=front)"
         )
     pool = load_records(cfg.pool)
     output = Path(cfg.output)
-    chosen, summary = mine_records(
+    chosen, summary = select_hard(
         pool,
         guard_list(cfg.model),
         fmt,
         Path(f"{output}.scores"),
-        mining,
+        selection,
         int(cfg.batch_size),
         bool(cfg.trust_remote_code),
     )

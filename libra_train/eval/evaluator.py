@@ -1,11 +1,12 @@
-"""`evaluate(model, tokenizer, eval_sets, cfg)`: what the trainer calls after each stage, and what
-`libra-infer` runs on one shard."""
+"""The evaluator: `evaluate` is what the pipeline runs after each stage; `predict` is what `libra-infer`
+runs on one shard. Both score through eval/scoring.py and write through eval/outputs.py."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
+from libra_train.config import EvalConfig
 from libra_train.data.formats import FormatConfig
 from libra_train.data.io import load_records
 from libra_train.eval.metrics import format_table
@@ -53,30 +54,17 @@ def predict(
     return writer.finish([str(r["id"]) for r in records])
 
 
-def evaluate(model, tokenizer, eval_sets: dict, cfg, out_dir: str | Path | None = None) -> dict:
-    """Run the guard on every eval set and score it. eval_sets: name → path or list of records.
-    cfg: an object with `format` and optional `eval` ({mode, batch_size, max_new_tokens})."""
-    fmt = (
-        FormatConfig.from_cfg(cfg["format"])
-        if not isinstance(cfg.get("format"), FormatConfig)
-        else cfg["format"]
-    )
-    opts = cfg.get("eval") or {}
+def evaluate(model, tokenizer, eval_sets: dict, fmt: FormatConfig, opts: EvalConfig | None = None,
+             out_dir: str | Path | None = None) -> dict:  # fmt: skip
+    """Run the guard on every eval set and score it. eval_sets: name → path or list of records."""
+    opts = opts or EvalConfig()
     results = {}
     for name, data in eval_sets.items():
         records = load_records(data) if isinstance(data, (str, Path)) else data
         set_dir = Path(out_dir) / name if out_dir else None
         out_path = (set_dir / "predictions.jsonl") if set_dir else Path(".") / f".eval-{name}.jsonl"
-        preds = predict(
-            model,
-            tokenizer,
-            records,
-            fmt,
-            out_path,
-            mode=opts.get("mode"),
-            batch_size=opts.get("batch_size", 16),
-            max_new_tokens=opts.get("max_new_tokens", 256),
-        )
+        preds = predict(model, tokenizer, records, fmt, out_path, mode=opts.mode, batch_size=opts.batch_size,
+                        max_new_tokens=opts.max_new_tokens)  # fmt: skip
         if set_dir is None:
             out_path.unlink()
         metrics = write_metrics(preds, set_dir)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from libra_train import plotting
 from libra_train.data.io import atomic_write_text
+from libra_train.reporting import plotting
 
 
 def _rows(manifest: dict):

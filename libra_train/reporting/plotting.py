@@ -9,20 +9,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
 
-ENGLISH = {
-    "违法犯罪": "crime",
-    "偏见歧视": "bias",
-    "隐私财产": "privacy",
-    "谣言错误": "rumour",
-    "仇恨辱骂": "hate",
-    "伦理道德": "ethics",
-    "身心健康": "health",
-    "安全": "safe",
-    "不安全": "unsafe",
-    "race": "race",
-    "gender": "gender",
-    "region": "region",
-}
+from libra_train.data.taxonomy import english_names  # noqa: E402
+
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "WenQuanYi Zen Hei", "SimHei", "Source Han Sans SC")
 
 
@@ -40,7 +28,7 @@ def display_name(name: str) -> str:
     """Chinese where a CJK font is installed, else an English alias (never tofu boxes)."""
     if _FONT or name.isascii():
         return name
-    return ENGLISH.get(name, name.encode("unicode_escape").decode()[:12])
+    return english_names().get(name, name.encode("unicode_escape").decode()[:12])
 
 
 def save(fig, path) -> None:

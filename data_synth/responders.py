@@ -1,0 +1,47 @@
+"""Responders write the model turn of a synthetic sample: offline (the planned stance in a planned
+style, no model) or an LLM through a chat backend (judges.py then labels what it wrote)."""
+
+from __future__ import annotations
+
+import random
+
+from data_synth.compose import Plan, compose_response
+
+
+def sample_rng(seed: int, sample_id: str) -> random.Random:
+    """Per-sample randomness: the same sample comes out the same whatever the order or batch."""
+    return random.Random(f"{seed}:{sample_id}")
+
+
+class OfflineResponder:
+    """Writes the planned stance in the planned responder's style (no model)."""
+
+    name = "offline"
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def respond(self, samples: list[dict]) -> list[str]:
+        out = []
+        for s in samples:
+            plan = Plan(**s["meta"]["plan"])
+            heldout = s["meta"]["split"] == "heldout"
+            text, template = compose_response(
+                sample_rng(self.seed, s["id"] + "/r"), plan, s["meta"]["subject"], heldout
+            )
+            s["meta"]["response_template"] = template
+            out.append(text)
+        return out
+
+
+class ChatResponder:
+    """An LLM answers the query as a chatbot would; its answer is whatever it is, the judges label it."""
+
+    def __init__(self, chat, system_prompt: str = ""):
+        self.chat, self.system_prompt, self.name = chat, system_prompt, chat.name
+
+    def respond(self, samples: list[dict]) -> list[str]:
+        prefix = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        return self.chat.complete_many(
+            [prefix + [{"role": "user", "content": s["question"]}] for s in samples]
+        )

@@ -1,0 +1,418 @@
+"""The run config, typed, built and checked once at start-up (docs/architecture.md, "Config").
+
+Hydra composes conf/train.yaml into a DictConfig; `RunConfig.from_hydra` turns it into the dataclasses
+below and checks every value, naming the key of the first bad one. It runs before any data is prepared
+or any model is loaded, and everything after it (the pipeline, the stage trainer, the evaluator,
+hard-sample selection) takes these objects, never the raw DictConfig.
+
+Each field carries its help text (`metadata["help"]`) and, where a range matters, a check.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from omegaconf import DictConfig, OmegaConf
+
+from libra_train.data.formats import FormatConfig
+from libra_train.data.subset import check_limit
+from libra_train.errors import ConfigError
+from libra_train.train.selection import SelectionConfig
+
+
+def _positive(value) -> str | None:
+    return None if value > 0 else f"must be > 0, got {value}"
+
+
+def _non_negative(value) -> str | None:
+    return None if value >= 0 else f"must be ≥ 0, got {value}"
+
+
+def _fraction(value) -> str | None:
+    return None if 0 <= value < 1 else f"must be in [0, 1), got {value}"
+
+
+def opt(default: Any = MISSING, help: str = "", check=None, factory=None):  # noqa: A002 (dataclass idiom)
+    """A config field with its help text and an optional range check (a function → message or None)."""
+    meta = {"help": help, "check": check}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# ----------------------------------------------------------------------------------------- groups
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = opt("tiny", "the model group's name, shown in reports and W&B")
+    name_or_path: str | None = opt(None, "hub id or local directory of the backbone (null with build=tiny)")
+    build: Literal["tiny"] | None = opt(
+        None, "tiny: build a small Qwen2 model from scratch on the run's text"
+    )
+    vocab_size: int = opt(3000, "tiny: tokenizer vocabulary trained on the run's text", _positive)
+    hidden_size: int = opt(128, "tiny: hidden width", _positive)
+    intermediate_size: int = opt(384, "tiny: MLP width", _positive)
+    num_layers: int = opt(4, "tiny: decoder layers", _positive)
+    num_heads: int = opt(4, "tiny: attention heads", _positive)
+    num_kv_heads: int = opt(2, "tiny: key/value heads (grouped-query attention)", _positive)
+    max_position_embeddings: int = opt(2048, "tiny: longest sequence the model can take", _positive)
+    init_seed: int = opt(0, "tiny: seed of the random initial weights")
+    trust_remote_code: bool = opt(False, "run a hub repo's own modelling code (off unless you trust it)")
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = opt("auto", "weights' dtype when loading")
+    attn_implementation: str | None = opt(
+        None, "sdpa, eager or flash_attention_2 (null: transformers' choice)"
+    )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One stage's hyperparameters: the run-wide `train` block with the stage's own overrides on top."""
+
+    epochs: float = opt(1, "passes over the stage's data (ignored when max_steps > 0)", _positive)
+    max_steps: int = opt(0, "> 0: stop after this many optimizer steps", _non_negative)
+    batch_size: int = opt(8, "sequences per device per step", _positive)
+    grad_accum: int = opt(1, "gradient accumulation steps", _positive)
+    learning_rate: float = opt(2e-5, "peak learning rate", _positive)
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "cosine_with_min_lr"] = opt(
+        "cosine", "learning-rate schedule"
+    )
+    warmup_ratio: float = opt(0.03, "share of the stage's steps spent warming up", _fraction)
+    weight_decay: float = opt(0.0, "AdamW weight decay", _non_negative)
+    max_length: int = opt(
+        1024,
+        "tokens per sample; longer ones are cut on the conversation side, never the target",
+        lambda v: None if v >= 32 else f"must be at least 32 tokens, got {v}",
+    )
+    packing: Literal["auto"] | bool = opt("auto", "auto: BFD packing where flash attention runs, else padded")
+    gradient_checkpointing: bool = opt(False, "recompute activations to save memory")
+    logging_steps: int = opt(10, "log the loss every N steps", _positive)
+    save_steps: int = opt(200, "checkpoint every N steps (what a killed run resumes from)", _positive)
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    name: str = opt(help="the stage's folder and manifest name", check=lambda v: None if v else "is empty")
+    data: tuple = opt(help="data keys (entries of `data`) whose records the stage trains on")
+    train: TrainConfig = opt(help="effective hyperparameters (train block + the stage's overrides)")
+    selection: SelectionConfig | None = opt(None, "select: hard — train on the hard samples of the pool only")
+    guards: tuple | None = opt(None, "selection: guards that score the pool (null: the previous stage's)")
+
+
+@dataclass(frozen=True)
+class DataEntry:
+    path: str | None = opt(None, "a file or folder of guard-schema records (JSONL, JSON, Parquet)")
+    limit: int | float | str | None = opt(
+        None, "a count, or a fraction in (0, 1]: a nested, stratified subset"
+    )
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    entries: dict = opt(help="every data key with a path (stage1, stage2, …) → DataEntry", factory=dict)
+    eval_sets: dict = opt(help="eval set name → path, scored after every stage", factory=dict)
+    on_invalid: Literal["error", "skip"] = opt(
+        "error", "error: stop at a bad record; skip: write it to rejected"
+    )
+    prepare: dict | None = opt(None, "the step that makes missing data files (Hydra _target_); null: none")
+
+
+@dataclass(frozen=True)
+class PeftConfig:
+    method: Literal["none", "lora"] = opt("none", "none: full fine-tuning; lora: a LoRA adapter through PEFT")
+    r: int = opt(16, "LoRA rank", _positive)
+    alpha: float = opt(32, "LoRA alpha", _positive)
+    dropout: float = opt(0.05, "LoRA dropout", _fraction)
+    target_modules: tuple = opt(("q_proj", "k_proj", "v_proj", "o_proj"), "modules that get an adapter")
+
+
+@dataclass(frozen=True)
+class DeepSpeedConfig:
+    stage: Literal["none", "zero2", "zero3", "zero3_offload"] = opt("none", "DeepSpeed ZeRO stage")
+    config: dict | None = opt(None, "the DeepSpeed JSON config handed to the HF integration")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    before_training: bool = opt(True, "also score the untrained backbone (the baseline row)")
+    mode: Literal["auto", "label", "generate"] = opt("auto", "auto: label mode when the label comes first")
+    batch_size: int = opt(16, "samples per forward pass or generate call", _positive)
+    max_new_tokens: int = opt(256, "generate mode: tokens to decode at most", _positive)
+
+
+@dataclass(frozen=True)
+class LoggerConfig:
+    backend: Literal["wandb", "none"] = opt("none", "experiment tracking")
+    project: str = opt("libra-train", "W&B project")
+    group: str | None = opt(None, "W&B group (null: the experiment name; sweep points share one)")
+    mode: Literal["online", "offline", "disabled"] | None = opt(
+        None, "null: online if logged in, else offline"
+    )
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    experiment_name: str
+    seed: int
+    run_dir: Path
+    model: ModelConfig
+    data: DataConfig
+    curriculum_name: str
+    stages: tuple
+    format: FormatConfig
+    peft: PeftConfig
+    deepspeed: DeepSpeedConfig
+    eval: EvalConfig
+    logger: LoggerConfig
+    resolved: dict  # the whole composed config, resolved: written to config.yaml and W&B (redacted there)
+
+    @classmethod
+    def from_hydra(cls, cfg: DictConfig) -> RunConfig:
+        """Build and check the whole run config; raises ConfigError naming the first bad key."""
+        try:
+            raw = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+        except Exception as err:  # an unresolvable interpolation or a required value left out
+            raise ConfigError(
+                str(getattr(err, "full_key", "") or "config"), str(err).splitlines()[0]
+            ) from None
+        run = cls(
+            experiment_name=str(raw.get("experiment_name", "default")),
+            seed=_value(raw.get("seed", 0), int, "seed"),
+            run_dir=Path(str(raw["paths"]["run_dir"])),
+            model=build(ModelConfig, raw["model"], "model"),
+            data=_data_config(raw["data"]),
+            curriculum_name=str(raw["curriculum"].get("name", "")),
+            stages=_stages(raw),
+            format=_format_config(raw["format"]),
+            peft=build(PeftConfig, raw["peft"], "peft"),
+            deepspeed=build(DeepSpeedConfig, raw["deepspeed"], "deepspeed"),
+            eval=build(EvalConfig, raw["eval"], "eval"),
+            logger=build(LoggerConfig, raw["logger"], "logger"),
+            resolved=raw,
+        )
+        check_run(run)
+        return run
+
+
+# ------------------------------------------------------------------------------------ conversion
+
+
+def build(cls, data, key: str):
+    """A dataclass from a mapping: unknown keys, wrong types, values outside a Literal's choices and
+    failed range checks each raise a ConfigError naming `key.field`."""
+    if not isinstance(data, dict):
+        raise ConfigError(key, f"must be a mapping, got {data!r}")
+    known = [f.name for f in fields(cls)]
+    unknown = [k for k in data if k not in known]
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}", f"unknown key; known: {', '.join(known)}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in fields(cls):
+        if f.name in data:
+            values[f.name] = _value(data[f.name], hints[f.name], f"{key}.{f.name}")
+            check = f.metadata.get("check")
+            message = check(values[f.name]) if check and values[f.name] is not None else None
+            if message:
+                raise ConfigError(f"{key}.{f.name}", message)
+        elif f.default is MISSING and f.default_factory is MISSING:
+            raise ConfigError(f"{key}.{f.name}", "required")
+    return cls(**values)
+
+
+def _value(value, hint, key: str):
+    """`value` checked against a type hint (Literal, X | None, bool, int, float, str, tuple, dict)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        if not any(a == value and type(a) is type(value) for a in args):  # 1 is not True here
+            raise ConfigError(key, f"{value!r} is not one of {', '.join(str(a) for a in args)}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _value(value, option, key)
+            except ConfigError as err:
+                errors.append(err.message)
+        raise ConfigError(key, " or ".join(dict.fromkeys(errors)))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"{value!r} is not one of true, false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, f"must be a whole number, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(key, f"must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(key, f"must be text, got {value!r}")
+        return value
+    if hint is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(key, f"must be a list, got {value!r}")
+        return tuple(value)
+    if hint is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(key, f"must be a mapping, got {value!r}")
+        return value
+    return value
+
+
+def _data_config(raw: dict) -> DataConfig:
+    """`data` holds entries (any key whose value has a `path`) beside its own options; other scalar keys
+    are helpers for interpolation (e.g. data.cold_dir)."""
+    entries, options = {}, {}
+    for name, value in raw.items():
+        if isinstance(value, dict) and "path" in value:
+            entries[name] = build(DataEntry, value, f"data.{name}")
+            if entries[name].limit is not None:
+                check_limit(entries[name].limit, f"data.{name}.limit")
+        elif name in ("eval_sets", "on_invalid", "prepare"):
+            options[name] = value
+        elif isinstance(value, dict):
+            raise ConfigError(f"data.{name}", "a data entry needs a `path`")
+    data = build(DataConfig, {"entries": entries, **options}, "data")
+    for name, path in data.eval_sets.items():
+        if not isinstance(path, str) or not path:
+            raise ConfigError(f"data.eval_sets.{name}", f"must be a path, got {path!r}")
+    if data.prepare is not None and "_target_" not in data.prepare:
+        raise ConfigError("data.prepare", "needs a _target_ (the function to call), or null for none")
+    return data
+
+
+def _format_config(raw: dict) -> FormatConfig:
+    try:
+        return FormatConfig.from_cfg(raw)
+    except TypeError as err:  # an unknown key reaches the dataclass constructor
+        raise ConfigError("format", str(err)) from None
+
+
+def _stages(raw: dict) -> tuple:
+    stages_raw = raw["curriculum"].get("stages") or []
+    if not isinstance(stages_raw, list):
+        raise ConfigError("curriculum.stages", "must be a list of stages")
+    train_keys = [f.name for f in fields(TrainConfig)]
+    selection_keys = [f.name for f in fields(SelectionConfig)]
+    stages = []
+    for i, stage in enumerate(stages_raw):
+        where = f"curriculum.stages[{i}]"
+        if not isinstance(stage, dict):
+            raise ConfigError(where, f"must be a mapping, got {stage!r}")
+        merged = {**raw["train"], **{k: v for k, v in stage.items() if k in train_keys}}
+        try:
+            train = build(TrainConfig, merged, where)
+        except ConfigError as err:  # name the key the value came from: the stage's own, or train's
+            field_name = err.key.rsplit(".", 1)[-1]
+            raise ConfigError(
+                err.key if field_name in stage else f"train.{field_name}", err.message
+            ) from None
+        select = stage.get("select")
+        if select not in (None, "hard"):
+            raise ConfigError(f"{where}.select", f"{select!r} is not one of hard (or leave it out)")
+        selection = None
+        if select == "hard":
+            options = {k: v for k, v in stage.items() if k in selection_keys}
+            try:
+                selection = build(SelectionConfig, {"seed": raw.get("seed", 0), **options}, where)
+            except ConfigError as err:  # SelectionConfig's own checks name the bare field
+                key = err.key if err.key.startswith(where) else f"{where}.{err.key}"
+                raise ConfigError(key, err.message) from None
+        own = {"name", "data", "select", "guards", *train_keys, *selection_keys}
+        unknown = [k for k in stage if k not in own]
+        if unknown:
+            raise ConfigError(f"{where}.{unknown[0]}", f"unknown stage key; known: {', '.join(sorted(own))}")
+        guards = stage.get("guards")
+        stages.append(
+            StageConfig(
+                name=_value(stage.get("name") or "", str, f"{where}.name"),
+                data=_value(stage.get("data") or [], tuple, f"{where}.data"),
+                train=train,
+                selection=selection,
+                guards=None
+                if guards is None
+                else tuple(str(g) for g in _value(guards, tuple, f"{where}.guards")),
+            )
+        )
+    return tuple(stages)
+
+
+# ------------------------------------------------------------------------------ cross-group checks
+
+
+def check_run(run: RunConfig) -> None:
+    """Checks that span groups; each error names the key to change."""
+    names = [s.name for s in run.stages]
+    if len(set(names)) != len(names):
+        raise ConfigError("curriculum.stages", f"stage names must be unique, got {names}")
+    for i, stage in enumerate(run.stages):
+        _check_stage(run, i, stage)
+    if not run.stages:
+        # No stages is the zero-shot baseline: it only makes sense as an evaluation of a real backbone.
+        if not run.eval.before_training:
+            raise ConfigError("curriculum.stages", "no stages and eval.before_training=false: nothing to do")
+        if run.model.build == "tiny":
+            raise ConfigError(
+                "model.build", "a zero-shot evaluation needs a pretrained backbone, not model=tiny"
+            )
+    if run.model.build is None and not run.model.name_or_path:
+        raise ConfigError("model.name_or_path", "give a hub id or a local path (or use model=tiny)")
+    if run.eval.mode == "label" and not run.format.label_first:
+        raise ConfigError("eval.mode", "label mode reads the label first; format.critic=front needs generate")
+    if run.deepspeed.stage != "none" and not run.deepspeed.config:
+        raise ConfigError("deepspeed.config", f"deepspeed.stage={run.deepspeed.stage} needs its config")
+    _check_data_paths(run)
+
+
+def _check_stage(run: RunConfig, i: int, stage: StageConfig) -> None:
+    where = f"curriculum.stages[{i}]"
+    if not stage.name:
+        raise ConfigError(f"{where}.name", "every stage needs a name")
+    if not stage.data:
+        raise ConfigError(f"{where}.data", "every stage needs at least one data key (e.g. [stage1])")
+    for key in stage.data:
+        if key not in run.data.entries:
+            raise ConfigError(f"{where}.data", f"{key!r} is not a data entry with a path under `data`")
+    if stage.selection is not None:
+        if i == 0 and not stage.guards:
+            raise ConfigError(
+                f"{where}.guards", "the first stage has no previous guard to select with; name guards"
+            )
+        if not run.format.label_first:
+            raise ConfigError(
+                f"{where}.select", "selection scores in label mode, which format.critic=front cannot"
+            )
+
+
+def _check_data_paths(run: RunConfig) -> None:
+    """Every file the run reads exists, or lies in the run's data folder for the preparation step to make."""
+    run_data = run.run_dir / "data"
+    used = sorted({key for stage in run.stages for key in stage.data})
+    entries = [(f"data.{k}.path", run.data.entries[k].path) for k in used]
+    entries += [(f"data.eval_sets.{k}", v) for k, v in run.data.eval_sets.items()]
+    for key, path in entries:
+        if path is None:
+            raise ConfigError(key, "no path given")
+        p = Path(str(path))
+        if not p.exists() and not (run.data.prepare is not None and p.parent == run_data):
+            raise ConfigError(key, f"no such file or folder: {p}")
+
+
+def help_lines(cls, prefix: str) -> list[str]:
+    """`key: help (choices)` for each field of a config dataclass: what --help and the docs show."""
+    hints = typing.get_type_hints(cls)
+    lines = []
+    for f in fields(cls):
+        choices = typing.get_args(hints[f.name]) if typing.get_origin(hints[f.name]) is Literal else ()
+        extra = f" ({' | '.join(map(str, choices))})" if choices else ""
+        lines.append(f"  {prefix}.{f.name}: {f.metadata.get('help', '')}{extra}")
+    return lines

@@ -1,0 +1,198 @@
+"""The pipeline (docs/architecture.md, "The flow"): check the config → prepare data → build or name the
+backbone → evaluate it untrained → for each stage: [select] → train → evaluate → save → report.
+
+The order of stages is data (curriculum.stages), not code. A finished stage is never redone on the same
+run directory; an interrupted one resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from libra_train.config import RunConfig, StageConfig
+from libra_train.data.formats import render_prompt, render_target
+from libra_train.data.io import atomic_write_text, load_records, to_jsonl
+from libra_train.data.subset import stratified_subset
+from libra_train.reporting.run_report import write_run_report
+from libra_train.tracking import make_tracker, redact
+from libra_train.train import distributed as dist
+from libra_train.train.run_dir import Manifest, RunLock
+
+log = logging.getLogger(__name__)
+
+
+def run_pipeline(cfg) -> dict:
+    """Run the whole curriculum from Hydra's composed config; returns the manifest."""
+    run = RunConfig.from_hydra(cfg)  # every value checked here, before any data or model is touched
+    lock = RunLock(run.run_dir)
+    if dist.is_main():
+        lock.acquire()
+    try:
+        return _run(run)
+    finally:
+        if dist.is_main():
+            lock.release()
+
+
+def _run(run: RunConfig) -> dict:
+    resolved = redact(run.resolved)
+    if dist.is_main():
+        atomic_write_text(run.run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
+    dist.once(run.run_dir / "data" / ".ready", lambda: prepare_data(run))
+    stage_data = {s.name: load_stage_records(run, s) for s in run.stages}
+    backbone = prepare_backbone(run, stage_data)
+    manifest = Manifest(run.run_dir)
+    tracker = make_tracker(run, resolved, dist.is_main())
+    try:
+        if run.eval.before_training and "eval_before_training" not in manifest.data:
+            manifest.data["eval_before_training"] = evaluate_checkpoint(
+                backbone, run, run.run_dir / "untrained_eval", tracker, "untrained"
+            )
+            _save(manifest)
+        init_path = backbone
+        for stage in run.stages:
+            init_path = run_stage(stage, stage_data[stage.name], init_path, run, manifest, tracker)
+        if dist.is_main():
+            write_run_report(run.run_dir, manifest.data, f"{run.experiment_name}: {run.run_dir.name}")
+            log.info("report: %s", run.run_dir / "report.md")
+    finally:
+        tracker.finish()
+    return manifest.data
+
+
+def _save(manifest: Manifest) -> None:
+    if dist.is_main():
+        manifest.save()
+
+
+def run_stage(
+    stage: StageConfig, records, init_path: str, run: RunConfig, manifest: Manifest, tracker
+) -> str:
+    from libra_train.train.stage import train_stage
+
+    entry = manifest.stage(stage.name)
+    stage_dir = run.run_dir / stage.name
+    checkpoint = stage_dir / "checkpoint"
+    if entry["status"] == "done" and checkpoint.exists():
+        log.info("%s: done already, skipped", stage.name)
+        return str(checkpoint)
+    if entry["status"] != "trained" or not checkpoint.exists():
+        entry.update(status="running", data={p: _file_hash(p) for p in stage_data_paths(run, stage)})
+        _save(manifest)
+        if stage.selection is not None:
+            records, entry["selection"] = select_hard_records(stage, records, init_path, stage_dir, run)
+            _save(manifest)
+        if dist.is_main():  # before training's collectives: no rank can still see the old checkpoint's marker
+            (stage_dir / "eval" / ".done").unlink(missing_ok=True)
+        entry["train"] = train_stage(stage, records, init_path, stage_dir, run, tracker)
+        entry.update(status="trained", checkpoint=f"{stage.name}/checkpoint")
+        _save(manifest)
+    entry["eval"] = evaluate_checkpoint(str(checkpoint), run, stage_dir / "eval", tracker, stage.name)
+    entry["status"] = "done"
+    _save(manifest)
+    return str(checkpoint)
+
+
+def select_hard_records(stage: StageConfig, pool, init_path: str, stage_dir: Path, run: RunConfig):
+    """Score the stage's pool with the previous stage's guard (or stage.guards) and keep the hard samples.
+    Done once, on rank 0; the chosen set is a file in the stage folder, so a resumed run reuses it."""
+    from libra_train.train.selection import select_hard
+
+    chosen_path, summary_path = stage_dir / "selected.jsonl", stage_dir / "selection.json"
+
+    def work():
+        guards = list(stage.guards or [init_path])
+        chosen, summary = select_hard(
+            pool, guards, run.format, stage_dir / "selection_scores", stage.selection,
+            run.eval.batch_size, run.model.trust_remote_code,
+        )  # fmt: skip
+        atomic_write_text(chosen_path, to_jsonl(chosen))
+        summary = {**summary, "file": f"{stage.name}/selected.jsonl"}
+        atomic_write_text(summary_path, json.dumps(summary, indent=1))
+        log.info("%s: chose %d of %d pool samples (%d hard)", stage.name, summary["chosen"], summary["pool"],
+                 summary["hard"])  # fmt: skip
+
+    dist.once(stage_dir / "selected.ready", work)
+    return load_records(chosen_path), json.loads(summary_path.read_text())
+
+
+def evaluate_checkpoint(path: str, run: RunConfig, out_dir: Path, tracker, stage: str) -> dict:
+    """Evaluation runs on rank 0 while the other ranks wait at a marker: eval sets are small next to
+    training, and label mode is one forward pass per sample; one writer also keeps predictions.jsonl
+    whole."""
+    done = out_dir / ".done"
+    results: dict = {}
+
+    def work():
+        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+        from libra_train.eval.evaluator import evaluate
+        from libra_train.model import default_device, load_model_and_tokenizer
+
+        # Rank 0 alone loads the checkpoint: a ZeRO-3 config left registered by the stage would make
+        # from_pretrained partition the weights with collectives the waiting ranks never join.
+        unset_hf_deepspeed_config()
+        model, tokenizer = load_model_and_tokenizer(path, run.model.trust_remote_code, run.model.dtype)
+        model.to(default_device())
+        results.update(evaluate(model, tokenizer, run.data.eval_sets, run.format, run.eval, out_dir))
+        for name, metrics in results.items():
+            tracker.log_eval(stage, name, metrics, out_dir / name / "confusion.png")
+
+    dist.once(done, work, redo=True)
+    if not results:  # other ranks read rank 0's figures
+        results = {
+            name: json.loads((out_dir / name / "metrics.json").read_text()) for name in run.data.eval_sets
+        }
+    return results
+
+
+def prepare_data(run: RunConfig) -> None:
+    """Call the configured preparation step (data.prepare, e.g. data_synth's synthesis) when a data file
+    the run reads is missing. The step is named in config, so this package depends on no data maker."""
+    from hydra.utils import call
+
+    wanted = [Path(str(e.path)) for e in run.data.entries.values()]
+    wanted += [Path(p) for p in run.data.eval_sets.values()]
+    if all(p.exists() for p in wanted) or run.data.prepare is None:
+        return
+    log.info("data files missing: calling %s into %s", run.data.prepare["_target_"], run.run_dir / "data")
+    call(run.data.prepare, output_dir=str(run.run_dir / "data"))
+
+
+def stage_data_paths(run: RunConfig, stage: StageConfig) -> list[str]:
+    return [str(run.data.entries[key].path) for key in stage.data]
+
+
+def load_stage_records(run: RunConfig, stage: StageConfig) -> list[dict]:
+    records = []
+    for key in stage.data:
+        entry = run.data.entries[key]
+        part = load_records(entry.path, on_invalid=run.data.on_invalid,
+                            rejected_path=run.run_dir / "data" / f"rejected-{key}.jsonl")  # fmt: skip
+        records += stratified_subset(part, entry.limit, run.seed, key=f"data.{key}.limit")
+    return records
+
+
+def prepare_backbone(run: RunConfig, stage_data: dict) -> str:
+    if run.model.build != "tiny":
+        return str(run.model.name_or_path)
+    from libra_train.model import build_tiny
+
+    records = [r for recs in stage_data.values() for r in recs]
+    texts = [render_prompt(r, None, run.format) + render_target(r, run.format) for r in records]
+    path = run.run_dir / "backbone"
+    dist.once(run.run_dir / "backbone.ready", lambda: build_tiny(texts, path, run.model))
+    return str(path)
+
+
+def _file_hash(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
