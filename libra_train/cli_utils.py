@@ -34,10 +34,15 @@ def clear_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from omegaconf.errors import MissingMandatoryValue
+
         try:
             return fn(*args, **kwargs)
         except LibraError as err:
             print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+        except MissingMandatoryValue as err:  # a `???` key of the command's config left out
+            print(f"error: config '{err.full_key}': required; give {err.full_key}=...", file=sys.stderr)
             sys.exit(2)
 
     return wrapper

@@ -179,6 +179,8 @@ class RunConfig:
             raise ConfigError(
                 str(getattr(err, "full_key", "") or "config"), str(err).splitlines()[0]
             ) from None
+        if not str(raw["paths"].get("run_dir") or "").strip():
+            raise ConfigError("paths.run_dir", "is empty; give the run directory")
         run = cls(
             experiment_name=str(raw.get("experiment_name", "default")),
             seed=_value(raw.get("seed", 0), int, "seed"),

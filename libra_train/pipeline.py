@@ -18,8 +18,9 @@ from libra_train.config import RunConfig, StageConfig
 from libra_train.data.formats import render_prompt, render_target
 from libra_train.data.io import atomic_write_text, load_records, to_jsonl
 from libra_train.data.subset import stratified_subset
+from libra_train.redaction import redact
 from libra_train.reporting.run_report import write_run_report
-from libra_train.tracking import make_tracker, redact
+from libra_train.tracking import make_tracker
 from libra_train.train import distributed as dist
 from libra_train.train.run_dir import Manifest, RunLock
 

@@ -5,48 +5,12 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 
+from libra_train.redaction import redact, redact_args
+
 log = logging.getLogger(__name__)
-SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential)", re.IGNORECASE)
-REDACTED = "***"
-
-
-def redact(obj):
-    """A copy with every value under a secret-looking key replaced, and any env-held key value masked."""
-    secrets = [v for k, v in os.environ.items() if SECRET_KEY.search(k) and len(v) >= 8]
-
-    def walk(value, key=""):
-        if isinstance(value, dict):
-            return {
-                k: (
-                    REDACTED
-                    if SECRET_KEY.search(str(k)) and not str(k).endswith("_env") and v not in (None, "")
-                    else walk(v, k)
-                )
-                for k, v in value.items()
-            }
-        if isinstance(value, list):
-            return [walk(v, key) for v in value]
-        if isinstance(value, str):
-            for s in secrets:
-                value = value.replace(s, REDACTED)
-        return value
-
-    return walk(obj)
-
-
-def redact_args(args: list[str]) -> list[str]:
-    """Command-line overrides with the value of any secret-looking key (and any env-held key) masked."""
-    out = []
-    for arg in redact(list(args)):
-        key, sep, _ = arg.partition("=")
-        out.append(
-            f"{key}={REDACTED}" if sep and SECRET_KEY.search(key) and not key.endswith("_env") else arg
-        )
-    return out
 
 
 class NullTracker:

@@ -1,1 +1,1 @@
-"""The shared evaluator: scoring (label / generate), output parsing, metrics, report."""
+"""The evaluator: scoring (label / generate), output parsing, metrics, prediction files, libra-infer."""

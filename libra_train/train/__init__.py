@@ -1,1 +1,1 @@
-"""Training: one stage through TRL's SFTTrainer, the curriculum of stages, callbacks."""
+"""Training: one stage through TRL's SFTTrainer, its examples, hard-sample selection, the run directory."""

@@ -34,3 +34,23 @@ def test_bad_limits_name_the_key():
         stratified_subset(_pool(), 1.5, seed=0, key="data.stage1.limit")
     with pytest.raises(ConfigError, match="count ≥ 1"):
         stratified_subset(_pool(), 0, seed=0)
+
+
+@pytest.mark.parametrize(
+    "limit, size", [(1.0, 600), ("0.5", 300), ("1", 1), (1, 1), (0.0001, 1), (600, 600), (5000, 600)]
+)
+def test_limit_forms_and_their_boundaries(limit, size):
+    assert len(stratified_subset(_pool(), limit, seed=0)) == size
+
+
+@pytest.mark.parametrize("limit", [0.0, "0", "1.5", "01", "abc", True, -2])
+def test_bad_limits_are_refused(limit):
+    with pytest.raises(ConfigError, match="data.limit"):
+        stratified_subset(_pool(), limit, seed=0)
+
+
+def test_samples_without_a_category_form_their_own_cell():
+    pool = [{"id": i, "label": "安全" if i % 2 else "不安全"} for i in range(20)]  # no category_name at all
+    pool += [{"id": 100 + i, "category_name": "违法犯罪", "label": "不安全"} for i in range(20)]
+    chosen = stratified_subset(pool, 0.5, seed=1)
+    assert sum(r["id"] < 100 for r in chosen) == 10 and sum(r["id"] >= 100 for r in chosen) == 10

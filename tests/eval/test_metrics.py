@@ -42,3 +42,16 @@ def test_auprc_from_scores():
     ]
     # ranked: U(0.9) P=1, S, U(0.7) P=2/3 → AP = (1 + 2/3) / 2
     assert compute_metrics(data)["auprc"] == pytest.approx((1 + 2 / 3) / 2)
+
+
+def test_missing_source_and_category_and_a_source_with_no_unsafe_sample():
+    m = compute_metrics([{"label": S, "pred_label": S}, {"label": S, "pred_label": S}])
+    assert list(m["per_source"]) == ["Unknown"] and list(m["per_category"]) == ["(none)"]
+    # no unsafe gold and none predicted: F1-Unsafe is 0 (not 1), F1-Safe is 1
+    assert m["per_source"]["Unknown"] == {"accuracy": 1.0, "f1_safe": 1.0, "f1_unsafe": 0.0, "n": 2}
+    assert m["n"] == 2
+
+
+def test_auprc_needs_scores_of_both_classes():
+    one_class = [{"source": "A", "label": U, "pred_label": U, "p_unsafe": 0.9}] * 3
+    assert compute_metrics(one_class)["auprc"] is None

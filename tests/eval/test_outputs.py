@@ -109,3 +109,55 @@ def test_a_bad_shard_rank_names_the_key(rank, num):
     with pytest.raises(ConfigError) as err:
         shard([sample(0)], rank, num)
     assert err.value.key == "machine_rank" and f"{rank} of {num}" in err.value.message
+
+
+def test_joined_rows_carry_source_category_and_score(tmp_path):
+    labels = write_jsonl(
+        tmp_path / "l.jsonl", [{**sample(0), "source": "Real Data", "category_name": "偏见歧视"}]
+    )
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": 0, "critic": '{"答案": "安全"}', "p_unsafe": 0.25}])
+    assert join_with_labels(load_predictions(preds), labels) == [
+        {
+            "id": "0",
+            "source": "Real Data",
+            "category_name": "偏见歧视",
+            "label": "不安全",
+            "pred_label": "安全",
+            "p_unsafe": 0.25,
+        }
+    ]
+
+
+def test_join_errors_name_the_file_and_count_the_gaps(tmp_path):
+    labels = _labels(tmp_path, n=6)
+    preds = write_jsonl(
+        tmp_path / "p.jsonl", [{"id": 0, "pred_label": "安全"}, {"id": 0, "pred_label": "安全"}]
+    )
+    with pytest.raises(DataError) as err:
+        join_with_labels(load_predictions(preds), labels)
+    assert err.value.path == str(preds)
+    one = write_jsonl(tmp_path / "one.jsonl", [{"id": 0, "pred_label": "安全"}])
+    with pytest.raises(DataError, match=r"5 labelled ids have no prediction \(first: \['1', '2', '3'\]\)"):
+        join_with_labels(load_predictions(one), labels)
+    unknown = write_jsonl(tmp_path / "u.jsonl", [{"id": 9, "pred_label": "安全"}])
+    with pytest.raises(DataError) as err:
+        join_with_labels(load_predictions(unknown), labels)
+    assert (err.value.path, err.value.where, err.value.field) == (str(unknown), "line 1", "id")
+    unlabelled = write_jsonl(tmp_path / "nolabel.jsonl", [{"id": 0, "question": "q"}])
+    with pytest.raises(DataError, match="label"):
+        join_with_labels(load_predictions(one), unlabelled)
+
+
+def test_a_prediction_that_is_not_an_object_is_refused(tmp_path):
+    bad = tmp_path / "p.jsonl"
+    bad.write_text('{"id": 0, "pred_label": "安全"}\n[1, 2]\n', encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        load_predictions(bad)
+    assert (err.value.where, err.value.field) == ("line 2", "id")
+
+
+def test_the_writer_keeps_chinese_as_text_and_makes_its_folders(tmp_path):
+    writer = PredictionWriter(tmp_path / "a" / "b" / "p.jsonl")
+    writer.write([{"id": 1, "critic": "不安全"}])
+    raw = (tmp_path / "a" / "b" / "p.jsonl.partial").read_bytes()
+    assert "不安全".encode() in raw and b"\\u" not in raw

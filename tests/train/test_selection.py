@@ -7,7 +7,7 @@ import pytest
 
 from libra_train.data.io import load_records
 from libra_train.errors import ConfigError
-from libra_train.train.selection import SelectionConfig, select
+from libra_train.train.selection import SelectionConfig, select, selection_config
 from tests.conftest import TINY_TRAIN, read_jsonl, run_cli, sample
 
 SAFE, UNSAFE = "安全", "不安全"
@@ -168,3 +168,64 @@ def test_curriculum_selects_hard_samples_between_stages(tmp_path):
     assert stage2["train"]["data"]["examples"] == 40
     chosen = load_records(run_dir / "stage2_sft" / "selected.jsonl")
     assert len(chosen) == 40 and all("selection" in r["meta"] for r in chosen)
+
+
+def test_boundaries_of_the_hard_criteria():
+    # p exactly 0.5 is judged safe (the decision is p > 0.5); |p - 0.5| equal to the margin is not low
+    pool = [{**sample(k, label=label), "category_name": "A"}
+            for k, label in (("u_half", UNSAFE), ("s_half", SAFE), ("edge", UNSAFE))]  # fmt: skip
+    scores = {"u_half": [0.5], "s_half": [0.5], "edge": [0.75]}
+    cfg = SelectionConfig(budget=None, easy_share=0.0, margin=0.25, criteria=["misclassified", "low_margin"])
+    chosen, _ = select(pool, scores, cfg)
+    reasons = {r["id"]: r["meta"]["selection"]["reasons"] for r in chosen}
+    assert reasons == {"u_half": ["misclassified", "low_margin"], "s_half": ["low_margin"]}
+    SelectionConfig(budget=1, margin=0.5)  # the smallest budget and the widest margin are allowed
+
+
+def test_the_summary_the_fill_from_the_other_side_and_the_warning(caplog):
+    pool, scores = _pool()  # 8 hard, 16 easy
+    chosen, summary = select(pool, scores, SelectionConfig(budget=20, easy_share=0.9))
+    # wanted 18 easy + 2 hard; the pool has only 16 easy, so 2 more hard fill the budget
+    assert summary == {
+        "pool": 24,
+        "hard_in_pool": 8,
+        "chosen": 20,
+        "hard": 4,
+        "easy": 16,
+        "wanted_hard": 2,
+        "wanted_easy": 18,
+        "reasons": {"misclassified": 4, "low_margin": 0, "disagreement": 0},
+    }
+    assert "wanted 2 hard + 18 easy, the pool gave 4 + 16" in caplog.text
+    assert [r["id"] for r in chosen] == sorted(r["id"] for r in chosen)  # pool order
+    caplog.clear()
+    select(pool, scores, SelectionConfig(budget=10, easy_share=0.2))
+    assert "the pool gave" not in caplog.text
+
+
+def test_easy_samples_spread_over_cells_and_follow_the_seed():
+    pool = [
+        {**sample(f"a{i:02d}", label=UNSAFE), "category_name": "A", "meta": {"kept": i}} for i in range(12)
+    ]
+    pool += [
+        {**sample("b00", label=UNSAFE), "category_name": "B"},
+        {**sample("w", label=UNSAFE), "category_name": "A"},
+    ]
+    scores = {r["id"]: [0.99] for r in pool} | {"w": [0.01]}
+    picks = {}
+    for seed in range(4):
+        chosen, _ = select(pool, scores, SelectionConfig(budget=3, easy_share=0.67, seed=seed))
+        easy = [r for r in chosen if r["meta"]["difficulty"] == "easy"]
+        assert len(easy) == 2 and "b00" in {r["id"] for r in easy}  # the one-sample cell is not crowded out
+        picks[seed] = next(r["id"] for r in easy if r["id"] != "b00")
+        a = next(r for r in easy if r["id"] != "b00")
+        assert a["meta"]["kept"] == int(a["id"][1:])  # the sample's own meta is kept beside the selection's
+    assert len(set(picks.values())) > 1  # the seed decides which of cell A's easy samples is taken
+
+
+def test_selection_config_from_a_command_line_mapping():
+    cfg = selection_config(
+        {"budget": 7, "easy_share": 0.3, "margin": 0.2, "criteria": ["misclassified"], "seed": 5}
+    )
+    assert cfg == SelectionConfig(budget=7, easy_share=0.3, margin=0.2, criteria=["misclassified"], seed=5)
+    assert selection_config({}) == SelectionConfig()

@@ -4,7 +4,8 @@ secret-looking keys are masked whatever they are."""
 
 import sys
 
-from libra_train.tracking import REDACTED, WandbTracker, redact, redact_args
+from libra_train.redaction import REDACTED, redact, redact_args
+from libra_train.tracking import WandbTracker
 
 ENV_SECRET = "tok-planted-3e9d1c77aa"
 

@@ -1,0 +1,95 @@
+"""One front door: every Hydra command answers --help and --cfg job; a bad value in any config group
+stops libra-train before data preparation and before any model is built or loaded."""
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+
+from libra_train import model as model_module
+from libra_train import pipeline
+from libra_train.cli_utils import CONF_DIR
+from libra_train.errors import ConfigError
+from tests.conftest import run_cli
+
+COMMANDS = [  # (command words, a key its config has)
+    (["libra-train"], "curriculum"),
+    (["libra-synth"], "num_samples"),
+    (["libra-synth", "annotate"], "judge_name"),
+    (["libra-infer"], "machine_rank"),
+    (["libra-eval"], "predictions"),
+    (["libra-mine"], "easy_share"),
+]
+
+
+@pytest.mark.parametrize("words, key", COMMANDS, ids=lambda c: " ".join(c) if isinstance(c, list) else c)
+def test_help_and_cfg_job(words, key, tmp_path):
+    name, *sub = words
+    helped = run_cli(name, *sub, "--help")
+    assert "Usage:" in helped.stdout and f"{key}:" in helped.stdout
+    shown = run_cli(name, *sub, "--cfg", "job")
+    assert key in yaml.safe_load(shown.stdout)
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_model_is_a_checkpoint_in_infer_and_mine_and_a_group_in_train():
+    for name in ("libra-infer", "libra-mine"):
+        shown = yaml.safe_load(run_cli(name, "--cfg", "job", "model=/ckpt/guard").stdout)
+        assert shown["model"] == "/ckpt/guard"
+        assert "model=PATH is a checkpoint" in run_cli(name, "--help").stdout
+    shown = yaml.safe_load(run_cli("libra-train", "--cfg", "job", "model=qwen2.5-7b").stdout)
+    assert shown["model"]["name_or_path"] == "Qwen/Qwen2.5-7B-Instruct"
+    assert "model= picks a config group" in run_cli("libra-train", "--help").stdout
+
+
+BAD_VALUE_PER_GROUP = {
+    "model": "model.dtype=int4",
+    "data": "data.on_invalid=ignore",
+    "curriculum": "+curriculum.stages.1.select=random",
+    "format": "format.critic=middle",
+    "peft": "peft.method=qlora",
+    "deepspeed": "deepspeed.stage=zero9",
+    "logger": "logger.backend=mlflow",
+    "eval": "eval.mode=beam",
+    "train": "train.learning_rate=0",
+    "paths": "paths.run_dir=''",
+}
+
+
+class Reached(Exception):
+    """Raised by a spy: the run got as far as the spied step."""
+
+
+@pytest.fixture
+def spies(monkeypatch):
+    calls = []
+
+    def spy(name):
+        def record(*args, **kwargs):
+            calls.append(name)
+            raise Reached(name)
+
+        return record
+
+    monkeypatch.setattr(pipeline, "prepare_data", spy("prepare_data"))
+    monkeypatch.setattr(model_module, "build_tiny", spy("build_tiny"))
+    monkeypatch.setattr(model_module, "load_model_and_tokenizer", spy("load_model_and_tokenizer"))
+    return calls
+
+
+def _cfg(tmp_path, override):
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        return compose("train", overrides=[f"paths.run_dir={tmp_path / 'run'}", "logger=none", override])
+
+
+@pytest.mark.parametrize("group", sorted(BAD_VALUE_PER_GROUP))
+def test_a_bad_value_in_any_group_stops_before_data_and_models(group, tmp_path, spies):
+    with pytest.raises(ConfigError) as err:
+        pipeline.run_pipeline(_cfg(tmp_path, BAD_VALUE_PER_GROUP[group]))
+    assert err.value.key.split(".")[0] == group or (group == "curriculum" and err.value.key.startswith(group))
+    assert spies == [] and not (tmp_path / "run").exists()
+
+
+def test_the_spies_see_a_good_config_reach_data_preparation(tmp_path, spies):
+    with pytest.raises(Reached):
+        pipeline.run_pipeline(_cfg(tmp_path, "seed=1"))
+    assert spies == ["prepare_data"]
