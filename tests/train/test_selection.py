@@ -229,3 +229,53 @@ def test_selection_config_from_a_command_line_mapping():
     )
     assert cfg == SelectionConfig(budget=7, easy_share=0.3, margin=0.2, criteria=["misclassified"], seed=5)
     assert selection_config({}) == SelectionConfig()
+
+
+def test_select_file_scores_the_pool_with_every_guard_in_process(tiny_backbone, tmp_path):
+    from hydra import compose, initialize_config_dir
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from libra_train.cli_utils import CLI_CONF_DIR
+    from libra_train.data.formats import FormatConfig
+    from libra_train.eval.scoring import score_labels
+    from libra_train.train.selection import select_file
+    from tests.conftest import write_jsonl
+
+    pool = [{**sample(i, label=SAFE if i % 2 else UNSAFE), "category_name": "A"} for i in range(8)]
+    pool_file = write_jsonl(tmp_path / "pool.jsonl", pool)
+    out = tmp_path / "chosen.jsonl"
+    with initialize_config_dir(CLI_CONF_DIR, version_base="1.3"):
+        cfg = compose(
+            "mine",
+            overrides=[
+                f"pool={pool_file}",
+                f"model=[{tiny_backbone},{tiny_backbone}]",
+                f"output={out}",
+                "budget=4",
+                "easy_share=0.5",
+                "batch_size=3",
+            ],
+        )
+    summary = select_file(cfg)
+    assert summary["guards"] == [str(tiny_backbone)] * 2 and summary["chosen"] == 4
+    assert summary["output"] == str(out) and len(read_jsonl(out)) == 4
+    model = AutoModelForCausalLM.from_pretrained(tiny_backbone)
+    expected = [
+        s["p_unsafe"]
+        for s in score_labels(model, AutoTokenizer.from_pretrained(tiny_backbone), pool, FormatConfig())
+    ]
+    for k in (0, 1):  # each guard's scores are kept, and are the label-mode scores
+        kept = read_jsonl(tmp_path / "chosen.jsonl.scores" / f"guard-{k}.jsonl")
+        assert [r["p_unsafe"] for r in kept] == pytest.approx(expected, abs=1e-5)
+    for r in read_jsonl(out):
+        assert r["meta"]["selection"]["per_guard"] == pytest.approx([expected[int(r["id"])]] * 2, abs=1e-5)
+    with initialize_config_dir(CLI_CONF_DIR, version_base="1.3"):
+        front = compose(
+            "mine", overrides=[f"pool={pool_file}", f"model={tiny_backbone}", f"output={out}", "format=front"]
+        )
+    with pytest.raises(ConfigError, match="label mode"):
+        select_file(front)
+    with pytest.raises(ConfigError, match="at least one guard"):
+        from libra_train.train.selection import guard_list
+
+        guard_list([])
