@@ -54,3 +54,21 @@ def test_samples_without_a_category_form_their_own_cell():
     pool += [{"id": 100 + i, "category_name": "违法犯罪", "label": "不安全"} for i in range(20)]
     chosen = stratified_subset(pool, 0.5, seed=1)
     assert sum(r["id"] < 100 for r in chosen) == 10 and sum(r["id"] >= 100 for r in chosen) == 10
+
+
+def test_unequal_cells_keep_their_shares():
+    pool = [{"id": f"a{i}", "category_name": "A", "label": "安全"} for i in range(10)]
+    pool += [{"id": f"b{i}", "category_name": "B", "label": "安全"} for i in range(90)]
+    chosen = stratified_subset(pool, 10, seed=0)
+    assert sum(r["category_name"] == "A" for r in chosen) == 1
+
+
+def test_the_seed_orders_each_cell_and_copies_give_the_same_subset():
+    import copy
+
+    one_cell = [{"id": i, "category_name": "A", "label": "安全"} for i in range(50)]
+    picks = {tuple(r["id"] for r in stratified_subset(one_cell, 5, seed=s)) for s in range(4)}
+    assert len(picks) == 4  # within a cell, the seed decides the order
+    pool = _pool()
+    first = [r["id"] for r in stratified_subset(pool, 77, seed=2)]
+    assert [r["id"] for r in stratified_subset(copy.deepcopy(pool), 77, seed=2)] == first  # not by object id

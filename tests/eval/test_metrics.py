@@ -55,3 +55,8 @@ def test_missing_source_and_category_and_a_source_with_no_unsafe_sample():
 def test_auprc_needs_scores_of_both_classes():
     one_class = [{"source": "A", "label": U, "pred_label": U, "p_unsafe": 0.9}] * 3
     assert compute_metrics(one_class)["auprc"] is None
+
+
+def test_a_source_with_no_safe_sample_has_f1_safe_zero():
+    m = compute_metrics(rows("A", [(U, U), (U, U)]))
+    assert m["per_source"]["A"] == {"accuracy": 1.0, "f1_safe": 0.0, "f1_unsafe": 1.0, "n": 2}

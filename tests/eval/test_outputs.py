@@ -161,3 +161,31 @@ def test_the_writer_keeps_chinese_as_text_and_makes_its_folders(tmp_path):
     writer.write([{"id": 1, "critic": "不安全"}])
     raw = (tmp_path / "a" / "b" / "p.jsonl.partial").read_bytes()
     assert "不安全".encode() in raw and b"\\u" not in raw
+
+
+def test_recovery_stops_at_a_corrupt_whole_line(tmp_path):
+    partial = tmp_path / "p.jsonl.partial"
+    partial.write_bytes(b'{"id": 1}\nnot json at all\n{"id": 3}\n')
+    writer = PredictionWriter(tmp_path / "p.jsonl")
+    assert set(writer.done) == {"1"} and partial.read_bytes() == b'{"id": 1}\n'
+
+
+def test_prediction_errors_name_file_line_and_field(tmp_path):
+    no_id = write_jsonl(tmp_path / "noid.jsonl", [{"pred_label": "安全"}])
+    with pytest.raises(DataError) as err:
+        load_predictions(no_id)
+    assert (err.value.path, err.value.where, err.value.field) == (str(no_id), "line 1", "id")
+    assert "needs an 'id'" in err.value.message
+    neither = write_jsonl(tmp_path / "neither.jsonl", [{"id": 1}])
+    with pytest.raises(DataError) as err:
+        load_predictions(neither)
+    assert (err.value.path, err.value.field) == (str(neither), "critic") and "pred_label" in err.value.message
+    labels = _labels(tmp_path, n=2)
+    unknown = write_jsonl(tmp_path / "u.jsonl", [{"id": 7, "pred_label": "安全"}])
+    with pytest.raises(DataError) as err:
+        join_with_labels(load_predictions(unknown), labels)
+    assert "7 is not in the labels" in err.value.message
+    one = write_jsonl(tmp_path / "one.jsonl", [{"id": 0, "pred_label": "安全"}])
+    with pytest.raises(DataError) as err:
+        join_with_labels(load_predictions(one), labels)
+    assert err.value.path == str(labels)

@@ -30,3 +30,21 @@ def test_labels_from_outputs(text, label):
 
 def test_analysis_is_returned():
     assert parse_output('{"答案": "安全", "分析": "拒绝了请求"}')[1] == "拒绝了请求"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('{"答案": "安全"}', ("安全", "")),  # no analysis: empty text
+        ('{"答案": "不安全", "分析": 123}', ("不安全", "123")),  # a non-text analysis becomes text
+        (
+            '{"答案": "安全", "分析": {"原因": "拒绝"}}',
+            ("安全", "{'原因': '拒绝'}"),
+        ),  # nested: the outer object
+        ('{"分析": "x"} {"备注": 1}', (None, "")),  # two objects (repaired into a list), neither with 答案
+        ("没有JSON", (None, "")),
+        ("", (None, "")),
+    ],
+)
+def test_label_and_analysis_together(text, expected):
+    assert parse_output(text) == expected
