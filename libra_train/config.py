@@ -407,14 +407,3 @@ def _check_data_paths(run: RunConfig) -> None:
         p = Path(str(path))
         if not p.exists() and not (run.data.prepare is not None and p.parent == run_data):
             raise ConfigError(key, f"no such file or folder: {p}")
-
-
-def help_lines(cls, prefix: str) -> list[str]:
-    """`key: help (choices)` for each field of a config dataclass: what --help and the docs show."""
-    hints = typing.get_type_hints(cls)
-    lines = []
-    for f in fields(cls):
-        choices = typing.get_args(hints[f.name]) if typing.get_origin(hints[f.name]) is Literal else ()
-        extra = f" ({' | '.join(map(str, choices))})" if choices else ""
-        lines.append(f"  {prefix}.{f.name}: {f.metadata.get('help', '')}{extra}")
-    return lines

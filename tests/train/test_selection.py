@@ -273,9 +273,35 @@ def test_select_file_scores_the_pool_with_every_guard_in_process(tiny_backbone, 
         front = compose(
             "mine", overrides=[f"pool={pool_file}", f"model={tiny_backbone}", f"output={out}", "format=front"]
         )
-    with pytest.raises(ConfigError, match="label mode"):
+    with pytest.raises(ConfigError, match="label mode") as err:
         select_file(front)
+    assert err.value.key == "format"
     with pytest.raises(ConfigError, match="at least one guard"):
         from libra_train.train.selection import guard_list
 
         guard_list([])
+
+
+def test_closeness_to_the_boundary_below_one_half_and_seeded_ties():
+    cell = [{**sample(k, label=SAFE), "category_name": "A"} for k in ("p45", "p48")]
+    chosen, _ = select(cell, {"p45": [0.45], "p48": [0.48]}, SelectionConfig(budget=1, easy_share=0.0))
+    assert [r["id"] for r in chosen] == ["p48"]  # 0.02 from the boundary beats 0.05
+    twins = [{**sample(f"t{i}", label=SAFE), "category_name": "A"} for i in range(6)]
+    scores = {r["id"]: [0.9] for r in twins}  # all equally wrong: only the seed breaks the tie
+    picks = {
+        select(twins, scores, SelectionConfig(budget=1, easy_share=0.0, seed=s))[0][0]["id"] for s in range(8)
+    }
+    assert len(picks) > 1
+
+
+def test_guard_lists_and_error_keys():
+    from libra_train.train.selection import guard_list
+
+    assert guard_list("/ckpt/a") == ["/ckpt/a"] and guard_list(["/a", "/b"]) == ["/a", "/b"]
+    with pytest.raises(ConfigError) as err:
+        guard_list([])
+    assert err.value.key == "model"
+    pool, scores = _pool()
+    with pytest.raises(ConfigError) as err:
+        select(pool, {k: v for k, v in scores.items() if k != "s03"}, SelectionConfig())
+    assert err.value.key == "scores" and "'s03'" in err.value.message

@@ -44,6 +44,8 @@ def _cfg(tmp_path, *overrides):
         (["format.rules=maybe"], "format.rules"),
         (["data.stage1.limit=0"], "data.stage1.limit"),
         (["seed=abc"], "seed"),
+        (["data.stage2.path=/no/such/stage2.jsonl"], "data.stage2.path"),
+        (["data.stage1.path=null"], "data.stage1.path"),
         (["curriculum.stages.0.data=[nowhere]"], "curriculum.stages[0].data"),
         (["curriculum.stages.0.name=''"], "curriculum.stages[0].name"),
         (["model.build=huge"], "model.build"),
