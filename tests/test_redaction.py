@@ -65,3 +65,14 @@ def test_wandb_config_and_recorded_command_line_never_hold_the_secret(tmp_path, 
     # An offline run keeps its metadata (the command line among it) in the .wandb record file.
     records = b"".join(p.read_bytes() for p in files if p.suffix == ".wandb")
     assert f"data.url=http://h/{REDACTED}".encode() in records
+
+
+def test_eight_characters_is_long_enough_to_be_a_secret(monkeypatch):
+    monkeypatch.setenv("LIBRA_TEST_API_KEY", "k8chars!")
+    assert redact({"url": "http://h/?k=k8chars!"}) == {"url": f"http://h/?k={REDACTED}"}
+
+
+def test_only_the_key_before_the_first_equals_sign_decides():
+    # a harmless key whose value merely mentions token=… is left as it is
+    assert redact_args(["data.url=http://h/?token=abc"]) == ["data.url=http://h/?token=abc"]
+    assert redact_args(["+openai.api_key=a=b"]) == [f"+openai.api_key={REDACTED}"]
