@@ -44,6 +44,7 @@ def _cfg(tmp_path, *overrides):
         (["format.rules=maybe"], "format.rules"),
         (["data.stage1.limit=0"], "data.stage1.limit"),
         (["seed=abc"], "seed"),
+        (["deepspeed=zero2", "deepspeed.config=null"], "deepspeed.config"),
         (["data.stage2.path=/no/such/stage2.jsonl"], "data.stage2.path"),
         (["data.stage1.path=null"], "data.stage1.path"),
         (["curriculum.stages.0.data=[nowhere]"], "curriculum.stages[0].data"),
@@ -61,6 +62,18 @@ def test_each_bad_value_is_refused_naming_its_key(tmp_path, overrides, key):
     with pytest.raises(ConfigError) as err:
         RunConfig.from_hydra(_cfg(tmp_path, *overrides))
     assert err.value.key == key, err.value
+    message = err.value.message  # a sentence a user can act on, not a placeholder
+    assert isinstance(message, str) and len(message) > 8 and message != "None"
+
+
+@pytest.mark.parametrize("overrides", [
+    [], ["format=front"], ["format=none", "eval.mode=label"], ["deepspeed=zero2"], ["deepspeed=zero3"],
+    ["peft=lora"], ["curriculum=two_stage_hard"], ["data.stage1.limit=0.5"], ["logger=wandb"],
+    ["+curriculum.stages.1.learning_rate=1e-4", "train.warmup_ratio=0"],
+])  # fmt: skip
+def test_good_configs_pass(tmp_path, overrides):
+    run = RunConfig.from_hydra(_cfg(tmp_path, *overrides))
+    assert [s.name for s in run.stages] and run.run_dir == tmp_path
 
 
 def test_the_shortest_allowed_max_length_passes(tmp_path):
