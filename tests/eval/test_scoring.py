@@ -142,3 +142,26 @@ def test_mode_follows_the_label_position(mode, critic, expected):
             resolve_mode(mode, fmt)
     else:
         assert resolve_mode(mode, fmt) == expected
+
+
+def test_common_prefix_lengths():
+    from libra_train.eval.scoring import _common_prefix
+
+    pairs = ([[1, 2], [3, 2]], [[1, 2], [1, 2, 3]], [[5, 6, 7], [5, 6, 8]])
+    assert [_common_prefix(a, b) for a, b in pairs] == [0, 2, 2]
+
+
+def test_identical_samples_in_one_batch_score_as_each_alone(guard):
+    model, tok = guard
+    rec = _records(2)[1]
+    twins = [rec, {**rec, "id": "twin"}, {**rec, "id": "triplet"}]
+    together = score_labels(model, tok, twins, FormatConfig(), batch_size=3)
+    alone = score_labels(model, tok, [rec], FormatConfig(), batch_size=1)[0]["p_unsafe"]
+    assert [t["p_unsafe"] for t in together] == pytest.approx([alone] * 3, abs=1e-5)
+
+
+@pytest.mark.parametrize("mode, critic", [("beam", "rear"), ("label", "front")])
+def test_a_bad_mode_names_the_key(mode, critic):
+    with pytest.raises(ConfigError) as err:
+        resolve_mode(mode, FormatConfig(critic=critic))
+    assert err.value.key == "mode" and len(err.value.message) > 8
