@@ -221,8 +221,6 @@ def build(cls, data, key: str):
             message = check(values[f.name]) if check and values[f.name] is not None else None
             if message:
                 raise ConfigError(f"{key}.{f.name}", message)
-        elif f.default is MISSING and f.default_factory is MISSING:
-            raise ConfigError(f"{key}.{f.name}", "required")
     return cls(**values)
 
 
