@@ -72,3 +72,12 @@ def test_the_seed_orders_each_cell_and_copies_give_the_same_subset():
     pool = _pool()
     first = [r["id"] for r in stratified_subset(pool, 77, seed=2)]
     assert [r["id"] for r in stratified_subset(copy.deepcopy(pool), 77, seed=2)] == first  # not by object id
+
+
+def test_the_seed_breaks_ties_between_cells():
+    pool = [
+        {"id": "a", "category_name": "A", "label": "安全"},
+        {"id": "b", "category_name": "B", "label": "安全"},
+    ]
+    picks = {stratified_subset(pool, 1, seed=s)[0]["id"] for s in range(10)}
+    assert picks == {"a", "b"}

@@ -305,3 +305,10 @@ def test_guard_lists_and_error_keys():
     with pytest.raises(ConfigError) as err:
         select(pool, {k: v for k, v in scores.items() if k != "s03"}, SelectionConfig())
     assert err.value.key == "scores" and "'s03'" in err.value.message
+
+
+def test_both_sides_short_fill_the_budget_as_far_as_the_pool_goes():
+    pool, scores = _pool()  # 8 hard, 16 easy
+    chosen, summary = select(pool, scores, SelectionConfig(budget=30, easy_share=0.9))
+    # wanted 27 easy + 3 hard: all 16 easy, then the spare goes to hard (5 more), and the pool is spent
+    assert (summary["hard"], summary["easy"], len(chosen)) == (8, 16, 24)
