@@ -96,7 +96,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class StageConfig:
-    name: str = opt(help="the stage's folder and manifest name", check=lambda v: None if v else "is empty")
+    name: str = opt(help="the stage's folder and manifest name")  # checked in _check_stage
     data: tuple = opt(help="data keys (entries of `data`) whose records the stage trains on")
     train: TrainConfig = opt(help="effective hyperparameters (train block + the stage's overrides)")
     selection: SelectionConfig | None = opt(None, "select: hard — train on the hard samples of the pool only")
