@@ -291,10 +291,11 @@ def _data_config(raw: dict) -> DataConfig:
 
 
 def _format_config(raw: dict) -> FormatConfig:
-    try:
-        return FormatConfig.from_cfg(raw)
-    except TypeError as err:  # an unknown key reaches the dataclass constructor
-        raise ConfigError("format", str(err)) from None
+    known = [f.name for f in fields(FormatConfig)] + ["few_shot_file"]
+    unknown = [k for k in raw if k not in known]
+    if unknown:  # from_cfg reads only the keys it knows, so a misspelt one would be ignored
+        raise ConfigError(f"format.{unknown[0]}", f"unknown key; known: {', '.join(known)}")
+    return FormatConfig.from_cfg(raw)
 
 
 def _stages(raw: dict) -> tuple:

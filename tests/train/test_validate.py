@@ -3,9 +3,10 @@
 
 import pytest
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf, open_dict
 
 from libra_train.cli_utils import CONF_DIR
-from libra_train.config import RunConfig
+from libra_train.config import ModelConfig, RunConfig, _value, build
 from libra_train.errors import ConfigError
 
 
@@ -32,6 +33,11 @@ def _cfg(tmp_path, *overrides):
         (["train.lr_scheduler=warm"], "train.lr_scheduler"),
         (["train.warmup_ratio=-0.1"], "train.warmup_ratio"),
         (["train.warmup_ratio=1.5"], "train.warmup_ratio"),
+        (["train.warmup_ratio=1.0"], "train.warmup_ratio"),  # [0, 1): a whole stage of warm-up is refused
+        (["train.weight_decay=-0.1"], "train.weight_decay"),
+        (["train.max_steps=-1"], "train.max_steps"),
+        (["train.max_steps=abc"], "train.max_steps"),
+        (["data.stage1.limit=abc"], "data.stage1.limit"),
         (["train.batch_size=0"], "train.batch_size"),
         (["+curriculum.stages.1.learning_rate=0"], "curriculum.stages[1].learning_rate"),
         (["+curriculum.stages.1.epochs=two"], "curriculum.stages[1].epochs"),
@@ -78,6 +84,77 @@ def test_each_bad_value_is_refused_naming_its_key(tmp_path, overrides, key):
     assert err.value.key == key, err.value
     message = err.value.message  # a sentence a user can act on, not a placeholder
     assert isinstance(message, str) and len(message) > 8 and message != "None"
+
+
+@pytest.mark.parametrize(
+    "overrides, key, says",
+    [
+        (["model.name_or_path=???"], "model.name_or_path", "Missing mandatory value"),
+        (["experiment_name=${nowhere}"], "experiment_name", "nowhere"),
+        (["+format.colour=red"], "format.colour", "unknown key"),
+        (["data.eval_sets.heldout=''"], "data.eval_sets.heldout", "must be a path"),
+        (["curriculum.stages.0.data=stage1"], "curriculum.stages[0].data", "must be a list"),
+        (["curriculum.stages.0.data=[]"], "curriculum.stages[0].data", "at least one data key"),
+        (["curriculum.stages.0.name=5"], "curriculum.stages[0].name", "must be text"),
+        (
+            ["+curriculum.stages.1.select=hard", "+curriculum.stages.1.margin=wide"],
+            "curriculum.stages[1].margin",
+            "must be a number",
+        ),
+        (["+curriculum.stages.0.select=hard"], "curriculum.stages[0].guards", "no previous guard"),
+        (["format=front", "+curriculum.stages.1.select=hard"], "curriculum.stages[1].select", "label mode"),
+        (["curriculum=zero_shot"], "model.build", "zero-shot evaluation needs a pretrained backbone"),
+    ],
+)
+def test_each_message_says_what_is_wrong(tmp_path, overrides, key, says):
+    with pytest.raises(ConfigError) as err:
+        RunConfig.from_hydra(_cfg(tmp_path, *overrides))
+    assert (err.value.key, says in err.value.message) == (key, True), err.value
+
+
+@pytest.mark.parametrize(
+    "hint, value, says",
+    [(str, 5, "must be text"), (dict, [1], "must be a mapping"), (int | None, "x", "whole number")],
+)
+def test_a_value_of_the_wrong_type_names_its_key(hint, value, says):
+    with pytest.raises(ConfigError) as err:
+        _value(value, hint, "group.field")
+    assert (err.value.key, says in err.value.message) == ("group.field", True), err.value
+
+
+def test_a_group_that_is_not_a_mapping_is_refused_by_name():
+    with pytest.raises(ConfigError) as err:
+        build(ModelConfig, 5, "model")
+    assert (err.value.key, "must be a mapping, got 5" in err.value.message) == ("model", True)
+
+
+def test_the_run_config_carries_the_composed_values(tmp_path):
+    cfg = _cfg(
+        tmp_path,
+        "experiment_name=ablate",
+        "seed=7",
+        "curriculum=two_stage_hard",
+        "+curriculum.stages.1.guards=[g1,g2]",
+        "+curriculum.stages.1.learning_rate=1e-4",
+    )
+    run = RunConfig.from_hydra(cfg)
+    assert (run.experiment_name, run.seed, run.curriculum_name) == ("ablate", 7, "two_stage_hard")
+    assert run.resolved == OmegaConf.to_container(cfg, resolve=True)
+    assert run.stages[1].guards == ("g1", "g2")
+    assert run.stages[1].selection.seed == 7  # selection ties follow the run's seed
+    assert run.stages[1].train.learning_rate == 1e-4 and run.stages[0].train.learning_rate != 1e-4
+
+
+def test_values_left_out_take_their_defaults(tmp_path):
+    cfg = _cfg(tmp_path, "curriculum=two_stage_hard")
+    with open_dict(cfg):
+        for key in ("experiment_name", "seed"):
+            del cfg[key]
+        del cfg.curriculum["name"]
+        cfg.data.prepare.seed = 3  # it names ${seed}, which is gone
+    run = RunConfig.from_hydra(cfg)
+    assert (run.experiment_name, run.seed, run.curriculum_name) == ("default", 0, "")
+    assert run.stages[1].selection.seed == 0
 
 
 @pytest.mark.parametrize("overrides", [
