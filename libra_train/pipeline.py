@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from libra_train.config import RunConfig, StageConfig
 from libra_train.data.formats import render_prompt, render_target
-from libra_train.data.io import atomic_write_text, load_records, to_jsonl
+from libra_train.data.io import HUB_PREFIX, atomic_write_text, load_records, read_raw, to_jsonl
 from libra_train.data.subset import stratified_subset
 from libra_train.redaction import redact
 from libra_train.reporting.run_report import write_run_report
@@ -157,8 +157,11 @@ def prepare_data(run: RunConfig) -> None:
     the run reads is missing. The step is named in config, so this package depends on no data maker."""
     from hydra.utils import call
 
+    hub_sets = [p for p in run.data.eval_sets.values() if p.startswith(HUB_PREFIX)]
+    for spec in hub_sets:  # unreachable → one line now, not after a stage has trained
+        read_raw(spec)
     wanted = [Path(str(e.path)) for e in run.data.entries.values()]
-    wanted += [Path(p) for p in run.data.eval_sets.values()]
+    wanted += [Path(p) for p in run.data.eval_sets.values() if p not in hub_sets]
     if all(p.exists() for p in wanted) or run.data.prepare is None:
         return
     log.info("data files missing: calling %s into %s", run.data.prepare["_target_"], run.run_dir / "data")
@@ -180,7 +183,7 @@ def load_stage_records(run: RunConfig, stage: StageConfig) -> list[dict]:
 
 
 def prepare_backbone(run: RunConfig, stage_data: dict) -> str:
-    if run.model.build != "tiny":
+    if run.model.build is None:
         return str(run.model.name_or_path)
     from libra_train.model import build_tiny
 

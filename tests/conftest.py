@@ -88,3 +88,15 @@ def tiny_backbone(tmp_path_factory) -> Path:
     model_cfg = OmegaConf.load(REPO / "conf" / "model" / "tiny.yaml")
     model_cfg.update({"vocab_size": 600, "hidden_size": 32, "intermediate_size": 64, "num_layers": 2})
     return build_tiny(texts, tmp_path_factory.mktemp("tiny") / "backbone", model_cfg)
+
+
+@pytest.fixture(scope="session")
+def qwen_backbone(tmp_path_factory) -> Path:
+    """An untrained Qwen2-architecture model with Qwen2.5's real tokenizer and chat template
+    (model=qwen2.5-tiny), built the way the pipeline builds it."""
+    from omegaconf import OmegaConf
+
+    from libra_train.model import build_tiny
+
+    model_cfg = OmegaConf.load(REPO / "conf" / "model" / "qwen2.5-tiny.yaml")
+    return build_tiny([], tmp_path_factory.mktemp("qwen") / "backbone", model_cfg)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from libra_train.data import libra_prompt
 from libra_train.data.schema import LABELS, UNSAFE
 from libra_train.data.taxonomy import default_rules
 from libra_train.errors import ConfigError
@@ -14,12 +15,14 @@ from libra_train.errors import ConfigError
 CRITICS = ("rear", "front", "none")
 TASKS = ("response", "prompt", "both")
 STYLES = ("chat", "plain")
+PROMPTS = ("guard", "libra")  # ours, or Libra's released prompt (data/libra_prompt.py)
 LABEL_KEY, ANALYSIS_KEY, CATEGORY_KEY = "答案", "分析", "类别"
 
 
 @dataclass
 class FormatConfig:
     critic: str = "rear"
+    prompt: str = "guard"
     rules: bool = False
     task: str = "response"
     prompt_style: str = "chat"
@@ -32,9 +35,15 @@ class FormatConfig:
             ("format.critic", self.critic, CRITICS),
             ("format.task", self.task, TASKS),
             ("format.prompt_style", self.prompt_style, STYLES),
+            ("format.prompt", self.prompt, PROMPTS),
         ):
             if value not in allowed:
                 raise ConfigError(key, f"{value!r} is not one of {', '.join(allowed)}")
+        if self.prompt == "libra":  # Libra's prompt asks for 答案 then 分析, and nothing else
+            for key, off in (("format.critic", self.critic != "front"), ("format.rules", not self.rules),
+                             ("format.with_category", not self.with_category)):  # fmt: skip
+                if not off:
+                    raise ConfigError(key, "format.prompt=libra asks for the label, then the analysis only")
         for key, value in (("format.rules", self.rules), ("format.with_category", self.with_category)):
             if not isinstance(value, bool):
                 raise ConfigError(key, f"{value!r} is not one of true, false")
@@ -60,6 +69,12 @@ class FormatConfig:
 
 
 TARGET_OPENING = '{"' + LABEL_KEY + '": "'
+LIBRA_TARGET_OPENING = '{\n  "' + LABEL_KEY + '": "'  # the indented layout Libra's prompt shows
+
+
+def target_opening(fmt: FormatConfig) -> str:
+    """The target's text up to the label, for label-first formats: label mode reads the next token."""
+    return LIBRA_TARGET_OPENING if fmt.prompt == "libra" else TARGET_OPENING
 
 
 def _output_spec(fmt: FormatConfig) -> str:
@@ -93,6 +108,9 @@ def _conversation(record: dict) -> str:
 
 def render_prompt(record: dict, tokenizer, fmt: FormatConfig) -> str:
     """The model input up to where the target starts."""
+    if fmt.prompt == "libra":
+        shots = [(shot, render_target(shot, fmt)) for shot in fmt.few_shot]
+        return libra_prompt.render(record, tokenizer, shots, chat=fmt.prompt_style == "chat")
     system = system_prompt(fmt, bool(record.get("response")))
     user = _conversation(record)
     if fmt.prompt_style == "chat" and getattr(tokenizer, "chat_template", None):
@@ -115,6 +133,8 @@ def render_target(record: dict, fmt: FormatConfig) -> str:
         body[CATEGORY_KEY] = record["category_name"]
     if fmt.critic == "rear" and analysis:
         body[ANALYSIS_KEY] = analysis
+    if fmt.prompt == "libra":  # the layout Libra's prompt asks for: two-space indent, one key a line
+        return json.dumps(body, ensure_ascii=False, indent=2)
     return json.dumps(body, ensure_ascii=False)
 
 
@@ -147,3 +167,16 @@ def task_views(record: dict, task: str) -> list[dict]:
 def lacks_prompt_view(record: dict, task: str) -> bool:
     """Whether the prompt task was asked for but this sample cannot give it (no prompt-level label)."""
     return task in ("prompt", "both") and bool(record.get("response")) and prompt_label(record) is None
+
+
+def eval_views(records: list[dict], task: str) -> tuple[list[dict], int]:
+    """What the evaluator scores: the same views training makes (task_views), each with its own label
+    and tagged `task` (response or prompt), plus the count of samples that could not give the prompt
+    view asked for."""
+    views, lacking = [], 0
+    for record in records:
+        lacking += lacks_prompt_view(record, task)
+        views += [
+            {**v, "task": "response" if v.get("response") else "prompt"} for v in task_views(record, task)
+        ]
+    return views, lacking

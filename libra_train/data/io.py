@@ -92,8 +92,13 @@ def _read_hub(name: str) -> list[Located]:
     repo, _, split = name.partition(":")
     try:
         ds = datasets.load_dataset(repo, split=split or "test")
-    except Exception as err:
-        raise DataError(f"hub:{name}", f"could not load from the hub ({type(err).__name__}: {err})") from None
+    except Exception as err:  # offline, unknown id, or no access: say how to use a local copy instead
+        raise DataError(
+            f"hub:{name}",
+            f"cannot load dataset {repo} from the hub ({type(err).__name__}); where the hub is reachable, "
+            f"`huggingface-cli download {repo} --repo-type dataset --local-dir DIR`, then give DIR's "
+            f"test.json, parquet file or the folder itself instead of hub:{name}",
+        ) from None
     return [Located(rec, f"hub:{name}", f"row {i}") for i, rec in enumerate(ds, 1)]
 
 

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from libra_train.config import EvalConfig
-from libra_train.data.formats import FormatConfig
+from libra_train.data.formats import FormatConfig, eval_views
 from libra_train.data.io import load_records
 from libra_train.eval.metrics import format_table
 from libra_train.eval.outputs import PredictionWriter, write_metrics
@@ -56,18 +56,21 @@ def predict(
 
 def evaluate(model, tokenizer, eval_sets: dict, fmt: FormatConfig, opts: EvalConfig | None = None,
              out_dir: str | Path | None = None) -> dict:  # fmt: skip
-    """Run the guard on every eval set and score it. eval_sets: name → path or list of records."""
+    """Run the guard on every eval set and score it. eval_sets: name → path or list of records. Each
+    record is scored on the views training makes of it (format.task), each against its own label."""
     opts = opts or EvalConfig()
     results = {}
     for name, data in eval_sets.items():
-        records = load_records(data) if isinstance(data, (str, Path)) else data
+        records, lacking = eval_views(load_records(data) if isinstance(data, (str, Path)) else data, fmt.task)
+        if lacking:
+            log.warning("eval %s: %d samples have no prompt-level label, so no prompt view", name, lacking)
         set_dir = Path(out_dir) / name if out_dir else None
         out_path = (set_dir / "predictions.jsonl") if set_dir else Path(".") / f".eval-{name}.jsonl"
         preds = predict(model, tokenizer, records, fmt, out_path, mode=opts.mode, batch_size=opts.batch_size,
                         max_new_tokens=opts.max_new_tokens)  # fmt: skip
         if set_dir is None:
             out_path.unlink()
-        metrics = write_metrics(preds, set_dir)
+        metrics = write_metrics(preds, set_dir, no_prompt_label=lacking)
         log.info("eval %s:\n%s", name, format_table(metrics))
         results[name] = metrics
     return results

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from rich.progress import Progress
 
-from libra_train.data.formats import FormatConfig
-from libra_train.data.io import load_records
+from libra_train.data.formats import FormatConfig, render_prompt, render_target, task_views
+from libra_train.data.io import atomic_write_text, load_records, to_jsonl
 from libra_train.errors import ConfigError
 from libra_train.eval.evaluator import predict
 from libra_train.eval.scoring import resolve_mode
-from libra_train.model import default_device, load_model_and_tokenizer
+from libra_train.model import default_device, load_model_and_tokenizer, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +23,24 @@ def shard(records: list[dict], rank: int, num: int) -> list[dict]:
     return records[rank::num]
 
 
+def write_prompts(records: list[dict], tokenizer, fmt: FormatConfig, out_path: Path) -> Path:
+    """One line per view training would make of each sample: id, the exact model input (chat template
+    applied) and the target training would teach (null for an unlabelled sample)."""
+    rows = []
+    for record in records:
+        for view in task_views(record, fmt.task) if record.get("label") else [record]:
+            target = render_target(view, fmt) if view.get("label") else None
+            rows.append({"id": view["id"], "prompt": render_prompt(view, tokenizer, fmt), "target": target})
+    atomic_write_text(out_path, to_jsonl(rows))
+    return out_path
+
+
 def run_inference(cfg) -> Path:
     fmt = FormatConfig.from_cfg(cfg.format)
+    if cfg.mode == "prompts":  # the exact model input, for debugging templates: no weights are loaded
+        records = load_records(cfg.data, require_label=False)
+        tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code)
+        return write_prompts(records, tokenizer, fmt, Path(cfg.output_dir) / "prompts.jsonl")
     mode = resolve_mode(cfg.mode, fmt)
     if cfg.batch_size < 1:
         raise ConfigError("batch_size", f"must be at least 1, got {cfg.batch_size}")

@@ -36,6 +36,7 @@ def compute_metrics(rows: list[dict]) -> dict:
     """rows: {source, category_name, label (gold), pred_label (None if unparseable), p_unsafe (optional)}."""
     by_source: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
     by_category: dict[str, list[bool]] = defaultdict(list)
+    by_task: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
     gold_all, pred_all, scored_gold, scored_p = [], [], [], []
     failures = 0
     for r in rows:
@@ -45,6 +46,9 @@ def compute_metrics(rows: list[dict]) -> dict:
         by_source[r.get("source") or "Unknown"][0].append(gold)
         by_source[r.get("source") or "Unknown"][1].append(pred)
         by_category[r.get("category_name") or "(none)"].append(gold == pred)
+        if r.get("task"):
+            by_task[r["task"]][0].append(gold)
+            by_task[r["task"]][1].append(pred)
         gold_all.append(gold)
         pred_all.append(pred)
         if r.get("p_unsafe") is not None:
@@ -66,6 +70,8 @@ def compute_metrics(rows: list[dict]) -> dict:
         "per_category": {
             c: {"accuracy": sum(v) / len(v), "n": len(v)} for c, v in sorted(by_category.items())
         },
+        # prompt classification and response classification, scored apart (format.task=prompt|both)
+        "per_task": {task: _scores(g, p) for task, (g, p) in sorted(by_task.items())},
         "parse_failures": failures,
         "confusion": {"tp": tp, "fn": fn, "fp": fp, "tn": tn},
         "n": len(rows),
@@ -84,6 +90,12 @@ def format_table(metrics: dict) -> str:
         f"{'Average':<20} {a['f1_unsafe']:>10.4f} {a['f1_safe']:>10.4f} {a['accuracy']:>10.4f} "
         f"{metrics['n']:>7}"
     )
+    for task, m in metrics.get("per_task", {}).items():
+        if set(metrics["per_task"]) != {"response"}:  # a row per task only when there is a prompt task
+            lines.append(
+                f"{'task: ' + task:<20} {m['f1_unsafe']:>10.4f} {m['f1_safe']:>10.4f} {m['accuracy']:>10.4f} "
+                f"{m['n']:>7}"
+            )
     extra = f"parse failures: {metrics['parse_failures']}"
     if metrics.get("auprc") is not None:
         extra = f"AUPRC: {metrics['auprc']:.4f}   " + extra

@@ -110,8 +110,10 @@ def join_with_labels(predictions: list[dict], labels_spec) -> list[dict]:
     return rows
 
 
-def write_metrics(rows: list[dict], out_dir: str | Path | None) -> dict:
+def write_metrics(rows: list[dict], out_dir: str | Path | None, no_prompt_label: int = 0) -> dict:
     metrics = compute_metrics(rows)
+    if no_prompt_label:
+        metrics["no_prompt_label"] = no_prompt_label
     if out_dir is not None:
         out_dir = Path(out_dir)
         atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, ensure_ascii=False, indent=2) + "\n")

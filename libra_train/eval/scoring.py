@@ -10,7 +10,7 @@ import json
 
 import torch
 
-from libra_train.data.formats import LABEL_KEY, TARGET_OPENING, FormatConfig, render_prompt
+from libra_train.data.formats import LABEL_KEY, FormatConfig, render_prompt, target_opening
 from libra_train.data.schema import SAFE, UNSAFE
 from libra_train.eval.parse import parse_output
 
@@ -22,10 +22,11 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
-def label_query(prompt: str, tokenizer) -> tuple[list[int], int, int]:
-    """(context ids, safe token id, unsafe token id): the context runs up to where the two labels diverge."""
-    ids_safe = tokenizer(prompt + TARGET_OPENING + SAFE, add_special_tokens=False)["input_ids"]
-    ids_unsafe = tokenizer(prompt + TARGET_OPENING + UNSAFE, add_special_tokens=False)["input_ids"]
+def label_query(prompt: str, tokenizer, opening: str) -> tuple[list[int], int, int]:
+    """(context ids, safe token id, unsafe token id): the context runs up to where the two labels
+    diverge. Both are tokenized whole, so a BPE merge across the opening's last quote is respected."""
+    ids_safe = tokenizer(prompt + opening + SAFE, add_special_tokens=False)["input_ids"]
+    ids_unsafe = tokenizer(prompt + opening + UNSAFE, add_special_tokens=False)["input_ids"]
     n = _common_prefix(ids_safe, ids_unsafe)
     return ids_safe[:n], ids_safe[n], ids_unsafe[n]
 
@@ -98,7 +99,8 @@ def score_labels(
 ) -> list[dict]:
     """One forward pass per batch; returns {pred_label, p_unsafe, critic} per record, in input order."""
     model.eval()
-    queries = [label_query(render_prompt(r, tokenizer, fmt), tokenizer) for r in records]
+    opening = target_opening(fmt)
+    queries = [label_query(render_prompt(r, tokenizer, fmt), tokenizer, opening) for r in records]
     lengths = [len(q[0]) for q in queries]
     order = sorted(range(len(records)), key=lambda i: lengths[i], reverse=True)
     results: list[dict | None] = [None] * len(records)

@@ -35,7 +35,7 @@ def _records(n=9):
 def test_label_query_ends_where_the_two_labels_part(guard):
     _, tok = guard
     prompt = render_prompt(sample(1), tok, FormatConfig())
-    context, safe_id, unsafe_id = label_query(prompt, tok)
+    context, safe_id, unsafe_id = label_query(prompt, tok, TARGET_OPENING)
     safe_ids = tok(prompt + TARGET_OPENING + SAFE, add_special_tokens=False)["input_ids"]
     unsafe_ids = tok(prompt + TARGET_OPENING + UNSAFE, add_special_tokens=False)["input_ids"]
     assert safe_ids[: len(context)] == unsafe_ids[: len(context)] == context
@@ -44,7 +44,7 @@ def test_label_query_ends_where_the_two_labels_part(guard):
 
 
 def _by_hand(model, tok, record):
-    context, safe_id, unsafe_id = label_query(render_prompt(record, tok, FormatConfig()), tok)
+    context, safe_id, unsafe_id = label_query(render_prompt(record, tok, FormatConfig()), tok, TARGET_OPENING)
     with torch.no_grad():
         logits = model(torch.tensor([context])).logits[0, -1]
     return torch.softmax(torch.stack([logits[safe_id], logits[unsafe_id]]), 0)[1].item()
@@ -67,7 +67,7 @@ def test_the_decision_is_p_unsafe_above_one_half(guard, monkeypatch):
 
     model, tok = guard
     records = [sample(i) for i in range(4)]  # the same length: the batch keeps input order
-    _, safe_id, unsafe_id = label_query(render_prompt(records[0], tok, FormatConfig()), tok)
+    _, safe_id, unsafe_id = label_query(render_prompt(records[0], tok, FormatConfig()), tok, TARGET_OPENING)
     gaps = [0.0, 1e-3, -1e-3, 2.0]  # unsafe logit minus safe logit, one per row
 
     def crafted(model, rows, pad_id, device, share_prefix):
