@@ -98,8 +98,8 @@ def eval_main(cfg: DictConfig) -> None:
     from libra_train.eval.metrics import format_table
     from libra_train.eval.outputs import join_with_labels, load_predictions, write_metrics
 
-    rows = join_with_labels(load_predictions(cfg.predictions), cfg.labels)
-    metrics = write_metrics(rows, cfg.output_dir)
+    rows, lacking = join_with_labels(load_predictions(cfg.predictions), cfg.labels, cfg.task)
+    metrics = write_metrics(rows, cfg.output_dir, no_prompt_label=lacking)
     print(format_table(metrics))
     if cfg.output_dir:
         print(f"wrote {cfg.output_dir}/metrics.json and confusion.png")

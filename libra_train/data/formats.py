@@ -170,13 +170,24 @@ def lacks_prompt_view(record: dict, task: str) -> bool:
 
 
 def eval_views(records: list[dict], task: str) -> tuple[list[dict], int]:
-    """What the evaluator scores: the same views training makes (task_views), each with its own label
-    and tagged `task` (response or prompt), plus the count of samples that could not give the prompt
-    view asked for."""
+    """What the evaluator and libra-infer score: the same views training makes (task_views), each with
+    its own label and tagged `task` (response or prompt), plus the count of samples that could not give
+    the prompt view asked for. An unlabelled sample (libra-infer) gives every view the task asks for."""
     views, lacking = [], 0
     for record in records:
-        lacking += lacks_prompt_view(record, task)
-        views += [
-            {**v, "task": "response" if v.get("response") else "prompt"} for v in task_views(record, task)
-        ]
+        if "label" in record:
+            lacking += lacks_prompt_view(record, task)
+            mine = task_views(record, task)
+        else:
+            mine = _unlabelled_views(record, task)
+        views += [{**v, "task": "response" if v.get("response") else "prompt"} for v in mine]
     return views, lacking
+
+
+def _unlabelled_views(record: dict, task: str) -> list[dict]:
+    if not record.get("response"):
+        return [record]
+    views = [record] if task in ("response", "both") else []
+    if task in ("prompt", "both"):
+        views.append({**record, "response": "", "analyze": "", "id": f"{record['id']}#prompt"})
+    return views

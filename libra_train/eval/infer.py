@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.progress import Progress
 
-from libra_train.data.formats import FormatConfig, render_prompt, render_target, task_views
+from libra_train.data.formats import FormatConfig, eval_views, render_prompt, render_target, task_views
 from libra_train.data.io import atomic_write_text, load_records, to_jsonl
 from libra_train.errors import ConfigError
 from libra_train.eval.evaluator import predict
@@ -45,6 +45,9 @@ def run_inference(cfg) -> Path:
     if cfg.batch_size < 1:
         raise ConfigError("batch_size", f"must be at least 1, got {cfg.batch_size}")
     records = shard(load_records(cfg.data, require_label=False), int(cfg.machine_rank), int(cfg.machine_num))
+    records, lacking = eval_views(records, fmt.task)  # the views training makes (format.task)
+    if lacking:
+        log.warning("%d labelled samples have no prompt-level label, so no prompt view", lacking)
     out_path = Path(cfg.output_dir) / f"{cfg.machine_rank}-of-{cfg.machine_num}.jsonl"
     if out_path.exists():
         log.info("%s is complete already", out_path)

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+from libra_train.data.formats import eval_views
 from libra_train.data.io import atomic_write_text, load_records, read_raw, to_jsonl
 from libra_train.data.schema import SAFE, UNSAFE
 from libra_train.errors import DataError
@@ -78,8 +79,11 @@ def load_predictions(spec: str | Path) -> list[dict]:
     return rows
 
 
-def join_with_labels(predictions: list[dict], labels_spec) -> list[dict]:
-    gold = {str(r["id"]): r for r in load_records(labels_spec, require_label=True)}
+def join_with_labels(predictions: list[dict], labels_spec, task: str = "response") -> tuple[list[dict], int]:
+    """Predictions matched to the labels' views for `task` (as libra-infer made them); returns the rows
+    and the count of samples without a prompt-level label (no prompt view to score)."""
+    views, lacking = eval_views(load_records(labels_spec, require_label=True), task)
+    gold = {str(r["id"]): r for r in views}
     rows, seen = [], set()
     for p in predictions:
         pid = str(p["id"])
@@ -102,12 +106,13 @@ def join_with_labels(predictions: list[dict], labels_spec) -> list[dict]:
                 "label": g["label"],
                 "pred_label": p.get("pred_label"),
                 "p_unsafe": p.get("p_unsafe"),
+                "task": g["task"],
             }
         )
     missing = [i for i in gold if i not in seen]
     if missing:
         raise DataError(labels_spec, f"{len(missing)} labelled ids have no prediction (first: {missing[:3]})")
-    return rows
+    return rows, lacking
 
 
 def write_metrics(rows: list[dict], out_dir: str | Path | None, no_prompt_label: int = 0) -> dict:

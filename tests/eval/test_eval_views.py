@@ -1,6 +1,8 @@
 """The evaluator scores what training renders: every view format.task makes, each against its own
 label, with the prompt task and the response task reported as separate rows."""
 
+import json
+
 import pytest
 
 from libra_train.config import EvalConfig
@@ -50,3 +52,20 @@ def test_a_guard_is_scored_on_the_views_it_was_trained_on(tiny_backbone, tmp_pat
     assert metrics.get("no_prompt_label", 0) == (1 if task != "response" else 0)
     table = format_table(metrics)
     assert ("task: prompt" in table) == (task != "response")
+
+
+def test_libra_infer_and_libra_eval_score_the_same_views(tiny_backbone, tmp_path):
+    from tests.conftest import run_cli, write_jsonl
+
+    labels = write_jsonl(tmp_path / "labels.jsonl", _records())
+    preds = tmp_path / "preds"
+    run_cli("libra-infer", f"model={tiny_backbone}", f"data={labels}", f"output_dir={preds}",
+            "format.task=both", "mode=label")  # fmt: skip
+    assert sorted(str(r["id"]) for r in read_jsonl(preds / "0-of-1.jsonl")) == ["1", "1#prompt", "2",
+                                                                                 "2#prompt", "3"]  # fmt: skip
+    out = tmp_path / "metrics"
+    proc = run_cli("libra-eval", f"predictions={preds}", f"labels={labels}", f"output_dir={out}", "task=both")
+    assert "task: prompt" in proc.stdout and "task: response" in proc.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {t: m["n"] for t, m in metrics["per_task"].items()} == {"prompt": 2, "response": 3}
+    assert metrics["no_prompt_label"] == 1

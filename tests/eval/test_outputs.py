@@ -70,7 +70,7 @@ def _labels(tmp_path, n=3):
 
 def test_join_pairs_each_prediction_with_its_gold_label(tmp_path):
     preds = write_jsonl(tmp_path / "p.jsonl", [{"id": i, "pred_label": "安全"} for i in (2, 0, 1)])
-    rows = join_with_labels(load_predictions(preds), _labels(tmp_path))
+    rows, _ = join_with_labels(load_predictions(preds), _labels(tmp_path))
     assert [(r["id"], r["label"], r["pred_label"]) for r in rows] == [
         ("2", "不安全", "安全"),
         ("0", "不安全", "安全"),
@@ -116,16 +116,20 @@ def test_joined_rows_carry_source_category_and_score(tmp_path):
         tmp_path / "l.jsonl", [{**sample(0), "source": "Real Data", "category_name": "偏见歧视"}]
     )
     preds = write_jsonl(tmp_path / "p.jsonl", [{"id": 0, "critic": '{"答案": "安全"}', "p_unsafe": 0.25}])
-    assert join_with_labels(load_predictions(preds), labels) == [
-        {
-            "id": "0",
-            "source": "Real Data",
-            "category_name": "偏见歧视",
-            "label": "不安全",
-            "pred_label": "安全",
-            "p_unsafe": 0.25,
-        }
-    ]
+    assert join_with_labels(load_predictions(preds), labels) == (
+        [
+            {
+                "id": "0",
+                "source": "Real Data",
+                "category_name": "偏见歧视",
+                "label": "不安全",
+                "pred_label": "安全",
+                "p_unsafe": 0.25,
+                "task": "response",
+            }
+        ],
+        0,
+    )
 
 
 def test_join_errors_name_the_file_and_count_the_gaps(tmp_path):
