@@ -158,6 +158,14 @@ class LoggerConfig:
 
 
 @dataclass(frozen=True)
+class LockConfig:
+    stale_after_s: float = opt(
+        600.0, "a lock held from another host is taken over once its heartbeat is this old", _positive
+    )
+    heartbeat_s: float = opt(30.0, "how often the holder touches its lock", _positive)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     experiment_name: str
     seed: int
@@ -171,6 +179,7 @@ class RunConfig:
     deepspeed: DeepSpeedConfig
     eval: EvalConfig
     logger: LoggerConfig
+    run_lock: LockConfig
     resolved: dict  # the whole composed config, resolved: written to config.yaml and W&B (redacted there)
 
     @classmethod
@@ -197,6 +206,7 @@ class RunConfig:
             deepspeed=build(DeepSpeedConfig, raw["deepspeed"], "deepspeed"),
             eval=build(EvalConfig, raw["eval"], "eval"),
             logger=build(LoggerConfig, raw["logger"], "logger"),
+            run_lock=build(LockConfig, raw.get("run_lock") or {}, "run_lock"),
             resolved=raw,
         )
         check_run(run)
@@ -373,6 +383,8 @@ def check_run(run: RunConfig) -> None:
         raise ConfigError("model.name_or_path", "give a hub id or a local path (or use model=tiny)")
     if run.eval.mode == "label" and not run.format.label_first:
         raise ConfigError("eval.mode", "label mode reads the label first; format.critic=front needs generate")
+    if run.run_lock.heartbeat_s >= run.run_lock.stale_after_s:
+        raise ConfigError("run_lock.heartbeat_s", "must be shorter than run_lock.stale_after_s")
     if run.deepspeed.stage != "none" and not run.deepspeed.config:
         raise ConfigError("deepspeed.config", f"deepspeed.stage={run.deepspeed.stage} needs its config")
     _check_data_paths(run)

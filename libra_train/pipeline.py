@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 def run_pipeline(cfg) -> dict:
     """Run the whole curriculum from Hydra's composed config; returns the manifest."""
     run = RunConfig.from_hydra(cfg)  # every value checked here, before any data or model is touched
-    lock = RunLock(run.run_dir)
+    lock = RunLock(run.run_dir, run.run_lock.stale_after_s, run.run_lock.heartbeat_s)
     if dist.is_main():
         lock.acquire()
     try:

@@ -1,6 +1,9 @@
 """Run-directory lock and corrupt checkpoints: clear refusals, never a stuck lock or a deep trace."""
 
+import json
+import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -27,9 +30,45 @@ def test_a_live_lock_refuses_and_a_dead_one_is_taken_over(tmp_path):
         holder.wait()
     lock = RunLock(tmp_path)  # the holder is dead now: its lock is stale
     lock.acquire()
-    assert (tmp_path / ".lock").read_text() == str(__import__("os").getpid())
+    assert json.loads((tmp_path / ".lock").read_text()) == {"host": socket.gethostname(), "pid": os.getpid()}
     lock.release()
     assert not (tmp_path / ".lock").exists()
+
+
+def _lock_from_another_host(run_dir, age_s: float):
+    path = run_dir / ".lock"
+    path.write_text(json.dumps({"host": "node-7", "pid": os.getpid()}))  # a pid alive here, on purpose
+    os.utime(path, (time.time() - age_s, time.time() - age_s))
+    return path
+
+
+def test_a_lock_from_another_host_holds_until_its_heartbeat_is_stale(tmp_path):
+    _lock_from_another_host(tmp_path, age_s=30)
+    with pytest.raises(LibraError, match="on host node-7") as err:
+        RunLock(tmp_path, stale_after_s=120).acquire()
+    assert "run_lock.stale_after_s=120s" in str(err.value)
+    _lock_from_another_host(tmp_path, age_s=300)  # its holder stopped beating 5 minutes ago
+    lock = RunLock(tmp_path, stale_after_s=120)
+    lock.acquire()
+    assert json.loads((tmp_path / ".lock").read_text())["host"] == socket.gethostname()
+    lock.release()
+    assert not list(tmp_path.glob(".lock*"))
+
+
+def test_the_holder_keeps_its_lock_fresh(tmp_path):
+    lock = RunLock(tmp_path, stale_after_s=5, heartbeat_s=0.1)
+    lock.acquire()
+    path = tmp_path / ".lock"
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    time.sleep(0.5)
+    assert time.time() - path.stat().st_mtime < 1  # beaten again: another host would not take it
+    lock.release()
+
+
+def test_a_run_refuses_a_directory_held_from_another_host(tmp_path):
+    _lock_from_another_host(tmp_path, age_s=1)
+    proc = run_cli("libra-train", f"paths.run_dir={tmp_path}", "logger=none", check=False)
+    assert proc.returncode == 2 and "node-7" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_corrupt_or_partial_checkpoints_name_themselves(trained_run, tmp_path):

@@ -43,6 +43,8 @@ def _cfg(tmp_path, *overrides):
         (["+curriculum.stages.1.epochs=two"], "curriculum.stages[1].epochs"),
         (["+curriculum.stages.1.lr=0.1"], "curriculum.stages[1].lr"),
         (["model.dtype=int4"], "model.dtype"),
+        (["run_lock.heartbeat_s=700"], "run_lock.heartbeat_s"),
+        (["run_lock.stale_after_s=0"], "run_lock.stale_after_s"),
         (["logger.backend=mlflow"], "logger.backend"),
         (["eval.batch_size=0"], "eval.batch_size"),
         (["deepspeed.stage=zero9"], "deepspeed.stage"),
