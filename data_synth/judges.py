@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from data_synth.backends.openai_chat import Failed
 from data_synth.compose import analysis_for
 from libra_train.data.schema import SAFE, UNSAFE
 from libra_train.errors import ConfigError
@@ -22,8 +23,9 @@ JUDGE_SYSTEM_TEXT_ONLY = "你是一名文本安全专家。请判断【文本】
 
 @dataclass
 class Verdict:
-    label: str | None  # None: the judge's output did not parse
+    label: str | None  # None: the judge's output did not parse, or its request failed
     analysis: str
+    failed: str | None = None  # why the judge's request failed for good (then label is None)
 
 
 class OfflineRuleJudge:
@@ -91,6 +93,9 @@ class ChatJudge:
         ]
         verdicts = []
         for raw in self.chat.complete_many(conversations):
+            if isinstance(raw, Failed):
+                verdicts.append(Verdict(None, "", failed=raw.reason))
+                continue
             label, analysis = parse_output(raw)
             verdicts.append(Verdict(label, analysis if label else raw))
         return verdicts
@@ -105,12 +110,16 @@ def combine_verdicts(samples: list[dict], judges: list, on_disagreement: str, st
     for i, sample in enumerate(samples):
         verdicts = [(judge.name, v[i]) for judge, v in zip(judges, per_judge)]
         for name, verdict in verdicts:
-            if verdict.label is None:
+            if verdict.failed:
+                stats[f"judge_request_failed/{name}"] += 1
+            elif verdict.label is None:
                 stats[f"judge_unparseable/{name}"] += 1
         parsed = [(name, v) for name, v in verdicts if v.label is not None]
         sample["meta"]["judges"] = {name: v.label for name, v in verdicts}
         if not parsed:
-            rejected.append({**sample, "reason": "no judge gave a parseable label"})
+            failed = [f"{name}: {v.failed}" for name, v in verdicts if v.failed]
+            reason = "judge request failed (" + "; ".join(failed) + ")" if failed else None
+            rejected.append({**sample, "reason": reason or "no judge gave a parseable label"})
             continue
         labels = {v.label for _, v in parsed}
         primary = parsed[0][1]  # the first judge listed is the primary one

@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from data_synth import lexicon as lx
+from data_synth.backends.openai_chat import Failed
 from data_synth.compose import compose_query, plan_sample
 from data_synth.dedup import NearDuplicateIndex
 from data_synth.judges import ChatJudge, OfflineKeywordJudge, OfflineRuleJudge, combine_verdicts
@@ -104,13 +105,21 @@ def plan_queries(cfg, quotas: dict[str, int], responder_names: list[str]) -> lis
     return samples
 
 
-def respond(samples: list[dict], responders: dict) -> None:
+def respond(samples: list[dict], responders: dict, stats: Counter) -> list[dict]:
+    """Fill each sample's response; returns the samples whose responder request failed for good, each
+    with its reason (they go to rejected.jsonl, not to the judges)."""
     by_responder: dict[str, list[dict]] = {}
     for s in samples:
         by_responder.setdefault(s["meta"]["responder"], []).append(s)
+    failed = []
     for name, group in by_responder.items():
         for s, text in zip(group, responders[name].respond(group)):
-            s["response"] = text
+            if isinstance(text, Failed):
+                stats[f"responder_request_failed/{name}"] += 1
+                failed.append({**s, "response": "", "reason": f"responder request failed ({text.reason})"})
+            else:
+                s["response"] = text
+    return failed
 
 
 def dedup(samples: list[dict], cfg, stats: Counter) -> list[dict]:
@@ -171,8 +180,11 @@ def synthesize(cfg) -> dict:
     responders, judges = build_agents(cfg, cache_dir)
     quotas = split_quotas(cfg)
     samples = plan_queries(cfg, quotas, sorted(responders))
-    respond(samples, responders)
-    labelled, rejected = combine_verdicts(samples, judges, cfg.annotation.on_disagreement, stats)
+    failed = respond(samples, responders, stats)
+    failed_ids = {s["id"] for s in failed}
+    answered = [s for s in samples if s["id"] not in failed_ids]
+    labelled, rejected = combine_verdicts(answered, judges, cfg.annotation.on_disagreement, stats)
+    rejected = failed + rejected
     kept = dedup(labelled, cfg, stats)
     splits = {}
     for split in SPLITS:

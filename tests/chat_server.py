@@ -12,8 +12,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class ChatServer:
-    def __init__(self, delay_s: float = 0.0, failures: list[str] | None = None, garbage_every: int = 0):
+    def __init__(
+        self, delay_s: float = 0.0, failures: list[str] | None = None, garbage_every: int = 0, refuse=None
+    ):
         self.delay_s = delay_s
+        self.refuse = refuse  # refuse(user text) → True: HTTP 400, as a content filter answers
         self.failures = list(failures or [])  # consumed in order by the first requests: "500" or "drop"
         self.garbage_every = garbage_every
         self.attempts = 0
@@ -40,6 +43,14 @@ class ChatServer:
                     return
                 time.sleep(server.delay_s)
                 request = json.loads(body)
+                if server.refuse and server.refuse(request["messages"][-1]["content"]):
+                    data = b'{"error": {"message": "content refused by policy", "type": "invalid_request"}}'
+                    self.send_response(400)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 text = server.answer(request["messages"])
                 with server.lock:
                     server.served[hashlib.sha256(body).hexdigest()] += 1

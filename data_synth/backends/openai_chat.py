@@ -1,19 +1,36 @@
 """Any OpenAI-compatible chat endpoint (OpenAI, a vLLM server, …), through the official client.
 
 Retries with exponential backoff on 5xx, 429 and dropped connections are the client's own
-(`max_retries`); this class adds bounded concurrency and the on-disk cache.
+(`max_retries`); this class adds bounded concurrency and the on-disk cache. A request that fails for
+good (an HTTP 400 content refusal, retries used up) becomes a `Failed` answer, so one bad prompt never
+aborts a run; when most requests fail the endpoint itself is wrong, and the run stops early.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from data_synth.backends.cache import CompletionCache, request_key
-from libra_train.errors import ConfigError
+from libra_train.errors import ConfigError, LibraError
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The answer to a request that failed for good: why, in one line."""
+
+    reason: str
+
+
+def _reason(err: Exception) -> str:
+    status = getattr(err, "status_code", None)
+    text = " ".join(str(getattr(err, "message", None) or err).split())[:200]
+    return f"HTTP {status}: {text}" if status else f"{type(err).__name__}: {text}"
 
 
 class OpenAIChat:
@@ -29,6 +46,8 @@ class OpenAIChat:
         max_tokens: int = 512,
         cache_path=None,
         name: str | None = None,
+        abort_after: int = 20,
+        abort_share: float = 0.5,
     ):
         import openai
 
@@ -45,22 +64,49 @@ class OpenAIChat:
         self.params = {"temperature": temperature, "max_tokens": max_tokens}
         self.cache = CompletionCache(cache_path)
         self.requests_sent = 0
+        self.base_url = base_url
+        # once at least abort_after requests have been sent, more than abort_share of them failing
+        # means the endpoint (URL, key, model) is wrong, not a few prompts: stop instead of finishing
+        self.abort_after, self.abort_share = abort_after, abort_share
+        self.failures: list[str] = []
+        self._count_lock = threading.Lock()
 
     def _complete(self, messages: list[dict]) -> str:
         key = request_key(self.model, messages, self.params)
         cached = self.cache.get(key)
         if cached is not None:
             return cached
-        self.requests_sent += 1
-        reply = self.client.chat.completions.create(model=self.model, messages=messages, **self.params)
+        import openai
+
+        with self._count_lock:
+            self.requests_sent += 1
+        try:
+            reply = self.client.chat.completions.create(model=self.model, messages=messages, **self.params)
+        except openai.APIError as err:  # the client's retries are spent, or the error is not retryable
+            return self._failed(_reason(err))
         text = reply.choices[0].message.content or ""
         self.cache.put(key, text)
         return text
+
+    def _failed(self, reason: str) -> Failed:
+        with self._count_lock:
+            self.failures.append(reason)
+            failed, sent = len(self.failures), self.requests_sent
+        if sent >= self.abort_after and failed > self.abort_share * sent:
+            raise LibraError(
+                f"{self.name} at {self.base_url}: {failed} of {sent} requests failed; "
+                f"first: {self.failures[0]}"
+            )
+        log.warning("%s: a request failed for good (%s); its sample is rejected", self.name, reason)
+        return Failed(reason)
 
     def complete_many(self, conversations: list[list[dict]]) -> list[str]:
         """Identical conversations are sent once: two in flight together would both be paid for."""
         keys = [request_key(self.model, c, self.params) for c in conversations]
         unique = dict(zip(keys, conversations))
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+        pool = ThreadPoolExecutor(max_workers=self.concurrency)
+        try:
             answers = dict(zip(unique, pool.map(self._complete, unique.values())))
+        finally:  # on an abort, the queued requests are dropped rather than sent
+            pool.shutdown(wait=True, cancel_futures=True)
         return [answers[k] for k in keys]

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import os
 import signal
@@ -79,3 +80,29 @@ def test_killed_run_resumes_from_cache_without_repeating_requests(tmp_path):
         assert sum(n - 1 for n in server.served.values()) <= 2
         assert server.attempts > before
     assert (tmp_path / "stats.json").exists() and read_jsonl(tmp_path / "stage1.jsonl")
+
+
+def _refused(text: str) -> bool:
+    return int(hashlib.md5(text.encode()).hexdigest(), 16) % 7 == 0  # about one request in seven
+
+
+def test_refused_requests_are_counted_and_rejected_and_the_run_finishes(tmp_path):
+    with ChatServer(refuse=_refused) as server:
+        subprocess.run(_synth_args(tmp_path, server.url), check=True, capture_output=True, timeout=300)
+    stats = json.loads((tmp_path / "stats.json").read_text())["events"]
+    failed = {k: v for k, v in stats.items() if "request_failed" in k}
+    assert failed.get("responder_request_failed/test-model", 0) > 0
+    rejected = read_jsonl(tmp_path / "rejected.jsonl")
+    refused = [r for r in rejected if "request failed" in r["reason"]]
+    assert len(refused) == sum(failed.values()) and all("HTTP 400" in r["reason"] for r in refused)
+    assert read_jsonl(tmp_path / "stage1.jsonl")  # the rest of the run went on
+
+
+def test_an_endpoint_that_refuses_everything_stops_the_run_in_one_line(tmp_path):
+    with ChatServer(refuse=lambda text: True) as server:
+        proc = subprocess.run(_synth_args(tmp_path, server.url), capture_output=True, text=True, timeout=300)
+        sent = server.attempts
+    lines = [line for line in proc.stderr.splitlines() if line.strip() and "WARNING" not in line]
+    assert proc.returncode != 0 and len(lines) == 1, proc.stderr[-2000:]
+    assert server.url in lines[0] and "HTTP 400" in lines[0] and "Traceback" not in proc.stderr
+    assert sent < 40  # stopped early, not after every one of the run's requests
