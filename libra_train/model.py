@@ -146,6 +146,7 @@ def load_model_and_tokenizer(
     trust_remote_code: bool = False,
     dtype: str = "auto",
     attn_implementation: str | None = None,
+    device_map: str | None = None,
 ):
     """from_pretrained for a local directory (checked first, for a clear error) or a hub id.
     A directory holding a LoRA adapter loads its base model and applies the adapter."""
@@ -162,6 +163,8 @@ def load_model_and_tokenizer(
     kwargs = {"trust_remote_code": trust_remote_code, "dtype": torch_dtype}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
+    if device_map:  # e.g. auto: spread over the GPUs present (accelerate)
+        kwargs["device_map"] = device_map
     try:
         adapter_dir = Path(name_or_path) / "adapter_config.json"
         if adapter_dir.exists():

@@ -1,4 +1,5 @@
-"""A local transformers model as responder or judge (greedy decoding, batched, cached)."""
+"""A local transformers model as responder or judge (greedy decoding, batched, cached). On a GPU node
+the weights are spread over the GPUs present (`device_map=auto`) and each batch runs there."""
 
 from __future__ import annotations
 
@@ -14,10 +15,18 @@ class HFChat:
         cache_path=None,
         trust_remote_code: bool = False,
         name: str | None = None,
+        device_map: str | None = "auto",
+        dtype: str = "auto",
     ):
+        import torch
+
         from libra_train.model import load_model_and_tokenizer
 
-        self.model, self.tokenizer = load_model_and_tokenizer(model_path, trust_remote_code=trust_remote_code)
+        # device_map needs a GPU to mean anything; on a CPU the model simply stays where it loads
+        placement = device_map if torch.cuda.is_available() else None
+        self.model, self.tokenizer = load_model_and_tokenizer(
+            model_path, trust_remote_code=trust_remote_code, dtype=dtype, device_map=placement
+        )
         self.tokenizer.padding_side = "left"
         self.model.eval()
         self.max_new_tokens, self.batch_size, self.name = max_new_tokens, batch_size, name or str(model_path)
@@ -37,6 +46,7 @@ class HFChat:
                 for _, c in batch
             ]
             enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = enc.to(self.model.device)  # the first device of a model spread by device_map
             with torch.no_grad():
                 gen = self.model.generate(
                     **enc,
