@@ -52,14 +52,17 @@ def clear_errors(fn):
 
 
 def quiet_libraries() -> None:
-    """Keep the console to our own progress: no per-map or per-shard bars from datasets/transformers."""
+    """Keep the console to our own progress: no per-map or per-shard bars from datasets/transformers.
+    The hub's download bars stay on: a 14B download must show that it is moving."""
     import warnings
 
     import datasets
+    import huggingface_hub
     import transformers
 
     datasets.disable_progress_bars()
-    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()  # this turns the hub's bars off too …
+    huggingface_hub.utils.enable_progress_bars()  # … so they are turned back on
     transformers.utils.logging.set_verbosity_warning()
     warnings.filterwarnings("ignore", message=".*pin_memory.*")
     for name in ("httpx", "datasets", "urllib3", "filelock"):

@@ -4,6 +4,7 @@ the weights are spread over the GPUs present (`device_map=auto`) and each batch 
 from __future__ import annotations
 
 from data_synth.backends.cache import CompletionCache, request_key
+from libra_train.progress import progress
 
 
 class HFChat:
@@ -34,27 +35,33 @@ class HFChat:
         self.params = {"max_new_tokens": max_new_tokens, "greedy": True}
 
     def complete_many(self, conversations: list[list[dict]]) -> list[str]:
-        import torch
 
         keys = [request_key(self.name, c, self.params) for c in conversations]
         out = {k: self.cache.get(k) for k in keys}
         todo = [(k, c) for k, c in zip(keys, conversations) if out[k] is None]
-        for start in range(0, len(todo), self.batch_size):
-            batch = todo[start : start + self.batch_size]
-            texts = [
-                self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
-                for _, c in batch
-            ]
-            enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-            enc = enc.to(self.model.device)  # the first device of a model spread by device_map
-            with torch.no_grad():
-                gen = self.model.generate(
-                    **enc,
-                    max_new_tokens=self.max_new_tokens,
-                    do_sample=False,
-                    pad_token_id=self.tokenizer.pad_token_id,
-                )
-            for (key, _), row in zip(batch, gen[:, enc["input_ids"].shape[1] :]):
-                out[key] = self.tokenizer.decode(row, skip_special_tokens=True)
-                self.cache.put(key, out[key])
+        with progress(f"{self.name}: generations", len(todo), unit="generations") as advance:
+            for start in range(0, len(todo), self.batch_size):
+                self._generate(todo[start : start + self.batch_size], out)
+                advance(len(todo[start : start + self.batch_size]))
         return [out[k] for k in keys]
+
+    def _generate(self, batch: list[tuple], out: dict) -> None:
+        """One batch of greedy generations, into `out` and the cache."""
+        import torch
+
+        texts = [
+            self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
+            for _, c in batch
+        ]
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = enc.to(self.model.device)  # the first device of a model spread by device_map
+        with torch.no_grad():
+            gen = self.model.generate(
+                **enc,
+                max_new_tokens=self.max_new_tokens,
+                do_sample=False,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+        for (key, _), row in zip(batch, gen[:, enc["input_ids"].shape[1] :]):
+            out[key] = self.tokenizer.decode(row, skip_special_tokens=True)
+            self.cache.put(key, out[key])

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from data_synth.backends.cache import CompletionCache, request_key
 from libra_train.errors import ConfigError, LibraError
+from libra_train.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,11 @@ class OpenAIChat:
         unique = dict(zip(keys, conversations))
         pool = ThreadPoolExecutor(max_workers=self.concurrency)
         try:
-            answers = dict(zip(unique, pool.map(self._complete, unique.values())))
+            with progress(f"{self.name}: requests", len(unique), unit="requests") as advance:
+                answers = {}
+                for key, answer in zip(unique, pool.map(self._complete, unique.values())):
+                    answers[key] = answer
+                    advance()
         finally:  # on an abort, the queued requests are dropped rather than sent
             pool.shutdown(wait=True, cancel_futures=True)
         return [answers[k] for k in keys]

@@ -12,6 +12,7 @@ from libra_train.data.io import load_records
 from libra_train.eval.metrics import format_table
 from libra_train.eval.outputs import PredictionWriter, write_metrics
 from libra_train.eval.scoring import generate_labels, resolve_mode, score_labels
+from libra_train.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ def predict(
     mode = resolve_mode(mode, fmt)
     writer = PredictionWriter(out_path)
     todo = [r for r in records if str(r["id"]) not in writer.done]
+    if progress and len(todo) < len(records):  # resumed: what the partial file holds is done
+        progress(len(records) - len(todo))
 
     def on_batch(indices, results):
         writer.write([{**todo[i], **results[i]} for i in indices])
@@ -66,8 +69,10 @@ def evaluate(model, tokenizer, eval_sets: dict, fmt: FormatConfig, opts: EvalCon
             log.warning("eval %s: %d samples have no prompt-level label, so no prompt view", name, lacking)
         set_dir = Path(out_dir) / name if out_dir else None
         out_path = (set_dir / "predictions.jsonl") if set_dir else Path(".") / f".eval-{name}.jsonl"
-        preds = predict(model, tokenizer, records, fmt, out_path, mode=opts.mode, batch_size=opts.batch_size,
-                        max_new_tokens=opts.max_new_tokens)  # fmt: skip
+        with progress(f"eval {name}", len(records)) as advance:
+            preds = predict(model, tokenizer, records, fmt, out_path, mode=opts.mode,
+                            batch_size=opts.batch_size, max_new_tokens=opts.max_new_tokens,
+                            progress=advance)  # fmt: skip
         if set_dir is None:
             out_path.unlink()
         metrics = write_metrics(preds, set_dir, no_prompt_label=lacking)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from rich.progress import Progress
-
 from libra_train.data.formats import FormatConfig, eval_views, render_prompt, render_target, task_views
 from libra_train.data.io import atomic_write_text, load_records, to_jsonl
 from libra_train.errors import ConfigError
 from libra_train.eval.evaluator import predict
 from libra_train.eval.scoring import resolve_mode
 from libra_train.model import default_device, load_model_and_tokenizer, load_tokenizer
+from libra_train.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +53,7 @@ def run_inference(cfg) -> Path:
         return out_path
     model, tokenizer = load_model_and_tokenizer(cfg.model, cfg.trust_remote_code, cfg.dtype)
     model.to(default_device(cfg.device))
-    with Progress() as bar:
-        task = bar.add_task(f"libra-infer ({mode})", total=len(records))
+    with progress(f"libra-infer ({mode})", len(records)) as advance:
         predict(
             model,
             tokenizer,
@@ -65,6 +63,6 @@ def run_inference(cfg) -> Path:
             mode=mode,
             batch_size=int(cfg.batch_size),
             max_new_tokens=int(cfg.max_new_tokens),
-            progress=lambda n: bar.advance(task, n),
+            progress=advance,
         )
     return out_path

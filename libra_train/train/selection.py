@@ -145,20 +145,15 @@ def score_pool(
     (libra-infer's resumable writer), so an interrupted selection does not score twice."""
     from libra_train.eval.evaluator import predict
     from libra_train.model import default_device, load_model_and_tokenizer
+    from libra_train.progress import progress
 
     scores: dict[str, list[float]] = {str(r["id"]): [] for r in pool}
     for k, guard in enumerate(guards):
         model, tokenizer = load_model_and_tokenizer(guard, trust_remote_code)
         model.to(default_device())
-        preds = predict(
-            model,
-            tokenizer,
-            pool,
-            fmt,
-            Path(work_dir) / f"guard-{k}.jsonl",
-            mode="label",
-            batch_size=batch_size,
-        )
+        with progress(f"selection: guard {k + 1}/{len(guards)} scores the pool", len(pool)) as advance:
+            preds = predict(model, tokenizer, pool, fmt, Path(work_dir) / f"guard-{k}.jsonl", mode="label",
+                            batch_size=batch_size, progress=advance)  # fmt: skip
         for p in preds:
             scores[str(p["id"])].append(float(p["p_unsafe"]))
         del model
