@@ -158,6 +158,16 @@ class LoggerConfig:
 
 
 @dataclass(frozen=True)
+class DistributedConfig:
+    timeout_s: float = opt(
+        10800.0,
+        "longest wait for another rank (markers and the process group's collectives); a dead or hung "
+        "rank is named after it",
+        _positive,
+    )
+
+
+@dataclass(frozen=True)
 class LockConfig:
     stale_after_s: float = opt(
         600.0, "a lock held from another host is taken over once its heartbeat is this old", _positive
@@ -180,6 +190,7 @@ class RunConfig:
     eval: EvalConfig
     logger: LoggerConfig
     run_lock: LockConfig
+    distributed: DistributedConfig
     resolved: dict  # the whole composed config, resolved: written to config.yaml and W&B (redacted there)
 
     @classmethod
@@ -207,6 +218,7 @@ class RunConfig:
             eval=build(EvalConfig, raw["eval"], "eval"),
             logger=build(LoggerConfig, raw["logger"], "logger"),
             run_lock=build(LockConfig, raw.get("run_lock") or {}, "run_lock"),
+            distributed=build(DistributedConfig, raw.get("distributed") or {}, "distributed"),
             resolved=raw,
         )
         check_run(run)

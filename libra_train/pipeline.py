@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 def run_pipeline(cfg) -> dict:
     """Run the whole curriculum from Hydra's composed config; returns the manifest."""
     run = RunConfig.from_hydra(cfg)  # every value checked here, before any data or model is touched
+    dist.set_timeout(run.distributed.timeout_s)
     lock = RunLock(run.run_dir, run.run_lock.stale_after_s, run.run_lock.heartbeat_s)
     if dist.is_main():
         lock.acquire()
@@ -101,31 +102,37 @@ def run_stage(
 
 def select_hard_records(stage: StageConfig, pool, init_path: str, stage_dir: Path, run: RunConfig):
     """Score the stage's pool with the previous stage's guard (or stage.guards) and keep the hard samples.
-    Done once, on rank 0; the chosen set is a file in the stage folder, so a resumed run reuses it."""
-    from libra_train.train.selection import select_hard
+    Every rank scores its share of the pool; rank 0 then merges the scores and chooses. The chosen set
+    is a file in the stage folder, so a resumed run reuses it."""
+    from libra_train.train.selection import read_scores, score_pool, select
 
     chosen_path, summary_path = stage_dir / "selected.jsonl", stage_dir / "selection.json"
+    guards = list(stage.guards or [init_path])
+    scores_dir = stage_dir / "selection_scores"
+    if not chosen_path.exists():
+        dist.every_rank(stage_dir, "selection-scores", lambda: score_pool(
+            pool, guards, run.format, scores_dir, run.eval.batch_size, run.model.trust_remote_code,
+            dist.rank(), dist.world_size(),
+        ))  # fmt: skip
 
-    def work():
-        guards = list(stage.guards or [init_path])
-        chosen, summary = select_hard(
-            pool, guards, run.format, stage_dir / "selection_scores", stage.selection,
-            run.eval.batch_size, run.model.trust_remote_code,
-        )  # fmt: skip
+    def choose():
+        scores = read_scores(pool, len(guards), scores_dir, dist.world_size())
+        chosen, summary = select(pool, scores, stage.selection)
         atomic_write_text(chosen_path, to_jsonl(chosen))
-        summary = {**summary, "file": f"{stage.name}/selected.jsonl"}
+        summary = {**summary, "guards": guards, "file": f"{stage.name}/selected.jsonl"}
         atomic_write_text(summary_path, json.dumps(summary, indent=1))
         log.info("%s: chose %d of %d pool samples (%d hard)", stage.name, summary["chosen"], summary["pool"],
                  summary["hard"])  # fmt: skip
 
-    dist.once(stage_dir / "selected.ready", work)
+    dist.once(stage_dir / "selected.ready", choose)
     return load_records(chosen_path), json.loads(summary_path.read_text())
 
 
 def evaluate_checkpoint(path: str, run: RunConfig, out_dir: Path, tracker, stage: str) -> dict:
-    """Evaluation runs on rank 0 while the other ranks wait at a marker: eval sets are small next to
-    training, and label mode is one forward pass per sample; one writer also keeps predictions.jsonl
-    whole."""
+    """Under several ranks every rank scores its share and rank 0 merges (evaluate_sharded); alone, the
+    one process evaluates and writes predictions.jsonl itself."""
+    if dist.world_size() > 1:
+        return evaluate_sharded(path, run, out_dir, tracker, stage)
     done = out_dir / ".done"
     results: dict = {}
 
@@ -145,6 +152,39 @@ def evaluate_checkpoint(path: str, run: RunConfig, out_dir: Path, tracker, stage
             tracker.log_eval(stage, name, metrics, out_dir / name / "confusion.png")
 
     dist.once(done, work, redo=True)
+    if not results:  # other ranks read rank 0's figures
+        results = {
+            name: json.loads((out_dir / name / "metrics.json").read_text()) for name in run.data.eval_sets
+        }
+    return results
+
+
+def evaluate_sharded(path: str, run: RunConfig, out_dir: Path, tracker, stage: str) -> dict:
+    """Each rank loads the checkpoint on its own device and scores every world-th sample; rank 0 then
+    writes predictions.jsonl (one writer, so it stays whole) and the metrics. The merge marker carries
+    the launch id: a relaunch redoes the merge, and its ranks resume their own partial files."""
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    from libra_train.eval.evaluator import merge_shards, predict_shard
+    from libra_train.model import load_model_and_tokenizer
+
+    def my_share():
+        # a ZeRO-3 config left registered by the stage would make from_pretrained partition the weights
+        unset_hf_deepspeed_config()
+        model, tokenizer = load_model_and_tokenizer(path, run.model.trust_remote_code, run.model.dtype)
+        model.to(dist.local_device())
+        predict_shard(model, tokenizer, run.data.eval_sets, run.format, run.eval, out_dir, dist.rank(),
+                      dist.world_size())  # fmt: skip
+
+    results: dict = {}
+
+    def merge():
+        results.update(merge_shards(run.data.eval_sets, run.format, out_dir, dist.world_size()))
+        for name, metrics in results.items():
+            tracker.log_eval(stage, name, metrics, out_dir / name / "confusion.png")
+
+    dist.every_rank(out_dir, "eval", my_share)
+    dist.once(out_dir / f".merged-{dist.launch_id()}", merge)
     if not results:  # other ranks read rank 0's figures
         results = {
             name: json.loads((out_dir / name / "metrics.json").read_text()) for name in run.data.eval_sets

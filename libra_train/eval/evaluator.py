@@ -8,7 +8,8 @@ from pathlib import Path
 
 from libra_train.config import EvalConfig
 from libra_train.data.formats import FormatConfig, eval_views
-from libra_train.data.io import load_records
+from libra_train.data.io import atomic_write_text, load_records, read_raw, to_jsonl
+from libra_train.errors import DataError
 from libra_train.eval.metrics import format_table
 from libra_train.eval.outputs import PredictionWriter, write_metrics
 from libra_train.eval.scoring import generate_labels, resolve_mode, score_labels
@@ -78,4 +79,43 @@ def evaluate(model, tokenizer, eval_sets: dict, fmt: FormatConfig, opts: EvalCon
         metrics = write_metrics(preds, set_dir, no_prompt_label=lacking)
         log.info("eval %s:\n%s", name, format_table(metrics))
         results[name] = metrics
+    return results
+
+
+def _views(data, fmt: FormatConfig) -> tuple[list[dict], int]:
+    return eval_views(load_records(data) if isinstance(data, (str, Path)) else data, fmt.task)
+
+
+def predict_shard(model, tokenizer, eval_sets: dict, fmt: FormatConfig, opts: EvalConfig, out_dir: str | Path,
+                  rank: int, world: int) -> None:  # fmt: skip
+    """This rank's share (every world-th view) of each eval set, into <set>/rank{R}-of-{W}.jsonl:
+    resumable like any prediction file."""
+    for name, data in eval_sets.items():
+        mine = _views(data, fmt)[0][rank::world]
+        with progress(f"eval {name} (rank {rank} of {world})", len(mine)) as advance:
+            predict(model, tokenizer, mine, fmt, Path(out_dir) / name / f"rank{rank}-of-{world}.jsonl",
+                    mode=opts.mode, batch_size=opts.batch_size, max_new_tokens=opts.max_new_tokens,
+                    progress=advance)  # fmt: skip
+
+
+def merge_shards(eval_sets: dict, fmt: FormatConfig, out_dir: str | Path, world: int) -> dict:
+    """One writer: the ranks' shares joined into <set>/predictions.jsonl in the one-process order, then
+    scored exactly as evaluate() scores."""
+    results = {}
+    for name, data in eval_sets.items():
+        views, lacking = _views(data, fmt)
+        set_dir = Path(out_dir) / name
+        shards = [set_dir / f"rank{r}-of-{world}.jsonl" for r in range(world)]
+        by_id = {str(item.record["id"]): item.record for shard in shards for item in read_raw(shard)}
+        missing = [str(v["id"]) for v in views if str(v["id"]) not in by_id]
+        if missing:
+            raise DataError(
+                set_dir, f"{len(missing)} samples have no prediction from any rank ({missing[:3]})"
+            )
+        preds = [by_id[str(v["id"])] for v in views]
+        atomic_write_text(set_dir / "predictions.jsonl", to_jsonl(preds))
+        for shard in shards:
+            shard.unlink()
+        results[name] = write_metrics(preds, set_dir, no_prompt_label=lacking)
+        log.info("eval %s:\n%s", name, format_table(results[name]))
     return results

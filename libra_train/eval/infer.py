@@ -12,6 +12,7 @@ from libra_train.eval.evaluator import predict
 from libra_train.eval.scoring import resolve_mode
 from libra_train.model import default_device, load_model_and_tokenizer, load_tokenizer
 from libra_train.progress import progress
+from libra_train.train import distributed as dist
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +44,21 @@ def run_inference(cfg) -> Path:
     mode = resolve_mode(cfg.mode, fmt)
     if cfg.batch_size < 1:
         raise ConfigError("batch_size", f"must be at least 1, got {cfg.batch_size}")
-    records = shard(load_records(cfg.data, require_label=False), int(cfg.machine_rank), int(cfg.machine_num))
+    # Under torchrun every process is one more shard: machine R of M with W ranks each is shard R*W+rank
+    # of M*W, so the folder libra-eval reads holds the same files whichever way the work was split.
+    shard([], int(cfg.machine_rank), int(cfg.machine_num))  # checks the machine's own rank first
+    rank, world = dist.rank(), dist.world_size()
+    index, total = int(cfg.machine_rank) * world + rank, int(cfg.machine_num) * world
+    records = shard(load_records(cfg.data, require_label=False), index, total)
     records, lacking = eval_views(records, fmt.task)  # the views training makes (format.task)
     if lacking:
         log.warning("%d labelled samples have no prompt-level label, so no prompt view", lacking)
-    out_path = Path(cfg.output_dir) / f"{cfg.machine_rank}-of-{cfg.machine_num}.jsonl"
+    out_path = Path(cfg.output_dir) / f"{index}-of-{total}.jsonl"
     if out_path.exists():
         log.info("%s is complete already", out_path)
         return out_path
     model, tokenizer = load_model_and_tokenizer(cfg.model, cfg.trust_remote_code, cfg.dtype)
-    model.to(default_device(cfg.device))
+    model.to(dist.local_device() if cfg.device == "auto" else default_device(cfg.device))
     with progress(f"libra-infer ({mode})", len(records)) as advance:
         predict(
             model,

@@ -140,23 +140,50 @@ def score_pool(
     work_dir: Path,
     batch_size: int = 32,
     trust_remote_code: bool = False,
-) -> dict[str, list[float]]:
+    rank: int = 0,
+    world: int = 1,
+) -> dict[str, list[float]] | None:
     """p_unsafe of every pool sample under each guard; each guard's scores are written as they come
-    (libra-infer's resumable writer), so an interrupted selection does not score twice."""
+    (libra-infer's resumable writer), so an interrupted selection does not score twice. Under several
+    ranks each scores its share (pool[rank::world]) and returns None: read_scores merges the shares
+    once every rank is done."""
     from libra_train.eval.evaluator import predict
-    from libra_train.model import default_device, load_model_and_tokenizer
+    from libra_train.model import load_model_and_tokenizer
     from libra_train.progress import progress
+    from libra_train.train.distributed import local_device
 
-    scores: dict[str, list[float]] = {str(r["id"]): [] for r in pool}
+    mine = pool[rank::world]
     for k, guard in enumerate(guards):
         model, tokenizer = load_model_and_tokenizer(guard, trust_remote_code)
-        model.to(default_device())
-        with progress(f"selection: guard {k + 1}/{len(guards)} scores the pool", len(pool)) as advance:
-            preds = predict(model, tokenizer, pool, fmt, Path(work_dir) / f"guard-{k}.jsonl", mode="label",
-                            batch_size=batch_size, progress=advance)  # fmt: skip
-        for p in preds:
-            scores[str(p["id"])].append(float(p["p_unsafe"]))
+        model.to(local_device())
+        with progress(f"selection: guard {k + 1}/{len(guards)} scores the pool", len(mine)) as advance:
+            predict(model, tokenizer, mine, fmt, _scores_file(work_dir, k, rank, world), mode="label",
+                    batch_size=batch_size, progress=advance)  # fmt: skip
         del model
+    return read_scores(pool, len(guards), work_dir, world) if world == 1 else None
+
+
+def _scores_file(work_dir: Path, guard: int, rank: int, world: int) -> Path:
+    return Path(work_dir) / (
+        f"guard-{guard}.jsonl" if world == 1 else f"guard-{guard}.rank{rank}-of-{world}.jsonl"
+    )
+
+
+def read_scores(pool: list[dict], n_guards: int, work_dir: Path, world: int = 1) -> dict[str, list[float]]:
+    """Every pool sample's p_unsafe under each guard, from the score files of all ranks."""
+    from libra_train.data.io import read_raw
+
+    scores: dict[str, list[float]] = {str(r["id"]): [] for r in pool}
+    for k in range(n_guards):
+        files = [_scores_file(work_dir, k, rank, world) for rank in range(world)]
+        got = {str(i.record["id"]): float(i.record["p_unsafe"]) for f in files for i in read_raw(f)}
+        missing = [i for i in scores if i not in got]
+        if missing:
+            raise ConfigError(
+                "selection", f"guard {k} has no score for {len(missing)} pool samples ({missing[:3]})"
+            )
+        for i in scores:
+            scores[i].append(got[i])
     return scores
 
 

@@ -131,6 +131,7 @@ def sft_args(hp: TrainConfig, stage_dir: Path, run: RunConfig):
         else None,
         include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=0,
+        ddp_timeout=int(run.distributed.timeout_s),  # the process group waits as long as the markers do
     )
 
 

@@ -5,6 +5,7 @@ records which rank opened which file for writing, to show that rank 0 alone writ
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -97,12 +98,17 @@ def test_zero_pipeline_matches_single_process_and_reloads(zero, single_process_l
     losses = [s["train"]["loss_last"] for s in manifest["stages"]]
     for ours, reference in zip(losses, single_process_losses):
         assert abs(ours - reference) <= LOSS_TOLERANCE * reference, (losses, single_process_losses)
-    # Rank 0 alone wrote the run's own files (DeepSpeed's resume shards under */trainer/ are per rank by
-    # design).
+    # Rank 0 alone wrote the run's own files. Per rank by design: DeepSpeed's resume shards under
+    # */trainer/, and each rank's share of the evaluation (rank1-of-2.jsonl, merged by rank 0) with its
+    # done-marker.
     writes = [line.split(" ", 1) for line in (tmp_path / "writes.log").read_text().splitlines()]
     assert {rank for rank, what in writes if what == "started"} >= {"0", "1"}  # both ranks were watched
+    share = re.compile(r"rank1-of-2\.jsonl|/\.eval-rank1-")
     ours_written = [(rank, path) for rank, path in writes if path != "started" and "/trainer/" not in path]
-    assert ours_written and {rank for rank, _ in ours_written} == {"0"}, sorted(set(ours_written))[:5]
+    others = sorted({p for r, p in ours_written if r != "0" and not share.search(p)})
+    assert ours_written and not others, others[:5]
+    assert any(r == "1" and "/eval/heldout/rank1-of-2.jsonl" in p for r, p in ours_written)  # it scored
+    assert not list(run_dir.glob("*/eval/heldout/rank*"))  # rank 0 merged the shares into predictions
     # The consolidated checkpoint is an ordinary HF one: a fresh process loads and evaluates it.
     data = run_dir / "data" / "heldout.jsonl"
     run_cli(
