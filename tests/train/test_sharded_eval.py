@@ -100,3 +100,22 @@ def test_libra_infer_under_torchrun_writes_one_shard_per_rank(tiny_backbone, tmp
     assert [p["id"] for p in shards[1]] == list(range(1, 30, 2))
     out = run_cli("libra-eval", f"predictions={tmp_path / 'preds'}", f"labels={data}")
     assert "Average" in out.stdout
+
+
+def test_a_failing_rank_stops_the_others_at_once_with_its_error(tmp_path):
+    code = (
+        "import sys\nfrom pathlib import Path\nfrom libra_train.train import distributed as d\n"
+        "d.set_timeout(120)\n"
+        "def work():\n"
+        "    if d.rank() == 1: raise ValueError('bad shard')\n"
+        "d.every_rank(Path(sys.argv[1]), 'eval', work)"
+    )
+    procs = []
+    for rank in (0, 1):
+        env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "LIBRA_LAUNCH_ID": "x"}
+        procs.append(subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], env=env, cwd=REPO,
+                                      stderr=subprocess.PIPE, text=True))  # fmt: skip
+    started = time.monotonic()
+    errors = [p.communicate(timeout=60)[1] for p in procs]
+    assert time.monotonic() - started < 30  # far inside the 120 s timeout
+    assert procs[0].returncode != 0 and "rank 1 failed: ValueError: bad shard" in errors[0], errors[0][-2000:]
