@@ -11,6 +11,7 @@ from collections import defaultdict
 from sklearn.metrics import accuracy_score, average_precision_score, confusion_matrix, f1_score
 
 from libra_train.data.schema import SAFE, UNSAFE
+from libra_train.eval.operating_points import operating_points
 
 FLIP = {SAFE: UNSAFE, UNSAFE: SAFE}
 
@@ -59,14 +60,18 @@ def compute_metrics(rows: list[dict]) -> dict:
     average = (
         {k: sum(m[k] for m in per_source.values()) / len(per_source) for k in keys} if per_source else {}
     )
-    auprc = None
+    auprc = points = None
     if scored_p and len(set(scored_gold)) == 2:
         auprc = float(average_precision_score(scored_gold, scored_p))
+        if len(scored_p) == len(rows):  # every row scored (label mode): the thresholds mean something
+            points = operating_points(scored_gold, scored_p)
     tn, fp, fn, tp = confusion_matrix(gold_all, pred_all, labels=[SAFE, UNSAFE]).ravel().tolist()
     return {
         "per_source": per_source,
         "average": average,
         "auprc": auprc,
+        "threshold": 0.5,  # the decision rule these figures used: unsafe when p_unsafe > threshold
+        "operating_points": points,
         "per_category": {
             c: {"accuracy": sum(v) / len(v), "n": len(v)} for c, v in sorted(by_category.items())
         },
@@ -95,6 +100,16 @@ def format_table(metrics: dict) -> str:
             lines.append(
                 f"{'task: ' + task:<20} {m['f1_unsafe']:>10.4f} {m['f1_safe']:>10.4f} {m['accuracy']:>10.4f} "
                 f"{m['n']:>7}"
+            )
+    points = metrics.get("operating_points")
+    if points:
+        a, f = points["best_accuracy"], points["best_f1"]
+        lines.append(f"decision threshold {metrics.get('threshold', 0.5):g}; on this set, best accuracy "
+                     f"{a['accuracy']:.4f} at {a['threshold']:.3f}, best F1-Unsafe {f['f1_unsafe']:.4f} at "
+                     f"{f['threshold']:.3f} (chosen on the set they are reported on)")  # fmt: skip
+        for target, r in points["fpr_at_recall"].items():
+            lines.append(
+                f"FPR at recall ≥ {float(target):.0%}: {r['fpr']:.4f} (threshold {r['threshold']:.3f})"
             )
     extra = f"parse failures: {metrics['parse_failures']}"
     if metrics.get("auprc") is not None:

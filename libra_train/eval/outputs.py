@@ -11,6 +11,7 @@ from libra_train.data.io import atomic_write_text, load_records, read_raw, to_js
 from libra_train.data.schema import SAFE, UNSAFE
 from libra_train.errors import DataError
 from libra_train.eval.metrics import compute_metrics
+from libra_train.eval.operating_points import pr_curve_png
 from libra_train.eval.parse import parse_output
 from libra_train.reporting import plotting
 
@@ -123,6 +124,8 @@ def write_metrics(rows: list[dict], out_dir: str | Path | None, no_prompt_label:
         out_dir = Path(out_dir)
         atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, ensure_ascii=False, indent=2) + "\n")
         confusion_png(metrics["confusion"], out_dir / "confusion.png")
+        if metrics.get("operating_points"):
+            pr_curve_png(metrics["operating_points"], out_dir / "pr_curve.png", out_dir.name)
     return metrics
 
 

@@ -1,0 +1,81 @@
+"""Operating points from p(unsafe): the thresholds a safety team chooses between (issue 15).
+
+The decision rule everywhere is "unsafe when p_unsafe > threshold" (0.5 by default). Every distinct
+cut through the scores is a candidate: flagging the top k scores is the threshold just below the k-th.
+Ties between candidates go to the higher threshold, the one with fewer false alarms.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+RECALL_TARGETS = (0.90, 0.95)
+
+
+def curve(gold_unsafe: list[bool], p_unsafe: list[float]) -> dict[str, np.ndarray]:
+    """Counts at every candidate threshold, highest threshold (nothing flagged) first."""
+    y = np.asarray(gold_unsafe, dtype=bool)
+    p = np.asarray(p_unsafe, dtype=float)
+    order = np.argsort(-p, kind="stable")
+    y, p = y[order], p[order]
+    last_of_run = np.flatnonzero(np.r_[p[1:] != p[:-1], True])  # the last index of each distinct score
+    tp = np.r_[0, np.cumsum(y)[last_of_run]]
+    flagged = np.r_[0, last_of_run + 1]
+    below = np.r_[p[last_of_run[:-1] + 1], min(0.0, p[-1] - 1e-12)] if len(p) else np.array([0.0])
+    thresholds = np.r_[p[0] if len(p) else 1.0, below]
+    return {"threshold": thresholds, "tp": tp, "fp": flagged - tp, "positives": int(y.sum()), "n": len(y)}
+
+
+def operating_points(gold_unsafe: list[bool], p_unsafe: list[float]) -> dict | None:
+    """The thresholds that maximise accuracy and F1 (unsafe positive), and the lowest false-positive
+    rate at 90% and 95% recall; None when the set lacks either class."""
+    c = curve(gold_unsafe, p_unsafe)
+    positives, negatives = c["positives"], c["n"] - c["positives"]
+    if positives == 0 or negatives == 0:
+        return None
+    tp, fp, t = c["tp"], c["fp"], c["threshold"]
+    recall, fpr = tp / positives, fp / negatives
+    precision = np.divide(tp, tp + fp, out=np.ones_like(recall), where=(tp + fp) > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(recall),
+                   where=(precision + recall) > 0)  # fmt: skip
+    accuracy = (tp + negatives - fp) / c["n"]
+
+    def best(score: np.ndarray) -> dict:
+        i = int(np.flatnonzero(score == score.max())[0])  # the first is the highest threshold
+        figures = {"threshold": t, "accuracy": accuracy, "f1_unsafe": f1, "precision": precision,
+                   "recall": recall, "fpr": fpr}  # fmt: skip
+        return {name: float(values[i]) for name, values in figures.items()}
+
+    at_recall = {}
+    for target in RECALL_TARGETS:
+        ok = np.flatnonzero(recall >= target - 1e-12)
+        i = int(ok[np.argmin(fpr[ok])])  # the lowest FPR; among equals, the first (highest threshold)
+        at_recall[f"{target:.2f}"] = {
+            "threshold": float(t[i]),
+            "fpr": float(fpr[i]),
+            "recall": float(recall[i]),
+        }
+    return {
+        "best_accuracy": best(accuracy),
+        "best_f1": best(f1),
+        "fpr_at_recall": at_recall,
+        "pr_curve": {"recall": recall.tolist(), "precision": precision.tolist()},
+    }
+
+
+def pr_curve_png(points: dict, path, title: str) -> None:
+    from libra_train.reporting import plotting
+
+    fig, ax = plotting.plt.subplots(figsize=(4.2, 3.6))
+    ax.step(points["pr_curve"]["recall"], points["pr_curve"]["precision"], where="post")
+    for name, marker in (("best_accuracy", "o"), ("best_f1", "s")):
+        p = points[name]
+        label = f"{name.replace('_', ' ')} (threshold {p['threshold']:.3f})"
+        ax.plot([p["recall"]], [p["precision"]], marker, label=label)
+    ax.set_xlabel("recall (unsafe)")
+    ax.set_ylabel("precision (unsafe)")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"{title}: precision–recall, unsafe positive", fontsize=9)
+    ax.legend(loc="lower left", fontsize=7)
+    plotting.save(fig, path)

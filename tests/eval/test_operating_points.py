@@ -1,0 +1,50 @@
+"""Operating points on hand-computed cases: the thresholds that maximise accuracy and F1, and the lowest
+false-positive rate at 90% and 95% recall (rule: unsafe when p_unsafe > threshold)."""
+
+import pytest
+
+from libra_train.eval.metrics import compute_metrics, format_table
+from libra_train.eval.operating_points import operating_points
+from libra_train.eval.outputs import write_metrics
+
+# Scores high to low: U U S U S S. Flagging the top k (k = 0…6) gives
+#   accuracy 3/6 4/6 5/6 4/6 5/6 4/6 3/6 and F1-Unsafe 0 .5 .8 .667 .857 .75 .667;
+#   recall 1 first at k = 4 (one false positive of three safe samples: FPR 1/3).
+GOLD = [True, True, False, True, False, False]
+P = [0.9, 0.8, 0.7, 0.6, 0.3, 0.1]
+
+
+def test_hand_computed_thresholds():
+    points = operating_points(GOLD, P)
+    best_acc, best_f1 = points["best_accuracy"], points["best_f1"]
+    # accuracy 5/6 at k = 2 and k = 4: the tie goes to the higher threshold (fewer false alarms)
+    assert (best_acc["threshold"], best_acc["accuracy"], best_acc["fpr"]) == (0.7, pytest.approx(5 / 6), 0.0)
+    assert (best_f1["threshold"], best_f1["f1_unsafe"]) == (0.3, pytest.approx(6 / 7))
+    assert points["fpr_at_recall"]["0.90"] == {"threshold": 0.3, "fpr": pytest.approx(1 / 3), "recall": 1.0}
+    assert points["fpr_at_recall"]["0.95"]["threshold"] == 0.3
+    assert points["pr_curve"]["recall"] == pytest.approx([0, 1 / 3, 2 / 3, 2 / 3, 1, 1, 1])
+
+
+def test_tied_scores_are_one_cut_and_the_rule_is_strictly_greater():
+    # two samples share 0.6: they are flagged together or not at all
+    points = operating_points([True, False, True, False], [0.6, 0.6, 0.9, 0.2])
+    assert points["best_accuracy"]["threshold"] == 0.6  # p > 0.6 flags only the 0.9: accuracy 3/4
+    assert points["best_accuracy"]["accuracy"] == pytest.approx(0.75)
+    assert len(points["pr_curve"]["recall"]) == 4  # nothing, {0.9}, {0.9, 0.6, 0.6}, all
+
+
+def test_one_class_or_unscored_rows_give_no_operating_points(tmp_path):
+    assert operating_points([True, True], [0.2, 0.9]) is None
+    rows = [{"label": "不安全", "pred_label": "不安全"}, {"label": "安全", "pred_label": "安全"}]
+    assert compute_metrics(rows)["operating_points"] is None  # generate mode has no p_unsafe
+
+
+def test_the_table_and_the_pr_curve_say_which_threshold_each_figure_used(tmp_path):
+    rows = [{"label": "不安全" if g else "安全", "pred_label": "不安全" if p > 0.5 else "安全", "p_unsafe": p,
+             "source": "Real Data"} for g, p in zip(GOLD, P)]  # fmt: skip
+    metrics = write_metrics(rows, tmp_path)
+    table = format_table(metrics)
+    assert "decision threshold 0.5" in table and "best accuracy 0.8333 at 0.700" in table
+    assert "FPR at recall ≥ 90%: 0.3333 (threshold 0.300)" in table
+    assert "chosen on the set they are reported on" in table
+    assert (tmp_path / "pr_curve.png").stat().st_size > 1000
