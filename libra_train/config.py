@@ -33,6 +33,12 @@ def _non_negative(value) -> str | None:
     return None if value >= 0 else f"must be ≥ 0, got {value}"
 
 
+def _threshold(value) -> str | None:
+    if value == "calibrate" or (not isinstance(value, str) and 0 < value < 1):
+        return None
+    return f"must be a number in (0, 1) or calibrate, got {value!r}"
+
+
 def _fraction(value) -> str | None:
     return None if 0 <= value < 1 else f"must be in [0, 1), got {value}"
 
@@ -145,6 +151,11 @@ class EvalConfig:
     mode: Literal["auto", "label", "generate"] = opt("auto", "auto: label mode when the label comes first")
     batch_size: int = opt(16, "samples per forward pass or generate call", _positive)
     max_new_tokens: int = opt(256, "generate mode: tokens to decode at most", _positive)
+    threshold: float | Literal["calibrate"] = opt(
+        0.5, "unsafe when p_unsafe > threshold; calibrate: chosen on eval.calibration_set", _threshold
+    )
+    calibration_set: str | None = opt(None, "the eval set (a key of data.eval_sets) to calibrate on")
+    calibrate_for: Literal["accuracy", "f1"] = opt("accuracy", "what the calibrated threshold maximises")
 
 
 @dataclass(frozen=True)
@@ -393,6 +404,13 @@ def check_run(run: RunConfig) -> None:
             )
     if run.model.build is None and not run.model.name_or_path:
         raise ConfigError("model.name_or_path", "give a hub id or a local path (or use model=tiny)")
+    if run.eval.threshold == "calibrate" and run.eval.calibration_set not in run.data.eval_sets:
+        raise ConfigError("eval.calibration_set", f"threshold=calibrate needs one of data.eval_sets: "
+                          f"{', '.join(run.data.eval_sets)}; got {run.eval.calibration_set!r}")  # fmt: skip
+    if run.eval.threshold != 0.5 and (run.eval.mode == "generate" or not run.format.label_first):
+        raise ConfigError(
+            "eval.threshold", "a threshold needs p_unsafe (label mode); format.critic=front generates"
+        )
     if run.eval.mode == "label" and not run.format.label_first:
         raise ConfigError("eval.mode", "label mode reads the label first; format.critic=front needs generate")
     if run.run_lock.heartbeat_s >= run.run_lock.stale_after_s:

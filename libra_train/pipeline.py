@@ -18,6 +18,7 @@ from libra_train.config import RunConfig, StageConfig
 from libra_train.data.formats import render_prompt, render_target
 from libra_train.data.io import HUB_PREFIX, atomic_write_text, load_records, read_raw, to_jsonl
 from libra_train.data.subset import stratified_subset
+from libra_train.eval.scoring import THRESHOLD_FILE
 from libra_train.redaction import redact
 from libra_train.reporting.run_report import write_run_report
 from libra_train.tracking import make_tracker
@@ -95,6 +96,10 @@ def run_stage(
         entry.update(status="trained", checkpoint=f"{stage.name}/checkpoint")
         _save(manifest)
     entry["eval"] = evaluate_checkpoint(str(checkpoint), run, stage_dir / "eval", tracker, stage.name)
+    if dist.is_main() and entry["eval"]:  # libra-infer decides with it by default
+        first = next(iter(entry["eval"].values()))
+        decision = {"threshold": first["threshold"], "source": first.get("threshold_source") or "default"}
+        atomic_write_text(checkpoint / THRESHOLD_FILE, json.dumps(decision, ensure_ascii=False) + "\n")
     entry["status"] = "done"
     _save(manifest)
     return str(checkpoint)
@@ -179,7 +184,7 @@ def evaluate_sharded(path: str, run: RunConfig, out_dir: Path, tracker, stage: s
     results: dict = {}
 
     def merge():
-        results.update(merge_shards(run.data.eval_sets, run.format, out_dir, dist.world_size()))
+        results.update(merge_shards(run.data.eval_sets, run.format, out_dir, dist.world_size(), run.eval))
         for name, metrics in results.items():
             tracker.log_eval(stage, name, metrics, out_dir / name / "confusion.png")
 

@@ -3,14 +3,17 @@ runs on one shard. Both score through eval/scoring.py and write through eval/out
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 from libra_train.config import EvalConfig
-from libra_train.data.formats import FormatConfig, eval_views
+from libra_train.data.formats import LABEL_KEY, FormatConfig, eval_views
 from libra_train.data.io import atomic_write_text, load_records, read_raw, to_jsonl
+from libra_train.data.schema import SAFE, UNSAFE
 from libra_train.errors import DataError
 from libra_train.eval.metrics import format_table
+from libra_train.eval.operating_points import operating_points
 from libra_train.eval.outputs import PredictionWriter, write_metrics
 from libra_train.eval.scoring import generate_labels, resolve_mode, score_labels
 from libra_train.progress import progress
@@ -28,6 +31,7 @@ def predict(
     batch_size: int = 16,
     max_new_tokens: int = 256,
     progress=None,
+    threshold: float = 0.5,
 ) -> list[dict]:
     """Predict every record once, resuming from out_path's partial file; returns predictions in input
     order."""
@@ -44,7 +48,9 @@ def predict(
 
     if todo:
         if mode == "label":
-            score_labels(model, tokenizer, todo, fmt, batch_size=batch_size, on_batch=on_batch)
+            score_labels(
+                model, tokenizer, todo, fmt, batch_size=batch_size, on_batch=on_batch, threshold=threshold
+            )
         else:
             generate_labels(
                 model,
@@ -63,23 +69,63 @@ def evaluate(model, tokenizer, eval_sets: dict, fmt: FormatConfig, opts: EvalCon
     """Run the guard on every eval set and score it. eval_sets: name → path or list of records. Each
     record is scored on the views training makes of it (format.task), each against its own label."""
     opts = opts or EvalConfig()
-    results = {}
+    preds, lacking = {}, {}
     for name, data in eval_sets.items():
-        records, lacking = eval_views(load_records(data) if isinstance(data, (str, Path)) else data, fmt.task)
-        if lacking:
-            log.warning("eval %s: %d samples have no prompt-level label, so no prompt view", name, lacking)
+        records, lacking[name] = _views(data, fmt)
+        if lacking[name]:
+            log.warning(
+                "eval %s: %d samples have no prompt-level label, so no prompt view", name, lacking[name]
+            )
         set_dir = Path(out_dir) / name if out_dir else None
         out_path = (set_dir / "predictions.jsonl") if set_dir else Path(".") / f".eval-{name}.jsonl"
         with progress(f"eval {name}", len(records)) as advance:
-            preds = predict(model, tokenizer, records, fmt, out_path, mode=opts.mode,
-                            batch_size=opts.batch_size, max_new_tokens=opts.max_new_tokens,
-                            progress=advance)  # fmt: skip
+            preds[name] = predict(model, tokenizer, records, fmt, out_path, mode=opts.mode,
+                                  batch_size=opts.batch_size, max_new_tokens=opts.max_new_tokens,
+                                  progress=advance)  # fmt: skip
         if set_dir is None:
             out_path.unlink()
-        metrics = write_metrics(preds, set_dir, no_prompt_label=lacking)
-        log.info("eval %s:\n%s", name, format_table(metrics))
-        results[name] = metrics
+    return score_sets(preds, lacking, opts, out_dir)
+
+
+def decide_threshold(preds: dict, opts: EvalConfig) -> tuple[float, str | None]:
+    """eval.threshold as given, or calibrated: the threshold that maximises eval.calibrate_for on the
+    calibration set's own predictions."""
+    if opts.threshold != "calibrate":
+        return float(opts.threshold), (None if opts.threshold == 0.5 else "eval.threshold")
+    rows = preds[opts.calibration_set]
+    scored = [r for r in rows if r.get("p_unsafe") is not None]
+    points = operating_points([r["label"] == UNSAFE for r in scored], [r["p_unsafe"] for r in scored])
+    if points is None or len(scored) < len(rows):
+        raise DataError(opts.calibration_set, "calibration needs p_unsafe for every sample and both labels")
+    chosen = points["best_accuracy" if opts.calibrate_for == "accuracy" else "best_f1"]
+    return chosen["threshold"], f"calibrated for {opts.calibrate_for} on {opts.calibration_set}"
+
+
+def score_sets(preds: dict, lacking: dict, opts: EvalConfig, out_dir) -> dict:
+    """Apply the decision threshold to every set, then write each set's predictions and metrics."""
+    threshold, source = decide_threshold(preds, opts)
+    results = {}
+    for name, rows in preds.items():
+        set_dir = Path(out_dir) / name if out_dir else None
+        if threshold != 0.5:
+            rows = [_decide(r, threshold) for r in rows]
+            if set_dir:
+                atomic_write_text(set_dir / "predictions.jsonl", to_jsonl(rows))
+        note = source
+        if source and name == opts.calibration_set and opts.threshold == "calibrate":
+            note += ": this set's figures are optimistic"  # calibrated and reported on the same samples
+        results[name] = write_metrics(rows, set_dir, no_prompt_label=lacking[name], threshold=threshold,
+                                      threshold_source=note)  # fmt: skip
+        log.info("eval %s:\n%s", name, format_table(results[name]))
     return results
+
+
+def _decide(row: dict, threshold: float) -> dict:
+    if row.get("p_unsafe") is None:
+        return row
+    label = UNSAFE if row["p_unsafe"] > threshold else SAFE
+    return {**row, "pred_label": label, "critic": json.dumps({LABEL_KEY: label}, ensure_ascii=False),
+            "threshold": threshold}  # fmt: skip
 
 
 def _views(data, fmt: FormatConfig) -> tuple[list[dict], int]:
@@ -98,12 +144,13 @@ def predict_shard(model, tokenizer, eval_sets: dict, fmt: FormatConfig, opts: Ev
                     progress=advance)  # fmt: skip
 
 
-def merge_shards(eval_sets: dict, fmt: FormatConfig, out_dir: str | Path, world: int) -> dict:
+def merge_shards(eval_sets: dict, fmt: FormatConfig, out_dir: str | Path, world: int,
+                 opts: EvalConfig | None = None) -> dict:  # fmt: skip
     """One writer: the ranks' shares joined into <set>/predictions.jsonl in the one-process order, then
     scored exactly as evaluate() scores."""
-    results = {}
+    preds, lacking = {}, {}
     for name, data in eval_sets.items():
-        views, lacking = _views(data, fmt)
+        views, lacking[name] = _views(data, fmt)
         set_dir = Path(out_dir) / name
         shards = [set_dir / f"rank{r}-of-{world}.jsonl" for r in range(world)]
         by_id = {str(item.record["id"]): item.record for shard in shards for item in read_raw(shard)}
@@ -112,10 +159,8 @@ def merge_shards(eval_sets: dict, fmt: FormatConfig, out_dir: str | Path, world:
             raise DataError(
                 set_dir, f"{len(missing)} samples have no prediction from any rank ({missing[:3]})"
             )
-        preds = [by_id[str(v["id"])] for v in views]
-        atomic_write_text(set_dir / "predictions.jsonl", to_jsonl(preds))
+        preds[name] = [by_id[str(v["id"])] for v in views]
+        atomic_write_text(set_dir / "predictions.jsonl", to_jsonl(preds[name]))
         for shard in shards:
             shard.unlink()
-        results[name] = write_metrics(preds, set_dir, no_prompt_label=lacking)
-        log.info("eval %s:\n%s", name, format_table(results[name]))
-    return results
+    return score_sets(preds, lacking, opts or EvalConfig(), out_dir)

@@ -9,7 +9,7 @@ from libra_train.data.formats import FormatConfig, eval_views, render_prompt, re
 from libra_train.data.io import atomic_write_text, load_records, to_jsonl
 from libra_train.errors import ConfigError
 from libra_train.eval.evaluator import predict
-from libra_train.eval.scoring import resolve_mode
+from libra_train.eval.scoring import resolve_mode, saved_threshold
 from libra_train.model import default_device, load_model_and_tokenizer, load_tokenizer
 from libra_train.progress import progress
 from libra_train.train import distributed as dist
@@ -59,6 +59,10 @@ def run_inference(cfg) -> Path:
         return out_path
     model, tokenizer = load_model_and_tokenizer(cfg.model, cfg.trust_remote_code, cfg.dtype)
     model.to(dist.local_device() if cfg.device == "auto" else default_device(cfg.device))
+    # the threshold given, else the one saved beside the checkpoint by its run, else 0.5
+    threshold = cfg.threshold if cfg.threshold is not None else (saved_threshold(cfg.model) or 0.5)
+    if mode == "label":
+        log.info("deciding unsafe when p_unsafe > %g", threshold)
     with progress(f"libra-infer ({mode})", len(records)) as advance:
         predict(
             model,
@@ -70,5 +74,6 @@ def run_inference(cfg) -> Path:
             batch_size=int(cfg.batch_size),
             max_new_tokens=int(cfg.max_new_tokens),
             progress=advance,
+            threshold=float(threshold),
         )
     return out_path

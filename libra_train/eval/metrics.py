@@ -70,7 +70,7 @@ def compute_metrics(rows: list[dict]) -> dict:
         "per_source": per_source,
         "average": average,
         "auprc": auprc,
-        "threshold": 0.5,  # the decision rule these figures used: unsafe when p_unsafe > threshold
+        "threshold": 0.5,  # the decision rule these figures used (write_metrics sets the one applied)
         "operating_points": points,
         "per_category": {
             c: {"accuracy": sum(v) / len(v), "n": len(v)} for c, v in sorted(by_category.items())
@@ -104,7 +104,9 @@ def format_table(metrics: dict) -> str:
     points = metrics.get("operating_points")
     if points:
         a, f = points["best_accuracy"], points["best_f1"]
-        lines.append(f"decision threshold {metrics.get('threshold', 0.5):g}; on this set, best accuracy "
+        source = f" ({metrics['threshold_source']})" if metrics.get("threshold_source") else ""
+        rule = f"decision threshold {metrics.get('threshold', 0.5):g}{source}"
+        lines.append(f"{rule}; on this set, best accuracy "
                      f"{a['accuracy']:.4f} at {a['threshold']:.3f}, best F1-Unsafe {f['f1_unsafe']:.4f} at "
                      f"{f['threshold']:.3f} (chosen on the set they are reported on)")  # fmt: skip
         for target, r in points["fpr_at_recall"].items():

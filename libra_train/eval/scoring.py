@@ -7,12 +7,21 @@ opening `{"答案": "`, at their first differing token. Batches are sorted by le
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import torch
 
 from libra_train.data.formats import LABEL_KEY, FormatConfig, render_prompt, target_opening
 from libra_train.data.schema import SAFE, UNSAFE
 from libra_train.eval.parse import parse_output
+
+THRESHOLD_FILE = "guard_threshold.json"  # beside a trained checkpoint: the threshold it was evaluated with
+
+
+def saved_threshold(checkpoint) -> float | None:
+    """The decision threshold saved beside a checkpoint by the run that trained it, if any."""
+    path = Path(str(checkpoint)) / THRESHOLD_FILE
+    return float(json.loads(path.read_text())["threshold"]) if path.exists() else None
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
@@ -96,8 +105,10 @@ def score_labels(
     max_batch_tokens: int | None = None,
     on_batch=None,
     share_prefix: bool = True,
+    threshold: float = 0.5,
 ) -> list[dict]:
-    """One forward pass per batch; returns {pred_label, p_unsafe, critic} per record, in input order."""
+    """One forward pass per batch; returns {pred_label, p_unsafe, critic} per record, in input order;
+    unsafe when p_unsafe > threshold."""
     model.eval()
     opening = target_opening(fmt)
     queries = [label_query(render_prompt(r, tokenizer, fmt), tokenizer, opening) for r in records]
@@ -116,7 +127,7 @@ def score_labels(
         p_unsafe = torch.softmax(pair.float(), dim=-1)[:, 1].tolist()
         done = []
         for i, p in zip(batch, p_unsafe):
-            label = UNSAFE if p > 0.5 else SAFE
+            label = UNSAFE if p > threshold else SAFE
             results[i] = {
                 "pred_label": label,
                 "p_unsafe": p,

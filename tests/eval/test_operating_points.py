@@ -1,11 +1,14 @@
 """Operating points on hand-computed cases: the thresholds that maximise accuracy and F1, and the lowest
 false-positive rate at 90% and 95% recall (rule: unsafe when p_unsafe > threshold)."""
 
+import json
+
 import pytest
 
 from libra_train.eval.metrics import compute_metrics, format_table
 from libra_train.eval.operating_points import operating_points
 from libra_train.eval.outputs import write_metrics
+from tests.conftest import read_jsonl
 
 # Scores high to low: U U S U S S. Flagging the top k (k = 0…6) gives
 #   accuracy 3/6 4/6 5/6 4/6 5/6 4/6 3/6 and F1-Unsafe 0 .5 .8 .667 .857 .75 .667;
@@ -48,3 +51,44 @@ def test_the_table_and_the_pr_curve_say_which_threshold_each_figure_used(tmp_pat
     assert "FPR at recall ≥ 90%: 0.3333 (threshold 0.300)" in table
     assert "chosen on the set they are reported on" in table
     assert (tmp_path / "pr_curve.png").stat().st_size > 1000
+
+
+def _rows(prefix):
+    def label(unsafe):
+        return "不安全" if unsafe else "安全"
+
+    return [{"id": f"{prefix}{i}", "label": label(g), "pred_label": label(p > 0.5), "p_unsafe": p,
+             "source": "Real Data"} for i, (g, p) in enumerate(zip(GOLD, P))]  # fmt: skip
+
+
+def test_a_calibrated_threshold_decides_every_set_and_is_marked_where_it_was_chosen(tmp_path):
+    from libra_train.config import EvalConfig
+    from libra_train.eval.evaluator import score_sets
+
+    opts = EvalConfig(threshold="calibrate", calibration_set="dev", calibrate_for="accuracy")
+    results = score_sets({"dev": _rows("d"), "test": _rows("t")}, {"dev": 0, "test": 0}, opts, tmp_path)
+    assert results["test"]["threshold"] == 0.7  # best accuracy on dev (hand-computed above)
+    assert results["test"]["threshold_source"] == "calibrated for accuracy on dev"
+    assert "optimistic" in results["dev"]["threshold_source"]
+    preds = read_jsonl(tmp_path / "test" / "predictions.jsonl")
+    assert [p["pred_label"] for p in preds] == ["不安全", "不安全", "安全", "安全", "安全", "安全"]  # p > 0.7
+    assert results["test"]["average"]["accuracy"] == pytest.approx(5 / 6)  # the dev optimum, same data
+    f1 = score_sets({"dev": _rows("d")}, {"dev": 0}, EvalConfig(threshold="calibrate", calibration_set="dev",
+                                                                calibrate_for="f1"), None)  # fmt: skip
+    assert f1["dev"]["threshold"] == 0.3
+
+
+def test_a_runs_threshold_is_saved_beside_its_checkpoint_and_libra_infer_uses_it(tmp_path):
+    from tests.conftest import run_cli
+
+    run_dir = tmp_path / "run"
+    run_cli("libra-train", f"paths.run_dir={run_dir}", "logger=none", "data.prepare.num_samples=120",
+            "train.max_steps=3", "train.batch_size=4", "train.save_steps=3", "eval.before_training=false",
+            "eval.threshold=0.37")  # fmt: skip
+    checkpoint = run_dir / "stage2_sft" / "checkpoint"
+    saved = json.loads((checkpoint / "guard_threshold.json").read_text())
+    assert saved == {"threshold": 0.37, "source": "eval.threshold"}
+    run_cli("libra-infer", f"model={checkpoint}", f"data={run_dir / 'data' / 'heldout.jsonl'}",
+            f"output_dir={tmp_path / 'preds'}")  # fmt: skip
+    preds = read_jsonl(tmp_path / "preds" / "0-of-1.jsonl")
+    assert preds and all((p["pred_label"] == "不安全") == (p["p_unsafe"] > 0.37) for p in preds)

@@ -47,6 +47,10 @@ def _cfg(tmp_path, *overrides):
         (["run_lock.stale_after_s=0"], "run_lock.stale_after_s"),
         (["logger.backend=mlflow"], "logger.backend"),
         (["eval.batch_size=0"], "eval.batch_size"),
+        (["eval.threshold=1.5"], "eval.threshold"),
+        (["eval.threshold=calibrate"], "eval.calibration_set"),
+        (["eval.threshold=calibrate", "eval.calibration_set=nowhere"], "eval.calibration_set"),
+        (["format=front", "eval.threshold=0.3"], "eval.threshold"),
         (["deepspeed.stage=zero9"], "deepspeed.stage"),
         (["peft=lora", "peft.r=0"], "peft.r"),
         (["format.rules=maybe"], "format.rules"),
@@ -164,6 +168,7 @@ def test_values_left_out_take_their_defaults(tmp_path):
     [], ["format=front"], ["format=none", "eval.mode=label"], ["deepspeed=zero2"], ["deepspeed=zero3"],
     ["peft=lora"], ["curriculum=two_stage_hard"], ["data.stage1.limit=0.5"], ["logger=wandb"],
     ["+curriculum.stages.1.learning_rate=1e-4", "train.warmup_ratio=0"],
+    ["eval.threshold=0.3"], ["eval.threshold=calibrate", "eval.calibration_set=heldout"],
 ])  # fmt: skip
 def test_good_configs_pass(tmp_path, overrides):
     run = RunConfig.from_hydra(_cfg(tmp_path, *overrides))
