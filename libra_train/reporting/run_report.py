@@ -21,18 +21,22 @@ def write_run_report(run_dir: Path, manifest: dict, title: str) -> Path:
     lines = [
         f"# {title}",
         "",
-        "Average over sources (unweighted), per eval set and stage.",
+        "Average over sources (unweighted), per eval set and stage. Decision: unsafe when p_unsafe >",
+        "the threshold shown (generate mode: the label the guard wrote).",
         "",
-        "| stage | eval set | Accuracy | F1-Safe | F1-Unsafe | AUPRC | parse failures |",
-        "|---|---|---|---|---|---|---|",
+        "| stage | eval set | Accuracy | F1-Safe | F1-Unsafe | AUPRC | threshold | parse failures |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     chart: dict[str, list] = {}
     for stage, set_name, m in _rows(manifest):
         a = m["average"]
         auprc = f"{m['auprc']:.4f}" if m.get("auprc") is not None else "–"
+        threshold = f"{m.get('threshold', 0.5):g}" + (
+            f" ({m['threshold_source']})" if m.get("threshold_source") else ""
+        )
         lines.append(
             f"| {stage} | {set_name} | {a['accuracy']:.4f} | {a['f1_safe']:.4f} | {a['f1_unsafe']:.4f} | "
-            f"{auprc} | {m.get('parse_failures', 0)} |"
+            f"{auprc} | {threshold} | {m.get('parse_failures', 0)} |"
         )
         chart.setdefault(set_name, []).append((stage, a["accuracy"]))
     lines += ["", "## Per source", ""]
