@@ -129,14 +129,17 @@ def _checked_source(name_or_path) -> str:
 
 def load_tokenizer(name_or_path: str, trust_remote_code: bool = False):
     """The tokenizer alone (no weights are read): what `libra-infer mode=prompts` renders with."""
+    return _tokenizer_at(_checked_source(name_or_path), trust_remote_code)
+
+
+def _tokenizer_at(name_or_path: str, trust_remote_code: bool):
     from transformers import AutoTokenizer
 
-    name_or_path = _checked_source(name_or_path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
         raise CheckpointError(f"cannot load the tokenizer of {name_or_path}: {err}") from None
-    if tokenizer.pad_token is None:
+    if tokenizer.pad_token is None:  # e.g. Llama-style tokenizers: padding reuses the end token
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
@@ -152,7 +155,7 @@ def load_model_and_tokenizer(
     A directory holding a LoRA adapter loads its base model and applies the adapter."""
     import torch
     from safetensors import SafetensorError
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     name_or_path = _checked_source(name_or_path)
     torch_dtype = {"auto": "auto", "bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}.get(
@@ -173,12 +176,9 @@ def load_model_and_tokenizer(
             model = AutoPeftModelForCausalLM.from_pretrained(name_or_path, **kwargs).merge_and_unload()
         else:
             model = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, SafetensorError) as err:  # missing files, bad configs, truncated weights
         raise CheckpointError(f"cannot load model {name_or_path}: {err}") from None
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+    return model, _tokenizer_at(name_or_path, trust_remote_code)
 
 
 def default_device(choice: str = "auto") -> str:

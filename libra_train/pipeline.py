@@ -142,16 +142,9 @@ def evaluate_checkpoint(path: str, run: RunConfig, out_dir: Path, tracker, stage
     results: dict = {}
 
     def work():
-        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
-
         from libra_train.eval.evaluator import evaluate
-        from libra_train.model import default_device, load_model_and_tokenizer
 
-        # Rank 0 alone loads the checkpoint: a ZeRO-3 config left registered by the stage would make
-        # from_pretrained partition the weights with collectives the waiting ranks never join.
-        unset_hf_deepspeed_config()
-        model, tokenizer = load_model_and_tokenizer(path, run.model.trust_remote_code, run.model.dtype)
-        model.to(default_device())
+        model, tokenizer = _load_for_eval(path, run)
         results.update(evaluate(model, tokenizer, run.data.eval_sets, run.format, run.eval, out_dir))
         for name, metrics in results.items():
             tracker.log_eval(stage, name, metrics, out_dir / name / "confusion.png")
@@ -164,20 +157,27 @@ def evaluate_checkpoint(path: str, run: RunConfig, out_dir: Path, tracker, stage
     return results
 
 
+def _load_for_eval(path: str, run: RunConfig):
+    """The checkpoint, whole, on this rank's device. A ZeRO-3 config left registered by the stage would
+    make from_pretrained partition the weights with collectives that the other ranks never join."""
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    from libra_train.model import load_model_and_tokenizer
+
+    unset_hf_deepspeed_config()
+    model, tokenizer = load_model_and_tokenizer(path, run.model.trust_remote_code, run.model.dtype)
+    model.to(dist.local_device())
+    return model, tokenizer
+
+
 def evaluate_sharded(path: str, run: RunConfig, out_dir: Path, tracker, stage: str) -> dict:
     """Each rank loads the checkpoint on its own device and scores every world-th sample; rank 0 then
     writes predictions.jsonl (one writer, so it stays whole) and the metrics. The merge marker carries
     the launch id: a relaunch redoes the merge, and its ranks resume their own partial files."""
-    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
-
     from libra_train.eval.evaluator import merge_shards, predict_shard
-    from libra_train.model import load_model_and_tokenizer
 
     def my_share():
-        # a ZeRO-3 config left registered by the stage would make from_pretrained partition the weights
-        unset_hf_deepspeed_config()
-        model, tokenizer = load_model_and_tokenizer(path, run.model.trust_remote_code, run.model.dtype)
-        model.to(dist.local_device())
+        model, tokenizer = _load_for_eval(path, run)
         predict_shard(model, tokenizer, run.data.eval_sets, run.format, run.eval, out_dir, dist.rank(),
                       dist.world_size())  # fmt: skip
 

@@ -3,19 +3,18 @@ runs on one shard. Both score through eval/scoring.py and write through eval/out
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 from libra_train.config import EvalConfig
-from libra_train.data.formats import LABEL_KEY, FormatConfig, eval_views
+from libra_train.data.formats import FormatConfig, eval_views
 from libra_train.data.io import atomic_write_text, load_records, read_raw, to_jsonl
-from libra_train.data.schema import SAFE, UNSAFE
+from libra_train.data.schema import UNSAFE
 from libra_train.errors import DataError
 from libra_train.eval.metrics import format_table
 from libra_train.eval.operating_points import operating_points
 from libra_train.eval.outputs import PredictionWriter, write_metrics
-from libra_train.eval.scoring import generate_labels, resolve_mode, score_labels
+from libra_train.eval.scoring import generate_labels, label_result, resolve_mode, score_labels
 from libra_train.progress import progress
 
 log = logging.getLogger(__name__)
@@ -123,9 +122,7 @@ def score_sets(preds: dict, lacking: dict, opts: EvalConfig, out_dir) -> dict:
 def _decide(row: dict, threshold: float) -> dict:
     if row.get("p_unsafe") is None:
         return row
-    label = UNSAFE if row["p_unsafe"] > threshold else SAFE
-    return {**row, "pred_label": label, "critic": json.dumps({LABEL_KEY: label}, ensure_ascii=False),
-            "threshold": threshold}  # fmt: skip
+    return {**row, **label_result(row["p_unsafe"], threshold), "threshold": threshold}
 
 
 def _views(data, fmt: FormatConfig) -> tuple[list[dict], int]:

@@ -24,6 +24,16 @@ def saved_threshold(checkpoint) -> float | None:
     return float(json.loads(path.read_text())["threshold"]) if path.exists() else None
 
 
+def label_result(p_unsafe: float, threshold: float = 0.5) -> dict:
+    """A label-mode prediction: unsafe when p_unsafe > threshold, with the label-only critic it implies."""
+    label = UNSAFE if p_unsafe > threshold else SAFE
+    return {
+        "pred_label": label,
+        "p_unsafe": p_unsafe,
+        "critic": json.dumps({LABEL_KEY: label}, ensure_ascii=False),
+    }
+
+
 def _common_prefix(a: list[int], b: list[int]) -> int:
     n = 0
     while n < min(len(a), len(b)) and a[n] == b[n]:
@@ -127,12 +137,7 @@ def score_labels(
         p_unsafe = torch.softmax(pair.float(), dim=-1)[:, 1].tolist()
         done = []
         for i, p in zip(batch, p_unsafe):
-            label = UNSAFE if p > threshold else SAFE
-            results[i] = {
-                "pred_label": label,
-                "p_unsafe": p,
-                "critic": json.dumps({LABEL_KEY: label}, ensure_ascii=False),
-            }
+            results[i] = label_result(p, threshold)
             done.append(i)
         if on_batch:
             on_batch(done, results)
