@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from libra_train.data.formats import FormatConfig, eval_views, render_prompt, render_target, task_views
+from libra_train.data.formats import FormatConfig, eval_views, render_prompt, render_target
 from libra_train.data.io import atomic_write_text, load_records, to_jsonl
 from libra_train.errors import ConfigError
 from libra_train.eval.evaluator import predict
@@ -17,20 +17,23 @@ from libra_train.train import distributed as dist
 log = logging.getLogger(__name__)
 
 
-def shard(records: list[dict], rank: int, num: int) -> list[dict]:
+def check_machine(rank: int, num: int) -> None:
     if num < 1 or not 0 <= rank < num:
         raise ConfigError("machine_rank", f"needs 0 ≤ machine_rank < machine_num, got {rank} of {num}")
+
+
+def shard(records: list[dict], rank: int, num: int) -> list[dict]:
+    check_machine(rank, num)
     return records[rank::num]
 
 
 def write_prompts(records: list[dict], tokenizer, fmt: FormatConfig, out_path: Path) -> Path:
-    """One line per view training would make of each sample: id, the exact model input (chat template
-    applied) and the target training would teach (null for an unlabelled sample)."""
+    """One line per view libra-infer scores (the views training makes): id, the exact model input (chat
+    template applied) and the target training would teach (null for an unlabelled sample)."""
     rows = []
-    for record in records:
-        for view in task_views(record, fmt.task) if record.get("label") else [record]:
-            target = render_target(view, fmt) if view.get("label") else None
-            rows.append({"id": view["id"], "prompt": render_prompt(view, tokenizer, fmt), "target": target})
+    for view in eval_views(records, fmt.task)[0]:
+        target = render_target(view, fmt) if view.get("label") else None
+        rows.append({"id": view["id"], "prompt": render_prompt(view, tokenizer, fmt), "target": target})
     atomic_write_text(out_path, to_jsonl(rows))
     return out_path
 
@@ -46,7 +49,7 @@ def run_inference(cfg) -> Path:
         raise ConfigError("batch_size", f"must be at least 1, got {cfg.batch_size}")
     # Under torchrun every process is one more shard: machine R of M with W ranks each is shard R*W+rank
     # of M*W, so the folder libra-eval reads holds the same files whichever way the work was split.
-    shard([], int(cfg.machine_rank), int(cfg.machine_num))  # checks the machine's own rank first
+    check_machine(int(cfg.machine_rank), int(cfg.machine_num))  # the machine's own rank, before ranks
     rank, world = dist.rank(), dist.world_size()
     index, total = int(cfg.machine_rank) * world + rank, int(cfg.machine_num) * world
     records = shard(load_records(cfg.data, require_label=False), index, total)
@@ -60,7 +63,8 @@ def run_inference(cfg) -> Path:
     model, tokenizer = load_model_and_tokenizer(cfg.model, cfg.trust_remote_code, cfg.dtype)
     model.to(dist.local_device() if cfg.device == "auto" else default_device(cfg.device))
     # the threshold given, else the one saved beside the checkpoint by its run, else 0.5
-    threshold = cfg.threshold if cfg.threshold is not None else (saved_threshold(cfg.model) or 0.5)
+    threshold = cfg.threshold if cfg.threshold is not None else saved_threshold(cfg.model)
+    threshold = 0.5 if threshold is None else threshold  # a saved 0.0 (flag everything) is kept
     if mode == "label":
         log.info("deciding unsafe when p_unsafe > %g", threshold)
     with progress(f"libra-infer ({mode})", len(records)) as advance:
