@@ -1,0 +1,85 @@
+"""Length-grouped vs shuffled batches on COLD: the same stage trainer, the same data, seed and steps;
+only the Trainer's sampling strategy differs. Prints dev accuracy (label mode, threshold 0.5) per arm.
+
+  python benchmarks/sampling_order.py COLD_DIR BACKBONE [--steps 400] [--rows 13000] [--dev 1000]
+
+BACKBONE: an untrained tiny backbone folder, e.g. <run_dir>/backbone of any `experiment=cold` run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+
+from libra_train.cli_utils import CONF_DIR
+from libra_train.config import RunConfig
+from libra_train.data.formats import render_prompt, target_opening
+from libra_train.tracking import NullTracker
+from libra_train.train.stage import build_trainer
+
+
+def _jsonl(path: Path, limit: int | None = None) -> list[dict]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return rows[:limit] if limit else rows
+
+
+def dev_accuracy(model, tokenizer, fmt, dev: list[dict]) -> float:
+    opening = target_opening(fmt)
+    safe = tokenizer(opening + "安全", add_special_tokens=False).input_ids[-1]
+    unsafe = tokenizer(opening + "不", add_special_tokens=False).input_ids[-1]
+    right = 0
+    with torch.no_grad():
+        for r in dev:
+            ids = tokenizer(render_prompt(r, tokenizer, fmt) + opening, add_special_tokens=False,
+                            return_tensors="pt").input_ids  # fmt: skip
+            logits = model(input_ids=ids).logits[0, -1]
+            right += int(bool(logits[unsafe] > logits[safe]) == (r["label"] == "不安全"))
+    return right / len(dev)
+
+
+def arm(strategy: str, args, records: list[dict], dev: list[dict]) -> dict:
+    work = Path(tempfile.mkdtemp())
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        overrides = ["logger=none", "experiment=cold", f"data.cold_dir={args.cold}"]
+        cfg = compose(
+            "train", overrides=[*overrides, f"paths.run_dir={work}", f"train.max_steps={args.steps}"]
+        )
+    run = RunConfig.from_hydra(cfg)
+    trainer, tokenizer, _, _ = build_trainer(
+        run.stages[0], records, args.backbone, work / "s", run, NullTracker()
+    )
+    trainer.args.train_sampling_strategy = strategy  # the one difference between the arms
+    start = time.time()
+    trainer.train()
+    seconds = time.time() - start
+    accuracy = dev_accuracy(trainer.model.eval(), tokenizer, run.format, dev)
+    shutil.rmtree(work, ignore_errors=True)
+    return {"strategy": strategy, "dev_accuracy": accuracy, "train_s": round(seconds, 1),
+            "last_loss": [h["loss"] for h in trainer.state.log_history if "loss" in h][-1]}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("cold", type=Path)
+    parser.add_argument("backbone")
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--rows", type=int, default=13000)
+    parser.add_argument("--dev", type=int, default=1000)
+    args = parser.parse_args()
+    records = _jsonl(args.cold / "train.jsonl")
+    random.Random(0).shuffle(records)
+    dev = _jsonl(args.cold / "dev.jsonl", args.dev)
+    for strategy in ("group_by_length", "random"):
+        print(json.dumps(arm(strategy, args, records[: args.rows], dev)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
