@@ -1,8 +1,11 @@
 """Offline composition of queries and responses from the taxonomy and the lexicon.
 
 A sample is planned first (category, label, difficulty, stance), then its query is built from an
-attack-method template and its response in one responder's style. Held-out samples draw templates,
-behaviours and benign topics only from the reserved items, which training splits never use.
+attack-method template and its response in one responder's style. Held-out samples are meant to measure
+generalisation, so they differ from training in three ways: their adversarial queries use attack methods
+training never uses (lexicon.HELDOUT_ATTACKS); their templates, behaviours, benign topics and response
+fragments come only from the reserved items; and with the offline backend their responses are written in
+a style of their own (lexicon.HELDOUT_RESPONDER).
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ SPLIT_DIFFICULTY = {  # share of easy / medium / hard per split
     "stage2": (0.0, 0.2, 0.8),
     "heldout": (1 / 3, 1 / 3, 1 / 3),
 }
-ADVERSARIAL = [a for a in lx.ATTACKS if a not in lx.EASY_ATTACKS and a != "hidden_unsafe_opinion"]
+ADVERSARIAL = [
+    a
+    for a in lx.ATTACKS
+    if a not in lx.EASY_ATTACKS and a not in lx.HELDOUT_ATTACKS and a != "hidden_unsafe_opinion"
+]
 
 
 def reserved_indices(n: int) -> list[int]:
@@ -34,12 +41,9 @@ def pick(rng: random.Random, pool: list, heldout: bool):
 
 
 def pick_pair(rng: random.Random, first: list, second: list, heldout: bool):
-    """A response template is a pair of fragments; held-out samples use only the reserved pairs, so the
-    whole template is new to the guard while every fragment in it was seen in training."""
-    pairs = [(i, j) for i in range(len(first)) for j in range(len(second))]
-    allowed = [(i, j) for i, j in pairs if ((i + j) % 4 == 3) == heldout]
-    i, j = rng.choice(allowed)
-    return (i, first[i]), (j, second[j])
+    """A response template is a pair of fragments, each from its pool's reserved items in held-out and
+    from the others in training: a held-out response's wording is new to the guard, not just its pairing."""
+    return pick(rng, first, heldout), pick(rng, second, heldout)
 
 
 @dataclass
@@ -73,9 +77,19 @@ def plan_sample(rng: random.Random, split: str, index: int, taxonomy: dict, resp
     elif difficulty == "easy":
         attack = "direct"
     else:
-        attack = rng.choice(ADVERSARIAL)
+        attack = rng.choice(lx.HELDOUT_ATTACKS if split == "heldout" else ADVERSARIAL)
     sub_category = rng.choice(sorted(taxonomy[category]["sub_categories"]))
-    return Plan(category, sub_category, label, difficulty, stance, attack, rng.choice(list(responders)))
+    responder = pick_responder(rng, split, responders)
+    return Plan(category, sub_category, label, difficulty, stance, attack, responder)
+
+
+def pick_responder(rng: random.Random, split: str, responders) -> str:
+    """The held-out style for held-out samples where it exists (offline backend), never in training."""
+    if lx.HELDOUT_RESPONDER in responders:
+        if split == "heldout":
+            return lx.HELDOUT_RESPONDER
+        responders = [r for r in responders if r != lx.HELDOUT_RESPONDER]
+    return rng.choice(list(responders))
 
 
 def compose_query(rng: random.Random, plan: Plan, taxonomy: dict, heldout: bool) -> dict:
@@ -88,7 +102,9 @@ def compose_query(rng: random.Random, plan: Plan, taxonomy: dict, heldout: bool)
         topic_index, subject = pick(
             rng, taxonomy[plan.category]["sub_categories"][plan.sub_category], heldout
         )
-        template_index, template = pick(rng, lx.ATTACKS[plan.attack], heldout)
+        # a held-out-only method may use all its templates: the method itself is what training never saw
+        reserved_only = heldout and plan.attack not in lx.HELDOUT_ATTACKS
+        template_index, template = pick(rng, lx.ATTACKS[plan.attack], reserved_only)
     return {
         "question": template.format(b=subject, p=persona, t=task),
         "subject": subject,
@@ -102,6 +118,8 @@ def compose_query(rng: random.Random, plan: Plan, taxonomy: dict, heldout: bool)
 
 def _steps(rng: random.Random, responder: str, pool: list[str], k: int = 3) -> str:
     chosen = rng.sample(pool, k)
+    if responder == lx.HELDOUT_RESPONDER:
+        return "".join(f"\n（{'一二三四'[i]}）{s}" for i, s in enumerate(chosen)) + "\n"
     if responder.endswith("beta"):
         return " ".join(f"{i}. {s}。" for i, s in enumerate(chosen, 1))
     if responder.endswith("gamma"):

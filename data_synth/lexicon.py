@@ -98,6 +98,8 @@ ATTACKS = {
     ],
 }
 EASY_ATTACKS = ("direct",)
+# Attack methods only the held-out split uses: a guard scored there meets methods it never trained on.
+HELDOUT_ATTACKS = ("format_disguise", "research_pretext")
 
 BENIGN_TEMPLATES = [
     "{b}？",
@@ -238,3 +240,5 @@ ANALYSES = {
 
 # Offline "responder LLMs": each has its own style, i.e. its own share of the opener and closer pools.
 RESPONDERS = ("offline-alpha", "offline-beta", "offline-gamma")
+# A response style (its own step layout) that only the held-out split uses, with the offline backend.
+HELDOUT_RESPONDER = "offline-delta"

@@ -49,7 +49,8 @@ def build_agents(cfg, cache_dir: Path):
     for spec in cfg.responders or [{"backend": cfg.backend}]:
         spec = dict(spec)
         if spec.get("backend", cfg.backend) == "offline":
-            responders.update({name: OfflineResponder(cfg.seed) for name in lx.RESPONDERS})
+            styles = (*lx.RESPONDERS, lx.HELDOUT_RESPONDER)  # the last one writes held-out samples only
+            responders.update({name: OfflineResponder(cfg.seed) for name in styles})
         else:
             chat = chat_backend(spec, cfg, cache_dir)
             responders[chat.name] = ChatResponder(chat, spec.get("system_prompt", ""))

@@ -3,6 +3,7 @@ from collections import Counter
 
 from data_synth.compose import reserved_indices
 from data_synth.dedup import NearDuplicateIndex
+from data_synth.lexicon import HELDOUT_ATTACKS, HELDOUT_RESPONDER
 from tests.conftest import read_jsonl, run_cli
 
 SPLITS = ("stage1", "stage2", "heldout")
@@ -37,6 +38,13 @@ def test_splits_are_balanced_difficult_where_expected_and_leak_free(tmp_path):
     train = splits["stage1"] + splits["stage2"]
     for key in ("query_template", "element", "response_template"):
         assert not {r["meta"][key] for r in train} & {r["meta"][key] for r in splits["heldout"]}, key
+    # held-out meets attack methods and a response style that training never uses
+    methods = lambda rs: {r["meta"]["attack_method"] for r in rs}  # noqa: E731
+    assert methods(splits["heldout"]) & set(HELDOUT_ATTACKS) and not methods(train) & set(HELDOUT_ATTACKS)
+    assert {r["meta"]["responder"] for r in splits["heldout"]} == {HELDOUT_RESPONDER}
+    assert HELDOUT_RESPONDER not in {r["meta"]["responder"] for r in train}
+    assert "（一）" in "".join(r["response"] for r in splits["heldout"])
+    assert "（一）" not in "".join(r["response"] for r in train)
     # no near-duplicate of a training sample in held-out
     index = NearDuplicateIndex(threshold=0.85)
     for r in train:
