@@ -81,6 +81,64 @@ def table_rows(points: list[dict], axes: list[str]) -> tuple[list[str], list[lis
     return header, rows
 
 
+SUMMARY_METRICS = ("accuracy", "f1_safe", "f1_unsafe", "auprc")
+
+
+def _metric(evals: dict, name: str):
+    return evals.get(name) if name == "auprc" else (evals.get("average") or {}).get(name)
+
+
+def seed_summary(points: list[dict], axes: list[str]) -> list[dict]:
+    """Points that differ only in their seed, grouped: per eval set and metric the mean, the sample
+    standard deviation and the range over the finished seeds (an unfinished point is left out)."""
+    groups: dict[tuple, list[dict]] = {}
+    for p in points:
+        if p["status"] == "done":
+            groups.setdefault(tuple(json.dumps(p["axes"][a]) for a in axes), []).append(p)
+    summary = []
+    for key, members in groups.items():
+        row = {
+            "axes": dict(zip(axes, (json.loads(k) for k in key))),
+            "seeds": [p["axes"]["seed"] for p in members],
+        }
+        for eval_set in sorted({s for p in members for s in p["eval"]}):
+            for name in SUMMARY_METRICS:
+                values = [
+                    v for p in members if (v := _metric(p["eval"].get(eval_set) or {}, name)) is not None
+                ]
+                if values:
+                    row[f"{eval_set}/{name}"] = _spread(values)
+        summary.append(row)
+    return summary
+
+
+def _spread(values: list[float]) -> dict:
+    mean = sum(values) / len(values)
+    sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+    return {"mean": mean, "sd": sd, "min": min(values), "max": max(values), "n": len(values)}
+
+
+def seed_summary_lines(points: list[dict], axes: list[str]) -> list[str]:
+    summary = seed_summary(points, axes)
+    columns = sorted({k for row in summary for k in row if "/" in k})
+    lines = [
+        "",
+        "## Over seeds",
+        "",
+        "Mean ± sample standard deviation over the finished seeds, with the range (min–max).",
+        "",
+        "| " + " | ".join([*axes, "seeds", *columns]) + " |",
+        "|" + "---|" * (len(axes) + 1 + len(columns)),
+    ]
+    for row in summary:
+        cells = [str(row["axes"][a]) for a in axes] + [",".join(map(str, row["seeds"]))]
+        for c in columns:
+            m = row.get(c)
+            cells.append(f"{m['mean']:.4f} ± {m['sd']:.4f} ({m['min']:.4f}–{m['max']:.4f})" if m else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def _num(value):
     return round(value, 4) if isinstance(value, float) else value
 
@@ -104,6 +162,8 @@ def write_ablation_report(sweep_dir: Path) -> list[Path]:
         "|" + "---|" * len(header),
     ]
     lines += ["| " + " | ".join("–" if v is None else str(v) for v in row) + " |" for row in rows]
+    if "seed" in axes:
+        lines += seed_summary_lines(points, [a for a in axes if a != "seed"])
     lines += [""] + [f"![{p.stem}]({p.name})" for p in written[1:]]
     atomic_write_text(sweep_dir / "report.md", "\n".join(lines) + "\n")
     return [sweep_dir / "report.md", *written]

@@ -7,7 +7,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from libra_train.errors import DataError
-from libra_train.reporting.ablation import load_points, write_ablation_report
+from libra_train.reporting.ablation import load_points, seed_summary, write_ablation_report
 from tests.conftest import run_cli
 
 FAST = [
@@ -43,10 +43,11 @@ def test_two_point_multirun_then_report(tmp_path):
     assert report.count("| done |") == 2 and (sweep_dir / "bar_rules.png").stat().st_size > 1000
 
 
-def _point(root, name, critic, accuracy, done=True, limit=None):
+def _point(root, name, critic, accuracy, done=True, limit=None, seed=0):
     folder = root / name
     folder.mkdir(parents=True)
     cfg = {
+        "seed": seed,
         "format": {"critic": critic, "rules": False, "task": "response"},
         "curriculum": {"name": "two_stage"},
         "data": {"stage1": {"limit": limit}, "stage2": {"limit": None}},
@@ -88,6 +89,24 @@ def test_report_takes_the_last_evaluated_stage_and_marks_unfinished_points(tmp_p
     rows = list(csv.DictReader((tmp_path / "ablation.csv").open()))
     assert list(rows[0])[:3] == ["point", "status", "critic"]  # only the axis that varies
     assert [r["heldout/average/accuracy"] for r in rows] == ["0.75", "0.1", "0.25"]
+
+
+def test_repeats_over_seeds_give_mean_and_spread(tmp_path):
+    _point(tmp_path, "0", "rear", 0.8, seed=0)
+    _point(tmp_path, "1", "rear", 0.7, seed=1)
+    _point(tmp_path, "2", "rear", 0.1, seed=2, done=False)  # unfinished: not in the summary
+    _point(tmp_path, "3", "front", 0.6, seed=0)
+    points = load_points(tmp_path)
+    rear, front = seed_summary(points, ["critic"])
+    assert rear["axes"] == {"critic": "rear"} and rear["seeds"] == [0, 1]
+    acc = rear["heldout/accuracy"]
+    # mean 0.75; sample sd sqrt((0.05² + 0.05²) / 1) = 0.0707107
+    assert acc["mean"] == pytest.approx(0.75) and acc["sd"] == pytest.approx(0.0707107, abs=1e-6)
+    assert (acc["min"], acc["max"], acc["n"]) == (0.7, 0.8, 2)
+    assert front["heldout/accuracy"] == {"mean": 0.6, "sd": 0.0, "min": 0.6, "max": 0.6, "n": 1}
+    write_ablation_report(tmp_path)
+    report = (tmp_path / "report.md").read_text()
+    assert "## Over seeds" in report and "| rear | 0,1 | 0.7500 ± 0.0707 (0.7000–0.8000)" in report
 
 
 def test_report_draws_scale_lines(tmp_path):
