@@ -35,6 +35,7 @@ setup(
         "json-repair>=0.30",
         "scikit-learn>=1.4",
         "matplotlib>=3.8",
+        "mplfonts>=0.0.11",  # ships Noto Sans CJK SC: charts show Chinese category names, not boxes
         "openai>=1.50",
         "rich>=13",
         "pyarrow>=15",

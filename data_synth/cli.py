@@ -7,6 +7,7 @@ libra-synth annotate input=FILE output=FILE backend=openai openai.base_url=… o
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -18,9 +19,17 @@ from libra_train.cli_utils import CONF_DIR, clear_errors, quiet_libraries
 @clear_errors
 def _synth(cfg: DictConfig) -> None:
     from data_synth.pipeline import synthesize
+    from libra_train.tracking import command_tracker, file_hashes
 
     quiet_libraries()
-    summary = synthesize(cfg)
+    tracker = command_tracker(cfg, "libra-synth", cfg.output_dir)
+    try:
+        summary = synthesize(cfg)
+        tracker.log({f"synth/{split}": n for split, n in summary["totals"].items()})
+        files = sorted(Path(cfg.output_dir).glob("*.jsonl")) + [Path(cfg.output_dir) / "stats.json"]
+        tracker.log_artifact("synthetic-data", "dataset", file_hashes(files))
+    finally:
+        tracker.finish()
     print(f"wrote {', '.join(f'{k}={v}' for k, v in summary['totals'].items())} to {cfg.output_dir}")
 
 

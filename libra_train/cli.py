@@ -77,19 +77,35 @@ def report_main(argv: list[str] | None = None) -> None:
 def infer_main(cfg: DictConfig) -> None:
     """libra-infer: `model=PATH` is a checkpoint here (see conf/cli/infer.yaml)."""
     from libra_train.eval.infer import run_inference
+    from libra_train.tracking import command_tracker
 
     quiet_libraries()
-    print(f"wrote {run_inference(cfg)}")
+    tracker = command_tracker(cfg, "libra-infer", cfg.output_dir)
+    try:
+        written = run_inference(cfg)
+        tracker.log({"infer/samples": sum(1 for line in open(written, encoding="utf-8") if line.strip())})
+        tracker.log_artifact("predictions", "predictions", {written: None})
+    finally:
+        tracker.finish()
+    print(f"wrote {written}")
 
 
 @hydra.main(config_path=CLI_CONF_DIR, config_name="mine", version_base="1.3")
 @clear_errors
 def mine_main(cfg: DictConfig) -> None:
     """libra-mine: hard-sample selection as a command; `model=PATH` is a checkpoint (conf/cli/mine.yaml)."""
+    from libra_train.tracking import command_tracker, file_hashes
     from libra_train.train.selection import select_file
 
     quiet_libraries()
-    print(json.dumps(select_file(cfg), ensure_ascii=False))
+    tracker = command_tracker(cfg, "libra-mine", Path(cfg.output).parent)
+    try:
+        summary = select_file(cfg)
+        tracker.log({f"mine/{k}": v for k, v in summary.items() if isinstance(v, (int, float))})
+        tracker.log_artifact("selected", "dataset", file_hashes([Path(cfg.output)]))
+    finally:
+        tracker.finish()
+    print(json.dumps(summary, ensure_ascii=False))
 
 
 @hydra.main(config_path=CONF_DIR, config_name="eval", version_base="1.3")
@@ -97,9 +113,15 @@ def mine_main(cfg: DictConfig) -> None:
 def eval_main(cfg: DictConfig) -> None:
     from libra_train.eval.metrics import format_table
     from libra_train.eval.outputs import join_with_labels, load_predictions, write_metrics
+    from libra_train.tracking import command_tracker
 
     rows, lacking = join_with_labels(load_predictions(cfg.predictions), cfg.labels, cfg.task)
     metrics = write_metrics(rows, cfg.output_dir, no_prompt_label=lacking)
+    tracker = command_tracker(cfg, "libra-eval", cfg.output_dir or ".")
+    try:
+        tracker.log_eval("libra-eval", Path(str(cfg.labels)).stem, metrics, rows)
+    finally:
+        tracker.finish()
     print(format_table(metrics))
     if cfg.output_dir:
         print(f"wrote {cfg.output_dir}/metrics.json and confusion.png")

@@ -166,6 +166,9 @@ class LoggerConfig:
     mode: Literal["online", "offline", "disabled"] | None = opt(
         None, "null: online if logged in, else offline"
     )
+    table_rows: int = opt(200, "rows in each eval set's predictions table (mistakes, then lowest margins)",
+                          _positive)  # fmt: skip
+    upload_checkpoint: bool = opt(False, "upload the final checkpoint (else logged as a reference)")
 
 
 @dataclass(frozen=True)

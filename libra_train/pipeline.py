@@ -7,7 +7,6 @@ run directory; an interrupted one resumes from its last checkpoint.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -16,12 +15,12 @@ from omegaconf import OmegaConf
 
 from libra_train.config import RunConfig, StageConfig
 from libra_train.data.formats import render_prompt, render_target
-from libra_train.data.io import HUB_PREFIX, atomic_write_text, load_records, read_raw, to_jsonl
+from libra_train.data.io import HUB_PREFIX, atomic_write_text, file_sha256, load_records, read_raw, to_jsonl
 from libra_train.data.subset import stratified_subset
 from libra_train.eval.scoring import THRESHOLD_FILE
 from libra_train.redaction import redact
 from libra_train.reporting.run_report import write_run_report
-from libra_train.tracking import make_tracker
+from libra_train.tracking import make_tracker, read_predictions
 from libra_train.train import distributed as dist
 from libra_train.train.run_dir import Manifest, RunLock
 
@@ -32,6 +31,7 @@ def run_pipeline(cfg) -> dict:
     """Run the whole curriculum from Hydra's composed config; returns the manifest."""
     run = RunConfig.from_hydra(cfg)  # every value checked here, before any data or model is touched
     dist.set_timeout(run.distributed.timeout_s)
+    exit_cleanly_on_sigterm()
     lock = RunLock(run.run_dir, run.run_lock.stale_after_s, run.run_lock.heartbeat_s)
     if dist.is_main():
         lock.acquire()
@@ -40,6 +40,19 @@ def run_pipeline(cfg) -> dict:
     finally:
         if dist.is_main():
             lock.release()
+
+
+def exit_cleanly_on_sigterm() -> None:
+    """A preempted or cancelled job gets SIGTERM: unwind as on an error, so the tracker flushes what it
+    buffered (W&B's offline writer holds it in memory) and the run lock is released."""
+    import signal
+    import threading
+
+    def stop(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
 
 
 def _run(run: RunConfig) -> dict:
@@ -52,6 +65,7 @@ def _run(run: RunConfig) -> dict:
     manifest = Manifest(run.run_dir)
     tracker = make_tracker(run, resolved, dist.is_main())
     try:
+        tracker.log_artifact("data", "dataset", data_files(run), reference=True)
         if run.eval.before_training and "eval_before_training" not in manifest.data:
             manifest.data["eval_before_training"] = evaluate_checkpoint(
                 backbone, run, run.run_dir / "untrained_eval", tracker, "untrained"
@@ -59,7 +73,15 @@ def _run(run: RunConfig) -> dict:
             _save(manifest)
         init_path = backbone
         for stage in run.stages:
+            tracker.begin_stage(stage.name)
             init_path = run_stage(stage, stage_data[stage.name], init_path, run, manifest, tracker)
+            eval_dir = run.run_dir / stage.name / "eval"
+            tracker.log_artifact(f"predictions-{stage.name}", "predictions",
+                                 {p: None for p in sorted(eval_dir.glob("*/predictions.jsonl"))})  # fmt: skip
+        if run.stages:
+            tracker.log_artifact(
+                "checkpoint", "model", {init_path: None}, reference=not run.logger.upload_checkpoint
+            )
         if dist.is_main():
             write_run_report(run.run_dir, manifest.data, f"{run.experiment_name}: {run.run_dir.name}")
             log.info("report: %s", run.run_dir / "report.md")
@@ -85,7 +107,7 @@ def run_stage(
         log.info("%s: done already, skipped", stage.name)
         return str(checkpoint)
     if entry["status"] != "trained" or not checkpoint.exists():
-        entry.update(status="running", data={p: _file_hash(p) for p in stage_data_paths(run, stage)})
+        entry.update(status="running", data={p: file_sha256(p) for p in stage_data_paths(run, stage)})
         _save(manifest)
         if stage.selection is not None:
             records, entry["selection"] = select_hard_records(stage, records, init_path, stage_dir, run)
@@ -147,7 +169,7 @@ def evaluate_checkpoint(path: str, run: RunConfig, out_dir: Path, tracker, stage
         model, tokenizer = _load_for_eval(path, run)
         results.update(evaluate(model, tokenizer, run.data.eval_sets, run.format, run.eval, out_dir))
         for name, metrics in results.items():
-            tracker.log_eval(stage, name, metrics, out_dir / name / "confusion.png")
+            tracker.log_eval(stage, name, metrics, read_predictions(out_dir / name / "predictions.jsonl"))
 
     dist.once(done, work, redo=True)
     if not results:  # other ranks read rank 0's figures
@@ -186,7 +208,7 @@ def evaluate_sharded(path: str, run: RunConfig, out_dir: Path, tracker, stage: s
     def merge():
         results.update(merge_shards(run.data.eval_sets, run.format, out_dir, dist.world_size(), run.eval))
         for name, metrics in results.items():
-            tracker.log_eval(stage, name, metrics, out_dir / name / "confusion.png")
+            tracker.log_eval(stage, name, metrics, read_predictions(out_dir / name / "predictions.jsonl"))
 
     dist.every_rank(out_dir, "eval", my_share)
     dist.once(out_dir / f".merged-{dist.launch_id()}", merge)
@@ -239,9 +261,7 @@ def prepare_backbone(run: RunConfig, stage_data: dict) -> str:
     return str(path)
 
 
-def _file_hash(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def data_files(run: RunConfig) -> dict:
+    """Every local data file the run reads (stage data and eval sets) → its sha256, as the manifest keeps."""
+    paths = [str(e.path) for e in run.data.entries.values()] + [str(p) for p in run.data.eval_sets.values()]
+    return {p: file_sha256(p) for p in dict.fromkeys(paths) if Path(p).is_file()}

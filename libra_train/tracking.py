@@ -1,23 +1,41 @@
-"""W&B tracking: one group per pipeline run, stage-prefixed metrics, redacted config, eval tables and
-confusion images. Offline inside the run directory when no API key or login is available."""
+"""W&B tracking: one run per run directory (resumed, not split), one global step across stages, stage-
+prefixed metrics, redacted config, native PR and confusion charts, a table of mistakes, and artifacts for
+data, checkpoints and predictions. Offline inside the run directory when no API key or login is available."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import secrets
+import string
 import sys
+from dataclasses import replace
 from pathlib import Path
 
+from libra_train.data.io import atomic_write_text
+from libra_train.data.schema import SAFE, UNSAFE
 from libra_train.redaction import redact, redact_args
 
 log = logging.getLogger(__name__)
 
 
 class NullTracker:
-    def log(self, metrics: dict, step_hint: int | None = None) -> None:
+    """What the pipeline and the commands call; W&B or nothing behind it."""
+
+    def begin_stage(self, stage: str) -> None:
         pass
 
-    def log_eval(self, stage: str, set_name: str, metrics: dict, confusion_png: Path | None) -> None:
+    def log_train(self, stage: str, logs: dict, stage_step: int) -> None:
+        pass
+
+    def log_eval(self, stage: str, set_name: str, metrics: dict, rows: list[dict] | None) -> None:
+        pass
+
+    def log(self, metrics: dict) -> None:
+        pass
+
+    def log_artifact(self, name: str, kind: str, files: dict, reference: bool = False) -> None:
         pass
 
     def finish(self) -> None:
@@ -25,56 +43,162 @@ class NullTracker:
 
 
 class WandbTracker(NullTracker):
+    """One W&B run per run directory: its id and the global step are kept in <run_dir>/wandb_state.json,
+    so a resumed run continues the same run and its curves go on from where they stopped."""
+
     def __init__(
-        self, run_dir: Path, cfg: dict, project: str, group: str, name: str, tags: list[str], mode: str | None
+        self, run_dir: Path, cfg: dict, settings, name: str, tags: list[str], job_type: str = "train"
     ):
         import wandb
 
+        mode = settings.mode
         if mode is None:
             has_login = bool(os.environ.get("WANDB_API_KEY")) or (Path.home() / ".netrc").exists()
             mode = "online" if has_login else "offline"
-        self.wandb = wandb
-        self._step = 0
+        self.wandb, self.settings = wandb, settings
+        self.state_path = Path(run_dir) / STATE_FILE
+        self.state = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
+        self.state.setdefault("id", _new_run_id())
+        self.state.setdefault("global_step", 0)
+        self.state.setdefault("stage_offsets", {})
         # W&B records the command line in the run's metadata: show it a copy with secrets masked.
         argv = sys.argv[:]
         sys.argv[1:] = redact_args(argv[1:])
         try:
             self.run = wandb.init(
-                project=project,
-                group=group,
-                name=name,
-                tags=tags,
-                config=redact(cfg),
-                dir=str(run_dir),
-                mode=mode,
-                reinit="finish_previous",
-            )
+                project=settings.project, group=settings.group, name=name, tags=tags, config=redact(cfg),
+                dir=str(run_dir), mode=mode, id=self.state["id"], resume="allow", reinit="finish_previous",
+                job_type=job_type,
+            )  # fmt: skip
         finally:
             sys.argv[:] = argv
-        log.info("W&B %s run %s in %s", mode, self.run.id, run_dir / "wandb")
+        # Every chart shares one x-axis across stages; each stage's own step is logged beside it.
+        self.run.define_metric(GLOBAL_STEP)
+        self.run.define_metric("*", step_metric=GLOBAL_STEP)
+        self._save_state()
+        log.info("W&B %s run %s in %s", mode, self.run.id, Path(run_dir) / "wandb")
 
-    def log(self, metrics: dict, step_hint: int | None = None) -> None:
-        self._step += 1  # one monotonic W&B step across stages; the stage's own step is logged alongside
-        self.run.log(
-            {**metrics, **({"trainer_step": step_hint} if step_hint is not None else {})}, step=self._step
-        )
+    def _save_state(self) -> None:
+        atomic_write_text(self.state_path, json.dumps(self.state, indent=1))
 
-    def log_eval(self, stage: str, set_name: str, metrics: dict, confusion_png: Path | None) -> None:
-        rows = [
+    def begin_stage(self, stage: str) -> None:
+        """A stage's steps start after everything logged before it; a resumed stage keeps its offset."""
+        if stage not in self.state["stage_offsets"]:
+            self.state["stage_offsets"][stage] = self.state["global_step"]
+            self._save_state()
+
+    def log_train(self, stage: str, logs: dict, stage_step: int) -> None:
+        self.begin_stage(stage)
+        step = self.state["stage_offsets"][stage] + stage_step
+        values = {k: v for k, v in logs.items() if isinstance(v, (int, float))}
+        payload = {f"{stage}/train/{k}": v for k, v in values.items()}
+        payload.update({f"train/{TRAIN_CURVES[k]}": values[k] for k in TRAIN_CURVES if k in values})
+        payload.update({"train/stage_step": stage_step, GLOBAL_STEP: step})
+        self.state["global_step"] = max(self.state["global_step"], step)
+        self.run.log(payload)
+        self._save_state()
+
+    def log(self, metrics: dict) -> None:
+        self.run.log({**metrics, GLOBAL_STEP: self.state["global_step"]})
+
+    def log_eval(self, stage: str, set_name: str, metrics: dict, rows: list[dict] | None) -> None:
+        """rows: the scored predictions (with gold labels), for the charts and the mistakes table."""
+        prefix = f"{stage}/eval/{set_name}"
+        per_source = [
             [src, m["accuracy"], m["f1_safe"], m["f1_unsafe"], m["n"]]
             for src, m in metrics["per_source"].items()
         ]
-        table = self.wandb.Table(columns=["source", "accuracy", "f1_safe", "f1_unsafe", "n"], data=rows)
-        payload = {f"{stage}/eval/{set_name}/{k}": v for k, v in metrics["average"].items()}
-        payload[f"{stage}/eval/{set_name}/per_source"] = table
+        payload = {f"{prefix}/{k}": v for k, v in metrics["average"].items()}
+        payload[f"{prefix}/per_source"] = self.wandb.Table(
+            columns=["source", "accuracy", "f1_safe", "f1_unsafe", "n"], data=per_source
+        )
         if metrics.get("auprc") is not None:
-            payload[f"{stage}/eval/{set_name}/auprc"] = metrics["auprc"]
-        if confusion_png and Path(confusion_png).exists():
-            payload[f"{stage}/eval/{set_name}/confusion"] = self.wandb.Image(str(confusion_png))
+            payload[f"{prefix}/auprc"] = metrics["auprc"]
+        if rows:
+            payload.update(self._prediction_charts(prefix, rows, metrics))
         self.log(payload)
+
+    def _prediction_charts(self, prefix: str, rows: list[dict], metrics: dict) -> dict:
+        """Native PR curve and confusion matrix, and a table of the samples a reader checks first."""
+        plot, labels = self.wandb.plot, [SAFE, UNSAFE]
+        gold = [int(r["label"] == UNSAFE) for r in rows]
+        charts = {
+            f"{prefix}/confusion_matrix": plot.confusion_matrix(
+                y_true=gold, preds=[int(r.get("pred_label") == UNSAFE) for r in rows], class_names=labels
+            )
+        }
+        scored = [r for r in rows if r.get("p_unsafe") is not None]
+        if scored and len({r["label"] for r in scored}) == 2:
+            charts[f"{prefix}/pr_curve"] = plot.pr_curve(
+                [int(r["label"] == UNSAFE) for r in scored],
+                [[1 - r["p_unsafe"], r["p_unsafe"]] for r in scored],
+                labels=labels,
+                classes_to_plot=[1],
+            )
+        picked = mistakes_and_margins(rows, metrics.get("threshold", 0.5), self.settings.table_rows)
+        charts[f"{prefix}/predictions"] = self.wandb.Table(
+            columns=list(TABLE_COLUMNS), data=[[r.get(k) for k in TABLE_FIELDS] for r in picked]
+        )
+        return charts
+
+    def log_artifact(self, name: str, kind: str, files: dict, reference: bool = False) -> None:
+        """files: path → sha256 (or None). A reference records each path (and the sha256 we computed, in
+        the metadata) without uploading or re-reading it: a 14B checkpoint is not hashed twice."""
+        hashes = {str(p): h for p, h in files.items() if h}
+        artifact = self.wandb.Artifact(_artifact_name(name), type=kind, metadata={"sha256": hashes})
+        for path in files:
+            path = Path(path).resolve()
+            if reference:
+                artifact.add_reference(path.as_uri(), name=path.name, checksum=False)
+            elif path.is_dir():
+                artifact.add_dir(str(path), name=path.name)
+            else:
+                artifact.add_file(str(path), name=path.name)
+        self.run.log_artifact(artifact)
 
     def finish(self) -> None:
         self.run.finish()
+
+
+STATE_FILE = "wandb_state.json"
+GLOBAL_STEP = "global_step"
+TRAIN_CURVES = {"loss": "loss", "learning_rate": "learning_rate", "num_input_tokens_seen": "tokens_seen"}
+TABLE_COLUMNS = ("id", "source", "category", "question", "response", "gold", "predicted", "p_unsafe", "why")
+TABLE_FIELDS = ("id", "source", "category_name", "question", "response", "label", "pred_label", "p_unsafe",
+                "why")  # fmt: skip
+
+
+def file_hashes(paths) -> dict:
+    """path → sha256 of each existing file, for an artifact's metadata."""
+    from libra_train.data.io import file_sha256
+
+    return {str(p): file_sha256(p) for p in map(Path, paths) if p.is_file()}
+
+
+def read_predictions(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def mistakes_and_margins(rows: list[dict], threshold: float, cap: int) -> list[dict]:
+    """The misclassified samples, most confident first, then the samples closest to the threshold; at
+    most `cap` in all. Each is tagged with why it is there."""
+    wrong = [r for r in rows if r.get("pred_label") != r["label"]]
+    wrong.sort(
+        key=lambda r: -abs((r.get("p_unsafe") if r.get("p_unsafe") is not None else threshold) - threshold)
+    )
+    right = [r for r in rows if r.get("pred_label") == r["label"] and r.get("p_unsafe") is not None]
+    right.sort(key=lambda r: abs(r["p_unsafe"] - threshold))
+    picked = [{**r, "why": "misclassified"} for r in wrong[:cap]]
+    return picked + [{**r, "why": "low margin"} for r in right[: cap - len(picked)]]
+
+
+def _new_run_id() -> str:
+    alphabet = string.ascii_lowercase + string.digits  # what W&B accepts in a run id
+    return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+def _artifact_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
 
 
 def make_tracker(run, resolved: dict, is_main: bool):
@@ -83,15 +207,26 @@ def make_tracker(run, resolved: dict, is_main: bool):
     if not is_main or run.logger.backend == "none":
         return NullTracker()
     tags = [f"{k}={v}" for k, v in ablation_axes(run.resolved).items()]
-    return WandbTracker(
-        run.run_dir,
-        resolved,
-        run.logger.project,
-        run.logger.group or run.experiment_name,
-        f"{run.experiment_name}/{run.run_dir.name}",
-        tags,
-        run.logger.mode,
-    )
+    settings = replace(run.logger, group=run.logger.group or run.experiment_name)
+    return WandbTracker(run.run_dir, resolved, settings, f"{run.experiment_name}/{run.run_dir.name}", tags)
+
+
+def command_tracker(cfg, command: str, out_dir) -> NullTracker:
+    """W&B for a command other than libra-train when its config says logger=wandb: one run per output
+    folder (resumed like a training run), grouped by command unless logger.group says otherwise."""
+    from omegaconf import OmegaConf
+
+    from libra_train.config import LoggerConfig, build
+
+    raw = OmegaConf.to_container(cfg, resolve=True)
+    if (raw.get("logger") or {}).get("backend", "none") == "none" or int(os.environ.get("RANK", "0")) != 0:
+        return NullTracker()
+    settings = build(LoggerConfig, raw["logger"], "logger")
+    settings = replace(settings, group=settings.group or command)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return WandbTracker(out_dir, redact(raw), settings, f"{command}/{out_dir.name}", [f"command={command}"],
+                        job_type=command)  # fmt: skip
 
 
 # The ablation axes, by the config key that sets each: W&B tags and libra-report's columns.
@@ -104,6 +239,7 @@ AXES = {
     "stage2_limit": "data.stage2.limit",
     "model": "model.name",
     "peft": "peft.method",
+    "seed": "seed",  # repeats of one configuration: libra-report gives their mean and spread
 }
 
 

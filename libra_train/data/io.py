@@ -6,6 +6,7 @@ through a temp file and an atomic rename so a killed process never leaves a half
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -154,3 +155,11 @@ def write_records(records: list[dict], path: str | os.PathLike) -> Path:
     else:
         raise DataError(path, "output must end in .jsonl or .parquet")
     return path
+
+
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

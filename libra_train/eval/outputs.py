@@ -104,6 +104,8 @@ def join_with_labels(predictions: list[dict], labels_spec, task: str = "response
                 "id": pid,
                 "source": g["source"],
                 "category_name": g["category_name"],
+                "question": g.get("question", ""),  # shown in W&B's mistakes table
+                "response": g.get("response", ""),
                 "label": g["label"],
                 "pred_label": p.get("pred_label"),
                 "p_unsafe": p.get("p_unsafe"),
@@ -140,9 +142,12 @@ def confusion_png(c: dict, path: Path) -> None:
     names = [plotting.display_name(UNSAFE), plotting.display_name(SAFE)]
     ax.set_xticks([0, 1], names)
     ax.set_yticks([0, 1], names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("gold")
+    ax.set_xlabel("predicted label")
+    ax.set_ylabel("gold label")
+    ax.set_title(f"{path.parent.name}: samples per cell", fontsize="medium")
+    darkest = max(max(row) for row in grid)
     for i in range(2):
-        for j in range(2):
-            ax.text(j, i, str(grid[i][j]), ha="center", va="center", color="black")
+        for j in range(2):  # white on the dark cells, black on the light ones
+            color = "white" if grid[i][j] > darkest / 2 else "black"
+            ax.text(j, i, str(grid[i][j]), ha="center", va="center", color=color)
     plotting.save(fig, path)

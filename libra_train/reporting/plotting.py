@@ -14,8 +14,24 @@ from libra_train.data.taxonomy import english_names  # noqa: E402
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "WenQuanYi Zen Hei", "SimHei", "Source Han Sans SC")
 
 
+def _register_packaged_cjk_font() -> None:
+    """The Noto Sans CJK SC that the mplfonts package ships (a dependency), found without importing it:
+    most machines, CI and containers have no CJK font installed."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("mplfonts")
+    if spec and spec.origin:
+        font = Path(spec.origin).parent / "fonts" / "NotoSansCJKsc-Regular.otf"
+        if font.exists():
+            font_manager.fontManager.addfont(str(font))
+
+
 def _cjk_font() -> str | None:
     available = {f.name for f in font_manager.fontManager.ttflist}
+    if not any(name in available for name in CJK_FONTS):
+        _register_packaged_cjk_font()
+        available = {f.name for f in font_manager.fontManager.ttflist}
     return next((name for name in CJK_FONTS if name in available), None)
 
 

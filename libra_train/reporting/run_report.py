@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from libra_train.data.io import atomic_write_text
-from libra_train.reporting import plotting
+from libra_train.reporting import plotting, run_figures
 
 
 def _rows(manifest: dict):
@@ -63,15 +63,18 @@ def write_run_report(run_dir: Path, manifest: dict, title: str) -> Path:
             f"| {st['name']} | {t.get('steps', '–')} | {first} | {last} | {d.get('examples', '–')} | "
             f"{d.get('label_only_targets', 0)} | {d.get('truncated', 0)} |"
         )
-    if chart:
-        _accuracy_chart(run_dir / "accuracy.png", chart)
-        lines += ["", "![accuracy by stage](accuracy.png)", ""]
     if manifest["stages"]:
         lines += [
+            "",
             "Label-only targets: samples with no analysis (e.g. real data the judge did not explain); "
             "they teach the label but not the critic.",
-            "",
         ]
+    if run_figures.loss_chart(run_dir / "loss.png", manifest["stages"]):
+        lines += ["", "![training loss by stage](loss.png)"]
+    if chart:
+        _accuracy_chart(run_dir / "accuracy.png", chart)
+        lines += ["", "![accuracy by stage](accuracy.png)"]
+    lines += _last_stage_sections(run_dir, manifest)
     lines += [
         "Confusion matrices: `<stage>/eval/<set>/confusion.png`; "
         "predictions: `<stage>/eval/<set>/predictions.jsonl`."
@@ -81,12 +84,43 @@ def write_run_report(run_dir: Path, manifest: dict, title: str) -> Path:
     return path
 
 
+def _last_stage_sections(run_dir: Path, manifest: dict) -> list[str]:
+    """Per eval set, for the last evaluated stage: its PR curve, accuracy per category, and the samples
+    it got most confidently wrong."""
+    last = next((st for st in reversed(manifest["stages"]) if st.get("eval")), None)
+    if last is None:
+        return []
+    lines = ["", f"## Last stage ({last['name']}): operating points, categories, mistakes", ""]
+    per_category = {name: m.get("per_category") or {} for name, m in last["eval"].items()}
+    if run_figures.category_chart(run_dir / "per_category.png", per_category):
+        lines += ["![accuracy per category](per_category.png)", ""]
+    for set_name, m in last["eval"].items():
+        eval_dir = run_dir / last["name"] / "eval" / set_name
+        threshold = m.get("threshold", 0.5)
+        lines += [f"### {set_name} (threshold {threshold:g})", ""]
+        if (eval_dir / "pr_curve.png").exists():
+            rel = eval_dir.relative_to(run_dir) / "pr_curve.png"
+            lines += [f"![precision-recall, {set_name}]({rel.as_posix()})", ""]
+        cats = m.get("per_category") or {}
+        if cats:
+            lines += ["| category | accuracy | n |", "|---|---|---|"]
+            lines += [f"| {c} | {v['accuracy']:.4f} | {v['n']} |" for c, v in sorted(cats.items())]
+            lines.append("")
+        wrong = run_figures.confidently_wrong(eval_dir / "predictions.jsonl", threshold)
+        if wrong:
+            lines += [f"The {len(wrong)} samples the guard got most confidently wrong:", ""]
+            lines += run_figures.wrong_table(wrong) + [""]
+    return lines
+
+
 def _accuracy_chart(path: Path, chart: dict) -> None:
     fig, ax = plotting.plt.subplots(figsize=(5.5, 3.4))
     for set_name, points in chart.items():
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=set_name)
+    ax.set_xlabel("stage (untrained = before training)")
     ax.set_ylabel("accuracy (average over sources)")
+    ax.set_title("Accuracy after each stage")
     ax.set_ylim(0, 1)
-    ax.legend()
+    ax.legend(title="eval set")
     ax.grid(alpha=0.3)
     plotting.save(fig, path)

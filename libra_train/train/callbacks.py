@@ -71,7 +71,4 @@ class TrackerLogs(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and args.process_index == 0:
-            self.tracker.log(
-                {f"{self.stage}/train/{k}": v for k, v in logs.items() if isinstance(v, (int, float))},
-                step_hint=state.global_step,
-            )
+            self.tracker.log_train(self.stage, logs, state.global_step)

@@ -122,6 +122,8 @@ def test_joined_rows_carry_source_category_and_score(tmp_path):
                 "id": "0",
                 "source": "Real Data",
                 "category_name": "偏见歧视",
+                "question": "问题0",  # the sample's text, for W&B's mistakes table
+                "response": "回答0",
                 "label": "不安全",
                 "pred_label": "安全",
                 "p_unsafe": 0.25,
