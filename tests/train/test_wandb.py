@@ -8,7 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.conftest import BIN, TINY_TRAIN, run_cli, write_jsonl
+from libra_train.data.io import file_sha256
+from tests.conftest import BIN, TINY_TRAIN, read_jsonl, run_cli, write_jsonl
 from tests.wandb_records import history, nested, records, run_file
 
 ARGS = [a for a in TINY_TRAIN if a != "logger=none" and not a.startswith("train.max_steps")] + [
@@ -127,3 +128,31 @@ def test_libra_eval_and_libra_synth_log_to_their_own_runs(tmp_path):
     hashes = json.loads(artifact.metadata)["sha256"]
     names = {"stage1.jsonl", "stage2.jsonl", "heldout.jsonl", "stats.json"}  # rejected.jsonl: none here
     assert {Path(p).name for p in hashes} == names
+
+
+def _artifacts(folder):
+    return [
+        r.artifact
+        for r in records(run_file(_offline_run(folder)))
+        if r.WhichOneof("record_type") == "artifact"
+    ]
+
+
+def test_libra_infer_and_libra_mine_log_their_outputs(trained_run, tmp_path):
+    env = {"WANDB_MODE": "offline", "HOME": str(tmp_path)}
+    guard = trained_run / "stage2_sft" / "checkpoint"
+    data = write_jsonl(tmp_path / "few.jsonl", read_jsonl(trained_run / "data" / "heldout.jsonl")[:8])
+    preds = tmp_path / "preds"
+    run_cli("libra-infer", f"model={guard}", f"data={data}", f"output_dir={preds}", "logger=wandb", env=env)
+    (row,) = [r for r in history(run_file(_offline_run(preds))) if "infer/samples" in r]
+    assert row["infer/samples"] == 8
+    assert [(a.name, a.type) for a in _artifacts(preds)] == [("predictions", "predictions")]
+
+    mined = tmp_path / "mined" / "hard.jsonl"
+    pool = trained_run / "data" / "stage2.jsonl"
+    run_cli("libra-mine", f"pool={pool}", f"model={guard}", f"output={mined}", "budget=10", "logger=wandb",
+            env=env)  # fmt: skip
+    (row,) = [r for r in history(run_file(_offline_run(mined.parent))) if "mine/chosen" in r]
+    assert row["mine/chosen"] == 10
+    (artifact,) = _artifacts(mined.parent)
+    assert json.loads(artifact.metadata)["sha256"] == {str(mined): file_sha256(mined)}
