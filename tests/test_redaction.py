@@ -4,6 +4,7 @@ secret-looking keys are masked whatever they are."""
 
 import sys
 
+from libra_train.config import LoggerConfig
 from libra_train.redaction import REDACTED, redact, redact_args
 from libra_train.tracking import WandbTracker
 
@@ -51,9 +52,8 @@ def test_wandb_config_and_recorded_command_line_never_hold_the_secret(tmp_path, 
     monkeypatch.setenv("WANDB_SILENT", "true")
     argv = ["libra-train", f"data.url=http://h/{ENV_SECRET}"]
     monkeypatch.setattr(sys, "argv", list(argv))
-    tracker = WandbTracker(
-        tmp_path, {"data": {"url": f"http://h/{ENV_SECRET}"}}, "p", "g", "n", [], "offline"
-    )
+    settings = LoggerConfig(backend="wandb", project="p", group="g", mode="offline")
+    tracker = WandbTracker(tmp_path, {"data": {"url": f"http://h/{ENV_SECRET}"}}, settings, "n", [])
     try:
         assert dict(tracker.run.config)["data"] == {"url": f"http://h/{REDACTED}"}
         assert sys.argv == argv  # our own process keeps its real arguments
