@@ -19,7 +19,7 @@ from libra_train.cli_utils import CONF_DIR, clear_errors, quiet_libraries
 @clear_errors
 def _synth(cfg: DictConfig) -> None:
     from data_synth.pipeline import synthesize
-    from libra_train.tracking import command_tracker, file_hashes
+    from libra_train.tracking import command_tracker
 
     quiet_libraries()
     tracker = command_tracker(cfg, "libra-synth", cfg.output_dir)
@@ -27,7 +27,7 @@ def _synth(cfg: DictConfig) -> None:
         summary = synthesize(cfg)
         tracker.log({f"synth/{split}": n for split, n in summary["totals"].items()})
         files = sorted(Path(cfg.output_dir).glob("*.jsonl")) + [Path(cfg.output_dir) / "stats.json"]
-        tracker.log_artifact("synthetic-data", "dataset", file_hashes(files))
+        tracker.log_artifact("synthetic-data", "dataset", files)
     finally:
         tracker.finish()
     print(f"wrote {', '.join(f'{k}={v}' for k, v in summary['totals'].items())} to {cfg.output_dir}")

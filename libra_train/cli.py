@@ -84,7 +84,7 @@ def infer_main(cfg: DictConfig) -> None:
     try:
         written = run_inference(cfg)
         tracker.log({"infer/samples": sum(1 for line in open(written, encoding="utf-8") if line.strip())})
-        tracker.log_artifact("predictions", "predictions", {written: None})
+        tracker.log_artifact("predictions", "predictions", [written])
     finally:
         tracker.finish()
     print(f"wrote {written}")
@@ -94,7 +94,7 @@ def infer_main(cfg: DictConfig) -> None:
 @clear_errors
 def mine_main(cfg: DictConfig) -> None:
     """libra-mine: hard-sample selection as a command; `model=PATH` is a checkpoint (conf/cli/mine.yaml)."""
-    from libra_train.tracking import command_tracker, file_hashes
+    from libra_train.tracking import command_tracker
     from libra_train.train.selection import select_file
 
     quiet_libraries()
@@ -102,7 +102,7 @@ def mine_main(cfg: DictConfig) -> None:
     try:
         summary = select_file(cfg)
         tracker.log({f"mine/{k}": v for k, v in summary.items() if isinstance(v, (int, float))})
-        tracker.log_artifact("selected", "dataset", file_hashes([Path(cfg.output)]))
+        tracker.log_artifact("selected", "dataset", [cfg.output])
     finally:
         tracker.finish()
     print(json.dumps(summary, ensure_ascii=False))

@@ -20,7 +20,7 @@ from libra_train.data.subset import stratified_subset
 from libra_train.eval.scoring import THRESHOLD_FILE
 from libra_train.redaction import redact
 from libra_train.reporting.run_report import write_run_report
-from libra_train.tracking import make_tracker, read_predictions
+from libra_train.tracking import make_tracker
 from libra_train.train import distributed as dist
 from libra_train.train.run_dir import Manifest, RunLock
 
@@ -65,7 +65,7 @@ def _run(run: RunConfig) -> dict:
     manifest = Manifest(run.run_dir)
     tracker = make_tracker(run, resolved, dist.is_main())
     try:
-        tracker.log_artifact("data", "dataset", data_files(run), reference=True)
+        tracker.log_artifact("data", "dataset", data_paths(run), reference=True)
         if run.eval.before_training and "eval_before_training" not in manifest.data:
             manifest.data["eval_before_training"] = evaluate_checkpoint(
                 backbone, run, run.run_dir / "untrained_eval", tracker, "untrained"
@@ -77,10 +77,10 @@ def _run(run: RunConfig) -> dict:
             init_path = run_stage(stage, stage_data[stage.name], init_path, run, manifest, tracker)
             eval_dir = run.run_dir / stage.name / "eval"
             tracker.log_artifact(f"predictions-{stage.name}", "predictions",
-                                 {p: None for p in sorted(eval_dir.glob("*/predictions.jsonl"))})  # fmt: skip
+                                 sorted(eval_dir.glob("*/predictions.jsonl")))  # fmt: skip
         if run.stages:
             tracker.log_artifact(
-                "checkpoint", "model", {init_path: None}, reference=not run.logger.upload_checkpoint
+                "checkpoint", "model", [init_path], reference=not run.logger.upload_checkpoint
             )
         if dist.is_main():
             write_run_report(run.run_dir, manifest.data, f"{run.experiment_name}: {run.run_dir.name}")
@@ -169,7 +169,7 @@ def evaluate_checkpoint(path: str, run: RunConfig, out_dir: Path, tracker, stage
         model, tokenizer = _load_for_eval(path, run)
         results.update(evaluate(model, tokenizer, run.data.eval_sets, run.format, run.eval, out_dir))
         for name, metrics in results.items():
-            tracker.log_eval(stage, name, metrics, read_predictions(out_dir / name / "predictions.jsonl"))
+            tracker.log_eval(stage, name, metrics, out_dir / name / "predictions.jsonl")
 
     dist.once(done, work, redo=True)
     if not results:  # other ranks read rank 0's figures
@@ -208,7 +208,7 @@ def evaluate_sharded(path: str, run: RunConfig, out_dir: Path, tracker, stage: s
     def merge():
         results.update(merge_shards(run.data.eval_sets, run.format, out_dir, dist.world_size(), run.eval))
         for name, metrics in results.items():
-            tracker.log_eval(stage, name, metrics, read_predictions(out_dir / name / "predictions.jsonl"))
+            tracker.log_eval(stage, name, metrics, out_dir / name / "predictions.jsonl")
 
     dist.every_rank(out_dir, "eval", my_share)
     dist.once(out_dir / f".merged-{dist.launch_id()}", merge)
@@ -261,7 +261,7 @@ def prepare_backbone(run: RunConfig, stage_data: dict) -> str:
     return str(path)
 
 
-def data_files(run: RunConfig) -> dict:
-    """Every local data file the run reads (stage data and eval sets) → its sha256, as the manifest keeps."""
+def data_paths(run: RunConfig) -> list[str]:
+    """Every local data file the run reads: stage data and eval sets (a hub set is not a local file)."""
     paths = [str(e.path) for e in run.data.entries.values()] + [str(p) for p in run.data.eval_sets.values()]
-    return {p: file_sha256(p) for p in dict.fromkeys(paths) if Path(p).is_file()}
+    return [p for p in dict.fromkeys(paths) if Path(p).is_file()]

@@ -29,13 +29,15 @@ class NullTracker:
     def log_train(self, stage: str, logs: dict, stage_step: int) -> None:
         pass
 
-    def log_eval(self, stage: str, set_name: str, metrics: dict, rows: list[dict] | None) -> None:
+    def log_eval(
+        self, stage: str, set_name: str, metrics: dict, predictions: list[dict] | Path | None
+    ) -> None:
         pass
 
     def log(self, metrics: dict) -> None:
         pass
 
-    def log_artifact(self, name: str, kind: str, files: dict, reference: bool = False) -> None:
+    def log_artifact(self, name: str, kind: str, paths: list, reference: bool = False) -> None:
         pass
 
     def finish(self) -> None:
@@ -101,8 +103,14 @@ class WandbTracker(NullTracker):
     def log(self, metrics: dict) -> None:
         self.run.log({**metrics, GLOBAL_STEP: self.state["global_step"]})
 
-    def log_eval(self, stage: str, set_name: str, metrics: dict, rows: list[dict] | None) -> None:
-        """rows: the scored predictions (with gold labels), for the charts and the mistakes table."""
+    def log_eval(
+        self, stage: str, set_name: str, metrics: dict, predictions: list[dict] | Path | None
+    ) -> None:
+        """predictions: the scored rows (with gold labels), or the predictions.jsonl that holds them (read
+        here, so that a run without W&B never reads it), for the charts and the mistakes table."""
+        from libra_train.eval.outputs import load_predictions
+
+        rows = load_predictions(predictions) if isinstance(predictions, Path) else predictions
         prefix = f"{stage}/eval/{set_name}"
         per_source = [
             [src, m["accuracy"], m["f1_safe"], m["f1_unsafe"], m["n"]]
@@ -141,12 +149,15 @@ class WandbTracker(NullTracker):
         )
         return charts
 
-    def log_artifact(self, name: str, kind: str, files: dict, reference: bool = False) -> None:
-        """files: path → sha256 (or None). A reference records each path (and the sha256 we computed, in
-        the metadata) without uploading or re-reading it: a 14B checkpoint is not hashed twice."""
-        hashes = {str(p): h for p, h in files.items() if h}
+    def log_artifact(self, name: str, kind: str, paths: list, reference: bool = False) -> None:
+        """Each file's sha256 goes in the metadata; a folder (a checkpoint, maybe 14B) is not read. A
+        reference records the paths without uploading them (W&B does not re-read them either)."""
+        from libra_train.data.io import file_sha256
+
+        paths = [Path(p) for p in paths]
+        hashes = {str(p): file_sha256(p) for p in paths if p.is_file()}
         artifact = self.wandb.Artifact(_artifact_name(name), type=kind, metadata={"sha256": hashes})
-        for path in files:
+        for path in paths:
             path = Path(path).resolve()
             if reference:
                 artifact.add_reference(path.as_uri(), name=path.name, checksum=False)
@@ -168,24 +179,12 @@ TABLE_FIELDS = ("id", "source", "category_name", "question", "response", "label"
                 "why")  # fmt: skip
 
 
-def file_hashes(paths) -> dict:
-    """path → sha256 of each existing file, for an artifact's metadata."""
-    from libra_train.data.io import file_sha256
-
-    return {str(p): file_sha256(p) for p in map(Path, paths) if p.is_file()}
-
-
-def read_predictions(path: Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def mistakes_and_margins(rows: list[dict], threshold: float, cap: int) -> list[dict]:
     """The misclassified samples, most confident first, then the samples closest to the threshold; at
     most `cap` in all. Each is tagged with why it is there."""
-    wrong = [r for r in rows if r.get("pred_label") != r["label"]]
-    wrong.sort(
-        key=lambda r: -abs((r.get("p_unsafe") if r.get("p_unsafe") is not None else threshold) - threshold)
-    )
+    from libra_train.eval.operating_points import mistakes_by_confidence
+
+    wrong = mistakes_by_confidence(rows, threshold)
     right = [r for r in rows if r.get("pred_label") == r["label"] and r.get("p_unsafe") is not None]
     right.sort(key=lambda r: abs(r["p_unsafe"] - threshold))
     picked = [{**r, "why": "misclassified"} for r in wrong[:cap]]

@@ -79,3 +79,12 @@ def pr_curve_png(points: dict, path, title: str) -> None:
     ax.set_title(f"{title}: precision–recall, unsafe positive", fontsize=9)
     ax.legend(loc="lower left", fontsize=7)
     plotting.save(fig, path)
+
+
+def mistakes_by_confidence(rows: list[dict], threshold: float) -> list[dict]:
+    """The misclassified rows, farthest from the threshold first (the most confident mistakes); rows
+    with no score (generate mode) come last."""
+    wrong = [r for r in rows if r.get("pred_label") != r.get("label")]
+    return sorted(
+        wrong, key=lambda r: -abs(r["p_unsafe"] - threshold) if r.get("p_unsafe") is not None else 0.0
+    )

@@ -3,9 +3,10 @@ category, and the samples the guard got most confidently wrong."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from libra_train.eval.operating_points import mistakes_by_confidence
+from libra_train.eval.outputs import load_predictions
 from libra_train.reporting import plotting
 
 WRONG_SHOWN = 10
@@ -60,10 +61,8 @@ def confidently_wrong(predictions: Path, threshold: float, n: int = WRONG_SHOWN)
     """The misclassified samples farthest from the threshold (most confident first)."""
     if not predictions.exists():
         return []
-    rows = [json.loads(line) for line in predictions.read_text(encoding="utf-8").split("\n") if line.strip()]
-    wrong = [r for r in rows if r.get("p_unsafe") is not None and r.get("pred_label") != r.get("label")]
-    wrong.sort(key=lambda r: -abs(r["p_unsafe"] - threshold))
-    return wrong[:n]
+    wrong = mistakes_by_confidence(load_predictions(predictions), threshold)
+    return [r for r in wrong if r.get("p_unsafe") is not None][:n]
 
 
 def wrong_table(rows: list[dict]) -> list[str]:
