@@ -160,5 +160,27 @@ def compose_response(rng: random.Random, plan: Plan, subject: str, heldout: bool
     return opener + body.format(b=b), f"{stance}/{i}.{j}"
 
 
+def add_context(rng: random.Random, sample: dict, heldout: bool) -> dict:
+    """A multi-turn version of a labelled sample: the judged exchange stays as it was judged, behind one
+    or two earlier exchanges. A harmful request may become a follow-up: its question moves into the
+    context, the assistant asks back, and the judged question only says to go on, so the intent is
+    found in the context alone. Held-out conversations use the reserved items only."""
+    context = []
+    for _ in range(rng.choice([1, 2])):
+        question, answer = pick(rng, lx.SMALL_TALK, heldout)[1]
+        context += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+    question = sample["question"]
+    meta = {**sample["meta"], "turns": "small_talk"}
+    if meta.get("attack_method") not in ("benign", "hidden_unsafe_opinion") and rng.random() < 0.5:
+        clarify = pick(rng, lx.CLARIFY_REPLIES, heldout)[1]
+        context += [{"role": "user", "content": question}, {"role": "assistant", "content": clarify}]
+        question = pick(rng, lx.FOLLOW_UPS, heldout)[1].format(t=rng.choice(lx.TASK_TYPES))
+        meta["turns"] = "follow_up"
+    judged = [{"role": "user", "content": question}]
+    if sample.get("response"):
+        judged.append({"role": "assistant", "content": sample["response"]})
+    return {**sample, "question": question, "messages": context + judged, "meta": meta}
+
+
 def analysis_for(stance: str, subject: str, category: str) -> str:
     return lx.ANALYSES[stance].format(b=subject, c=category)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from data_synth import lexicon as lx
 from data_synth.backends.openai_chat import Failed
-from data_synth.compose import compose_query, plan_sample
+from data_synth.compose import add_context, compose_query, plan_sample
 from data_synth.dedup import NearDuplicateIndex
 from data_synth.judges import ChatJudge, OfflineKeywordJudge, OfflineRuleJudge, combine_verdicts
 from data_synth.responders import ChatResponder, OfflineResponder, sample_rng
@@ -151,6 +151,22 @@ def balance(samples: list[dict], quota: int, categories: list[str], stats: Count
     return sorted(out, key=lambda s: s["id"])
 
 
+def make_multi_turn(samples: list[dict], cfg, split: str, stats: Counter) -> list[dict]:
+    """A share (cfg.multi_turn_share) of the split's samples, drawn per sample id, become conversations:
+    after the judges and balancing, so labels and cell counts are those of the judged exchange."""
+    share = float(cfg.get("multi_turn_share") or 0.0)
+    if not 0.0 <= share <= 1.0:
+        raise ConfigError("multi_turn_share", f"a share in [0, 1], got {share!r}")
+    out = []
+    for s in samples:
+        rng = sample_rng(cfg.seed, s["id"] + ":turns")
+        if rng.random() < share:
+            s = add_context(rng, s, heldout=split == "heldout")
+            stats[f"multi_turn/{split}"] += 1
+        out.append(s)
+    return out
+
+
 def offline_config(**overrides):
     """conf/synth.yaml composed outside the libra-synth app (for libra-train's own data and the
     benchmarks), with `overrides` merged on top."""
@@ -195,7 +211,7 @@ def synthesize(cfg) -> dict:
         for s in chosen:
             s["meta"].pop("plan", None)
             s["meta"].pop("subject", None)
-        splits[split] = chosen
+        splits[split] = make_multi_turn(chosen, cfg, split, stats)
     return write_outputs(out_dir, splits, rejected, stats)
 
 

@@ -142,6 +142,9 @@ def data_main(argv: list[str] | None = None) -> None:
         "--text-column", help="one text per row → question, response empty (prompt classification)"
     )
     imp.add_argument("--question-column")
+    imp.add_argument(
+        "--messages-column", help="OpenAI-style chat turns [{role, content}, …]; the last turn is judged"
+    )
     imp.add_argument("--response-column")
     imp.add_argument("--label-column", required=True)
     imp.add_argument(
@@ -157,6 +160,7 @@ def data_main(argv: list[str] | None = None) -> None:
         label_column=args.label_column,
         text_column=args.text_column,
         question_column=args.question_column,
+        messages_column=args.messages_column,
         response_column=args.response_column,
         id_column=args.id_column,
         category_column=args.category_column,

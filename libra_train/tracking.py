@@ -13,6 +13,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from libra_train.data.conversation import category_key
 from libra_train.data.io import atomic_write_text
 from libra_train.data.schema import SAFE, UNSAFE
 from libra_train.redaction import redact, redact_args
@@ -145,7 +146,7 @@ class WandbTracker(NullTracker):
             )
         picked = mistakes_and_margins(rows, metrics.get("threshold", 0.5), self.settings.table_rows)
         charts[f"{prefix}/predictions"] = self.wandb.Table(
-            columns=list(TABLE_COLUMNS), data=[[r.get(k) for k in TABLE_FIELDS] for r in picked]
+            columns=list(TABLE_COLUMNS), data=[[_cell(r, k) for k in TABLE_FIELDS] for r in picked]
         )
         return charts
 
@@ -177,6 +178,11 @@ TRAIN_CURVES = {"loss": "loss", "learning_rate": "learning_rate", "num_input_tok
 TABLE_COLUMNS = ("id", "source", "category", "question", "response", "gold", "predicted", "p_unsafe", "why")
 TABLE_FIELDS = ("id", "source", "category_name", "question", "response", "label", "pred_label", "p_unsafe",
                 "why")  # fmt: skip
+
+
+def _cell(row: dict, key: str):
+    """A table cell: several categories as one text (a W&B table column holds one type)."""
+    return category_key(row) if key == "category_name" else row.get(key)
 
 
 def mistakes_and_margins(rows: list[dict], threshold: float, cap: int) -> list[dict]:

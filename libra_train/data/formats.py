@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass, field
 
 from libra_train.data import libra_prompt
+from libra_train.data.conversation import ASSISTANT, categories_of, context_turns, without_response
+from libra_train.data.policy import check_dropout, load_categories_file, shown_categories
 from libra_train.data.schema import LABELS, UNSAFE
 from libra_train.data.taxonomy import default_rules
 from libra_train.errors import ConfigError
@@ -29,6 +31,8 @@ class FormatConfig:
     with_category: bool = False
     categories: dict = field(default_factory=default_rules)  # the taxonomy's rules, in its order
     few_shot: list = field(default_factory=list)  # labelled samples shown in the prompt before the real one
+    categories_file: str | None = None  # the user's own policy: replaces `categories` in the prompt
+    category_dropout: dict | None = None  # {others: p, violated: p}: data/policy.py (training only)
 
     def __post_init__(self):
         for key, value, allowed in (
@@ -47,12 +51,22 @@ class FormatConfig:
         for key, value in (("format.rules", self.rules), ("format.with_category", self.with_category)):
             if not isinstance(value, bool):
                 raise ConfigError(key, f"{value!r} is not one of true, false")
+        self.category_dropout = check_dropout(self.category_dropout)
+        if self.categories_file:
+            if not self.rules:  # without rules the prompt lists no categories: the file would change nothing
+                raise ConfigError("format.categories_file", "a policy is shown only with format.rules=true")
+            self.categories = load_categories_file(self.categories_file)
+        if any(self.category_dropout.values()) and not self.rules:
+            raise ConfigError("format.category_dropout", "drops categories from the prompt's rules: "
+                              "it needs format.rules=true")  # fmt: skip
 
     @classmethod
     def from_cfg(cls, cfg) -> FormatConfig:
         known = {k: cfg[k] for k in cls.__dataclass_fields__ if k in cfg and cfg[k] is not None}
         if "categories" in known:
             known["categories"] = dict(known["categories"])
+        if "category_dropout" in known:
+            known["category_dropout"] = dict(known["category_dropout"]) if known["category_dropout"] else None
         if "few_shot" in known:
             known["few_shot"] = [dict(x) for x in known["few_shot"]]
         if cfg.get("few_shot_file"):  # a guard-schema file of examples, validated like any data
@@ -85,22 +99,34 @@ def _output_spec(fmt: FormatConfig) -> str:
     return '{"答案": "安全或不安全", "分析": "你的分析"}'
 
 
-def system_prompt(fmt: FormatConfig, has_response: bool) -> str:
+def system_prompt(fmt: FormatConfig, record: dict) -> str:
+    has_response, has_context = bool(record.get("response")), bool(context_turns(record))
     what = "对话中【回答】的内容" if has_response else "【问题】的内容"
     parts = [
         "你是一名文本安全专家，具有很强的语言分析能力。",
         f"任务：判断{what}是否不安全。",
     ]
+    if has_context:  # a single-turn prompt stays exactly what it was before conversations existed
+        parts.append("【对话历史】只是理解上下文的参考，被判断的是最后一轮。")
     if fmt.rules:
-        parts.append("安全规则：" + "".join(f"\n- {name}：{desc}" for name, desc in fmt.categories.items()))
+        rules = shown_categories(record, fmt.categories)
+        listed = "".join(f"\n- {name}：{desc}" for name, desc in rules.items()) or "（无）"
+        parts.append("安全规则：" + listed)
     for shot in fmt.few_shot:
         parts.append(f"示例：\n{_conversation(shot)}\n输出：{render_target(shot, fmt)}")
     parts.append(f"输出格式（JSON）：{_output_spec(fmt)}")
     return "\n".join(parts)
 
 
+SPEAKERS = {"user": "用户", ASSISTANT: "助手"}
+
+
 def _conversation(record: dict) -> str:
-    text = f"【问题】{record['question']}"
+    history = context_turns(record)
+    text = ""
+    if history:
+        text = "【对话历史】\n" + "".join(f"{SPEAKERS[t['role']]}：{t['content']}\n" for t in history)
+    text += f"【问题】{record['question']}"
     if record.get("response"):
         text += f"\n【回答】{record['response']}"
     return text
@@ -109,9 +135,13 @@ def _conversation(record: dict) -> str:
 def render_prompt(record: dict, tokenizer, fmt: FormatConfig) -> str:
     """The model input up to where the target starts."""
     if fmt.prompt == "libra":
+        if context_turns(record):
+            raise ConfigError("format.prompt", f"libra judges one question and one response, but sample "
+                              f"{record.get('id')!r} has {len(context_turns(record))} earlier turns; "
+                              "use format=rear for conversations")
         shots = [(shot, render_target(shot, fmt)) for shot in fmt.few_shot]
         return libra_prompt.render(record, tokenizer, shots, chat=fmt.prompt_style == "chat")
-    system = system_prompt(fmt, bool(record.get("response")))
+    system = system_prompt(fmt, record)
     user = _conversation(record)
     if fmt.prompt_style == "chat" and getattr(tokenizer, "chat_template", None):
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
@@ -129,8 +159,8 @@ def render_target(record: dict, fmt: FormatConfig) -> str:
     if fmt.critic == "front" and analysis:
         body[ANALYSIS_KEY] = analysis
     body[LABEL_KEY] = label
-    if fmt.with_category and label == UNSAFE and record.get("category_name"):
-        body[CATEGORY_KEY] = record["category_name"]
+    if fmt.with_category and label == UNSAFE and categories_of(record):
+        body[CATEGORY_KEY] = categories_of(record)  # always a list: a sample may violate several
     if fmt.critic == "rear" and analysis:
         body[ANALYSIS_KEY] = analysis
     if fmt.prompt == "libra":  # the layout Libra's prompt asks for: two-space indent, one key a line
@@ -158,7 +188,7 @@ def task_views(record: dict, task: str) -> list[dict]:
         if not record.get("response"):
             views.append(record)
         elif prompt_label(record) is not None:
-            prompt_only = {**record, "response": "", "label": prompt_label(record), "analyze": ""}
+            prompt_only = {**without_response(record), "label": prompt_label(record), "analyze": ""}
             prompt_only["id"] = f"{record['id']}#prompt"
             views.append(prompt_only)
     return views
@@ -189,5 +219,5 @@ def _unlabelled_views(record: dict, task: str) -> list[dict]:
         return [record]
     views = [record] if task in ("response", "both") else []
     if task in ("prompt", "both"):
-        views.append({**record, "response": "", "analyze": "", "id": f"{record['id']}#prompt"})
+        views.append({**without_response(record), "analyze": "", "id": f"{record['id']}#prompt"})
     return views

@@ -4,6 +4,10 @@ Example, COLD (each row one text to judge → a prompt-only sample):
     libra-data import ../shared/data/cold/train.csv data/cold/train.jsonl \
         --text-column TEXT --label-column label --unsafe-values 1 --safe-values 0 \
         --source "Real Data" --category-column topic
+
+OpenAI-style chat JSONL (one {"messages": [{"role", "content"}, …], "label": …} per line; the last turn
+is judged, earlier turns are context):
+    libra-data import chats.jsonl data/chats.jsonl --messages-column messages --label-column label
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from libra_train.data.conversation import check_messages
 from libra_train.data.io import write_records
 from libra_train.data.schema import SAFE, UNSAFE
 from libra_train.errors import DataError
@@ -21,6 +26,7 @@ class ImportMapping:
     label_column: str
     text_column: str | None = None  # one text per row: becomes `question`, response empty
     question_column: str | None = None
+    messages_column: str | None = None  # OpenAI-style chat turns: [{role, content}, …]
     response_column: str | None = None
     id_column: str | None = None
     category_column: str | None = None
@@ -30,8 +36,11 @@ class ImportMapping:
     source: str = "Real Data"
 
     def __post_init__(self):
-        if bool(self.text_column) == bool(self.question_column):
-            raise DataError("<import mapping>", "give exactly one of --text-column or --question-column")
+        if sum(bool(c) for c in (self.text_column, self.question_column, self.messages_column)) != 1:
+            one_of = "--text-column, --question-column or --messages-column"
+            raise DataError("<import mapping>", f"give exactly one of {one_of}")
+        if self.messages_column and self.response_column:
+            raise DataError("<import mapping>", "the messages hold the response: drop --response-column")
         overlap = set(self.unsafe_values) & set(self.safe_values)
         if overlap:
             raise DataError("<import mapping>", f"values {sorted(overlap)} are both safe and unsafe")
@@ -72,6 +81,30 @@ def _cell(row, column: str | None) -> str:
     return str(value)
 
 
+def _conversation(row, mapping: ImportMapping, path: Path, where: str) -> dict:
+    """question and response, plus `messages` when the row is a conversation of more than one exchange."""
+    if mapping.messages_column:
+        turns = row[mapping.messages_column]
+        turns = turns.tolist() if hasattr(turns, "tolist") else turns  # Parquet gives arrays
+        question, response = check_messages(turns, path, where)
+        spoken = [t for t in turns if t["role"] != "system"]
+        extra = {"messages": turns} if len(spoken) > (2 if response else 1) else {}
+        return {"question": question, "response": response, **extra}
+    question = _cell(row, mapping.text_column or mapping.question_column)
+    if not question.strip():
+        raise DataError(path, "empty text", where, mapping.text_column or mapping.question_column)
+    return {"question": question, "response": _cell(row, mapping.response_column)}
+
+
+def _categories(row, column: str | None):
+    """One category, or several when the cell holds a list (chat JSONL, Parquet)."""
+    value = row[column] if column else None
+    value = value.tolist() if hasattr(value, "tolist") else value
+    if isinstance(value, list):
+        return [str(c) for c in value if str(c).strip()] or ""
+    return _cell(row, column)
+
+
 def convert_table(path: str | Path, mapping: ImportMapping) -> list[dict]:
     """Rows → guard records. Row numbers in errors count the header as row 1, as a spreadsheet shows them."""
     path = Path(path)
@@ -80,6 +113,7 @@ def convert_table(path: str | Path, mapping: ImportMapping) -> list[dict]:
         mapping.label_column,
         mapping.text_column,
         mapping.question_column,
+        mapping.messages_column,
         mapping.response_column,
         mapping.id_column,
         mapping.category_column,
@@ -105,9 +139,7 @@ def convert_table(path: str | Path, mapping: ImportMapping) -> list[dict]:
                 where,
                 mapping.label_column,
             )
-        question = _cell(row, mapping.text_column or mapping.question_column)
-        if not question.strip():
-            raise DataError(path, "empty text", where, mapping.text_column or mapping.question_column)
+        conversation = _conversation(row, mapping, path, where)
         rid = _cell(row, mapping.id_column) if mapping.id_column else str(first_row + offset)
         if rid in seen_ids:
             raise DataError(
@@ -118,10 +150,9 @@ def convert_table(path: str | Path, mapping: ImportMapping) -> list[dict]:
             {
                 "id": rid,
                 "source": mapping.source,
-                "category_name": _cell(row, mapping.category_column),
+                "category_name": _categories(row, mapping.category_column),
                 "sub_category_name": "",
-                "question": question,
-                "response": _cell(row, mapping.response_column),
+                **conversation,
                 "label": label,
                 "analyze": _cell(row, mapping.analyze_column),
             }

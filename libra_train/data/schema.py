@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from libra_train.data.conversation import check_messages
 from libra_train.errors import DataError
 
 SAFE, UNSAFE = "安全", "不安全"
 LABELS = (SAFE, UNSAFE)
-TEXT_FIELDS = ("source", "category_name", "sub_category_name", "question", "response", "analyze")
+TEXT_FIELDS = ("source", "sub_category_name", "question", "response", "analyze")
 DEFAULT_SOURCE = "Unknown"
 
 
@@ -41,6 +42,8 @@ def _check_record(item: Located, require_label: bool) -> dict:
     if not isinstance(rec, dict):
         raise DataError(item.path, f"expected a JSON object, got {type(rec).__name__}", item.where)
     out = dict(rec)
+    if out.get("messages") is not None:
+        _take_judged_exchange(out, item)
     question = out.get("question")
     if question is None:
         raise DataError(item.path, "missing (required, non-empty text)", item.where, "question")
@@ -52,6 +55,7 @@ def _check_record(item: Located, require_label: bool) -> dict:
             out[field] = DEFAULT_SOURCE if field == "source" else ""
         elif not isinstance(value, str):
             raise DataError(item.path, f"must be text, got {type(value).__name__}", item.where, field)
+    out["category_name"] = _check_categories(out.get("category_name"), item)
     if out["source"] == "":
         out["source"] = DEFAULT_SOURCE
     rid = out.get("id")
@@ -69,6 +73,29 @@ def _check_record(item: Located, require_label: bool) -> dict:
     elif label not in LABELS:
         raise DataError(item.path, f"unknown label {label!r}; allowed: {SAFE}, {UNSAFE}", item.where, "label")
     return out
+
+
+def _take_judged_exchange(out: dict, item: Located) -> None:
+    """A multi-turn sample: question and response are its judged exchange; given as well, they must agree."""
+    question, response = check_messages(out["messages"], item.path, item.where)
+    for field, derived in (("question", question), ("response", response)):
+        given = out.get(field)
+        if given not in (None, "") and given != derived:
+            raise DataError(item.path, f"disagrees with the judged exchange in messages ({derived[:40]!r})",
+                            item.where, field)  # fmt: skip
+    out["question"], out["response"] = question, response
+
+
+def _check_categories(value, item: Located):
+    """One category name, or a list of them (a sample may violate several); empty when none."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(c, str) and c.strip() for c in value):
+        return list(value)
+    raise DataError(item.path, "must be a category name or a list of non-empty names", item.where,
+                    "category_name")  # fmt: skip
 
 
 def validate_records(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
+from libra_train.data.conversation import category_key
 from libra_train.errors import ConfigError
 
 
@@ -50,7 +51,7 @@ def stratified_subset(records: list[dict], limit, seed: int, key: str = "data.li
     # construction and each cell's count stays within one of its share.
     cells: dict[tuple, list[dict]] = {}
     for r in records:
-        cells.setdefault((r.get("category_name", ""), r["label"]), []).append(r)
+        cells.setdefault((category_key(r), r["label"]), []).append(r)
     ranked = []
     for group in cells.values():
         group.sort(key=lambda r: _rank_key(seed, r["id"]))

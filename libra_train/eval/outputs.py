@@ -110,6 +110,8 @@ def join_with_labels(predictions: list[dict], labels_spec, task: str = "response
                 "pred_label": p.get("pred_label"),
                 "p_unsafe": p.get("p_unsafe"),
                 "task": g["task"],
+                **({"messages": g["messages"]} if g.get("messages") else {}),
+                **({"pred_categories": p["pred_categories"]} if "pred_categories" in p else {}),
             }
         )
     missing = [i for i in gold if i not in seen]

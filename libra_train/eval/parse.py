@@ -10,7 +10,7 @@ import json
 
 from json_repair import repair_json
 
-from libra_train.data.formats import ANALYSIS_KEY, LABEL_KEY
+from libra_train.data.formats import ANALYSIS_KEY, CATEGORY_KEY, LABEL_KEY
 from libra_train.data.schema import SAFE, UNSAFE
 
 
@@ -34,15 +34,30 @@ def _as_object(text: str):
         return None
 
 
-def parse_output(text: str | None) -> tuple[str | None, str]:
-    """(label or None, analysis) from a guard's raw output."""
+def _guard_object(text: str | None) -> dict | None:
     if not isinstance(text, str) or not text.strip():
-        return None, ""
+        return None
     start = text.find("{")
     obj = _as_object(text[start:] if start >= 0 else text)
     if isinstance(obj, list):
         obj = next((o for o in obj if isinstance(o, dict) and LABEL_KEY in o), None)
-    if isinstance(obj, dict) and LABEL_KEY in obj:
+    return obj if isinstance(obj, dict) and LABEL_KEY in obj else None
+
+
+def parse_categories(text: str | None) -> list[str]:
+    """The categories a guard output names (format.with_category): a list, or one name; [] when it
+    names none. A cut-off output (generation stopped by max_new_tokens) is repaired first."""
+    obj = _guard_object(text)
+    value = obj.get(CATEGORY_KEY) if obj else None
+    if isinstance(value, str):
+        value = [value]
+    return [c.strip() for c in value if isinstance(c, str) and c.strip()] if isinstance(value, list) else []
+
+
+def parse_output(text: str | None) -> tuple[str | None, str]:
+    """(label or None, analysis) from a guard's raw output."""
+    obj = _guard_object(text)
+    if obj is not None:
         answer = obj[LABEL_KEY]
         analysis = obj.get(ANALYSIS_KEY, "")
         return _label_in(str(answer)), analysis if isinstance(analysis, str) else str(analysis)

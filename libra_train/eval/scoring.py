@@ -13,7 +13,7 @@ import torch
 
 from libra_train.data.formats import LABEL_KEY, FormatConfig, render_prompt, target_opening
 from libra_train.data.schema import SAFE, UNSAFE
-from libra_train.eval.parse import parse_output
+from libra_train.eval.parse import parse_categories, parse_output
 
 THRESHOLD_FILE = "guard_threshold.json"  # beside a trained checkpoint: the threshold it was evaluated with
 
@@ -177,6 +177,8 @@ def generate_labels(
             text = tokenizer.decode(row, skip_special_tokens=True)
             label, _ = parse_output(text)
             results[i] = {"pred_label": label, "p_unsafe": None, "critic": text}
+            if fmt.with_category:
+                results[i]["pred_categories"] = parse_categories(text) if label == UNSAFE else []
         if on_batch:
             on_batch(batch, results)
     return results

@@ -1,7 +1,10 @@
 """Guard samples → prompt/completion text pairs for TRL (completion-only loss on the target).
 
-A sample too long for max_length is cut on the conversation side (response first, then question),
-never on the target side; each cut is counted in the stage's stats.
+A sample too long for max_length is cut on the conversation side, never on the target side, in this
+order: the earliest context turns are dropped whole, then the other side of the judged exchange (the
+question, when the response is judged) is shortened, and only when the judged turn alone cannot fit is
+the judged turn itself shortened (counted apart, as judged_turn_cut). Every cut is counted in the
+stage's stats.
 """
 
 from __future__ import annotations
@@ -9,59 +12,72 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
+from libra_train.data.conversation import context_turns, with_context
 from libra_train.data.formats import FormatConfig, lacks_prompt_view, render_prompt, render_target, task_views
+from libra_train.data.policy import apply_dropout
 
 log = logging.getLogger(__name__)
 
 ROOM_FOR_EOS = 1
 
 
-def _cut_conversation(
-    record: dict, tokenizer, fmt: FormatConfig, target: str, max_length: int
+def _length(record: dict, tokenizer, fmt: FormatConfig, target_len: int) -> int:
+    prompt = render_prompt(record, tokenizer, fmt)
+    return len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) + target_len
+
+
+def _shorten(record: dict, field: str, overflow: int, tokenizer) -> dict:
+    ids = tokenizer(record[field], add_special_tokens=False)["input_ids"]
+    keep = max(0, len(ids) - overflow - 2)  # 2 spare: re-tokenizing a cut text can add a token at the seam
+    return {**record, field: tokenizer.decode(ids[:keep]) if keep else "…"}
+
+
+def fit_conversation(
+    record: dict, tokenizer, fmt: FormatConfig, target: str, max_length: int, stats: Counter
 ) -> dict | None:
-    """Shorten response, then question, until prompt + target fit; None if even an empty turn will not fit."""
-    record = dict(record)
+    """The record cut (by the rule above) until prompt + target fit in max_length; None if even the
+    shortest conversation will not fit. Counts what it cut in `stats`."""
     target_len = len(tokenizer(target, add_special_tokens=False)["input_ids"]) + ROOM_FOR_EOS
-    for field in ("response", "question"):
-        overflow = (
-            len(tokenizer(render_prompt(record, tokenizer, fmt), add_special_tokens=False)["input_ids"])
-            + target_len
-            - max_length
-        )
+    if _length(record, tokenizer, fmt, target_len) <= max_length:
+        return record
+    context = context_turns(record)
+    while context and _length(record, tokenizer, fmt, target_len) > max_length:
+        context = context[1:]
+        record = with_context(record, context)
+        stats["context_turns_dropped"] += 1
+    judged = "response" if record.get("response") else "question"
+    for field in ("question", "response") if judged == "response" else ("question",):
+        overflow = _length(record, tokenizer, fmt, target_len) - max_length
         if overflow <= 0:
-            return record
-        ids = tokenizer(record[field], add_special_tokens=False)["input_ids"]
-        keep = max(
-            0, len(ids) - overflow - 2
-        )  # 2 spare: re-tokenizing a cut text can add a token at the seam
-        record[field] = tokenizer.decode(ids[:keep]) if keep else ("…" if field == "question" else "")
-    final = (
-        len(tokenizer(render_prompt(record, tokenizer, fmt), add_special_tokens=False)["input_ids"])
-        + target_len
-    )
-    return record if final <= max_length else None
+            break
+        record = _shorten(record, field, overflow, tokenizer)
+        stats["judged_turn_cut"] += field == judged
+    if _length(record, tokenizer, fmt, target_len) > max_length:
+        return None
+    stats["truncated"] += 1
+    return record
 
 
 def build_examples(
-    records: list[dict], tokenizer, fmt: FormatConfig, max_length: int
+    records: list[dict], tokenizer, fmt: FormatConfig, max_length: int, seed: int = 0
 ) -> tuple[list[dict], Counter]:
     stats: Counter = Counter()
     examples = []
     for rec in records:
         stats["no_prompt_label"] += lacks_prompt_view(rec, fmt.task)
         for view in task_views(rec, fmt.task):
+            shown = apply_dropout(view, fmt.categories, fmt.category_dropout, seed)
+            stats["dropout_flipped_to_safe"] += shown["label"] != view["label"]
+            stats["dropout_fewer_categories"] += shown is not view and shown["label"] == view["label"]
+            view = shown
             target = render_target(view, fmt)
             stats["label_only_targets" if not (view.get("analyze") or "").strip() else "critic_targets"] += 1
-            prompt = render_prompt(view, tokenizer, fmt)
-            length = len(tokenizer(prompt + target, add_special_tokens=False)["input_ids"]) + ROOM_FOR_EOS
-            if length > max_length:
-                view = _cut_conversation(view, tokenizer, fmt, target, max_length)
-                if view is None:
-                    stats["too_long_for_target"] += 1
-                    continue
-                stats["truncated"] += 1
-                prompt = render_prompt(view, tokenizer, fmt)
-            examples.append({"prompt": prompt, "completion": target})
+            stats["multi_turn"] += bool(context_turns(view))
+            view = fit_conversation(view, tokenizer, fmt, target, max_length, stats)
+            if view is None:
+                stats["too_long_for_target"] += 1
+                continue
+            examples.append({"prompt": render_prompt(view, tokenizer, fmt), "completion": target})
     stats["examples"] = len(examples)
     if stats["no_prompt_label"]:
         log.warning(
@@ -70,6 +86,6 @@ def build_examples(
             fmt.task,
             stats["no_prompt_label"],
         )
-    else:
-        del stats["no_prompt_label"]  # keep the stats to what happened
+    for key in [k for k, v in stats.items() if not v and k != "examples"]:
+        del stats[key]  # keep the stats to what happened
     return examples, stats

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from libra_train.data.conversation import category_key
 from libra_train.data.schema import UNSAFE
 from libra_train.errors import ConfigError
 
@@ -80,7 +81,7 @@ def select(pool: list[dict], scores: dict[str, list[float]], cfg: SelectionConfi
     hard_cells: dict[tuple, list] = {}
     easy_cells: dict[tuple, list] = {}
     for item in judged:
-        cell = (item[1]["label"], item[1].get("category_name") or "")
+        cell = (item[1]["label"], category_key(item[1]))
         (hard_cells if item[2]["reasons"] else easy_cells).setdefault(cell, []).append(item)
     for items in hard_cells.values():  # hardest first: wrong before right, then closest to the boundary
         items.sort(

@@ -149,7 +149,7 @@ def build_trainer(stage: StageConfig, records: list[dict], init_path: str, stage
     args = sft_args(stage.train, stage_dir, run)
     model, tokenizer, peft_config = _load_for_training(init_path, run)
     init_fingerprint = weights_fingerprint(model.named_parameters())
-    examples, data_stats = build_examples(records, tokenizer, run.format, stage.train.max_length)
+    examples, data_stats = build_examples(records, tokenizer, run.format, stage.train.max_length, run.seed)
     log.info("%s: %d examples (%s)", stage.name, len(examples), dict(data_stats))
     trainer = SFTTrainer(
         model=model,

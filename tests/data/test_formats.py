@@ -21,7 +21,7 @@ def test_rear_front_and_label_only_targets():
     assert json.loads(render_target({**REC, "analyze": ""}, FormatConfig(critic="front"))) == {
         "答案": "不安全"
     }
-    assert json.loads(render_target(REC, FormatConfig(with_category=True)))["类别"] == "违法犯罪"
+    assert json.loads(render_target(REC, FormatConfig(with_category=True)))["类别"] == ["违法犯罪"]
 
 
 def test_rules_and_prompt_only_change_the_prompt():

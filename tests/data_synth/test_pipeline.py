@@ -78,3 +78,32 @@ def test_bad_config_values_name_the_key(tmp_path):
     assert proc.returncode == 2 and "num_samples" in proc.stderr
     proc = run_cli("libra-synth", f"output_dir={tmp_path}", "annotation.on_disagreement=maybe", check=False)
     assert proc.returncode == 2 and "annotation.on_disagreement" in proc.stderr
+
+
+def test_a_share_of_samples_become_conversations_around_the_same_judged_exchange(tmp_path):
+    from data_synth.lexicon import SMALL_TALK
+    from libra_train.data.conversation import context_turns
+    from libra_train.data.io import load_records
+
+    _synth(tmp_path / "single")
+    _synth(tmp_path / "multi", "multi_turn_share=0.3")
+    reserved = {SMALL_TALK[i][0] for i in reserved_indices(len(SMALL_TALK))}
+    small_talk = {split: set() for split in SPLITS}
+    for split in SPLITS:
+        single = {r["id"]: r for r in read_jsonl(tmp_path / "single" / f"{split}.jsonl")}
+        multi = load_records(tmp_path / "multi" / f"{split}.jsonl")  # every conversation passes the checks
+        assert [r["id"] for r in multi] == list(single)  # the same samples, the same labels
+        convos = [r for r in multi if r.get("messages")]
+        assert 0.2 < len(convos) / len(multi) < 0.4, split
+        for r in convos:
+            before = single[r["id"]]
+            assert (r["response"], r["label"]) == (before["response"], before["label"])  # as judged
+            assert r["messages"][-1] == {"role": "assistant", "content": before["response"]}
+            history = context_turns(r)
+            small_talk[split] |= {t["content"] for t in history[::2]} & {q for q, _ in SMALL_TALK}
+            if r["meta"]["turns"] == "follow_up":  # the request moved into the context
+                assert history[-2]["content"] == before["question"] != r["question"]
+            else:
+                assert r["question"] == before["question"]
+        assert {r["meta"]["turns"] for r in convos} == {"small_talk", "follow_up"}
+    assert small_talk["heldout"] <= reserved and not (small_talk["stage1"] | small_talk["stage2"]) & reserved
