@@ -171,3 +171,14 @@ def test_label_mode_on_a_five_turn_sample_equals_the_forward_pass_by_hand(tiny_b
         logits = model(torch.tensor([safe[:n]])).logits[0, -1]
     expected = torch.softmax(logits[[safe[n], unsafe[n]]].float(), dim=-1)[1].item()
     assert scored[1]["p_unsafe"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_libra_train_with_format_libra_refuses_conversations_before_loading_a_model(tmp_path):
+    conversation = {"id": 2, "label": "不安全", "messages": FIVE_TURNS}
+    data = write_jsonl(tmp_path / "conv.jsonl", [sample(1), conversation])
+    proc = run_cli("libra-train", "format=libra", "curriculum=sft_only", f"data.stage2.path={data}",
+                   f"data.eval_sets.heldout={data}", "data.prepare=null", "logger=none",
+                   f"paths.run_dir={tmp_path / 'run'}", check=False)  # fmt: skip
+    assert proc.returncode == 2
+    assert f"'format.prompt': libra judges one question and one response, but {data}" in proc.stderr
+    assert not (tmp_path / "run" / "backbone").exists()
