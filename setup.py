@@ -42,6 +42,10 @@ setup(
         "pandas>=2.0",
         "safetensors>=0.4",
         "numpy>=1.26",
+        # libra-serve
+        "fastapi>=0.110",
+        "uvicorn>=0.29",
+        "prometheus-client>=0.20",
     ],
     extras_require={
         "dev": [
@@ -67,6 +71,7 @@ setup(
             "libra-synth=data_synth.cli:main",
             "libra-report=libra_train.cli:report_main",
             "libra-mine=libra_train.cli:mine_main",
+            "libra-serve=libra_train.cli:serve_main",
         ]
     },
 )

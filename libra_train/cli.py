@@ -90,6 +90,16 @@ def infer_main(cfg: DictConfig) -> None:
     print(f"wrote {written}")
 
 
+@hydra.main(config_path=CLI_CONF_DIR, config_name="serve", version_base="1.3")
+@clear_errors
+def serve_main(cfg: DictConfig) -> None:
+    """libra-serve: `model=PATH` is a checkpoint (conf/cli/serve.yaml)."""
+    from libra_train.serve.server import run_server
+
+    quiet_libraries()
+    run_server(cfg)
+
+
 @hydra.main(config_path=CLI_CONF_DIR, config_name="mine", version_base="1.3")
 @clear_errors
 def mine_main(cfg: DictConfig) -> None:

@@ -1,0 +1,1 @@
+"""libra-serve: a trained guard behind HTTP (app.py), with dynamic batching (batcher.py)."""

@@ -1,0 +1,79 @@
+"""The guard behind libra-serve: a checkpoint, its threshold, and label-mode scoring of prepared records.
+
+Requests become guard-schema records and go through the code training and libra-infer use: the prompt
+is rendered by data/formats.py, too-long input is cut by the training rule (train/examples.py,
+fit_conversation), and p(unsafe) comes from one label-mode forward pass (eval/scoring.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+
+from libra_train.data.formats import FormatConfig, target_opening
+from libra_train.data.schema import UNSAFE
+from libra_train.errors import ConfigError
+from libra_train.eval.scoring import generate_labels, saved_threshold, score_labels
+from libra_train.train.examples import fit_conversation
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    """A request's record as scored, and what the training rule cut from it to fit max_length."""
+
+    record: dict
+    truncation: dict  # {} when nothing was cut, else {"context_turns_dropped": n, "judged_turn_cut": bool}
+
+
+class GuardScorer:
+    def __init__(self, model, tokenizer, fmt: FormatConfig, threshold: float, max_length: int,
+                 category_tokens: int = 32):  # fmt: skip
+        if not fmt.label_first:
+            raise ConfigError("format.critic", "libra-serve scores in label mode: the label must come first")
+        self.model, self.tokenizer, self.fmt = model, tokenizer, fmt
+        self.threshold, self.max_length, self.category_tokens = threshold, max_length, category_tokens
+
+    @classmethod
+    def load(cls, cfg) -> GuardScorer:
+        from libra_train.model import default_device, load_model_and_tokenizer
+
+        fmt = FormatConfig.from_cfg(cfg.format)
+        model, tokenizer = load_model_and_tokenizer(cfg.model, cfg.trust_remote_code, cfg.dtype)
+        model.to(default_device(cfg.device))
+        model.eval()
+        # the threshold given, else the one saved beside the checkpoint by its run, else 0.5
+        threshold = cfg.threshold if cfg.threshold is not None else saved_threshold(cfg.model)
+        threshold = 0.5 if threshold is None else float(threshold)
+        log.info("libra-serve: %s, unsafe when p_unsafe > %g", cfg.model, threshold)
+        return cls(model, tokenizer, fmt, threshold, int(cfg.max_length), int(cfg.category_tokens))
+
+    def prepare(self, record: dict) -> Prepared:
+        """Cut the record by the training rule so that the prompt and the label fit in max_length."""
+        stats: Counter = Counter()
+        fitted = fit_conversation(record, self.tokenizer, self.fmt, target_opening(self.fmt) + UNSAFE,
+                                  self.max_length, stats)  # fmt: skip
+        if fitted is None:
+            raise ValueError(f"the prompt alone is longer than max_length={self.max_length} tokens")
+        cut = {}
+        if stats["truncated"]:
+            cut = {"context_turns_dropped": stats["context_turns_dropped"], "judged_turn_cut": bool(
+                stats["judged_turn_cut"])}  # fmt: skip
+        return Prepared(fitted, cut)
+
+    def score(self, records: list[dict]) -> list[dict]:
+        """{pred_label, p_unsafe, categories?} per record, in order: one label-mode batch, then (with
+        format.with_category) a short generation for the flagged ones to name their categories."""
+        results = score_labels(self.model, self.tokenizer, records, self.fmt, batch_size=len(records),
+                               threshold=self.threshold)  # fmt: skip
+        if self.fmt.with_category:
+            flagged = [i for i, r in enumerate(results) if r["pred_label"] == UNSAFE]
+            named = generate_labels(self.model, self.tokenizer, [records[i] for i in flagged], self.fmt,
+                                    batch_size=max(1, len(flagged)), max_new_tokens=self.category_tokens)
+            for r in results:
+                r["categories"] = []
+            for i, gen in zip(flagged, named):
+                results[i]["categories"] = gen.get("pred_categories", [])
+        return results
