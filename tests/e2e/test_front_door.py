@@ -18,6 +18,7 @@ COMMANDS = [  # (command words, a key its config has)
     (["libra-infer"], "machine_rank"),
     (["libra-eval"], "predictions"),
     (["libra-mine"], "easy_share"),
+    (["libra-serve"], "max_batch_size"),
 ]
 
 
@@ -31,8 +32,8 @@ def test_help_and_cfg_job(words, key, tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
-def test_model_is_a_checkpoint_in_infer_and_mine_and_a_group_in_train():
-    for name in ("libra-infer", "libra-mine"):
+def test_model_is_a_checkpoint_in_infer_mine_and_serve_and_a_group_in_train():
+    for name in ("libra-infer", "libra-mine", "libra-serve"):
         shown = yaml.safe_load(run_cli(name, "--cfg", "job", "model=/ckpt/guard").stdout)
         assert shown["model"] == "/ckpt/guard"
         assert "model=PATH is a checkpoint" in run_cli(name, "--help").stdout

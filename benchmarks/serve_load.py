@@ -1,0 +1,144 @@
+"""Load on libra-serve: throughput and latency at 1, 8 and 32 concurrent clients, with dynamic batching
+and with batching off (max_batch_size=1), measured in one run on 127.0.0.1.
+
+    python benchmarks/serve_load.py CHECKPOINT DATA [--requests 600] [--seconds 90] [--out FILE.json]
+
+CHECKPOINT is a trained guard (e.g. a quickstart run's stage2_sft/checkpoint); DATA is a guard-schema
+file whose samples are sent to POST /v1/guard in turn (question + response, or messages). Each level is
+bounded by --requests and --seconds, whichever comes first. The server's resident memory (VmRSS) and
+its peak (VmHWM) are read from /proc after the warm-up and after the last level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from libra_train.data.io import load_records
+
+LEVELS = (1, 8, 32)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def memory_kib(pid: int) -> dict:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    fields = dict(line.split(":", 1) for line in lines if ":" in line)
+    return {key: int(fields[key].split()[0]) for key in ("VmRSS", "VmHWM")}
+
+
+def bodies(records: list[dict]) -> list[dict]:
+    out = []
+    for r in records:
+        out.append({"messages": r["messages"]} if r.get("messages") else
+                   {"question": r["question"], "response": r.get("response", "")})  # fmt: skip
+    return out
+
+
+async def level(base: str, payloads: list[dict], clients: int, requests: int, seconds: float) -> dict:
+    latencies, errors, sent = [], 0, 0
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+
+        async def worker():
+            nonlocal errors, sent
+            while sent < requests and time.perf_counter() < deadline:
+                body = payloads[sent % len(payloads)]
+                sent += 1
+                start = time.perf_counter()
+                try:
+                    ok = (await client.post("/v1/guard", json=body)).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                latencies.append(time.perf_counter() - start)
+                errors += not ok
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        wall = time.perf_counter() - start
+    ordered = sorted(latencies)
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "errors": errors,
+        "wall_s": round(wall, 2),
+        "throughput_rps": round(len(latencies) / wall, 1),
+        "p50_ms": round(1000 * statistics.median(ordered), 1),
+        "p99_ms": round(1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1),
+    }
+
+
+def run_server(checkpoint: str, max_batch_size: int, payloads, args) -> dict:
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "libra-serve"), f"model={checkpoint}", f"port={port}",
+               f"max_batch_size={max_batch_size}", f"max_wait_ms={args.max_wait_ms}",
+               "log_level=warning"]  # fmt: skip
+    env = {**os.environ, "LIBRA_SERVE_API_KEY": ""}
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{base}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        asyncio.run(level(base, payloads, 4, 40, 30))  # warm-up: allocator and caches, not measured
+        start_memory = memory_kib(server.pid)
+        levels = [asyncio.run(level(base, payloads, c, args.requests, args.seconds)) for c in LEVELS]
+        end_memory = memory_kib(server.pid)
+    finally:
+        server.terminate()
+        server.wait(60)
+    return {"max_batch_size": max_batch_size, "levels": levels, "memory_kib_start": start_memory,
+            "memory_kib_end": end_memory}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("checkpoint")
+    parser.add_argument("data")
+    parser.add_argument("--requests", type=int, default=600, help="per level, at most")
+    parser.add_argument("--seconds", type=float, default=90, help="per level, at most")
+    parser.add_argument("--max-wait-ms", type=float, default=5)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    payloads = bodies(load_records(args.data, require_label=False))
+    runs = [run_server(args.checkpoint, size, payloads, args) for size in (32, 1)]
+    batched, single = ({lv["clients"]: lv for lv in run["levels"]} for run in runs)
+    speedup = round(batched[32]["throughput_rps"] / single[32]["throughput_rps"], 2)
+    result = {"runs": runs, "speedup_at_32": speedup}
+    print("| max batch | clients | requests | errors | req/s | p50 ms | p99 ms |")
+    print("|---|---|---|---|---|---|---|")
+    for run in runs:
+        for lv in run["levels"]:
+            print(f"| {run['max_batch_size']} | {lv['clients']} | {lv['requests']} | {lv['errors']} | "
+                  f"{lv['throughput_rps']} | {lv['p50_ms']} | {lv['p99_ms']} |")
+    for run in runs:
+        start, end = run["memory_kib_start"], run["memory_kib_end"]
+        mib = {k: f"{start[k] / 1024:.0f} → {end[k] / 1024:.0f} MiB" for k in start}
+        print(f"max batch {run['max_batch_size']}: RSS {mib['VmRSS']}, peak {mib['VmHWM']}")
+    print(f"throughput at 32 clients, batching vs max_batch_size=1: {result['speedup_at_32']}×")
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
