@@ -50,6 +50,8 @@ setup(
     extras_require={
         "dev": [
             "pytest>=8",
+            "pytest-xdist>=3.5",  # the default test run uses two workers (pyproject addopts)
+            "filelock>=3.12",  # tests/conftest.built_once: one trained guard shared by the workers
             "hypothesis>=6",
             "ruff>=0.5",
             "deepspeed>=0.15",

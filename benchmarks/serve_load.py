@@ -41,6 +41,16 @@ def memory_kib(pid: int) -> dict:
     return {key: int(fields[key].split()[0]) for key in ("VmRSS", "VmHWM")}
 
 
+def batch_totals(base: str) -> tuple[float, float]:
+    """(records scored, forward passes) so far, from the server's own /metrics."""
+    totals = {}
+    for line in httpx.get(f"{base}/metrics").text.splitlines():
+        if line.startswith(("libra_serve_batch_size_sum ", "libra_serve_batch_size_count ")):
+            name, value = line.split()
+            totals[name] = float(value)
+    return totals["libra_serve_batch_size_sum"], totals["libra_serve_batch_size_count"]
+
+
 def bodies(records: list[dict]) -> list[dict]:
     out = []
     for r in records:
@@ -100,7 +110,12 @@ def run_server(checkpoint: str, max_batch_size: int, payloads, args) -> dict:
                 time.sleep(0.2)
         asyncio.run(level(base, payloads, 4, 40, 30))  # warm-up: allocator and caches, not measured
         start_memory = memory_kib(server.pid)
-        levels = [asyncio.run(level(base, payloads, c, args.requests, args.seconds)) for c in LEVELS]
+        levels = []
+        for clients in LEVELS:
+            before = batch_totals(base)
+            levels.append(asyncio.run(level(base, payloads, clients, args.requests, args.seconds)))
+            after = batch_totals(base)
+            levels[-1]["mean_batch"] = round((after[0] - before[0]) / max(1.0, after[1] - before[1]), 1)
         end_memory = memory_kib(server.pid)
     finally:
         server.terminate()
@@ -125,12 +140,12 @@ def main() -> None:
     batched, single = ({lv["clients"]: lv for lv in run["levels"]} for run in runs)
     speedup = round(batched[32]["throughput_rps"] / single[32]["throughput_rps"], 2)
     result = {"runs": runs, "speedup_at_32": speedup}
-    print("| max batch | clients | requests | errors | req/s | p50 ms | p99 ms |")
-    print("|---|---|---|---|---|---|---|")
+    print("| max batch | clients | requests | errors | req/s | p50 ms | p99 ms | mean batch |")
+    print("|---|---|---|---|---|---|---|---|")
     for run in runs:
         for lv in run["levels"]:
             print(f"| {run['max_batch_size']} | {lv['clients']} | {lv['requests']} | {lv['errors']} | "
-                  f"{lv['throughput_rps']} | {lv['p50_ms']} | {lv['p99_ms']} |")
+                  f"{lv['throughput_rps']} | {lv['p50_ms']} | {lv['p99_ms']} | {lv['mean_batch']} |")
     for run in runs:
         start, end = run["memory_kib_start"], run["memory_kib_end"]
         mib = {k: f"{start[k] / 1024:.0f} → {end[k] / 1024:.0f} MiB" for k in start}

@@ -65,12 +65,31 @@ TINY_TRAIN = [
 ]
 
 
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """A folder built by the first test session process that needs it and reused by the others: under
+    pytest-xdist each worker is a session of its own, and the trained guard is the suite's costliest
+    fixture. The folder sits beside the workers' own temp folders, behind a file lock."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by every worker of this run
+    folder = root / name
+    with FileLock(str(folder) + ".lock"):
+        if not (folder / ".built").exists():
+            build(folder)
+            (folder / ".built").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Path:
     """A full two-stage pipeline on a tiny model: a few steps per stage."""
-    run_dir = tmp_path_factory.mktemp("trained") / "run"
-    run_cli("libra-train", f"paths.run_dir={run_dir}", *TINY_TRAIN)
-    return run_dir
+
+    def train(folder: Path) -> None:
+        run_cli("libra-train", f"paths.run_dir={folder / 'run'}", *TINY_TRAIN)
+
+    return built_once(tmp_path_factory, "trained", train) / "run"
 
 
 @pytest.fixture(scope="session")

@@ -118,6 +118,15 @@ def _spread(values: list[float]) -> dict:
     return {"mean": mean, "sd": sd, "min": min(values), "max": max(values), "n": len(values)}
 
 
+def _spread_cell(m: dict | None) -> str:
+    """mean ± sd (range); a figure from one seed has no spread, and says so instead of ± 0."""
+    if not m:
+        return "–"
+    if m["n"] == 1:
+        return f"{m['mean']:.4f} (1 seed)"
+    return f"{m['mean']:.4f} ± {m['sd']:.4f} ({m['min']:.4f}–{m['max']:.4f})"
+
+
 def seed_summary_lines(points: list[dict], axes: list[str]) -> list[str]:
     summary = seed_summary(points, axes)
     columns = sorted({k for row in summary for k in row if "/" in k})
@@ -133,8 +142,7 @@ def seed_summary_lines(points: list[dict], axes: list[str]) -> list[str]:
     for row in summary:
         cells = [str(row["axes"][a]) for a in axes] + [",".join(map(str, row["seeds"]))]
         for c in columns:
-            m = row.get(c)
-            cells.append(f"{m['mean']:.4f} ± {m['sd']:.4f} ({m['min']:.4f}–{m['max']:.4f})" if m else "–")
+            cells.append(_spread_cell(row.get(c)))
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 

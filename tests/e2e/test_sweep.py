@@ -107,6 +107,7 @@ def test_repeats_over_seeds_give_mean_and_spread(tmp_path):
     write_ablation_report(tmp_path)
     report = (tmp_path / "report.md").read_text()
     assert "## Over seeds" in report and "| rear | 0,1 | 0.7500 ± 0.0707 (0.7000–0.8000)" in report
+    assert "| front | 0 | 0.6000 (1 seed)" in report  # one seed has no spread to show
 
 
 def test_report_draws_scale_lines(tmp_path):
