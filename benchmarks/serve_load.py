@@ -26,7 +26,7 @@ import httpx
 
 from libra_train.data.io import load_records
 
-LEVELS = (1, 8, 32)
+LEVELS = (1, 8, 32, 32)  # 32 twice: memory after the second shows whether serving grows it
 
 
 def free_port() -> int:
@@ -116,12 +116,42 @@ def run_server(checkpoint: str, max_batch_size: int, payloads, args) -> dict:
             levels.append(asyncio.run(level(base, payloads, clients, args.requests, args.seconds)))
             after = batch_totals(base)
             levels[-1]["mean_batch"] = round((after[0] - before[0]) / max(1.0, after[1] - before[1]), 1)
+            levels[-1]["rss_mib_after"] = round(memory_kib(server.pid)["VmRSS"] / 1024)
         end_memory = memory_kib(server.pid)
     finally:
         server.terminate()
         server.wait(60)
     return {"max_batch_size": max_batch_size, "levels": levels, "memory_kib_start": start_memory,
             "memory_kib_end": end_memory}  # fmt: skip
+
+
+def as_record(i: int, body: dict) -> dict:
+    from libra_train.data.conversation import from_messages
+
+    return from_messages(body["messages"], id=i) if "messages" in body else {"id": i, **body}
+
+
+def scorer_bound(checkpoint: str, payloads: list[dict]) -> dict:
+    """The model alone, in this process: milliseconds per record scored one at a time and 32 at a
+    time. Their ratio bounds what batching can gain on this machine, before any HTTP cost."""
+    from omegaconf import OmegaConf
+
+    from libra_train.serve.scorer import GuardScorer
+
+    cfg = OmegaConf.create({"model": checkpoint, "format": {}, "threshold": None, "dtype": "auto",
+                            "trust_remote_code": False, "device": "cpu", "max_length": 2048,
+                            "category_tokens": 32})  # fmt: skip
+    scorer = GuardScorer.load(cfg)
+    records = [scorer.prepare(as_record(i, body)).record for i, body in enumerate(payloads[:96])]
+    scorer.score(records[:8])
+    per_record = {}
+    for size in (1, 32):
+        start = time.perf_counter()
+        for i in range(0, 96, size):
+            scorer.score(records[i : i + size])
+        per_record[size] = round(1000 * (time.perf_counter() - start) / 96, 2)
+    return {"ms_per_record_batch1": per_record[1], "ms_per_record_batch32": per_record[32],
+            "bound": round(per_record[1] / per_record[32], 2)}  # fmt: skip
 
 
 def main() -> None:
@@ -136,21 +166,27 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     payloads = bodies(load_records(args.data, require_label=False))
+    bound = scorer_bound(args.checkpoint, payloads)
     runs = [run_server(args.checkpoint, size, payloads, args) for size in (32, 1)]
     batched, single = ({lv["clients"]: lv for lv in run["levels"]} for run in runs)
     speedup = round(batched[32]["throughput_rps"] / single[32]["throughput_rps"], 2)
-    result = {"runs": runs, "speedup_at_32": speedup}
-    print("| max batch | clients | requests | errors | req/s | p50 ms | p99 ms | mean batch |")
-    print("|---|---|---|---|---|---|---|---|")
+    result = {"runs": runs, "speedup_at_32": speedup, "scorer_alone": bound}
+    columns = ["max batch", "clients", "requests", "errors", "req/s", "p50 ms", "p99 ms", "mean batch",
+               "RSS after (MiB)"]  # fmt: skip
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
     for run in runs:
         for lv in run["levels"]:
             print(f"| {run['max_batch_size']} | {lv['clients']} | {lv['requests']} | {lv['errors']} | "
-                  f"{lv['throughput_rps']} | {lv['p50_ms']} | {lv['p99_ms']} | {lv['mean_batch']} |")
+                  f"{lv['throughput_rps']} | {lv['p50_ms']} | {lv['p99_ms']} | {lv['mean_batch']} | "
+                  f"{lv['rss_mib_after']} |")
     for run in runs:
         start, end = run["memory_kib_start"], run["memory_kib_end"]
         mib = {k: f"{start[k] / 1024:.0f} → {end[k] / 1024:.0f} MiB" for k in start}
         print(f"max batch {run['max_batch_size']}: RSS {mib['VmRSS']}, peak {mib['VmHWM']}")
     print(f"throughput at 32 clients, batching vs max_batch_size=1: {result['speedup_at_32']}×")
+    print(f"the model alone, ms per record: {bound['ms_per_record_batch1']} one at a time, "
+          f"{bound['ms_per_record_batch32']} in batches of 32: at most {bound['bound']}× from batching")
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
 
