@@ -6,6 +6,7 @@ through a temp file and an atomic rename so a killed process never leaves a half
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -76,7 +77,7 @@ def read_raw(spec: str | os.PathLike) -> list[Located]:
     """Raw records with their locations, before validation."""
     spec = str(spec)
     if spec.startswith(HUB_PREFIX):
-        return _read_hub(spec[len(HUB_PREFIX) :])
+        return list(_read_hub(spec[len(HUB_PREFIX) :]))
     items = []
     for file in _files_of(Path(spec)):
         file_items = READERS[file.suffix](file)
@@ -86,8 +87,11 @@ def read_raw(spec: str | os.PathLike) -> list[Located]:
     return items
 
 
-def _read_hub(name: str) -> list[Located]:
-    """`hub:ORG/NAME[:SPLIT]` through `datasets`; needs network access to the hub (or its local cache)."""
+@functools.lru_cache(maxsize=8)
+def _read_hub(name: str) -> tuple[Located, ...]:
+    """`hub:ORG/NAME[:SPLIT]` through `datasets`; needs network access to the hub (or its local cache).
+    Read once per process: libra-train checks a hub eval set is reachable before training, then scores
+    it after every stage (the records are never changed in place: validation copies them)."""
     import datasets
 
     repo, _, split = name.partition(":")
@@ -100,7 +104,7 @@ def _read_hub(name: str) -> list[Located]:
             f"`huggingface-cli download {repo} --repo-type dataset --local-dir DIR`, then give DIR's "
             f"test.json, parquet file or the folder itself instead of hub:{name}",
         ) from None
-    return [Located(rec, f"hub:{name}", f"row {i}") for i, rec in enumerate(ds, 1)]
+    return tuple(Located(rec, f"hub:{name}", f"row {i}") for i, rec in enumerate(ds, 1))
 
 
 def load_records(
@@ -158,6 +162,14 @@ def write_records(records: list[dict], path: str | os.PathLike) -> Path:
 
 
 def file_sha256(path) -> str:
+    """The file's sha256. A run hashes its data for the manifest and again for W&B's artifact; an
+    unchanged file (same size and modification time) is read once."""
+    stat = os.stat(path)
+    return _sha256_of(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

@@ -94,3 +94,43 @@ def test_writes_are_atomic_and_round_trip(tmp_path):
     write_records(records, tmp_path / "out.parquet")
     assert load_records(tmp_path / "out.jsonl") == load_records(tmp_path / "out.parquet")
     assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_a_file_is_hashed_once_while_unchanged_and_again_when_it_changes(tmp_path, monkeypatch):
+    import builtins
+    import hashlib
+    import os
+
+    from libra_train.data.io import file_sha256
+
+    path = tmp_path / "stage1.jsonl"
+    path.write_bytes(b'{"id": 1}\n')
+    reads = []
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda f, *a, **k: reads.append(str(f)) or real_open(f, *a, **k))
+    first = file_sha256(path)
+    assert file_sha256(str(path)) == first == hashlib.sha256(b'{"id": 1}\n').hexdigest()
+    assert reads.count(str(path)) == 1  # the manifest and W&B's artifact share one read
+    path.write_bytes(b'{"id": 2}\n')
+    os.utime(path, ns=(1, 1))  # a rewrite shows in size or mtime; forced here, same size
+    assert file_sha256(path) == hashlib.sha256(b'{"id": 2}\n').hexdigest() != first
+
+
+def test_a_hub_data_set_is_loaded_once_per_process(monkeypatch):
+    import datasets
+
+    from libra_train.data.io import read_raw
+
+    loads = []
+
+    def fake_load(repo, split):
+        loads.append((repo, split))
+        return [{"id": 1, "question": "问题", "label": "安全"}, {"id": 2, "question": "问题二"}]
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    first = read_raw("hub:someone/once-only:dev")
+    second = read_raw("hub:someone/once-only:dev")  # the reachability check, then an evaluation
+    assert loads == [("someone/once-only", "dev")]
+    assert [(i.record["id"], i.path, i.where) for i in second] == [(1, "hub:someone/once-only:dev", "row 1"),
+                                                                  (2, "hub:someone/once-only:dev", "row 2")]
+    assert first == second and first is not second  # each caller gets its own list
