@@ -14,11 +14,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from libra_train.config import RunConfig, StageConfig
-from libra_train.data.conversation import context_turns
-from libra_train.data.formats import render_prompt, render_target
+from libra_train.data.formats import refuse_conversation, render_prompt, render_target
 from libra_train.data.io import HUB_PREFIX, atomic_write_text, file_sha256, load_records, read_raw, to_jsonl
 from libra_train.data.subset import stratified_subset
-from libra_train.errors import ConfigError
 from libra_train.eval.scoring import THRESHOLD_FILE
 from libra_train.redaction import redact
 from libra_train.reporting.run_report import write_run_report
@@ -247,12 +245,9 @@ def load_stage_records(run: RunConfig, stage: StageConfig) -> list[dict]:
         entry = run.data.entries[key]
         part = load_records(entry.path, on_invalid=run.data.on_invalid,
                             rejected_path=run.run_dir / "data" / f"rejected-{key}.jsonl")  # fmt: skip
-        libra = run.format.prompt == "libra"
-        conversation = next((r for r in part if context_turns(r)), None) if libra else None
-        if conversation:  # said before any model is loaded, not at the first prompt rendered
-            raise ConfigError("format.prompt", f"libra judges one question and one response, but "
-                              f"{entry.path} holds conversations (sample {conversation['id']!r}); "
-                              "use format=rear")  # fmt: skip
+        if run.format.prompt == "libra":  # said before any model is loaded, not at the first prompt rendered
+            for record in part:
+                refuse_conversation(record, f"{entry.path}: ")
         records += stratified_subset(part, entry.limit, run.seed, key=f"data.{key}.limit")
     return records
 

@@ -65,10 +65,11 @@ def to_messages(record: dict) -> list[dict]:
     return turns
 
 
-def from_messages(messages: list[dict], **fields) -> dict:
+def from_messages(messages: list[dict], path="<record>", where=None, **fields) -> dict:
     """A record from a conversation: question and response filled from the judged exchange; `messages`
-    kept only when there is more than that exchange (a single exchange is exactly the pair form)."""
-    question, response = check_messages(messages)
+    kept only when there is more than that exchange (a single exchange is exactly the pair form).
+    path and where locate a bad conversation in the error, as check_messages does."""
+    question, response = check_messages(messages, path, where)
     record = {**fields, "question": question, "response": response}
     spoken = [t for t in messages if t["role"] != "system"]
     if len(spoken) > (2 if response else 1):
@@ -95,12 +96,7 @@ def with_context(record: dict, context: list[dict]) -> dict:
 
 def without_response(record: dict) -> dict:
     """The prompt-classification view: the conversation up to and including the question."""
-    out = with_context({**record, "response": ""}, context_turns(record))
-    return out
-
-
-def turn_count(record: dict) -> int:
-    return len(to_messages(record))
+    return with_context({**record, "response": ""}, context_turns(record))
 
 
 def categories_of(record: dict) -> list[str]:

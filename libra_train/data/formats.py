@@ -132,13 +132,20 @@ def _conversation(record: dict) -> str:
     return text
 
 
+def refuse_conversation(record: dict, source: str = "") -> None:
+    """format=libra takes single turns only: a sample with earlier turns is a ConfigError (`source`, e.g.
+    the file it came from, opens the message)."""
+    earlier = len(context_turns(record))
+    if earlier:
+        raise ConfigError("format.prompt", f"libra judges one question and one response, but {source}"
+                          f"sample {record.get('id')!r} has {earlier} earlier turns; "
+                          "use format=rear for conversations")  # fmt: skip
+
+
 def render_prompt(record: dict, tokenizer, fmt: FormatConfig) -> str:
     """The model input up to where the target starts."""
     if fmt.prompt == "libra":
-        if context_turns(record):
-            raise ConfigError("format.prompt", f"libra judges one question and one response, but sample "
-                              f"{record.get('id')!r} has {len(context_turns(record))} earlier turns; "
-                              "use format=rear for conversations")
+        refuse_conversation(record)
         shots = [(shot, render_target(shot, fmt)) for shot in fmt.few_shot]
         return libra_prompt.render(record, tokenizer, shots, chat=fmt.prompt_style == "chat")
     system = system_prompt(fmt, record)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from libra_train.data.conversation import check_messages
+from libra_train.data.conversation import from_messages
 from libra_train.data.io import write_records
 from libra_train.data.schema import SAFE, UNSAFE
 from libra_train.errors import DataError
@@ -86,10 +86,7 @@ def _conversation(row, mapping: ImportMapping, path: Path, where: str) -> dict:
     if mapping.messages_column:
         turns = row[mapping.messages_column]
         turns = turns.tolist() if hasattr(turns, "tolist") else turns  # Parquet gives arrays
-        question, response = check_messages(turns, path, where)
-        spoken = [t for t in turns if t["role"] != "system"]
-        extra = {"messages": turns} if len(spoken) > (2 if response else 1) else {}
-        return {"question": question, "response": response, **extra}
+        return from_messages(turns, path, where)
     question = _cell(row, mapping.text_column or mapping.question_column)
     if not question.strip():
         raise DataError(path, "empty text", where, mapping.text_column or mapping.question_column)

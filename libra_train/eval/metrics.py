@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from sklearn.metrics import accuracy_score, average_precision_score, confusion_matrix, f1_score
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
+from sklearn.preprocessing import MultiLabelBinarizer
 
 from libra_train.data.conversation import categories_of, context_turns
 from libra_train.data.schema import SAFE, UNSAFE
@@ -100,23 +107,19 @@ def category_metrics(rows: list[dict]) -> dict | None:
     gold set (a sample judged safe names none). None when no row carries predicted categories."""
     if not any("pred_categories" in r for r in rows):
         return None
-    counts: dict[str, dict[str, int]] = defaultdict(lambda: {"tp": 0, "fp": 0, "fn": 0})
-    exact, judged = 0, 0
-    for r in rows:
-        gold = set(categories_of(r)) if r["label"] == UNSAFE else set()
-        pred = set(r.get("pred_categories") or [])
-        for c in gold | pred:
-            counts[c]["tp" if c in gold and c in pred else "fn" if c in gold else "fp"] += 1
-        if gold:
-            judged += 1
-            exact += gold == pred
-    per_category = {}
-    for c, n in sorted(counts.items()):
-        precision = n["tp"] / (n["tp"] + n["fp"]) if n["tp"] + n["fp"] else 0.0
-        recall = n["tp"] / (n["tp"] + n["fn"]) if n["tp"] + n["fn"] else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_category[c] = {"precision": precision, "recall": recall, "f1": f1, "support": n["tp"] + n["fn"]}
-    return {"per_category": per_category, "exact_match": exact / judged if judged else None, "n": judged}
+    gold = [set(categories_of(r)) if r["label"] == UNSAFE else set() for r in rows]
+    pred = [set(r.get("pred_categories") or []) for r in rows]
+    binarizer = MultiLabelBinarizer(classes=sorted(set().union(*gold, *pred)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        binarizer.fit_transform(gold), binarizer.transform(pred), average=None, zero_division=0
+    )
+    per_category = {
+        c: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(n)}
+        for c, p, r, f, n in zip(binarizer.classes_, precision, recall, f1, support)
+    }
+    judged = [g == p for g, p in zip(gold, pred) if g]
+    exact_match = sum(judged) / len(judged) if judged else None
+    return {"per_category": per_category, "exact_match": exact_match, "n": len(judged)}
 
 
 def _table_row(name: str, m: dict) -> str:

@@ -26,7 +26,7 @@ class DynamicBatcher:
             raise ValueError("max_batch_size must be ≥ 1 and max_wait_ms ≥ 0")
         self.score_batch, self.max_batch_size = score_batch, max_batch_size
         self.max_wait_s = max_wait_ms / 1000
-        self.on_batch = on_batch or (lambda size, queued: None)  # metrics: batch size, queue depth left
+        self.on_batch = on_batch or (lambda size: None)  # metrics: the batch's size
         self.queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="guard-worker")
@@ -77,7 +77,7 @@ class DynamicBatcher:
             batch = [(record, future) for record, future in batch if not future.cancelled()]  # client gone
             if not batch:
                 continue
-            self.on_batch(len(batch), self.queue.qsize())
+            self.on_batch(len(batch))
             try:
                 results = await loop.run_in_executor(self._executor, self.score_batch, [r for r, _ in batch])
             except Exception as err:  # one failed batch fails its own requests, not the server

@@ -34,7 +34,7 @@ class ServeMetrics:
         self.requests.labels(endpoint, str(status)).inc()
         self.latency.labels(endpoint).observe(seconds)
 
-    def observe_batch(self, size: int, queued: int) -> None:
+    def observe_batch(self, size: int) -> None:
         self.batch_size.observe(size)
 
     def track_queue(self, depth) -> None:
