@@ -17,6 +17,7 @@ from libra_train.errors import CheckpointError
 from libra_train.model import load_model_and_tokenizer, weights_fingerprint
 from libra_train.train.callbacks import StageProgress, TrackerLogs
 from libra_train.train.examples import build_examples
+from libra_train.train.lm_head import score_supervised_positions_only
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,7 @@ def build_trainer(stage: StageConfig, records: list[dict], init_path: str, stage
     init_fingerprint = weights_fingerprint(model.named_parameters())
     examples, data_stats = build_examples(records, tokenizer, run.format, stage.train.max_length, run.seed)
     log.info("%s: %d examples (%s)", stage.name, len(examples), dict(data_stats))
+    score_supervised_positions_only()
     trainer = SFTTrainer(
         model=model,
         args=args,

@@ -70,3 +70,37 @@ def test_samples_that_cannot_give_a_prompt_view_are_counted(tiny_backbone, task,
     records = [sample(1), sample(2, label="安全"), {**sample(3), "meta": {"query_label": "不安全"}}]
     examples, stats = build_examples(records, tokenizer, FormatConfig(task=task), 512)
     assert len(examples) == views and stats["no_prompt_label"] == missing
+
+
+def test_the_cpu_loss_projects_only_supervised_positions_and_equals_the_full_loss(
+    tiny_backbone, tmp_path, monkeypatch
+):
+    """The stage's loss on a CPU projects through the LM head only the rows a label supervises (the
+    prompt is most of every row), and is the same number as cross-entropy over the full logits."""
+    import torch
+    import trl.trainer.utils as trl_utils
+
+    run = _run(tmp_path)
+    trainer, _, _, _ = build_trainer(
+        run.stages[0], _records(), str(tiny_backbone), tmp_path / "s", run, NullTracker()
+    )
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(_records()))])
+    projected_rows = []
+    apply = trl_utils._ChunkedLogProbFunction.apply
+
+    def counting_apply(hidden, *rest):
+        projected_rows.append(hidden.shape[0])
+        return apply(hidden, *rest)
+
+    monkeypatch.setattr(trl_utils._ChunkedLogProbFunction, "apply", counting_apply)
+    model = trainer.model
+    loss = trainer.compute_loss(model, dict(batch))
+    supervised = int((batch["labels"][:, 1:] != -100).sum())
+    assert projected_rows == [supervised] and supervised < batch["labels"][:, 1:].numel() / 4
+
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    full = torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.size(-1)), batch["labels"][:, 1:].reshape(-1), ignore_index=-100
+    )
+    assert loss.item() == pytest.approx(full.item(), rel=1e-5)
