@@ -155,7 +155,7 @@ def create_app(scorer, options: ServeOptions) -> FastAPI:
             except ValueError as err:
                 raise ApiError(400, str(err), "messages" if record.get("messages") else "question") from None
         try:
-            results = await batcher.submit([p.record for p in prepared])
+            results = await batcher.submit(prepared)
         except WorkerError as err:
             raise ApiError(500, f"the guard failed on this batch: {err}", kind="server_error") from None
         return [(result, p.truncation) for result, p in zip(results, prepared)]

@@ -11,10 +11,10 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 
-from libra_train.data.formats import FormatConfig, target_opening
+from libra_train.data.formats import FormatConfig, render_prompt, target_opening
 from libra_train.data.schema import UNSAFE
 from libra_train.errors import ConfigError
-from libra_train.eval.scoring import generate_labels, saved_threshold, score_labels
+from libra_train.eval.scoring import generate_labels, label_query, saved_threshold, score_label_queries
 from libra_train.train.examples import fit_conversation
 
 log = logging.getLogger(__name__)
@@ -22,10 +22,12 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Prepared:
-    """A request's record as scored, and what the training rule cut from it to fit max_length."""
+    """A request's record as scored, what the training rule cut from it to fit max_length, and its
+    label query, built here in the request's handler so that the model worker only runs the model."""
 
     record: dict
     truncation: dict  # {} when nothing was cut, else {"context_turns_dropped": n, "judged_turn_cut": bool}
+    query: tuple[list[int], int, int]
 
 
 class GuardScorer:
@@ -61,13 +63,15 @@ class GuardScorer:
         if stats["truncated"]:
             cut = {"context_turns_dropped": stats["context_turns_dropped"], "judged_turn_cut": bool(
                 stats["judged_turn_cut"])}  # fmt: skip
-        return Prepared(fitted, cut)
+        prompt = render_prompt(fitted, self.tokenizer, self.fmt)
+        return Prepared(fitted, cut, label_query(prompt, self.tokenizer, target_opening(self.fmt)))
 
-    def score(self, records: list[dict]) -> list[dict]:
+    def score(self, prepared: list[Prepared]) -> list[dict]:
         """{pred_label, p_unsafe, categories?} per record, in order: one label-mode batch, then (with
         format.with_category) a short generation for the flagged ones to name their categories."""
-        results = score_labels(self.model, self.tokenizer, records, self.fmt, batch_size=len(records),
-                               threshold=self.threshold)  # fmt: skip
+        results = score_label_queries(self.model, self.tokenizer, [p.query for p in prepared],
+                                      batch_size=len(prepared), threshold=self.threshold)  # fmt: skip
+        records = [p.record for p in prepared]
         if self.fmt.with_category:
             flagged = [i for i, r in enumerate(results) if r["pred_label"] == UNSAFE]
             named = generate_labels(self.model, self.tokenizer, [records[i] for i in flagged], self.fmt,

@@ -33,7 +33,7 @@ def run_server(cfg) -> None:
 
     options = serve_options(cfg)
     scorer = GuardScorer.load(cfg)
-    scorer.score([scorer.prepare({"id": "warm-up", "question": "你好", "response": ""}).record])
+    scorer.score([scorer.prepare({"id": "warm-up", "question": "你好", "response": ""})])
     if cfg.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("libra-serve listens on %s: reachable beyond this machine", cfg.host)
     if options.api_key is None:
