@@ -3,7 +3,8 @@ supervised positions (libra_train/train/lm_head.py), for the tiny backbone (3k v
 qwen2.5-tiny (Qwen's 151k vocabulary): the same stage trainer, records, seed and steps per pair.
 Prints seconds per step, the ratio, and each arm's logged losses (they should agree).
 
-    python benchmarks/supervised_positions.py [--steps 20] [--batch-size 32] [--samples 600]
+    python benchmarks/supervised_positions.py [--steps 20] [--batch-size 32] [--samples 600] [--models …]
+        [--label-only]
 """
 
 from __future__ import annotations
@@ -51,14 +52,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--samples", type=int, default=600)
+    parser.add_argument("--models", nargs="+", default=["tiny", "qwen2.5-tiny"])
+    # label-only targets, as COLD's: a few supervised tokens per sample, where the saving is largest
+    parser.add_argument("--label-only", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         synthesize(offline_config(output_dir=str(tmp / "data"), num_samples=args.samples))
         records = load_records(tmp / "data" / "stage1.jsonl")
+        if args.label_only:
+            records = [{**r, "analyze": ""} for r in records]
         fmt = RunConfig.from_hydra(compose_config("train", overrides=[f"paths.run_dir={tmp}"])).format
         texts = [render_prompt(r, None, fmt) + render_target(r, fmt) for r in records]
-        for name in ("tiny", "qwen2.5-tiny"):
+        for name in args.models:
             model_cfg = OmegaConf.load(Path(CONF_DIR) / "model" / f"{name}.yaml")
             backbone = build_tiny(texts, tmp / name, model_cfg)
             pair = [

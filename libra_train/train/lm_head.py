@@ -4,10 +4,10 @@ TRL's SFTTrainer projects hidden states through the LM head only where the next-
 not -100 ("compact"), but only on CUDA/XPU with Triton: elsewhere it scores every position, to keep
 tile shapes fixed for compilers that recompile on a new shape (Neuron/XLA). A CPU recompiles
 nothing, so there the full scoring is pure waste. A guard's completion-only loss supervises a few
-target tokens after a prompt many times longer, so on a CPU the waste dominates a step: with Qwen's
-151k-token vocabulary one step of 32 COLD prompts took 27.9 s in full and 1.4 s compact; the tiny
-model's 3k vocabulary 0.73 s and 0.25 s (BENCHMARKS.md, "Supervised positions only"). The loss is
-the same number either way: masked positions contribute zero to it in both paths.
+target tokens after a prompt many times longer, so on a CPU the waste dominates a step. With label-only
+targets (COLD's) a step of 32 took 33.7 s in full and 0.80 s compact under Qwen's 151k-token
+vocabulary, and 0.81 s against 0.39 s under the tiny model's 3k (BENCHMARKS.md, "Supervised positions
+only"). The loss is the same number either way: masked positions contribute zero to it in both paths.
 """
 
 from __future__ import annotations
