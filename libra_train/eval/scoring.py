@@ -105,13 +105,6 @@ def _label_logits(model, rows: list[list[int]], pad_id: int, device, share_prefi
     ).logits[:, -1]
 
 
-def label_queries(records: list[dict], tokenizer, fmt: FormatConfig) -> list[tuple[list[int], int, int]]:
-    """Each record's label query (label_query of its rendered prompt), built once: a server builds them
-    while it checks a request, and scores them later in a batch of other requests' queries."""
-    opening = target_opening(fmt)
-    return [label_query(render_prompt(r, tokenizer, fmt), tokenizer, opening) for r in records]
-
-
 @torch.no_grad()
 def score_labels(
     model,
@@ -126,7 +119,8 @@ def score_labels(
 ) -> list[dict]:
     """One forward pass per batch; returns {pred_label, p_unsafe, critic} per record, in input order;
     unsafe when p_unsafe > threshold."""
-    queries = label_queries(records, tokenizer, fmt)
+    opening = target_opening(fmt)
+    queries = [label_query(render_prompt(r, tokenizer, fmt), tokenizer, opening) for r in records]
     return score_label_queries(model, tokenizer, queries, batch_size, max_batch_tokens, on_batch,
                                share_prefix, threshold)  # fmt: skip
 
@@ -135,7 +129,8 @@ def score_labels(
 def score_label_queries(model, tokenizer, queries: list[tuple[list[int], int, int]], batch_size: int = 16,
                         max_batch_tokens: int | None = None, on_batch=None, share_prefix: bool = True,
                         threshold: float = 0.5) -> list[dict]:  # fmt: skip
-    """score_labels on queries already built (label_queries)."""
+    """score_labels on label queries already built (label_query per record): libra-serve builds them in
+    each request's handler, so that its model worker only runs the model."""
     model.eval()
     lengths = [len(q[0]) for q in queries]
     order = sorted(range(len(queries)), key=lambda i: lengths[i], reverse=True)
