@@ -50,6 +50,12 @@ def label_query(prompt: str, tokenizer, opening: str) -> tuple[list[int], int, i
     return ids_safe[:n], ids_safe[n], ids_unsafe[n]
 
 
+def record_label_query(record: dict, tokenizer, fmt: FormatConfig) -> tuple[list[int], int, int]:
+    """The label query a record is scored by. Evaluation and libra-serve both build it here, so a served
+    guard scores a record exactly as its evaluation did."""
+    return label_query(render_prompt(record, tokenizer, fmt), tokenizer, target_opening(fmt))
+
+
 def _left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
@@ -119,8 +125,7 @@ def score_labels(
 ) -> list[dict]:
     """One forward pass per batch; returns {pred_label, p_unsafe, critic} per record, in input order;
     unsafe when p_unsafe > threshold."""
-    opening = target_opening(fmt)
-    queries = [label_query(render_prompt(r, tokenizer, fmt), tokenizer, opening) for r in records]
+    queries = [record_label_query(r, tokenizer, fmt) for r in records]
     return score_label_queries(model, tokenizer, queries, batch_size, max_batch_tokens, on_batch,
                                share_prefix, threshold)  # fmt: skip
 
@@ -129,7 +134,7 @@ def score_labels(
 def score_label_queries(model, tokenizer, queries: list[tuple[list[int], int, int]], batch_size: int = 16,
                         max_batch_tokens: int | None = None, on_batch=None, share_prefix: bool = True,
                         threshold: float = 0.5) -> list[dict]:  # fmt: skip
-    """score_labels on label queries already built (label_query per record): libra-serve builds them in
+    """score_labels on label queries already built (record_label_query): libra-serve builds them in
     each request's handler, so that its model worker only runs the model."""
     model.eval()
     lengths = [len(q[0]) for q in queries]

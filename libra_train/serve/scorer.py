@@ -11,10 +11,10 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 
-from libra_train.data.formats import FormatConfig, render_prompt, target_opening
+from libra_train.data.formats import FormatConfig, target_opening
 from libra_train.data.schema import UNSAFE
 from libra_train.errors import ConfigError
-from libra_train.eval.scoring import generate_labels, label_query, saved_threshold, score_label_queries
+from libra_train.eval.scoring import generate_labels, record_label_query, saved_threshold, score_label_queries
 from libra_train.train.examples import fit_conversation
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,7 @@ class GuardScorer:
         if stats["truncated"]:
             cut = {"context_turns_dropped": stats["context_turns_dropped"], "judged_turn_cut": bool(
                 stats["judged_turn_cut"])}  # fmt: skip
-        prompt = render_prompt(fitted, self.tokenizer, self.fmt)
-        return Prepared(fitted, cut, label_query(prompt, self.tokenizer, target_opening(self.fmt)))
+        return Prepared(fitted, cut, record_label_query(fitted, self.tokenizer, self.fmt))
 
     def score(self, prepared: list[Prepared]) -> list[dict]:
         """{pred_label, p_unsafe, categories?} per record, in order: one label-mode batch, then (with
