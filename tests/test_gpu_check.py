@@ -1,29 +1,54 @@
-"""benchmarks/gpu_check.sh in its CPU dry-run mode: the GPU check's own code, end to end, so it still
-runs when someone with a GPU needs it."""
+"""benchmarks/gpu_check in its CPU dry-run mode: the GPU check's own code, end to end, so it still runs
+when someone with a GPU needs it. The default run covers its single-process parts; the whole script,
+with its ZeRO-3 part on two DeepSpeed ranks, is a slow check (the pipeline's own ZeRO-3 path is in the
+default run: tests/train/test_distributed.py)."""
 
 import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
 from tests.conftest import BIN, REPO
 
+SINGLE_PROCESS_FIGURES = ("label samples/s", "generate samples/s", "packed tokens/s", "padded tokens/s")
 
+
+def _env(out) -> dict:
+    return {**os.environ, "GPU_CHECK_OUT": str(out), "PATH": f"{BIN}:{os.environ['PATH']}"}
+
+
+def _run(cmd: list[str], out) -> str:
+    proc = subprocess.run(cmd, cwd=REPO, env=_env(out), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def _figure(table: str, name: str) -> float:
+    value = re.search(rf"\| {re.escape(name)} \| ([0-9.]+) \|", table)
+    assert value, table
+    return float(value.group(1))
+
+
+def test_the_gpu_checks_single_process_parts_print_their_figures(tmp_path):
+    script = str(REPO / "benchmarks" / "gpu_check.py")
+    for part in ("eval", "packing"):
+        _run([sys.executable, script, part, str(tmp_path), "--dry-run"], tmp_path)
+    table = _run([sys.executable, script, "table", str(tmp_path)], tmp_path)
+    for name in SINGLE_PROCESS_FIGURES:
+        assert _figure(table, name) > 0, name
+    assert "device: cpu" in table and "dry run" in table
+    assert "| ZeRO-3 on ? ranks | tokens/s | 0 |" in table  # not run: the table says so, it invents nothing
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="DeepSpeed's CPU comm op needs gcc")
 def test_the_gpu_check_dry_run_prints_every_figure(tmp_path):
-    env = {
-        **os.environ,
-        "GPU_CHECK_OUT": str(tmp_path),
-        "PATH": f"{BIN}:{os.environ['PATH']}",
-    }
-    proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--dry-run"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    table = proc.stdout
-    for figure in ("label samples/s", "generate samples/s", "packed tokens/s", "padded tokens/s"):
-        value = re.search(rf"\| {re.escape(figure)} \| ([0-9.]+) \|", table)
-        assert value and float(value.group(1)) > 0, table
+    table = _run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--dry-run"], tmp_path)
+    for name in SINGLE_PROCESS_FIGURES:
+        assert _figure(table, name) > 0, name
     assert re.search(r"ZeRO-3 on 2 ranks \| tokens/s \| [1-9]", table), table
     assert "device: cpu" in table and "dry run" in table
