@@ -168,15 +168,21 @@ def evaluate_checkpoint(path: str, run: RunConfig, out_dir: Path, tracker, stage
 
         model, tokenizer = _load_for_eval(path, run)
         results.update(evaluate(model, tokenizer, run.data.eval_sets, run.format, run.eval, out_dir))
-        for name, metrics in results.items():
-            tracker.log_eval(stage, name, metrics, out_dir / name / "predictions.jsonl")
+        _log_results(results, out_dir, tracker, stage)
 
     dist.once(done, work, redo=True)
-    if not results:  # other ranks read rank 0's figures
-        results = {
-            name: json.loads((out_dir / name / "metrics.json").read_text()) for name in run.data.eval_sets
-        }
-    return results
+    return results or _read_results(run, out_dir)
+
+
+def _log_results(results: dict, out_dir: Path, tracker, stage: str) -> None:
+    """Each eval set's figures and predictions to the tracker: once, by the one process that wrote them."""
+    for name, metrics in results.items():
+        tracker.log_eval(stage, name, metrics, out_dir / name / "predictions.jsonl")
+
+
+def _read_results(run: RunConfig, out_dir: Path) -> dict:
+    """The figures rank 0 wrote, for the ranks that did not write them."""
+    return {name: json.loads((out_dir / name / "metrics.json").read_text()) for name in run.data.eval_sets}
 
 
 def _load_for_eval(path: str, run: RunConfig):
@@ -207,16 +213,11 @@ def evaluate_sharded(path: str, run: RunConfig, out_dir: Path, tracker, stage: s
 
     def merge():
         results.update(merge_shards(run.data.eval_sets, run.format, out_dir, dist.world_size(), run.eval))
-        for name, metrics in results.items():
-            tracker.log_eval(stage, name, metrics, out_dir / name / "predictions.jsonl")
+        _log_results(results, out_dir, tracker, stage)
 
     dist.every_rank(out_dir, "eval", my_share)
     dist.once(out_dir / f".merged-{dist.launch_id()}", merge)
-    if not results:  # other ranks read rank 0's figures
-        results = {
-            name: json.loads((out_dir / name / "metrics.json").read_text()) for name in run.data.eval_sets
-        }
-    return results
+    return results or _read_results(run, out_dir)
 
 
 def prepare_data(run: RunConfig) -> None:
