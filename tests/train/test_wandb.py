@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from libra_train.data.io import file_sha256
 from tests.conftest import BIN, TINY_TRAIN, read_jsonl, run_cli, write_jsonl
 from tests.wandb_records import history, nested, records, run_file
@@ -43,6 +45,7 @@ def _killed_then_resumed(run_dir):
     return first_state
 
 
+@pytest.mark.slow  # 87 s; the default run keeps the pipeline's own kill-and-resume (test_pipeline.py)
 def test_a_killed_and_resumed_run_is_one_run_with_tables_artifacts_and_a_global_step(tmp_path):
     run_dir = tmp_path / "run"
     first_state = _killed_then_resumed(run_dir)
