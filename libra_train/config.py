@@ -71,6 +71,9 @@ class ModelConfig:
     num_kv_heads: int = opt(2, "tiny: key/value heads (grouped-query attention)", _positive)
     max_position_embeddings: int = opt(2048, "tiny: longest sequence the model can take", _positive)
     init_seed: int = opt(0, "tiny: seed of the random initial weights")
+    trim_vocab: bool = opt(
+        False, "qwen2.5-tiny: keep only the tokens the stage data uses (a smaller, faster output layer)"
+    )
     trust_remote_code: bool = opt(False, "run a hub repo's own modelling code (off unless you trust it)")
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = opt("auto", "weights' dtype when loading")
     attn_implementation: str | None = opt(
@@ -405,6 +408,9 @@ def check_run(run: RunConfig) -> None:
                 "model.build",
                 f"a zero-shot evaluation needs a pretrained backbone, not model={run.model.build}",
             )
+    if run.model.trim_vocab and run.model.build != "qwen2.5-tiny":
+        raise ConfigError("model.trim_vocab", f"trims Qwen's vocabulary for build=qwen2.5-tiny, not "
+                          f"build={run.model.build}")  # fmt: skip
     if run.model.build is None and not run.model.name_or_path:
         raise ConfigError("model.name_or_path", "give a hub id or a local path (or use model=tiny)")
     if run.eval.threshold == "calibrate" and run.eval.calibration_set not in run.data.eval_sets:

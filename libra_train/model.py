@@ -64,9 +64,9 @@ def build_tiny(texts, out_dir: str | Path, model_cfg) -> Path:
     if (out_dir / "config.json").exists() and (out_dir / "tokenizer.json").exists():
         return out_dir
     if model_cfg.build == "qwen2.5-tiny":
-        from libra_train.qwen_vocab import qwen25_tokenizer
+        from libra_train.qwen_vocab import qwen25_tokenizer, trimmed_qwen25_tokenizer
 
-        tokenizer = qwen25_tokenizer()
+        tokenizer = trimmed_qwen25_tokenizer(texts) if model_cfg.trim_vocab else qwen25_tokenizer()
     else:
         tokenizer = train_tokenizer(texts, int(model_cfg.vocab_size))
     torch.manual_seed(int(model_cfg.init_seed))

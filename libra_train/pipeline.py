@@ -257,9 +257,12 @@ def prepare_backbone(run: RunConfig, stage_data: dict) -> str:
     if run.model.build is None:
         return str(run.model.name_or_path)
     from libra_train.model import build_tiny
+    from libra_train.qwen_vocab import qwen25_tokenizer
 
     records = [r for recs in stage_data.values() for r in recs]
-    texts = [render_prompt(r, None, run.format) + render_target(r, run.format) for r in records]
+    # A trimmed vocabulary keeps the tokens of the text as training will see it: chat template included.
+    template = qwen25_tokenizer() if run.model.trim_vocab else None
+    texts = [render_prompt(r, template, run.format) + render_target(r, run.format) for r in records]
     path = run.run_dir / "backbone"
     dist.once(run.run_dir / "backbone.ready", lambda: build_tiny(texts, path, run.model))
     return str(path)

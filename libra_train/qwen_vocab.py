@@ -120,10 +120,15 @@ def _core_tokenizer_json() -> str:
 def qwen25_tokenizer():
     """A fresh PreTrainedTokenizerFast with Qwen2.5-Instruct's vocabulary, specials and chat template."""
     from tokenizers import Tokenizer
+
+    return _pretrained(Tokenizer.from_str(_core_tokenizer_json()))
+
+
+def _pretrained(core):
     from transformers import PreTrainedTokenizerFast
 
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=Tokenizer.from_str(_core_tokenizer_json()),
+        tokenizer_object=core,
         eos_token=EOS_TOKEN,
         pad_token=PAD_TOKEN,
         additional_special_tokens=["<|im_start|>"],
@@ -132,3 +137,37 @@ def qwen25_tokenizer():
     )
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
+
+
+def trimmed_qwen25_tokenizer(texts):
+    """Qwen2.5's tokenizer cut down to the tokens `texts` use, for a backbone trained from scratch.
+
+    A model that starts from random weights learns nothing about a token its training text never holds,
+    yet pays for every token in its output layer: under Qwen's 151k vocabulary that layer is most of a
+    CPU step. Kept: every token the texts encode to, every token a BPE merge needs on the way to one of
+    those (all parents of each), the 256 byte tokens and the special tokens, in Qwen's own rank order.
+    So the texts encode to the same token strings as under the full vocabulary, and any other text still
+    encodes (a word with no kept token falls back to smaller pieces, down to single bytes).
+    """
+    import json
+
+    from tokenizers import Tokenizer, pre_tokenizers
+
+    full = Tokenizer.from_str(_core_tokenizer_json())
+    spec = json.loads(_core_tokenizer_json())
+    vocab, merges = spec["model"]["vocab"], spec["model"]["merges"]
+    parents: dict[str, list[str]] = {}
+    for left, right in merges:
+        parents.setdefault(left + right, []).extend((left, right))
+    kept = set(pre_tokenizers.ByteLevel.alphabet())
+    pending = [token for encoding in full.encode_batch(list(texts)) for token in encoding.tokens]
+    while pending:
+        token = pending.pop()
+        if token not in kept and token in vocab:  # specials are not in the BPE vocab: added below
+            kept.add(token)
+            pending.extend(parents.get(token, ()))
+    spec["model"]["vocab"] = {token: i for i, token in enumerate(sorted(kept, key=vocab.__getitem__))}
+    spec["model"]["merges"] = [[a, b] for a, b in merges if a + b in kept and a in kept and b in kept]
+    for i, added in enumerate(spec["added_tokens"]):  # right after the regular tokens, as in Qwen
+        added["id"] = len(kept) + i
+    return _pretrained(Tokenizer.from_str(json.dumps(spec)))

@@ -177,3 +177,46 @@ def test_a_trained_checkpoint_reloads_with_the_same_tokenizer_and_template(tmp_p
     assert any("lora_B" in k and v.abs().sum() > 0 for k, v in lora.items())  # B starts at zero: it trained
     model, loaded = load_model_and_tokenizer(str(checkpoint))
     assert loaded.chat_template == CHAT_TEMPLATE and model.config.vocab_size == len(reference)
+
+
+def test_a_trimmed_vocabulary_encodes_its_texts_as_qwen_does_and_any_other_text_in_smaller_pieces():
+    from libra_train.qwen_vocab import trimmed_qwen25_tokenizer
+
+    full = qwen25_tokenizer()
+    seen = [full.apply_chat_template([{"role": "user", "content": TEXTS[2]}], tokenize=False) + TEXTS[1]]
+    trimmed = trimmed_qwen25_tokenizer(seen)
+    assert len(full) > 10 * len(trimmed) > 2560  # the 256 bytes and the merge parents stay
+    for text in seen + [TEXTS[1]]:
+        ids = trimmed(text, add_special_tokens=False)["input_ids"]
+        assert trimmed.convert_ids_to_tokens(ids) == full.convert_ids_to_tokens(
+            full(text, add_special_tokens=False)["input_ids"]
+        )
+    unseen = TEXTS[3] + " 今天天气怎么样"
+    ids = trimmed(unseen, add_special_tokens=False)["input_ids"]
+    assert trimmed.decode(ids) == unseen and max(ids) < len(trimmed)
+    assert len(ids) > len(full(unseen, add_special_tokens=False)["input_ids"])  # rarer words split further
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]  # right after the regular tokens, as in Qwen
+    assert trimmed.convert_tokens_to_ids(specials) == [len(trimmed) - 3, len(trimmed) - 2, len(trimmed) - 1]
+    assert (trimmed.eos_token, trimmed.pad_token, trimmed.chat_template) == (
+        "<|im_end|>", "<|endoftext|>", CHAT_TEMPLATE
+    )  # fmt: skip
+
+
+def test_the_pipeline_trims_to_the_stage_data_rendered_through_the_chat_template(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from libra_train.cli_utils import CONF_DIR
+    from libra_train.config import RunConfig
+    from libra_train.pipeline import prepare_backbone
+
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[f"paths.run_dir={tmp_path}", "logger=none", "model=qwen2.5-tiny",
+                                          "model.trim_vocab=true"])  # fmt: skip
+    run = RunConfig.from_hydra(cfg)
+    records = _records()
+    model, tokenizer = load_model_and_tokenizer(prepare_backbone(run, {"stage": records}))
+    assert model.config.vocab_size == len(tokenizer) < 5000
+    full = qwen25_tokenizer()
+    for record in records:  # the text as training renders it, the template's system message included
+        text = render_prompt(record, tokenizer, run.format) + render_target(record, run.format)
+        assert tokenizer.tokenize(text) == full.tokenize(text)

@@ -82,6 +82,7 @@ def _cfg(tmp_path, *overrides):
         (["data.eval_sets.heldout=/no/such/file.jsonl"], "data.eval_sets.heldout"),
         (["curriculum=zero_shot", "model=qwen2.5-0.5b", "eval.before_training=false"], "curriculum.stages"),
         (["curriculum=zero_shot"], "model.build"),
+        (["+model.trim_vocab=true"], "model.trim_vocab"),  # model=tiny learns its own vocabulary
     ],
 )
 def test_each_bad_value_is_refused_naming_its_key(tmp_path, overrides, key):
