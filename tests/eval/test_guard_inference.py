@@ -126,7 +126,7 @@ def test_eval_reads_libra_style_predictions(tmp_path):
 
 
 def test_killed_inference_resumes_with_every_id_once(trained_run, tmp_path):
-    data = write_jsonl(tmp_path / "many.jsonl", load_records(trained_run / "data" / "stage1.jsonl")[:160])
+    data = write_jsonl(tmp_path / "many.jsonl", load_records(trained_run / "data" / "stage1.jsonl")[:80])
     out = tmp_path / "preds"
     args = [
         str(BIN / "libra-infer"),
@@ -142,7 +142,7 @@ def test_killed_inference_resumes_with_every_id_once(trained_run, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done_before = len(read_jsonl(partial))
-    assert 6 <= done_before < 160 and not (out / "0-of-1.jsonl").exists()
+    assert 6 <= done_before < 80 and not (out / "0-of-1.jsonl").exists()
     run_cli(
         "libra-infer",
         *_infer_args(trained_run, data, out, "mode=generate", "batch_size=8", "max_new_tokens=24"),
