@@ -20,8 +20,8 @@ from libra_train.config import RunConfig
 from libra_train.data.formats import render_prompt, render_target
 from libra_train.data.io import load_records
 from libra_train.model import build_tiny, load_model_and_tokenizer
-from libra_train.train.examples import build_examples
-from libra_train.train.stage import sft_args
+from libra_train.tracking import NullTracker
+from libra_train.train.stage import build_trainer
 
 
 def pad_share(dataloader, batches: int) -> tuple[float, int]:
@@ -38,23 +38,15 @@ def pad_share(dataloader, batches: int) -> tuple[float, int]:
 
 
 def ours(run: RunConfig, records, backbone: str, out: Path, steps: int) -> dict:
-    from trl import SFTTrainer
-
-    hp = run.stages[0].train
-    model, tokenizer = load_model_and_tokenizer(backbone)
-    examples, _ = build_examples(records, tokenizer, run.format, hp.max_length)
-    trainer = SFTTrainer(
-        model=model,
-        args=sft_args(hp, out, run),
-        train_dataset=Dataset.from_list(examples),
-        processing_class=tokenizer,
-    )
+    """The stage exactly as libra-train builds it (build_trainer): shuffled padded batches, completion-only
+    loss, the LM head run on the supervised positions only."""
+    trainer, _, _, _ = build_trainer(run.stages[0], records, backbone, out, run, NullTracker())
     share, _ = pad_share(trainer.get_train_dataloader(), steps)
     start = time.perf_counter()
     trainer.train()
     took = time.perf_counter() - start
     return {
-        "trainer": "libra-train stage (TRL SFTTrainer, length-grouped)",
+        "trainer": "libra-train stage (build_trainer: TRL SFTTrainer, shuffled padded batches)",
         "seconds": round(took, 2),
         "non_pad_tokens": trainer.state.num_input_tokens_seen,
         "pad_share": round(share, 3),
