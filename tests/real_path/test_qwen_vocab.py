@@ -217,6 +217,6 @@ def test_the_pipeline_trims_to_the_stage_data_rendered_through_the_chat_template
     model, tokenizer = load_model_and_tokenizer(prepare_backbone(run, {"stage": records}))
     assert model.config.vocab_size == len(tokenizer) < 5000
     full = qwen25_tokenizer()
-    for record in records:  # the text as training renders it, the template's system message included
+    for record in records:  # the text as training renders it, the template's role lines included
         text = render_prompt(record, tokenizer, run.format) + render_target(record, run.format)
         assert tokenizer.tokenize(text) == full.tokenize(text)
