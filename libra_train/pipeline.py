@@ -259,12 +259,16 @@ def prepare_backbone(run: RunConfig, stage_data: dict) -> str:
     from libra_train.model import build_tiny
     from libra_train.qwen_vocab import qwen25_tokenizer
 
-    records = [r for recs in stage_data.values() for r in recs]
-    # A trimmed vocabulary keeps the tokens of the text as training will see it: chat template included.
-    template = qwen25_tokenizer() if run.model.trim_vocab else None
-    texts = [render_prompt(r, template, run.format) + render_target(r, run.format) for r in records]
     path = run.run_dir / "backbone"
-    dist.once(run.run_dir / "backbone.ready", lambda: build_tiny(texts, path, run.model))
+
+    def build():  # rank 0, once: other ranks and a resumed run never render the stage data for it
+        records = [r for recs in stage_data.values() for r in recs]
+        # A trimmed vocabulary keeps the tokens of the text as training will see it: chat template included.
+        template = qwen25_tokenizer() if run.model.trim_vocab else None
+        texts = [render_prompt(r, template, run.format) + render_target(r, run.format) for r in records]
+        build_tiny(texts, path, run.model)
+
+    dist.once(run.run_dir / "backbone.ready", build)
     return str(path)
 
 

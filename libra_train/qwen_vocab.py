@@ -121,10 +121,11 @@ def qwen25_tokenizer():
     """A fresh PreTrainedTokenizerFast with Qwen2.5-Instruct's vocabulary, specials and chat template."""
     from tokenizers import Tokenizer
 
-    return _pretrained(Tokenizer.from_str(_core_tokenizer_json()))
+    return _as_qwen25_tokenizer(Tokenizer.from_str(_core_tokenizer_json()))
 
 
-def _pretrained(core):
+def _as_qwen25_tokenizer(core):
+    """A tokenizers.Tokenizer wrapped with Qwen2.5-Instruct's eos, pad, specials and chat template."""
     from transformers import PreTrainedTokenizerFast
 
     tokenizer = PreTrainedTokenizerFast(
@@ -170,4 +171,4 @@ def trimmed_qwen25_tokenizer(texts):
     spec["model"]["merges"] = [[a, b] for a, b in merges if a + b in kept and a in kept and b in kept]
     for i, added in enumerate(spec["added_tokens"]):  # right after the regular tokens, as in Qwen
         added["id"] = len(kept) + i
-    return _pretrained(Tokenizer.from_str(json.dumps(spec)))
+    return _as_qwen25_tokenizer(Tokenizer.from_str(json.dumps(spec)))
