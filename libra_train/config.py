@@ -193,6 +193,16 @@ class LockConfig:
 
 
 @dataclass(frozen=True)
+class EnsembleConfig:
+    members: int = opt(
+        1,
+        "> 1: run the curriculum this many times (seed + k, model.init_seed + k) on the same data and "
+        "serve the members' mean next-token distribution as one guard (ensemble/checkpoint)",
+        _positive,
+    )
+
+
+@dataclass(frozen=True)
 class RunConfig:
     experiment_name: str
     seed: int
@@ -208,6 +218,7 @@ class RunConfig:
     logger: LoggerConfig
     run_lock: LockConfig
     distributed: DistributedConfig
+    ensemble: EnsembleConfig
     resolved: dict  # the whole composed config, resolved: written to config.yaml and W&B (redacted there)
 
     @classmethod
@@ -236,6 +247,7 @@ class RunConfig:
             logger=build(LoggerConfig, raw["logger"], "logger"),
             run_lock=build(LockConfig, raw.get("run_lock") or {}, "run_lock"),
             distributed=build(DistributedConfig, raw.get("distributed") or {}, "distributed"),
+            ensemble=build(EnsembleConfig, raw.get("ensemble") or {}, "ensemble"),
             resolved=raw,
         )
         check_run(run)
@@ -403,6 +415,8 @@ def check_run(run: RunConfig) -> None:
         # No stages is the zero-shot baseline: it only makes sense as an evaluation of a real backbone.
         if not run.eval.before_training:
             raise ConfigError("curriculum.stages", "no stages and eval.before_training=false: nothing to do")
+        if run.ensemble.members > 1:
+            raise ConfigError("ensemble.members", "no stages: there are no trained members to ensemble")
         if run.model.build is not None:
             raise ConfigError(
                 "model.build",

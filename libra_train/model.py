@@ -97,8 +97,12 @@ def _check_local_checkpoint(path: Path) -> None:
         raise CheckpointError(f"model path {path} is not a directory")
     config = path / "config.json"
     adapter = path / "adapter_config.json"
+    if (path / "ensemble.json").exists():  # several checkpoints as one guard (ensemble.py)
+        return
     if not config.exists() and not adapter.exists():
-        raise CheckpointError(f"{path} is not a checkpoint: it has no config.json or adapter_config.json")
+        raise CheckpointError(
+            f"{path} is not a checkpoint: it has no config.json, adapter_config.json or ensemble.json"
+        )
     for meta in (config, adapter):
         if meta.exists():
             try:
@@ -129,7 +133,12 @@ def _checked_source(name_or_path) -> str:
 
 def load_tokenizer(name_or_path: str, trust_remote_code: bool = False):
     """The tokenizer alone (no weights are read): what `libra-infer mode=prompts` renders with."""
-    return _tokenizer_at(_checked_source(name_or_path), trust_remote_code)
+    from libra_train.ensemble import is_ensemble, member_paths
+
+    name_or_path = _checked_source(name_or_path)
+    if is_ensemble(name_or_path):  # the members share one tokenizer (checked when they are loaded)
+        return load_tokenizer(str(member_paths(name_or_path)[0]), trust_remote_code)
+    return _tokenizer_at(name_or_path, trust_remote_code)
 
 
 def _tokenizer_at(name_or_path: str, trust_remote_code: bool):
@@ -152,12 +161,18 @@ def load_model_and_tokenizer(
     device_map: str | None = None,
 ):
     """from_pretrained for a local directory (checked first, for a clear error) or a hub id.
-    A directory holding a LoRA adapter loads its base model and applies the adapter."""
+    A directory holding a LoRA adapter loads its base model and applies the adapter; one holding
+    ensemble.json loads each member this way and returns them as one GuardEnsemble."""
     import torch
     from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
 
+    from libra_train.ensemble import is_ensemble, load_ensemble
+
     name_or_path = _checked_source(name_or_path)
+    if is_ensemble(name_or_path):
+        return load_ensemble(name_or_path, lambda member: load_model_and_tokenizer(
+            member, trust_remote_code, dtype, attn_implementation, device_map))  # fmt: skip
     torch_dtype = {"auto": "auto", "bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}.get(
         dtype
     )

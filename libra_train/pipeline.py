@@ -36,6 +36,10 @@ def run_pipeline(cfg) -> dict:
     if dist.is_main():
         lock.acquire()
     try:
+        if run.ensemble.members > 1:
+            from libra_train.members import run_members
+
+            return run_members(run)
         return _run(run)
     finally:
         if dist.is_main():
@@ -56,10 +60,7 @@ def exit_cleanly_on_sigterm() -> None:
 
 
 def _run(run: RunConfig) -> dict:
-    resolved = redact(run.resolved)
-    if dist.is_main():
-        atomic_write_text(run.run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
-    dist.once(run.run_dir / "data" / ".ready", lambda: prepare_data(run))
+    resolved = write_config_and_data(run)
     stage_data = {s.name: load_stage_records(run, s) for s in run.stages}
     backbone = prepare_backbone(run, stage_data)
     manifest = Manifest(run.run_dir)
@@ -90,6 +91,15 @@ def _run(run: RunConfig) -> dict:
     return manifest.data
 
 
+def write_config_and_data(run: RunConfig) -> dict:
+    """config.yaml, and the run's data made once (data.prepare); returns the redacted config."""
+    resolved = redact(run.resolved)
+    if dist.is_main():
+        atomic_write_text(run.run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
+    dist.once(run.run_dir / "data" / ".ready", lambda: prepare_data(run))
+    return resolved
+
+
 def _save(manifest: Manifest) -> None:
     if dist.is_main():
         manifest.save()
@@ -117,14 +127,21 @@ def run_stage(
         entry["train"] = train_stage(stage, records, init_path, stage_dir, run, tracker)
         entry.update(status="trained", checkpoint=f"{stage.name}/checkpoint")
         _save(manifest)
-    entry["eval"] = evaluate_checkpoint(str(checkpoint), run, stage_dir / "eval", tracker, stage.name)
-    if dist.is_main() and entry["eval"]:  # libra-infer decides with it by default
-        first = next(iter(entry["eval"].values()))
-        decision = {"threshold": first["threshold"], "source": first.get("threshold_source") or "default"}
-        atomic_write_text(checkpoint / THRESHOLD_FILE, json.dumps(decision, ensure_ascii=False) + "\n")
+    entry["eval"] = evaluate_and_keep_threshold(checkpoint, run, stage_dir / "eval", tracker, stage.name)
     entry["status"] = "done"
     _save(manifest)
     return str(checkpoint)
+
+
+def evaluate_and_keep_threshold(checkpoint: Path, run: RunConfig, out_dir: Path, tracker, name: str) -> dict:
+    """Evaluate a checkpoint on every eval set and save the threshold it was scored with beside it:
+    libra-infer and libra-serve decide with it by default."""
+    results = evaluate_checkpoint(str(checkpoint), run, out_dir, tracker, name)
+    if dist.is_main() and results:
+        first = next(iter(results.values()))
+        decision = {"threshold": first["threshold"], "source": first.get("threshold_source") or "default"}
+        atomic_write_text(checkpoint / THRESHOLD_FILE, json.dumps(decision, ensure_ascii=False) + "\n")
+    return results
 
 
 def select_hard_records(stage: StageConfig, pool, init_path: str, stage_dir: Path, run: RunConfig):
@@ -228,7 +245,8 @@ def prepare_data(run: RunConfig) -> None:
     hub_sets = [p for p in run.data.eval_sets.values() if p.startswith(HUB_PREFIX)]
     for spec in hub_sets:  # unreachable → one line now, not after a stage has trained
         read_raw(spec)
-    wanted = [Path(str(e.path)) for e in run.data.entries.values()]
+    used = {key for stage in run.stages for key in stage.data}  # e.g. sft_only on COLD needs no synthesis
+    wanted = [Path(str(e.path)) for key, e in run.data.entries.items() if key in used]
     wanted += [Path(p) for p in run.data.eval_sets.values() if p not in hub_sets]
     if all(p.exists() for p in wanted) or run.data.prepare is None:
         return

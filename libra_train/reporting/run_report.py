@@ -46,7 +46,8 @@ def write_run_report(run_dir: Path, manifest: dict, title: str) -> Path:
                 f"- {stage} / {set_name} / {src}: Accuracy {s['accuracy']:.4f}, F1-Safe {s['f1_safe']:.4f}, "
                 f"F1-Unsafe {s['f1_unsafe']:.4f} (n={s['n']})"
             )
-    if manifest["stages"]:
+    trained = [st for st in manifest["stages"] if st.get("train")]  # an ensemble's members train elsewhere
+    if trained:
         lines += [
             "",
             "## Training",
@@ -54,8 +55,8 @@ def write_run_report(run_dir: Path, manifest: dict, title: str) -> Path:
             "| stage | steps | first loss | last loss | examples | label-only targets | truncated |",
             "|---|---|---|---|---|---|---|",
         ]
-    for st in manifest["stages"]:
-        t = st.get("train") or {}
+    for st in trained:
+        t = st["train"]
         d = t.get("data") or {}
         first = f"{t['loss_first']:.4f}" if t.get("loss_first") is not None else "–"
         last = f"{t['loss_last']:.4f}" if t.get("loss_last") is not None else "–"
@@ -63,7 +64,7 @@ def write_run_report(run_dir: Path, manifest: dict, title: str) -> Path:
             f"| {st['name']} | {t.get('steps', '–')} | {first} | {last} | {d.get('examples', '–')} | "
             f"{d.get('label_only_targets', 0)} | {d.get('truncated', 0)} |"
         )
-    if manifest["stages"]:
+    if trained:
         lines += [
             "",
             "Label-only targets: samples with no analysis (e.g. real data the judge did not explain); "

@@ -83,6 +83,8 @@ def _cfg(tmp_path, *overrides):
         (["curriculum=zero_shot", "model=qwen2.5-0.5b", "eval.before_training=false"], "curriculum.stages"),
         (["curriculum=zero_shot"], "model.build"),
         (["+model.trim_vocab=true"], "model.trim_vocab"),  # model=tiny learns its own vocabulary
+        (["ensemble.members=0"], "ensemble.members"),
+        (["curriculum=zero_shot", "model=qwen2.5-0.5b", "ensemble.members=2"], "ensemble.members"),
     ],
 )
 def test_each_bad_value_is_refused_naming_its_key(tmp_path, overrides, key):

@@ -1,0 +1,68 @@
+"""ensemble.members > 1: the curriculum once per member, then the members served as one guard.
+
+Member k is the same run with seed + k and model.init_seed + k, in members/member<k>/ (a run directory
+of its own: its manifest, report and resume points). All members read the run's one copy of the data, so
+a tokenizer built from it is the same for each. Their last checkpoints become ensemble/checkpoint
+(ensemble.py), which is evaluated and given its threshold like a stage. The run's own manifest lists each
+member's final figures and the ensemble's, so report.md compares them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+from libra_train.config import RunConfig
+from libra_train.ensemble import write_ensemble
+from libra_train.train import distributed as dist
+from libra_train.train.run_dir import Manifest
+
+log = logging.getLogger(__name__)
+
+
+def member_config(run: RunConfig, k: int) -> RunConfig:
+    """Member k: its own folder and seeds; the data paths stay the run's, already resolved."""
+    run_dir = run.run_dir / "members" / f"member{k}"
+    seed, init_seed = run.seed + k, run.model.init_seed + k
+    resolved = {**run.resolved, "seed": seed, "paths": {**run.resolved["paths"], "run_dir": str(run_dir)},
+                "model": {**run.resolved["model"], "init_seed": init_seed}}  # fmt: skip
+    return replace(run, run_dir=run_dir, seed=seed, model=replace(run.model, init_seed=init_seed),
+                   resolved=resolved)  # fmt: skip
+
+
+def run_members(run: RunConfig) -> dict:
+    from libra_train.pipeline import _run, _save, evaluate_and_keep_threshold, write_config_and_data
+    from libra_train.reporting.run_report import write_run_report
+    from libra_train.tracking import make_tracker
+
+    resolved = write_config_and_data(run)
+    manifest = Manifest(run.run_dir)
+    finals = []
+    for k in range(run.ensemble.members):
+        member = member_config(run, k)
+        log.info("ensemble member %d of %d: seed %d, in %s", k + 1, run.ensemble.members, member.seed,
+                 member.run_dir)  # fmt: skip
+        last = _run(member)["stages"][-1]
+        finals.append(member.run_dir / last["checkpoint"])
+        manifest.stage(f"member{k}").update(
+            status="done", seed=member.seed, checkpoint=str(finals[-1].relative_to(run.run_dir)),
+            eval=last.get("eval") or {},
+        )  # fmt: skip
+    _save(manifest)
+    entry = manifest.stage("ensemble")
+    if entry["status"] != "done":
+        checkpoint = run.run_dir / "ensemble" / "checkpoint"
+        dist.once(checkpoint.parent / "checkpoint.ready", lambda: write_ensemble(checkpoint, finals))
+        tracker = make_tracker(run, resolved, dist.is_main())
+        try:
+            entry["eval"] = evaluate_and_keep_threshold(checkpoint, run, Path(checkpoint.parent, "eval"),
+                                                        tracker, "ensemble")  # fmt: skip
+        finally:
+            tracker.finish()
+        entry.update(status="done", checkpoint="ensemble/checkpoint",
+                     members=[str(p.relative_to(run.run_dir)) for p in finals])  # fmt: skip
+        _save(manifest)
+    if dist.is_main():
+        write_run_report(run.run_dir, manifest.data, f"{run.experiment_name}: {run.run_dir.name} (ensemble)")
+    return manifest.data

@@ -1,0 +1,65 @@
+"""libra-train ensemble.members=2: two members with their own seeds on the same data, served as one guard
+that is evaluated, given its threshold, reported, and read back by libra-infer; a rerun redoes nothing."""
+
+import json
+
+from safetensors.torch import load_file
+
+from tests.conftest import TINY_TRAIN, read_jsonl, run_cli
+
+ARGS = [
+    *[a for a in TINY_TRAIN if not a.startswith(("train.max_steps", "eval.before"))],
+    "curriculum=sft_only",
+    "train.max_steps=12",
+    "eval.before_training=false",
+    "ensemble.members=2",
+]
+
+
+def test_two_members_become_one_evaluated_guard(tmp_path):
+    run_dir = tmp_path / "run"
+    run_cli("libra-train", f"paths.run_dir={run_dir}", *ARGS)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert [s["name"] for s in manifest["stages"]] == ["member0", "member1", "ensemble"]
+    member0, member1, ensemble = manifest["stages"]
+    assert (member0["seed"], member1["seed"]) == (0, 1)
+    # each member is a whole run of its own, trained from its own initial weights
+    weights = [load_file(run_dir / m["checkpoint"] / "model.safetensors") for m in (member0, member1)]
+    backbones = [load_file(run_dir / "members" / f"member{k}" / "backbone" / "model.safetensors")
+                 for k in (0, 1)]  # fmt: skip
+    assert any(not backbones[0][k].equal(backbones[1][k]) for k in backbones[0])
+    for k in (0, 1):
+        member_manifest = json.loads((run_dir / "members" / f"member{k}" / "manifest.json").read_text())
+        assert member_manifest["stages"][0]["train"]["steps"] == 12
+        assert any(not weights[k][n].equal(backbones[k][n]) for n in weights[k])
+    # on one copy of the data: the run's own, synthesized once
+    configs = [(run_dir / "members" / f"member{k}" / "config.yaml").read_text() for k in (0, 1)]
+    assert all(f"{run_dir}/data/stage2.jsonl" in c for c in configs)
+    assert not (run_dir / "members" / "member0" / "data" / "stage2.jsonl").exists()
+    # the ensemble: both final checkpoints, evaluated like a stage, its threshold saved beside it
+    checkpoint = run_dir / "ensemble" / "checkpoint"
+    members = json.loads((checkpoint / "ensemble.json").read_text())["members"]
+    assert [(checkpoint / m).resolve() for m in members] == [
+        (run_dir / m["checkpoint"]).resolve() for m in (member0, member1)
+    ]
+    heldout = ensemble["eval"]["heldout"]
+    assert heldout["n"] > 0 and heldout["auprc"] is not None
+    saved = json.loads((checkpoint / "guard_threshold.json").read_text())
+    assert saved["threshold"] == heldout["threshold"]
+    report = (run_dir / "report.md").read_text()
+    assert "| member0 | heldout" in report and "| ensemble | heldout" in report
+    assert (run_dir / "ensemble" / "eval" / "heldout" / "pr_curve.png").exists()
+
+    # libra-infer takes the ensemble folder as its model and scores as the evaluation did
+    out = tmp_path / "infer"
+    run_cli("libra-infer", f"model={checkpoint}", f"data={run_dir / 'data' / 'heldout.jsonl'}",
+            f"output_dir={out}")  # fmt: skip
+    inferred = {r["id"]: r["p_unsafe"] for r in read_jsonl(next(out.glob("*.jsonl")))}
+    evaluated = read_jsonl(run_dir / "ensemble" / "eval" / "heldout" / "predictions.jsonl")
+    assert len(inferred) == len(evaluated)
+    assert all(abs(inferred[r["id"]] - r["p_unsafe"]) < 1e-5 for r in evaluated)
+
+    before = (checkpoint / "ensemble.json").stat().st_mtime_ns
+    proc = run_cli("libra-train", f"paths.run_dir={run_dir}", *ARGS)
+    assert (proc.stdout + proc.stderr).count("done already, skipped") == 2
+    assert (checkpoint / "ensemble.json").stat().st_mtime_ns == before
