@@ -180,3 +180,22 @@ def test_good_configs_pass(tmp_path, overrides):
 
 def test_the_shortest_allowed_max_length_passes(tmp_path):
     RunConfig.from_hydra(_cfg(tmp_path, "train.max_length=32"))
+
+
+
+def test_data_is_prepared_only_for_the_files_the_stages_read(tmp_path, monkeypatch):
+    """sft_only reads stage2 alone: its file present and the unused stage1 missing → no synthesis."""
+    import hydra.utils
+
+    from libra_train.pipeline import prepare_data
+
+    calls = []
+    monkeypatch.setattr(hydra.utils, "call", lambda spec, **kw: calls.append(kw["output_dir"]))
+    stage2, heldout = tmp_path / "stage2.jsonl", tmp_path / "heldout.jsonl"
+    stage2.write_text("{}\n")
+    heldout.write_text("{}\n")
+    over = [f"data.stage2.path={stage2}", f"data.eval_sets.heldout={heldout}"]
+    prepare_data(RunConfig.from_hydra(_cfg(tmp_path, "curriculum=sft_only", *over)))
+    assert calls == []
+    prepare_data(RunConfig.from_hydra(_cfg(tmp_path, *over)))  # two_stage reads stage1, which is missing
+    assert calls == [str(tmp_path / "data")]
