@@ -200,6 +200,12 @@ class EnsembleConfig:
         "serve the members' mean next-token distribution as one guard (ensemble/checkpoint)",
         _positive,
     )
+    parallel: int = opt(
+        1,
+        "members trained at once, each in its own process with an equal share of the CPU threads (a "
+        "small model uses one thread better than two); under torchrun members run one after another",
+        _positive,
+    )
 
 
 @dataclass(frozen=True)

@@ -31,22 +31,52 @@ def member_config(run: RunConfig, k: int) -> RunConfig:
                    resolved=resolved)  # fmt: skip
 
 
+def train_members(run: RunConfig) -> list[dict]:
+    """Each member's last stage (from its manifest), members trained ensemble.parallel at a time."""
+    from libra_train.pipeline import _run
+
+    members = [member_config(run, k) for k in range(run.ensemble.members)]
+    parallel = min(run.ensemble.parallel, len(members))
+    if parallel == 1 or dist.world_size() > 1:
+        return [_run(m)["stages"][-1] for m in members]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    import torch
+
+    threads = max(1, torch.get_num_threads() // parallel)
+    log.info("training %d members, %d at a time with %d thread(s) each", len(members), parallel, threads)
+    # spawn, not fork: a forked child would inherit this process's torch thread pool and tracker state
+    with ProcessPoolExecutor(parallel, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_member_process, members, [threads] * len(members)))
+
+
+def _member_process(member: RunConfig, threads: int) -> dict:
+    """One member in a process of its own: its log lines carry its folder name."""
+    import torch
+
+    from libra_train.cli_utils import quiet_libraries
+    from libra_train.pipeline import _run, exit_cleanly_on_sigterm
+
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.INFO, format=f"[{member.run_dir.name}] %(message)s")
+    quiet_libraries()
+    exit_cleanly_on_sigterm()
+    return _run(member)["stages"][-1]
+
+
 def run_members(run: RunConfig) -> dict:
-    from libra_train.pipeline import _run, _save, evaluate_and_keep_threshold, write_config_and_data
+    from libra_train.pipeline import _save, evaluate_and_keep_threshold, write_config_and_data
     from libra_train.reporting.run_report import write_run_report
     from libra_train.tracking import make_tracker
 
     resolved = write_config_and_data(run)
     manifest = Manifest(run.run_dir)
     finals = []
-    for k in range(run.ensemble.members):
-        member = member_config(run, k)
-        log.info("ensemble member %d of %d: seed %d, in %s", k + 1, run.ensemble.members, member.seed,
-                 member.run_dir)  # fmt: skip
-        last = _run(member)["stages"][-1]
-        finals.append(member.run_dir / last["checkpoint"])
+    for k, last in enumerate(train_members(run)):
+        finals.append(run.run_dir / "members" / f"member{k}" / last["checkpoint"])
         manifest.stage(f"member{k}").update(
-            status="done", seed=member.seed, checkpoint=str(finals[-1].relative_to(run.run_dir)),
+            status="done", seed=run.seed + k, checkpoint=str(finals[-1].relative_to(run.run_dir)),
             eval=last.get("eval") or {},
         )  # fmt: skip
     _save(manifest)

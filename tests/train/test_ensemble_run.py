@@ -1,5 +1,6 @@
-"""libra-train ensemble.members=2: two members with their own seeds on the same data, served as one guard
-that is evaluated, given its threshold, reported, and read back by libra-infer; a rerun redoes nothing."""
+"""libra-train ensemble.members=2: two members, trained at once in two processes with their own seeds on
+the same data, served as one guard that is evaluated, given its threshold, reported, and read back by
+libra-infer; a rerun redoes nothing."""
 
 import json
 
@@ -13,12 +14,16 @@ ARGS = [
     "train.max_steps=12",
     "eval.before_training=false",
     "ensemble.members=2",
+    "ensemble.parallel=2",
 ]
 
 
 def test_two_members_become_one_evaluated_guard(tmp_path):
     run_dir = tmp_path / "run"
-    run_cli("libra-train", f"paths.run_dir={run_dir}", *ARGS)
+    proc = run_cli("libra-train", f"paths.run_dir={run_dir}", *ARGS)
+    log = proc.stdout + proc.stderr
+    assert "training 2 members, 2 at a time with 1 thread(s) each" in log  # two processes, one core each
+    assert "[member0] stage1_sft" in log and "[member1] stage1_sft" in log
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert [s["name"] for s in manifest["stages"]] == ["member0", "member1", "ensemble"]
     member0, member1, ensemble = manifest["stages"]
@@ -60,6 +65,6 @@ def test_two_members_become_one_evaluated_guard(tmp_path):
     assert all(abs(inferred[r["id"]] - r["p_unsafe"]) < 1e-5 for r in evaluated)
 
     before = (checkpoint / "ensemble.json").stat().st_mtime_ns
-    proc = run_cli("libra-train", f"paths.run_dir={run_dir}", *ARGS)
+    proc = run_cli("libra-train", f"paths.run_dir={run_dir}", *ARGS, "ensemble.parallel=1")  # in turn
     assert (proc.stdout + proc.stderr).count("done already, skipped") == 2
     assert (checkpoint / "ensemble.json").stat().st_mtime_ns == before
