@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 import re
 
-SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential)", re.IGNORECASE)
+# "token" as a credential (hf_token, authToken), not a count (max_new_tokens) or a tokenizer setting
+SECRET_KEY = re.compile(r"(api[_-]?key|token(?!s|iz)|secret|password|passwd|credential)", re.IGNORECASE)
 REDACTED = "***"
 
 

@@ -76,3 +76,15 @@ def test_only_the_key_before_the_first_equals_sign_decides():
     # a harmless key whose value merely mentions token=… is left as it is
     assert redact_args(["data.url=http://h/?token=abc"]) == ["data.url=http://h/?token=abc"]
     assert redact_args(["+openai.api_key=a=b"]) == [f"+openai.api_key={REDACTED}"]
+
+
+def test_token_counts_and_tokenizer_settings_are_not_secrets():
+    cfg = {
+        "eval": {"max_new_tokens": 256},
+        "serve": {"category_tokens": 32, "max_batch_tokens": 4096},
+        "model": {"tokenizer_name": "Qwen/Qwen2.5-7B"},
+        "hub": {"hf_token": "hf_typed", "authToken": "x1"},
+    }
+    assert redact(cfg) == {**cfg, "hub": {"hf_token": REDACTED, "authToken": REDACTED}}
+    args = ["eval.max_new_tokens=64", "+hub.token=typed"]
+    assert redact_args(args) == ["eval.max_new_tokens=64", f"+hub.token={REDACTED}"]
