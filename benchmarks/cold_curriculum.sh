@@ -11,8 +11,11 @@ cold="$1" out="$2" steps="${3:-240}" seeds="${4:-0 1}"
 half=$((steps / 2)) batch=32 pool="${POOL:-8000}"
 # Scored at p_unsafe > 0.5 (no calibration) so the arms compare on the same rule; AUPRC needs none.
 # Only COLD test is scored: no calibration set, no synthetic held-out (they would double the arm's time).
-common=(experiment=cold "data.cold_dir=$cold" logger=none eval.before_training=false eval.threshold=0.5
-        "~data.eval_sets.cold_dev" "~data.eval_sets.heldout" "train.batch_size=$batch")
+# The recipe's single backbone as these figures were measured with (no ensemble, Qwen's whole vocabulary);
+# data=cold brings the synthetic stage 1 the recipe itself does not use.
+common=(experiment=cold data=cold "data.cold_dir=$cold" logger=none eval.before_training=false
+        eval.threshold=0.5 ensemble.members=1 model.trim_vocab=false "~data.eval_sets.heldout"
+        "train.batch_size=$batch")
 for seed in $seeds; do
   for arm in sft_only two_stage mixed two_stage_hard; do
     case "$arm" in
