@@ -11,8 +11,8 @@ cold="$1" out="$2" steps="${3:-240}" seeds="${4:-0 1}"
 half=$((steps / 2)) batch=32 pool="${POOL:-8000}"
 # Scored at p_unsafe > 0.5 (no calibration) so the arms compare on the same rule; AUPRC needs none.
 # Only COLD test is scored: no calibration set, no synthetic held-out (they would double the arm's time).
-# The recipe's single backbone as these figures were measured with (no ensemble, Qwen's whole vocabulary);
-# data=cold brings the synthetic stage 1 the recipe itself does not use.
+# One model per arm (no ensemble) over Qwen's whole vocabulary: a trimmed one would differ between arms
+# (two_stage's text includes the synthetic set). data=cold brings the synthetic stage 1 the recipe lacks.
 common=(experiment=cold data=cold "data.cold_dir=$cold" logger=none eval.before_training=false
         eval.threshold=0.5 ensemble.members=1 model.trim_vocab=false "~data.eval_sets.heldout"
         "train.batch_size=$batch")
