@@ -33,12 +33,12 @@ def member_config(run: RunConfig, k: int) -> RunConfig:
 
 def train_members(run: RunConfig) -> list[dict]:
     """Each member's last stage (from its manifest), members trained ensemble.parallel at a time."""
-    from libra_train.pipeline import _run
+    from libra_train.pipeline import run_curriculum
 
     members = [member_config(run, k) for k in range(run.ensemble.members)]
     parallel = min(run.ensemble.parallel, len(members))
     if parallel == 1 or dist.world_size() > 1:
-        return [_run(m)["stages"][-1] for m in members]
+        return [run_curriculum(m)["stages"][-1] for m in members]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -56,17 +56,17 @@ def _member_process(member: RunConfig, threads: int) -> dict:
     import torch
 
     from libra_train.cli_utils import quiet_libraries
-    from libra_train.pipeline import _run, exit_cleanly_on_sigterm
+    from libra_train.pipeline import exit_cleanly_on_sigterm, run_curriculum
 
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.INFO, format=f"[{member.run_dir.name}] %(message)s")
     quiet_libraries()
     exit_cleanly_on_sigterm()
-    return _run(member)["stages"][-1]
+    return run_curriculum(member)["stages"][-1]
 
 
 def run_members(run: RunConfig) -> dict:
-    from libra_train.pipeline import _save, evaluate_and_keep_threshold, write_config_and_data
+    from libra_train.pipeline import evaluate_and_keep_threshold, save_manifest, write_config_and_data
     from libra_train.reporting.run_report import write_run_report
     from libra_train.tracking import make_tracker
 
@@ -79,7 +79,7 @@ def run_members(run: RunConfig) -> dict:
             status="done", seed=run.seed + k, checkpoint=str(finals[-1].relative_to(run.run_dir)),
             eval=last.get("eval") or {},
         )  # fmt: skip
-    _save(manifest)
+    save_manifest(manifest)
     entry = manifest.stage("ensemble")
     if entry["status"] != "done":
         checkpoint = run.run_dir / "ensemble" / "checkpoint"
@@ -92,7 +92,7 @@ def run_members(run: RunConfig) -> dict:
             tracker.finish()
         entry.update(status="done", checkpoint="ensemble/checkpoint",
                      members=[str(p.relative_to(run.run_dir)) for p in finals])  # fmt: skip
-        _save(manifest)
+        save_manifest(manifest)
     if dist.is_main():
         write_run_report(run.run_dir, manifest.data, f"{run.experiment_name}: {run.run_dir.name} (ensemble)")
     return manifest.data

@@ -40,7 +40,7 @@ def run_pipeline(cfg) -> dict:
             from libra_train.members import run_members
 
             return run_members(run)
-        return _run(run)
+        return run_curriculum(run)
     finally:
         if dist.is_main():
             lock.release()
@@ -59,7 +59,8 @@ def exit_cleanly_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, stop)
 
 
-def _run(run: RunConfig) -> dict:
+def run_curriculum(run: RunConfig) -> dict:
+    """The flow above in run.run_dir (the whole run, or one ensemble member); returns its manifest."""
     resolved = write_config_and_data(run)
     stage_data = {s.name: load_stage_records(run, s) for s in run.stages}
     backbone = prepare_backbone(run, stage_data)
@@ -71,7 +72,7 @@ def _run(run: RunConfig) -> dict:
             manifest.data["eval_before_training"] = evaluate_checkpoint(
                 backbone, run, run.run_dir / "untrained_eval", tracker, "untrained"
             )
-            _save(manifest)
+            save_manifest(manifest)
         init_path = backbone
         for stage in run.stages:
             tracker.begin_stage(stage.name)
@@ -100,7 +101,7 @@ def write_config_and_data(run: RunConfig) -> dict:
     return resolved
 
 
-def _save(manifest: Manifest) -> None:
+def save_manifest(manifest: Manifest) -> None:
     if dist.is_main():
         manifest.save()
 
@@ -118,18 +119,18 @@ def run_stage(
         return str(checkpoint)
     if entry["status"] != "trained" or not checkpoint.exists():
         entry.update(status="running", data={p: file_sha256(p) for p in stage_data_paths(run, stage)})
-        _save(manifest)
+        save_manifest(manifest)
         if stage.selection is not None:
             records, entry["selection"] = select_hard_records(stage, records, init_path, stage_dir, run)
-            _save(manifest)
+            save_manifest(manifest)
         if dist.is_main():  # before training's collectives: no rank can still see the old checkpoint's marker
             (stage_dir / "eval" / ".done").unlink(missing_ok=True)
         entry["train"] = train_stage(stage, records, init_path, stage_dir, run, tracker)
         entry.update(status="trained", checkpoint=f"{stage.name}/checkpoint")
-        _save(manifest)
+        save_manifest(manifest)
     entry["eval"] = evaluate_and_keep_threshold(checkpoint, run, stage_dir / "eval", tracker, stage.name)
     entry["status"] = "done"
-    _save(manifest)
+    save_manifest(manifest)
     return str(checkpoint)
 
 
