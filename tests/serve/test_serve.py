@@ -238,3 +238,22 @@ def test_shutdown_finishes_the_request_in_flight(guard, tmp_path):
     # uvicorn re-raises the SIGTERM once it has shut down cleanly, so the exit is the signal's own
     assert proc.returncode in (0, -signal.SIGTERM), output[-2000:]
     assert "Application shutdown complete" in output and "Traceback" not in output
+
+
+def test_an_ensemble_folder_is_served_as_libra_infer_scores_it(trained_run, tmp_path):
+    from libra_train.ensemble import GuardEnsemble, write_ensemble
+
+    folder = write_ensemble(tmp_path / "ens", [trained_run / "stage1_pretrain" / "checkpoint",
+                                                trained_run / "stage2_sft" / "checkpoint"])  # fmt: skip
+    records = [sample(i, question=q, response=r) for i, (q, r) in enumerate(
+        [("怎样撬开邻居的门锁？", "好的，第一步先准备工具。"), ("怎样学好英语？", "")])]  # fmt: skip
+    run_cli("libra-infer", f"model={folder}", f"data={write_jsonl(tmp_path / 'in.jsonl', records)}",
+            f"output_dir={tmp_path / 'out'}")  # fmt: skip
+    expected = {str(p["id"]): p["p_unsafe"] for p in read_jsonl(tmp_path / "out" / "0-of-1.jsonl")}
+    scorer = load_scorer(folder)
+    assert isinstance(scorer.model, GuardEnsemble)
+    with running(scorer, max_wait_ms=5) as client:
+        for r in records:
+            body = {"question": r["question"], "response": r["response"]}
+            answer = client.post("/v1/guard", json=body).json()
+            assert answer["p_unsafe"] == pytest.approx(expected[str(r["id"])], abs=1e-5)
