@@ -15,6 +15,7 @@ from pathlib import Path
 
 from libra_train.config import RunConfig
 from libra_train.ensemble import write_ensemble
+from libra_train.errors import LibraError
 from libra_train.train import distributed as dist
 from libra_train.train.run_dir import Manifest
 
@@ -39,19 +40,46 @@ def train_members(run: RunConfig) -> list[dict]:
     parallel = min(run.ensemble.parallel, len(members))
     if parallel == 1 or dist.world_size() > 1:
         return [run_curriculum(m)["stages"][-1] for m in members]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     import torch
 
     threads = max(1, torch.get_num_threads() // parallel)
     log.info("training %d members, %d at a time with %d thread(s) each", len(members), parallel, threads)
+    _train_in_processes(members, parallel, threads)
+    return [Manifest(m.run_dir).data["stages"][-1] for m in members]
+
+
+def _train_in_processes(members: list[RunConfig], parallel: int, threads: int) -> None:
+    """Up to `parallel` member processes at once. Whatever ends this one early (a member's error,
+    SIGTERM, Ctrl-C) first stops the members still running, with SIGTERM: each exits as a stopped run
+    does, and a rerun resumes it from its last checkpoint."""
+    import multiprocessing
+    from multiprocessing.connection import wait
+
     # spawn, not fork: a forked child would inherit this process's torch thread pool and tracker state
-    with ProcessPoolExecutor(parallel, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(_member_process, members, [threads] * len(members)))
+    context = multiprocessing.get_context("spawn")
+    errors = context.SimpleQueue()  # a member's LibraError, as its one-line message
+    pending, running = list(members), {}
+    try:
+        while pending or running:
+            while pending and len(running) < parallel:
+                member = pending.pop(0)
+                process = context.Process(target=_member_process, args=(member, threads, errors))
+                process.start()
+                running[process] = member
+            wait([p.sentinel for p in running])
+            for process in [p for p in running if not p.is_alive()]:
+                member = running.pop(process)
+                if process.exitcode != 0:
+                    why = errors.get() if not errors.empty() else f"exit status {process.exitcode}; see above"
+                    raise LibraError(f"ensemble member {member.run_dir}: {why}")
+    finally:
+        for process in running:
+            process.terminate()
+        for process in running:
+            process.join()
 
 
-def _member_process(member: RunConfig, threads: int) -> dict:
+def _member_process(member: RunConfig, threads: int, errors) -> None:
     """One member in a process of its own: its log lines carry its folder name."""
     import torch
 
@@ -62,7 +90,11 @@ def _member_process(member: RunConfig, threads: int) -> dict:
     logging.basicConfig(level=logging.INFO, format=f"[{member.run_dir.name}] %(message)s")
     quiet_libraries()
     exit_cleanly_on_sigterm()
-    return run_curriculum(member)["stages"][-1]
+    try:
+        run_curriculum(member)
+    except LibraError as err:  # said by the parent in one line, as the CLIs say it
+        errors.put(str(err))
+        raise SystemExit(2) from None
 
 
 def run_members(run: RunConfig) -> dict:

@@ -68,3 +68,46 @@ def test_two_members_become_one_evaluated_guard(tmp_path):
     proc = run_cli("libra-train", f"paths.run_dir={run_dir}", *ARGS, "ensemble.parallel=1")  # in turn
     assert (proc.stdout + proc.stderr).count("done already, skipped") == 2
     assert (checkpoint / "ensemble.json").stat().st_mtime_ns == before
+
+
+def test_sigterm_to_the_run_stops_its_member_processes_at_once(tmp_path):
+    """A preempted ensemble run (SIGTERM to the main process only, as `docker stop` sends it) stops its
+    members instead of waiting for them to finish; each member keeps its checkpoints for a rerun."""
+    import signal
+    import subprocess
+    import time
+
+    import psutil
+
+    from tests.conftest import BIN
+
+    run_dir = tmp_path / "run"
+    args = [a for a in ARGS if not a.startswith(("train.max_steps", "train.save_steps"))]
+    command = [str(BIN / "libra-train"), f"paths.run_dir={run_dir}", *args, "train.max_steps=2000",
+               "train.save_steps=5"]  # fmt: skip
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = [run_dir / "members" / f"member{k}" / "stage1_sft" / "trainer" / "checkpoint-5" for k in (0, 1)]
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not all(p.exists() for p in first):
+        time.sleep(0.2)
+    members = psutil.Process(proc.pid).children(recursive=True)
+    assert all(p.exists() for p in first) and len(members) >= 2
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0  # 2,000 steps per member would take minutes more
+    assert not [p for p in members if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    for k in (0, 1):
+        manifest = json.loads((run_dir / "members" / f"member{k}" / "manifest.json").read_text())
+        assert manifest["stages"][0]["status"] == "running"
+
+
+def test_a_members_bad_data_is_one_line_naming_the_member_and_the_line(tmp_path):
+    from tests.conftest import sample, write_jsonl
+
+    data = write_jsonl(tmp_path / "bad.jsonl", [sample(1), {**sample(2), "label": "也许"}])
+    proc = run_cli("libra-train", f"paths.run_dir={tmp_path / 'run'}", "logger=none", "curriculum=sft_only",
+                   f"data.stage2.path={data}", f"data.eval_sets.heldout={data}", "data.prepare=null",
+                   "ensemble.members=2", "ensemble.parallel=2", check=False)  # fmt: skip
+    assert proc.returncode == 2
+    error = proc.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"error: ensemble member {tmp_path / 'run' / 'members' / 'member'}")
+    assert f"{data}, line 2: field 'label'" in error
