@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import torch
@@ -31,8 +32,6 @@ def is_ensemble(path) -> bool:
 
 def write_ensemble(folder: Path, members: list[Path]) -> Path:
     """The ensemble checkpoint: members are stored relative to it, so a moved run directory still loads."""
-    import os
-
     folder.mkdir(parents=True, exist_ok=True)
     rel = [os.path.relpath(Path(m).resolve(), folder.resolve()) for m in members]
     atomic_write_text(folder / ENSEMBLE_FILE, json.dumps({"members": rel}, indent=1) + "\n")

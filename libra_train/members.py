@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from pathlib import Path
 
 from libra_train.config import RunConfig
 from libra_train.ensemble import write_ensemble
@@ -106,7 +105,7 @@ def run_members(run: RunConfig) -> dict:
     manifest = Manifest(run.run_dir)
     finals = []
     for k, last in enumerate(train_members(run)):
-        finals.append(run.run_dir / "members" / f"member{k}" / last["checkpoint"])
+        finals.append(member_config(run, k).run_dir / last["checkpoint"])
         manifest.stage(f"member{k}").update(
             status="done", seed=run.seed + k, checkpoint=str(finals[-1].relative_to(run.run_dir)),
             eval=last.get("eval") or {},
@@ -118,8 +117,8 @@ def run_members(run: RunConfig) -> dict:
         dist.once(checkpoint.parent / "checkpoint.ready", lambda: write_ensemble(checkpoint, finals))
         tracker = make_tracker(run, resolved, dist.is_main())
         try:
-            entry["eval"] = evaluate_and_keep_threshold(checkpoint, run, Path(checkpoint.parent, "eval"),
-                                                        tracker, "ensemble")  # fmt: skip
+            entry["eval"] = evaluate_and_keep_threshold(checkpoint, run, checkpoint.parent / "eval", tracker,
+                                                        "ensemble")  # fmt: skip
         finally:
             tracker.finish()
         entry.update(status="done", checkpoint="ensemble/checkpoint",
