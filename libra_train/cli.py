@@ -20,7 +20,7 @@ log = logging.getLogger("libra_train")
 @hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
 @clear_errors
 def train_main(cfg: DictConfig) -> None:
-    from libra_train.pipeline import run_pipeline
+    from libra_train.launch import run_pipeline
 
     quiet_libraries()
     _export_submitit_ranks()

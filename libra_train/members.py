@@ -15,6 +15,15 @@ from dataclasses import replace
 from libra_train.config import RunConfig
 from libra_train.ensemble import write_ensemble
 from libra_train.errors import LibraError
+from libra_train.pipeline import (
+    evaluate_and_keep_threshold,
+    exit_cleanly_on_sigterm,
+    run_curriculum,
+    save_manifest,
+    write_config_and_data,
+)
+from libra_train.reporting.run_report import write_run_report
+from libra_train.tracking import make_tracker
 from libra_train.train import distributed as dist
 from libra_train.train.run_dir import Manifest
 
@@ -33,8 +42,6 @@ def member_config(run: RunConfig, k: int) -> RunConfig:
 
 def train_members(run: RunConfig) -> list[dict]:
     """Each member's last stage (from its manifest), members trained ensemble.parallel at a time."""
-    from libra_train.pipeline import run_curriculum
-
     members = [member_config(run, k) for k in range(run.ensemble.members)]
     parallel = min(run.ensemble.parallel, len(members))
     if parallel == 1 or dist.world_size() > 1:
@@ -83,7 +90,6 @@ def _member_process(member: RunConfig, threads: int, errors) -> None:
     import torch
 
     from libra_train.cli_utils import quiet_libraries
-    from libra_train.pipeline import exit_cleanly_on_sigterm, run_curriculum
 
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.INFO, format=f"[{member.run_dir.name}] %(message)s")
@@ -97,10 +103,6 @@ def _member_process(member: RunConfig, threads: int, errors) -> None:
 
 
 def run_members(run: RunConfig) -> dict:
-    from libra_train.pipeline import evaluate_and_keep_threshold, save_manifest, write_config_and_data
-    from libra_train.reporting.run_report import write_run_report
-    from libra_train.tracking import make_tracker
-
     resolved = write_config_and_data(run)
     manifest = Manifest(run.run_dir)
     finals = []

@@ -1,5 +1,6 @@
-"""The pipeline (docs/architecture.md, "The flow"): check the config → prepare data → build or name the
-backbone → evaluate it untrained → for each stage: [select] → train → evaluate → save → report.
+"""The pipeline (docs/architecture.md, "The flow"), after launch.py has checked the config: prepare data
+→ build or name the backbone → evaluate it untrained → for each stage: [select] → train → evaluate →
+save → report.
 
 The order of stages is data (curriculum.stages), not code. A finished stage is never redone on the same
 run directory; an interrupted one resumes from its last checkpoint.
@@ -22,28 +23,9 @@ from libra_train.redaction import redact
 from libra_train.reporting.run_report import write_run_report
 from libra_train.tracking import make_tracker
 from libra_train.train import distributed as dist
-from libra_train.train.run_dir import Manifest, RunLock
+from libra_train.train.run_dir import Manifest
 
 log = logging.getLogger(__name__)
-
-
-def run_pipeline(cfg) -> dict:
-    """Run the whole curriculum from Hydra's composed config; returns the manifest."""
-    run = RunConfig.from_hydra(cfg)  # every value checked here, before any data or model is touched
-    dist.set_timeout(run.distributed.timeout_s)
-    exit_cleanly_on_sigterm()
-    lock = RunLock(run.run_dir, run.run_lock.stale_after_s, run.run_lock.heartbeat_s)
-    if dist.is_main():
-        lock.acquire()
-    try:
-        if run.ensemble.members > 1:
-            from libra_train.members import run_members
-
-            return run_members(run)
-        return run_curriculum(run)
-    finally:
-        if dist.is_main():
-            lock.release()
 
 
 def exit_cleanly_on_sigterm() -> None:

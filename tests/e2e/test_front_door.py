@@ -5,8 +5,8 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
+from libra_train import launch, pipeline
 from libra_train import model as model_module
-from libra_train import pipeline
 from libra_train.cli_utils import CONF_DIR
 from libra_train.errors import ConfigError
 from tests.conftest import run_cli
@@ -85,12 +85,12 @@ def _cfg(tmp_path, override):
 @pytest.mark.parametrize("group", sorted(BAD_VALUE_PER_GROUP))
 def test_a_bad_value_in_any_group_stops_before_data_and_models(group, tmp_path, spies):
     with pytest.raises(ConfigError) as err:
-        pipeline.run_pipeline(_cfg(tmp_path, BAD_VALUE_PER_GROUP[group]))
+        launch.run_pipeline(_cfg(tmp_path, BAD_VALUE_PER_GROUP[group]))
     assert err.value.key.split(".")[0] == group or (group == "curriculum" and err.value.key.startswith(group))
     assert spies == [] and not (tmp_path / "run").exists()
 
 
 def test_the_spies_see_a_good_config_reach_data_preparation(tmp_path, spies):
     with pytest.raises(Reached):
-        pipeline.run_pipeline(_cfg(tmp_path, "seed=1"))
+        launch.run_pipeline(_cfg(tmp_path, "seed=1"))
     assert spies == ["prepare_data"]

@@ -1,0 +1,25 @@
+"""libra-train's front door: check the whole config, take the run directory's lock, then run the
+curriculum once (pipeline.py) or once per ensemble member (members.py)."""
+
+from __future__ import annotations
+
+from libra_train.config import RunConfig
+from libra_train.members import run_members
+from libra_train.pipeline import exit_cleanly_on_sigterm, run_curriculum
+from libra_train.train import distributed as dist
+from libra_train.train.run_dir import RunLock
+
+
+def run_pipeline(cfg) -> dict:
+    """Run the whole curriculum from Hydra's composed config; returns the manifest."""
+    run = RunConfig.from_hydra(cfg)  # every value checked here, before any data or model is touched
+    dist.set_timeout(run.distributed.timeout_s)
+    exit_cleanly_on_sigterm()
+    lock = RunLock(run.run_dir, run.run_lock.stale_after_s, run.run_lock.heartbeat_s)
+    if dist.is_main():
+        lock.acquire()
+    try:
+        return run_members(run) if run.ensemble.members > 1 else run_curriculum(run)
+    finally:
+        if dist.is_main():
+            lock.release()
