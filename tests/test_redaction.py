@@ -3,6 +3,7 @@ under harmless keys, command-line arguments, W&B's config and recorded command l
 secret-looking keys are masked whatever they are."""
 
 import sys
+import time
 
 from libra_train.config import LoggerConfig
 from libra_train.redaction import REDACTED, redact, redact_args
@@ -59,12 +60,19 @@ def test_wandb_config_and_recorded_command_line_never_hold_the_secret(tmp_path, 
         assert sys.argv == argv  # our own process keeps its real arguments
     finally:
         tracker.finish()
-    files = [p for p in (tmp_path / "wandb").rglob("*") if p.is_file()]
+    # An offline run keeps its metadata (the command line among it) in the .wandb record file. W&B's
+    # service process writes it: when another run of this test process started the service, finish()
+    # can return before the records reach the file, so wait for them (a pytest-xdist worker runs many).
+    masked, deadline = f"data.url=http://h/{REDACTED}".encode(), time.monotonic() + 30
+    while True:
+        files = [p for p in (tmp_path / "wandb").rglob("*") if p.is_file()]
+        records = b"".join(p.read_bytes() for p in files if p.suffix == ".wandb")
+        if masked in records or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert masked in records
     for path in files:
         assert ENV_SECRET.encode() not in path.read_bytes(), path
-    # An offline run keeps its metadata (the command line among it) in the .wandb record file.
-    records = b"".join(p.read_bytes() for p in files if p.suffix == ".wandb")
-    assert f"data.url=http://h/{REDACTED}".encode() in records
 
 
 def test_eight_characters_is_long_enough_to_be_a_secret(monkeypatch):
