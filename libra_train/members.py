@@ -40,9 +40,8 @@ def member_config(run: RunConfig, k: int) -> RunConfig:
                    resolved=resolved)  # fmt: skip
 
 
-def train_members(run: RunConfig) -> list[dict]:
+def train_members(run: RunConfig, members: list[RunConfig]) -> list[dict]:
     """Each member's last stage (from its manifest), members trained ensemble.parallel at a time."""
-    members = [member_config(run, k) for k in range(run.ensemble.members)]
     parallel = min(run.ensemble.parallel, len(members))
     if parallel == 1 or dist.world_size() > 1:
         return [run_curriculum(m)["stages"][-1] for m in members]
@@ -105,11 +104,12 @@ def _member_process(member: RunConfig, threads: int, errors) -> None:
 def run_members(run: RunConfig) -> dict:
     resolved = write_config_and_data(run)
     manifest = Manifest(run.run_dir)
+    members = [member_config(run, k) for k in range(run.ensemble.members)]
     finals = []
-    for k, last in enumerate(train_members(run)):
-        finals.append(member_config(run, k).run_dir / last["checkpoint"])
-        manifest.stage(f"member{k}").update(
-            status="done", seed=run.seed + k, checkpoint=str(finals[-1].relative_to(run.run_dir)),
+    for member, last in zip(members, train_members(run, members)):
+        finals.append(member.run_dir / last["checkpoint"])
+        manifest.stage(member.run_dir.name).update(
+            status="done", seed=member.seed, checkpoint=str(finals[-1].relative_to(run.run_dir)),
             eval=last.get("eval") or {},
         )  # fmt: skip
     save_manifest(manifest)

@@ -95,9 +95,11 @@ def build_tiny(texts, out_dir: str | Path, model_cfg) -> Path:
 def _check_local_checkpoint(path: Path) -> None:
     if not path.is_dir():
         raise CheckpointError(f"model path {path} is not a directory")
+    from libra_train.ensemble import is_ensemble
+
     config = path / "config.json"
     adapter = path / "adapter_config.json"
-    if (path / "ensemble.json").exists():  # several checkpoints as one guard (ensemble.py)
+    if is_ensemble(path):  # several checkpoints as one guard, each checked when it is loaded
         return
     if not config.exists() and not adapter.exists():
         raise CheckpointError(
