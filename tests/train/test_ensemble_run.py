@@ -90,11 +90,14 @@ def test_sigterm_to_the_run_stops_its_member_processes_at_once(tmp_path):
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not all(p.exists() for p in first):
         time.sleep(0.2)
-    members = psutil.Process(proc.pid).children(recursive=True)
-    assert all(p.exists() for p in first) and len(members) >= 2
+    # the member processes only: multiprocessing's resource tracker, also a child, exits on its own
+    # shortly after the run does, which is not what this test is about
+    children = psutil.Process(proc.pid).children()
+    members = [p for p in children if "spawn_main" in " ".join(p.cmdline())]
+    assert all(p.exists() for p in first) and len(members) == 2
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) != 0  # 2,000 steps per member would take minutes more
-    assert not [p for p in members if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not [p for p in members if p.is_running()]  # joined (so reaped) before the run exited
     for k in (0, 1):
         manifest = json.loads((run_dir / "members" / f"member{k}" / "manifest.json").read_text())
         assert manifest["stages"][0]["status"] == "running"
