@@ -226,6 +226,9 @@ class RunConfig:
     distributed: DistributedConfig
     ensemble: EnsembleConfig
     resolved: dict  # the whole composed config, resolved: written to config.yaml and W&B (redacted there)
+    # Seeds the rows a data.<key>.limit keeps: the run's seed. Ensemble members train with seed + k but keep
+    # the run's rows, so that they share one vocabulary (trim_vocab, model=tiny) and can form one guard.
+    subset_seed: int = 0
 
     @classmethod
     def from_hydra(cls, cfg: DictConfig) -> RunConfig:
@@ -255,6 +258,7 @@ class RunConfig:
             distributed=build(DistributedConfig, raw.get("distributed") or {}, "distributed"),
             ensemble=build(EnsembleConfig, raw.get("ensemble") or {}, "ensemble"),
             resolved=raw,
+            subset_seed=_value(raw.get("seed", 0), int, "seed"),
         )
         check_run(run)
         return run

@@ -250,7 +250,7 @@ def load_stage_records(run: RunConfig, stage: StageConfig) -> list[dict]:
         if run.format.prompt == "libra":  # said before any model is loaded, not at the first prompt rendered
             for record in part:
                 refuse_conversation(record, f"{entry.path}: ")
-        records += stratified_subset(part, entry.limit, run.seed, key=f"data.{key}.limit")
+        records += stratified_subset(part, entry.limit, run.subset_seed, key=f"data.{key}.limit")
     return records
 
 

@@ -15,6 +15,9 @@ ARGS = [
     "eval.before_training=false",
     "ensemble.members=2",
     "ensemble.parallel=2",
+    # a subset of the rows: the members (seeds 0 and 1) must still train on the same rows, or model=tiny
+    # learns a vocabulary per member and the members cannot form one guard
+    "data.stage2.limit=0.5",
 ]
 
 
@@ -41,6 +44,9 @@ def test_two_members_become_one_evaluated_guard(tmp_path):
     configs = [(run_dir / "members" / f"member{k}" / "config.yaml").read_text() for k in (0, 1)]
     assert all(f"{run_dir}/data/stage2.jsonl" in c for c in configs)
     assert not (run_dir / "members" / "member0" / "data" / "stage2.jsonl").exists()
+    vocabularies = [(run_dir / "members" / f"member{k}" / "backbone" / "tokenizer.json").read_text()
+                    for k in (0, 1)]  # fmt: skip
+    assert vocabularies[0] == vocabularies[1]  # learnt from the same half of the rows
     # the ensemble: both final checkpoints, evaluated like a stage, its threshold saved beside it
     checkpoint = run_dir / "ensemble" / "checkpoint"
     members = json.loads((checkpoint / "ensemble.json").read_text())["members"]
