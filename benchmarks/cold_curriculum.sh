@@ -13,7 +13,7 @@ half=$((steps / 2)) batch=32 pool="${POOL:-8000}"
 # Only COLD test is scored: no calibration set, no synthetic held-out (they would double the arm's time).
 # One model per arm (no ensemble) over Qwen's whole vocabulary: a trimmed one would differ between arms
 # (two_stage's text includes the synthetic set). data=cold brings the synthetic stage 1 the recipe lacks.
-common=(experiment=cold data=cold "data.cold_dir=$cold" logger=none eval.before_training=false
+common=(experiment=cold_tune data=cold "data.cold_dir=$cold" logger=none eval.before_training=false
         eval.threshold=0.5 ensemble.members=1 model.trim_vocab=false "~data.eval_sets.heldout"
         "train.batch_size=$batch")
 for seed in $seeds; do

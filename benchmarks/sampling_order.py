@@ -3,7 +3,7 @@ only the Trainer's sampling strategy differs. Prints dev accuracy (label mode, t
 
   python benchmarks/sampling_order.py COLD_DIR BACKBONE [--steps 400] [--rows 13000] [--dev 1000]
 
-BACKBONE: an untrained tiny backbone folder, e.g. <run_dir>/backbone of any `experiment=cold` run.
+BACKBONE: an untrained tiny backbone folder, e.g. <run_dir>/backbone of any `experiment=cold_tune` run.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def dev_accuracy(model, tokenizer, fmt, dev: list[dict]) -> float:
 def arm(strategy: str, args, records: list[dict], dev: list[dict]) -> dict:
     work = Path(tempfile.mkdtemp())
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        overrides = ["logger=none", "experiment=cold", f"data.cold_dir={args.cold}"]
+        overrides = ["logger=none", "experiment=cold_tune", f"data.cold_dir={args.cold}"]
         cfg = compose(
             "train", overrides=[*overrides, f"paths.run_dir={work}", f"train.max_steps={args.steps}"]
         )

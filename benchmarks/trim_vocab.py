@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=640)
     args = parser.parse_args()
     records = load_records(args.data)
-    recipe = OmegaConf.load(Path(CONF_DIR) / "experiment" / "cold.yaml").model
+    recipe = OmegaConf.load(Path(CONF_DIR) / "experiment" / "cold_tune.yaml").model
     model_cfg = OmegaConf.merge(OmegaConf.load(Path(CONF_DIR) / "model" / "qwen2.5-tiny.yaml"), recipe)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -440,6 +440,8 @@ def check_run(run: RunConfig) -> None:
     if run.eval.threshold == "calibrate" and run.eval.calibration_set not in run.data.eval_sets:
         raise ConfigError("eval.calibration_set", f"threshold=calibrate needs one of data.eval_sets: "
                           f"{', '.join(run.data.eval_sets)}; got {run.eval.calibration_set!r}")  # fmt: skip
+    if run.eval.threshold == "calibrate":
+        _check_calibration_set_is_not_trained_on(run)
     if run.eval.threshold != 0.5 and (run.eval.mode == "generate" or not run.format.label_first):
         raise ConfigError(
             "eval.threshold", "a threshold needs p_unsafe (label mode); format.critic=front generates"
@@ -451,6 +453,18 @@ def check_run(run: RunConfig) -> None:
     if run.deepspeed.stage != "none" and not run.deepspeed.config:
         raise ConfigError("deepspeed.config", f"deepspeed.stage={run.deepspeed.stage} needs its config")
     _check_data_paths(run)
+
+
+def _check_calibration_set_is_not_trained_on(run: RunConfig) -> None:
+    """A threshold chosen on rows the guard learnt says nothing about new rows (e.g. experiment=cold trains
+    on COLD dev, so it cannot calibrate there)."""
+    path = Path(run.data.eval_sets[run.eval.calibration_set])
+    for stage in run.stages:
+        trained = [key for key in stage.data if Path(str(run.data.entries[key].path)) == path]
+        if trained:
+            raise ConfigError("eval.calibration_set", f"{run.eval.calibration_set} ({path}) is training data "
+                              f"of {stage.name} (data.{trained[0]}): calibrate on rows no stage trains on, "
+                              f"or give eval.threshold a number")  # fmt: skip
 
 
 def _check_stage(run: RunConfig, i: int, stage: StageConfig) -> None:

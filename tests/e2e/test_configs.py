@@ -42,8 +42,33 @@ def test_every_choice_composes(group, choice, tmp_path):
     if group == "model" and resolved["model"]["build"] is None:  # not built here: loaded by id
         assert "/" in resolved["model"]["name_or_path"]  # a hub id, untouched
     assert resolved["model"]["trust_remote_code"] is False  # off unless a user sets it
-    if group != "data" and (group, choice) != ("experiment", "cold"):  # COLD: needs the imported files
+    if group != "data" and not (group == "experiment" and choice.startswith("cold")):  # needs COLD's files
         RunConfig.from_hydra(cfg)
+
+
+def test_the_cold_recipe_is_the_dev_tuned_recipe_fitted_on_train_and_dev(tmp_path):
+    from libra_train.pipeline import stage_data_paths
+
+    cold = tmp_path / "cold"
+    cold.mkdir()
+    for split in ("train", "dev", "test"):
+        (cold / f"{split}.jsonl").write_text("{}\n")  # only their existence is checked here
+    runs = {}
+    for name in ("cold_tune", "cold"):
+        with initialize_config_dir(CONF_DIR, version_base="1.3"):
+            cfg = compose("train", overrides=[f"experiment={name}", f"data.cold_dir={cold}",
+                                              f"paths.run_dir={tmp_path / name}"])  # fmt: skip
+        runs[name] = RunConfig.from_hydra(cfg)
+    tune, ship = runs["cold_tune"], runs["cold"]
+    assert stage_data_paths(tune, tune.stages[0]) == [str(cold / "train.jsonl")]
+    assert (tune.eval.threshold, tune.eval.calibration_set) == ("calibrate", "cold_dev")
+    assert set(tune.data.eval_sets) == {"cold_dev", "cold_test"}
+    # the shipped recipe trains on dev too, so dev neither calibrates nor reports: a number chosen on dev
+    assert stage_data_paths(ship, ship.stages[0]) == [str(cold / "train.jsonl"), str(cold / "dev.jsonl")]
+    assert ship.data.eval_sets == {"cold_test": str(cold / "test.jsonl")}
+    assert ship.eval.threshold == pytest.approx(0.458)
+    for key in ("model", "train", "ensemble", "format", "seed"):  # all else is what dev chose
+        assert ship.resolved[key] == tune.resolved[key], key
 
 
 def test_synth_config_composes_with_the_seven_categories_and_takes_overrides():

@@ -50,6 +50,11 @@ def _cfg(tmp_path, *overrides):
         (["eval.threshold=1.5"], "eval.threshold"),
         (["eval.threshold=calibrate"], "eval.calibration_set"),
         (["eval.threshold=calibrate", "eval.calibration_set=nowhere"], "eval.calibration_set"),
+        (  # calibrated on rows stage 2 trains on
+            ["eval.threshold=calibrate", "eval.calibration_set=heldout",
+             "data.eval_sets.heldout=${data.stage2.path}"],
+            "eval.calibration_set",
+        ),
         (["format=front", "eval.threshold=0.3"], "eval.threshold"),
         (["deepspeed.stage=zero9"], "deepspeed.stage"),
         (["peft=lora", "peft.r=0"], "peft.r"),
