@@ -228,7 +228,7 @@ class RunConfig:
     resolved: dict  # the whole composed config, resolved: written to config.yaml and W&B (redacted there)
     # Seeds the rows a data.<key>.limit keeps: the run's seed. Ensemble members train with seed + k but keep
     # the run's rows, so that they share one vocabulary (trim_vocab, model=tiny) and can form one guard.
-    subset_seed: int = 0
+    subset_seed: int
 
     @classmethod
     def from_hydra(cls, cfg: DictConfig) -> RunConfig:
@@ -241,9 +241,10 @@ class RunConfig:
             ) from None
         if not str(raw["paths"].get("run_dir") or "").strip():
             raise ConfigError("paths.run_dir", "is empty; give the run directory")
+        seed = _value(raw.get("seed", 0), int, "seed")
         run = cls(
             experiment_name=str(raw.get("experiment_name", "default")),
-            seed=_value(raw.get("seed", 0), int, "seed"),
+            seed=seed,
             run_dir=Path(str(raw["paths"]["run_dir"])),
             model=build(ModelConfig, raw["model"], "model"),
             data=_data_config(raw["data"]),
@@ -258,7 +259,7 @@ class RunConfig:
             distributed=build(DistributedConfig, raw.get("distributed") or {}, "distributed"),
             ensemble=build(EnsembleConfig, raw.get("ensemble") or {}, "ensemble"),
             resolved=raw,
-            subset_seed=_value(raw.get("seed", 0), int, "seed"),
+            subset_seed=seed,
         )
         check_run(run)
         return run
