@@ -460,8 +460,9 @@ def _check_calibration_set_is_not_trained_on(run: RunConfig) -> None:
     """A threshold chosen on rows the guard learnt says nothing about new rows (e.g. experiment=cold trains
     on COLD dev, so it cannot calibrate there)."""
     path = Path(run.data.eval_sets[run.eval.calibration_set])
+    calibration_file = path.resolve()  # data/dev.jsonl and ./data/dev.jsonl are one file
     for stage in run.stages:
-        trained = [key for key in stage.data if Path(str(run.data.entries[key].path)) == path]
+        trained = [k for k in stage.data if Path(str(run.data.entries[k].path)).resolve() == calibration_file]
         if trained:
             raise ConfigError("eval.calibration_set", f"{run.eval.calibration_set} ({path}) is training data "
                               f"of {stage.name} (data.{trained[0]}): calibrate on rows no stage trains on, "

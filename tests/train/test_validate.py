@@ -55,6 +55,11 @@ def _cfg(tmp_path, *overrides):
              "data.eval_sets.heldout=${data.stage2.path}"],
             "eval.calibration_set",
         ),
+        (  # the same file, spelt another way
+            ["eval.threshold=calibrate", "eval.calibration_set=heldout",
+             "data.eval_sets.heldout=${paths.run_dir}/data/../data/stage2.jsonl"],
+            "eval.calibration_set",
+        ),
         (["format=front", "eval.threshold=0.3"], "eval.threshold"),
         (["deepspeed.stage=zero9"], "deepspeed.stage"),
         (["peft=lora", "peft.r=0"], "peft.r"),
