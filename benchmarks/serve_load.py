@@ -177,16 +177,20 @@ def main() -> None:
     print("|" + "---|" * len(columns))
     for run in runs:
         for lv in run["levels"]:
-            print(f"| {run['max_batch_size']} | {lv['clients']} | {lv['requests']} | {lv['errors']} | "
-                  f"{lv['throughput_rps']} | {lv['p50_ms']} | {lv['p99_ms']} | {lv['mean_batch']} | "
-                  f"{lv['rss_mib_after']} |")
+            print(
+                f"| {run['max_batch_size']} | {lv['clients']} | {lv['requests']} | {lv['errors']} | "
+                f"{lv['throughput_rps']} | {lv['p50_ms']} | {lv['p99_ms']} | {lv['mean_batch']} | "
+                f"{lv['rss_mib_after']} |"
+            )
     for run in runs:
         start, end = run["memory_kib_start"], run["memory_kib_end"]
         mib = {k: f"{start[k] / 1024:.0f} → {end[k] / 1024:.0f} MiB" for k in start}
         print(f"max batch {run['max_batch_size']}: RSS {mib['VmRSS']}, peak {mib['VmHWM']}")
     print(f"throughput at 32 clients, batching vs max_batch_size=1: {result['speedup_at_32']}×")
-    print(f"the model alone, ms per record: {bound['ms_per_record_batch1']} one at a time, "
-          f"{bound['ms_per_record_batch32']} in batches of 32: at most {bound['bound']}× from batching")
+    print(
+        f"the model alone, ms per record: {bound['ms_per_record_batch1']} one at a time, "
+        f"{bound['ms_per_record_batch32']} in batches of 32: at most {bound['bound']}× from batching"
+    )
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
 

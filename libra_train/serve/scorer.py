@@ -73,8 +73,14 @@ class GuardScorer:
         records = [p.record for p in prepared]
         if self.fmt.with_category:
             flagged = [i for i, r in enumerate(results) if r["pred_label"] == UNSAFE]
-            named = generate_labels(self.model, self.tokenizer, [records[i] for i in flagged], self.fmt,
-                                    batch_size=max(1, len(flagged)), max_new_tokens=self.category_tokens)
+            named = generate_labels(
+                self.model,
+                self.tokenizer,
+                [records[i] for i in flagged],
+                self.fmt,
+                batch_size=max(1, len(flagged)),
+                max_new_tokens=self.category_tokens,
+            )
             for r in results:
                 r["categories"] = []
             for i, gen in zip(flagged, named):

@@ -131,6 +131,8 @@ def test_a_hub_data_set_is_loaded_once_per_process(monkeypatch):
     first = read_raw("hub:someone/once-only:dev")
     second = read_raw("hub:someone/once-only:dev")  # the reachability check, then an evaluation
     assert loads == [("someone/once-only", "dev")]
-    assert [(i.record["id"], i.path, i.where) for i in second] == [(1, "hub:someone/once-only:dev", "row 1"),
-                                                                  (2, "hub:someone/once-only:dev", "row 2")]
+    assert [(i.record["id"], i.path, i.where) for i in second] == [
+        (1, "hub:someone/once-only:dev", "row 1"),
+        (2, "hub:someone/once-only:dev", "row 2"),
+    ]
     assert first == second and first is not second  # each caller gets its own list

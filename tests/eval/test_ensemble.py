@@ -94,7 +94,7 @@ def test_generation_follows_the_mixture_token_by_token(members, tmp_path):
             seq.append(int(probs.mean(0).argmax()))
             if seq[-1] == tok.eos_token_id:
                 break
-        assert row[width:width + len(seq) - len(prompt)].tolist() == seq[len(prompt):]
+        assert row[width : width + len(seq) - len(prompt)].tolist() == seq[len(prompt) :]
 
 
 def test_a_member_with_another_tokenizer_is_refused(members, tmp_path):

@@ -80,6 +80,7 @@ def test_both_endpoints_agree_with_libra_infer(guard, tmp_path):
     run_cli("libra-infer", f"model={checkpoint}", f"data={data}", f"output_dir={tmp_path / 'out'}")
     expected = {str(p["id"]): p for p in read_jsonl(tmp_path / "out" / "0-of-1.jsonl")}
     with running(scorer, max_wait_ms=50) as client:
+
         def ask(record):
             body = {"messages": record["messages"]} if "messages" in record else {
                 "question": record["question"], "response": record["response"]}  # fmt: skip
@@ -115,6 +116,7 @@ def test_openai_clients_work_unchanged(guard):
 
 def test_bad_requests_get_a_400_naming_the_field(guard):
     with running(guard[1], max_request_bytes=4000, max_inputs=3) as client:
+
         def error(path, **kwargs):
             response = client.post(path, **kwargs)
             return response.status_code, response.json()["error"]["param"]

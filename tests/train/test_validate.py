@@ -51,13 +51,19 @@ def _cfg(tmp_path, *overrides):
         (["eval.threshold=calibrate"], "eval.calibration_set"),
         (["eval.threshold=calibrate", "eval.calibration_set=nowhere"], "eval.calibration_set"),
         (  # calibrated on rows stage 2 trains on
-            ["eval.threshold=calibrate", "eval.calibration_set=heldout",
-             "data.eval_sets.heldout=${data.stage2.path}"],
+            [
+                "eval.threshold=calibrate",
+                "eval.calibration_set=heldout",
+                "data.eval_sets.heldout=${data.stage2.path}",
+            ],
             "eval.calibration_set",
         ),
         (  # the same file, spelt another way
-            ["eval.threshold=calibrate", "eval.calibration_set=heldout",
-             "data.eval_sets.heldout=${paths.run_dir}/data/../data/stage2.jsonl"],
+            [
+                "eval.threshold=calibrate",
+                "eval.calibration_set=heldout",
+                "data.eval_sets.heldout=${paths.run_dir}/data/../data/stage2.jsonl",
+            ],
             "eval.calibration_set",
         ),
         (["format=front", "eval.threshold=0.3"], "eval.threshold"),
@@ -190,7 +196,6 @@ def test_good_configs_pass(tmp_path, overrides):
 
 def test_the_shortest_allowed_max_length_passes(tmp_path):
     RunConfig.from_hydra(_cfg(tmp_path, "train.max_length=32"))
-
 
 
 def test_data_is_prepared_only_for_the_files_the_stages_read(tmp_path, monkeypatch):
