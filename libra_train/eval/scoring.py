@@ -34,7 +34,7 @@ def label_result(p_unsafe: float, threshold: float = 0.5) -> dict:
     }
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
+def common_prefix(a: list[int], b: list[int]) -> int:
     n = 0
     while n < min(len(a), len(b)) and a[n] == b[n]:
         n += 1
@@ -46,7 +46,7 @@ def label_query(prompt: str, tokenizer, opening: str) -> tuple[list[int], int, i
     diverge. Both are tokenized whole, so a BPE merge across the opening's last quote is respected."""
     ids_safe = tokenizer(prompt + opening + SAFE, add_special_tokens=False)["input_ids"]
     ids_unsafe = tokenizer(prompt + opening + UNSAFE, add_special_tokens=False)["input_ids"]
-    n = _common_prefix(ids_safe, ids_unsafe)
+    n = common_prefix(ids_safe, ids_unsafe)
     return ids_safe[:n], ids_safe[n], ids_unsafe[n]
 
 
@@ -87,7 +87,7 @@ def _label_logits(model, rows: list[list[int]], pad_id: int, device, share_prefi
     prefix is most of a guard prompt, and computing it B times is most of the cost."""
     shared = 0
     if share_prefix and len(rows) > 1:
-        shared = min(_common_prefix(rows[0], r) for r in rows[1:])
+        shared = min(common_prefix(rows[0], r) for r in rows[1:])
         shared = min(shared, min(len(r) for r in rows) - 1)  # every row keeps a token of its own
     if shared < 8:
         ids, mask = _left_pad(rows, pad_id, device)

@@ -1,4 +1,5 @@
-"""Guard samples → prompt/completion text pairs for TRL (completion-only loss on the target).
+"""Guard samples → prompt/completion text pairs, then the token ids TRL trains on (completion-only loss
+on the target).
 
 A sample too long for max_length is cut on the conversation side, never on the target side, in this
 order: the earliest context turns are dropped whole, then the other side of the judged exchange (the
@@ -15,6 +16,7 @@ from collections import Counter
 from libra_train.data.conversation import context_turns, with_context
 from libra_train.data.formats import FormatConfig, lacks_prompt_view, render_prompt, render_target, task_views
 from libra_train.data.policy import apply_dropout
+from libra_train.eval.scoring import common_prefix
 
 log = logging.getLogger(__name__)
 
@@ -89,3 +91,20 @@ def build_examples(
     for key in [k for k, v in stats.items() if not v and k != "examples"]:
         del stats[key]  # keep the stats to what happened
     return examples, stats
+
+
+def tokenize_example(example: dict, tokenizer) -> dict:
+    """A prompt/completion pair as the ids a stage trains on, tokenized as label-mode scoring, generation
+    and libra-serve tokenize a prompt: the rendered text is the whole input, with no special token added.
+    Left to TRL, a tokenizer that prepends a BOS to plain text (Llama 3's, for one) would train every
+    sample behind a BOS that evaluation and serving never show, and a chat template that writes the BOS
+    itself would get two. The completion ends with the end-of-turn token (as TRL adds it); where the
+    prompt's last token merges with the completion's first, the completion starts where the two
+    tokenizations part (as TRL does)."""
+    completion = example["completion"]
+    if not completion.endswith(tokenizer.eos_token):
+        completion += tokenizer.eos_token
+    prompt_ids = tokenizer(example["prompt"], add_special_tokens=False)["input_ids"]
+    ids = tokenizer(example["prompt"] + completion, add_special_tokens=False)["input_ids"]
+    start = common_prefix(prompt_ids, ids)
+    return {"input_ids": ids, "completion_mask": [0] * start + [1] * (len(ids) - start)}

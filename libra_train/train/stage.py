@@ -1,5 +1,5 @@
 """One curriculum stage: TRL's SFTTrainer with completion-only loss, packing (BFD, padding-free) or
-length grouping, full fine-tuning or LoRA, DeepSpeed through the HF integration, resumable."""
+shuffled padded batches, full fine-tuning or LoRA, DeepSpeed through the HF integration, resumable."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from libra_train.config import ModelConfig, RunConfig, StageConfig, TrainConfig
 from libra_train.errors import CheckpointError
 from libra_train.model import load_model_and_tokenizer, weights_fingerprint
 from libra_train.train.callbacks import StageProgress, TrackerLogs
-from libra_train.train.examples import build_examples
+from libra_train.train.examples import build_examples, tokenize_example
 from libra_train.train.lm_head import score_supervised_positions_only
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def _load_for_training(init_path: str, run: RunConfig):
 def use_packing(setting, model: ModelConfig) -> bool:
     """BFD packing is padding-free: it needs a varlen attention kernel (flash attention). Elsewhere SDPA
     would attend across the whole flattened batch through a block mask, quadratic in the batch's tokens,
-    so `auto` packs only where flash attention runs and otherwise groups padded batches by length."""
+    so `auto` packs only where flash attention runs and otherwise pads shuffled batches."""
     if setting != "auto":
         return bool(setting)
     from transformers.utils import is_flash_attn_2_available
@@ -156,7 +156,7 @@ def build_trainer(stage: StageConfig, records: list[dict], init_path: str, stage
     trainer = SFTTrainer(
         model=model,
         args=args,
-        train_dataset=Dataset.from_list(examples),
+        train_dataset=Dataset.from_list([tokenize_example(e, tokenizer) for e in examples]),
         processing_class=tokenizer,
         peft_config=peft_config,
         callbacks=[StageProgress(stage.name), TrackerLogs(tracker, stage.name)],

@@ -145,10 +145,10 @@ def test_mode_follows_the_label_position(mode, critic, expected):
 
 
 def test_common_prefix_lengths():
-    from libra_train.eval.scoring import _common_prefix
+    from libra_train.eval.scoring import common_prefix
 
     pairs = ([[1, 2], [3, 2]], [[1, 2], [1, 2, 3]], [[5, 6, 7], [5, 6, 8]])
-    assert [_common_prefix(a, b) for a, b in pairs] == [0, 2, 2]
+    assert [common_prefix(a, b) for a, b in pairs] == [0, 2, 2]
 
 
 def test_identical_samples_in_one_batch_score_as_each_alone(guard):

@@ -104,3 +104,57 @@ def test_the_cpu_loss_projects_only_supervised_positions_and_equals_the_full_los
         logits[:, :-1].reshape(-1, logits.size(-1)), batch["labels"][:, 1:].reshape(-1), ignore_index=-100
     )
     assert loss.item() == pytest.approx(full.item(), rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def bos_backbones(tiny_backbone, tmp_path_factory):
+    """The tiny backbone with a tokenizer that prepends a BOS to plain text, as Llama 3's
+    does: one whose chat template leaves the BOS out, and one whose template writes it (as Llama 3's)."""
+    from tokenizers.processors import TemplateProcessing
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from libra_train.model import CHATML_TEMPLATE
+
+    folders = {}
+    for template in ("chatml", "bos_then_chatml"):
+        tokenizer = AutoTokenizer.from_pretrained(tiny_backbone)
+        tokenizer.add_special_tokens({"bos_token": "<|startoftext|>"})
+        bos = tokenizer.bos_token_id
+        tokenizer._tokenizer.post_processor = TemplateProcessing(
+            single="<|startoftext|> $A",
+            pair="<|startoftext|> $A $B",
+            special_tokens=[("<|startoftext|>", bos)],
+        )
+        tokenizer.chat_template = ("{{ bos_token }}" if template != "chatml" else "") + CHATML_TEMPLATE
+        model = AutoModelForCausalLM.from_pretrained(tiny_backbone)
+        model.resize_token_embeddings(len(tokenizer))
+        folders[template] = tmp_path_factory.mktemp(template) / "backbone"
+        model.save_pretrained(folders[template])
+        tokenizer.save_pretrained(folders[template])
+    return folders
+
+
+@pytest.mark.parametrize("template, bos_count", [("chatml", 0), ("bos_then_chatml", 1)])
+def test_a_bos_adding_tokenizer_trains_on_the_ids_scoring_reads(bos_backbones, tmp_path, template, bos_count):
+    """Training sees each prompt as label-mode scoring (evaluation, libra-serve) does: no BOS the chat
+    template does not write, and never two. Left to TRL's own tokenization, every row would open with a
+    BOS that scoring never shows."""
+    from libra_train.eval.scoring import record_label_query
+
+    run = _run(tmp_path)
+    records = _records()
+    trainer, tokenizer, _, _ = build_trainer(
+        run.stages[0], records, str(bos_backbones[template]), tmp_path / "s", run, NullTracker()
+    )
+    bos = tokenizer.bos_token_id
+    assert tokenizer("安全")["input_ids"][0] == bos  # the tokenizer does add a BOS to plain text
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(records))])
+    for row, rec in enumerate(records):
+        context, _, _ = record_label_query(rec, tokenizer, FormatConfig())
+        ids = batch["input_ids"][row][batch["attention_mask"][row] == 1].tolist()
+        assert ids[: len(context)] == context
+        assert ids.count(bos) == bos_count and (bos_count == 0 or ids[0] == bos)
+        prompt = render_prompt(rec, tokenizer, FormatConfig())
+        n_prompt = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        labels = batch["labels"][row].tolist()
+        assert set(labels[:n_prompt]) == {-100} and labels[n_prompt] == ids[n_prompt]  # the target's first
