@@ -91,9 +91,9 @@ def compute_metrics(rows: list[dict]) -> dict:
         # prompt classification and response classification, scored apart (format.task=prompt|both)
         "per_task": {task: _scores(g, p) for task, (g, p) in sorted(by_task.items())},
         # samples with earlier turns (multi_turn) and without, scored apart when there are both
-        "per_conversation": {k: _scores(g, p) for k, (g, p) in sorted(by_turns.items())}
-        if len(by_turns) > 1
-        else {},
+        "per_conversation": (
+            {k: _scores(g, p) for k, (g, p) in sorted(by_turns.items())} if len(by_turns) > 1 else {}
+        ),
         "categories": category_metrics(rows),
         "parse_failures": failures,
         "confusion": {"tp": tp, "fn": fn, "fp": fp, "tn": tn},
