@@ -18,12 +18,27 @@ import time
 from pathlib import Path
 
 # Qwen/Qwen2.5-0.5B-Instruct's config.json (the shape; the weights here are random)
-QWEN25_05B = dict(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
-                  num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768,
-                  rope_theta=1000000.0, tie_word_embeddings=True)  # fmt: skip
-DRY = dict(vocab_size=151646, hidden_size=32, intermediate_size=96, num_hidden_layers=2,
-           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-           tie_word_embeddings=True)  # fmt: skip
+QWEN25_05B = dict(
+    vocab_size=151936,
+    hidden_size=896,
+    intermediate_size=4864,
+    num_hidden_layers=24,
+    num_attention_heads=14,
+    num_key_value_heads=2,
+    max_position_embeddings=32768,
+    rope_theta=1000000.0,
+    tie_word_embeddings=True,
+)
+DRY = dict(
+    vocab_size=151646,
+    hidden_size=32,
+    intermediate_size=96,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=4096,
+    tie_word_embeddings=True,
+)
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}  # dense
 
 
@@ -44,8 +59,12 @@ def _backbone(out: Path, dry: bool) -> Path:
     if not (path / "config.json").exists():
         tokenizer = qwen25_tokenizer()
         torch.manual_seed(0)
-        config = Qwen2Config(**(DRY if dry else QWEN25_05B), eos_token_id=tokenizer.eos_token_id,
-                             pad_token_id=tokenizer.pad_token_id, bos_token_id=None)  # fmt: skip
+        config = Qwen2Config(
+            **(DRY if dry else QWEN25_05B),
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=None,
+        )
         Qwen2ForCausalLM(config).to(torch.bfloat16 if not dry else torch.float32).save_pretrained(path)
         tokenizer.save_pretrained(path)
     return path
@@ -93,8 +112,12 @@ def part_eval(out: Path, dry: bool) -> dict:
         else:
             generate_labels(model, tokenizer, records, fmt, batch_size=32, max_new_tokens=size["new_tokens"])
         rates[mode] = len(records) / (time.perf_counter() - start)
-    return {"label_samples_per_s": rates["label"], "generate_samples_per_s": rates["generate"],
-            "label_over_generate": rates["label"] / rates["generate"], "samples": len(records)}  # fmt: skip
+    return {
+        "label_samples_per_s": rates["label"],
+        "generate_samples_per_s": rates["generate"],
+        "label_over_generate": rates["label"] / rates["generate"],
+        "samples": len(records),
+    }
 
 
 def _train(out: Path, dry: bool, overrides: list[str], tag: str) -> dict:
@@ -110,19 +133,32 @@ def _train(out: Path, dry: bool, overrides: list[str], tag: str) -> dict:
 
     size = _sizes(dry)
     backbone = _backbone(out, dry)
-    run = RunConfig.from_hydra(compose_config("train", [
-        f"paths.run_dir={out / tag}", "logger=none", "model=qwen2.5-0.5b", f"model.name_or_path={backbone}",
-        f"model.attn_implementation={_attn()}", f"train.max_steps={size['steps']}",
-        f"train.batch_size={size['batch']}", f"train.max_length={size['max_length']}",
-        "train.save_steps=100000", "train.logging_steps=1", *overrides,
-    ]))  # fmt: skip
+    run = RunConfig.from_hydra(
+        compose_config(
+            "train",
+            [
+                f"paths.run_dir={out / tag}",
+                "logger=none",
+                "model=qwen2.5-0.5b",
+                f"model.name_or_path={backbone}",
+                f"model.attn_implementation={_attn()}",
+                f"train.max_steps={size['steps']}",
+                f"train.batch_size={size['batch']}",
+                f"train.max_length={size['max_length']}",
+                "train.save_steps=100000",
+                "train.logging_steps=1",
+                *overrides,
+            ],
+        )
+    )
     hp = run.stages[0].train
     attn = run.model.attn_implementation
     model, tokenizer = load_model_and_tokenizer(
         str(backbone), dtype=run.model.dtype, attn_implementation=attn
     )
-    examples, _ = build_examples(_records(out, 10 * size["steps"] * size["batch"]), tokenizer, run.format,
-                                 hp.max_length)  # fmt: skip
+    examples, _ = build_examples(
+        _records(out, 10 * size["steps"] * size["batch"]), tokenizer, run.format, hp.max_length
+    )
     args = sft_args(hp, out / tag, run)
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer
@@ -136,9 +172,12 @@ def _train(out: Path, dry: bool, overrides: list[str], tag: str) -> dict:
 def part_packing(out: Path, dry: bool) -> dict:
     packed = _train(out, dry, ["train.packing=true"], "packed")
     padded = _train(out, dry, ["train.packing=false"], "padded")
-    return {"attention": _attn(), "packed_tokens_per_s": packed["tokens_per_s"],
-            "padded_tokens_per_s": padded["tokens_per_s"],
-            "packed_over_padded": packed["tokens_per_s"] / padded["tokens_per_s"]}  # fmt: skip
+    return {
+        "attention": _attn(),
+        "packed_tokens_per_s": packed["tokens_per_s"],
+        "padded_tokens_per_s": padded["tokens_per_s"],
+        "packed_over_padded": packed["tokens_per_s"] / padded["tokens_per_s"],
+    }
 
 
 def part_zero3(out: Path, dry: bool) -> dict | None:
@@ -151,8 +190,12 @@ def part_zero3(out: Path, dry: bool) -> dict | None:
     gpus = max(torch.cuda.device_count(), 1) if torch.cuda.is_available() else 0
     peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if k in _device_name()), None)
     mfu = 6 * n_params * result["tokens_per_s"] / (peak * 1e12 * gpus) if peak and gpus else None
-    return {"ranks": int(os.environ.get("WORLD_SIZE", "1")), "tokens_per_s": result["tokens_per_s"],
-            "params": n_params, "mfu": mfu}  # fmt: skip
+    return {
+        "ranks": int(os.environ.get("WORLD_SIZE", "1")),
+        "tokens_per_s": result["tokens_per_s"],
+        "params": n_params,
+        "mfu": mfu,
+    }
 
 
 def table(out: Path) -> str:

@@ -47,8 +47,10 @@ def main() -> None:
                 prompts.append(n_prompt)
         full.sort()
         p95 = full[int(0.95 * (len(full) - 1))]
-        print(f"{name:<26} {len(full):>8} {statistics.median(full):>7.0f} {p95:>6} {full[-1]:>6} "
-              f"{statistics.median(prompts):>14.0f}   ({time.perf_counter() - start:.1f}s)")  # fmt: skip
+        print(
+            f"{name:<26} {len(full):>8} {statistics.median(full):>7.0f} {p95:>6} {full[-1]:>6} "
+            f"{statistics.median(prompts):>14.0f}   ({time.perf_counter() - start:.1f}s)"
+        )
 
 
 if __name__ == "__main__":

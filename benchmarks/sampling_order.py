@@ -38,8 +38,9 @@ def dev_accuracy(model, tokenizer, fmt, dev: list[dict]) -> float:
     right = 0
     with torch.no_grad():
         for r in dev:
-            ids = tokenizer(render_prompt(r, tokenizer, fmt) + opening, add_special_tokens=False,
-                            return_tensors="pt").input_ids  # fmt: skip
+            ids = tokenizer(
+                render_prompt(r, tokenizer, fmt) + opening, add_special_tokens=False, return_tensors="pt"
+            ).input_ids
             logits = model(input_ids=ids).logits[0, -1]
             right += int(bool(logits[unsafe] > logits[safe]) == (r["label"] == "不安全"))
     return right / len(dev)
@@ -62,8 +63,12 @@ def arm(strategy: str, args, records: list[dict], dev: list[dict]) -> dict:
     seconds = time.time() - start
     accuracy = dev_accuracy(trainer.model.eval(), tokenizer, run.format, dev)
     shutil.rmtree(work, ignore_errors=True)
-    return {"strategy": strategy, "dev_accuracy": accuracy, "train_s": round(seconds, 1),
-            "last_loss": [h["loss"] for h in trainer.state.log_history if "loss" in h][-1]}  # fmt: skip
+    return {
+        "strategy": strategy,
+        "dev_accuracy": accuracy,
+        "train_s": round(seconds, 1),
+        "last_loss": [h["loss"] for h in trainer.state.log_history if "loss" in h][-1],
+    }
 
 
 def main() -> None:

@@ -54,8 +54,11 @@ def batch_totals(base: str) -> tuple[float, float]:
 def bodies(records: list[dict]) -> list[dict]:
     out = []
     for r in records:
-        out.append({"messages": r["messages"]} if r.get("messages") else
-                   {"question": r["question"], "response": r.get("response", "")})  # fmt: skip
+        out.append(
+            {"messages": r["messages"]}
+            if r.get("messages")
+            else {"question": r["question"], "response": r.get("response", "")}
+        )
     return out
 
 
@@ -95,9 +98,14 @@ async def level(base: str, payloads: list[dict], clients: int, requests: int, se
 
 def run_server(checkpoint: str, max_batch_size: int, payloads, args) -> dict:
     port = free_port()
-    command = [str(Path(sys.executable).parent / "libra-serve"), f"model={checkpoint}", f"port={port}",
-               f"max_batch_size={max_batch_size}", f"max_wait_ms={args.max_wait_ms}",
-               "log_level=warning"]  # fmt: skip
+    command = [
+        str(Path(sys.executable).parent / "libra-serve"),
+        f"model={checkpoint}",
+        f"port={port}",
+        f"max_batch_size={max_batch_size}",
+        f"max_wait_ms={args.max_wait_ms}",
+        "log_level=warning",
+    ]
     env = {**os.environ, "LIBRA_SERVE_API_KEY": ""}
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     base = f"http://127.0.0.1:{port}"
@@ -121,8 +129,12 @@ def run_server(checkpoint: str, max_batch_size: int, payloads, args) -> dict:
     finally:
         server.terminate()
         server.wait(60)
-    return {"max_batch_size": max_batch_size, "levels": levels, "memory_kib_start": start_memory,
-            "memory_kib_end": end_memory}  # fmt: skip
+    return {
+        "max_batch_size": max_batch_size,
+        "levels": levels,
+        "memory_kib_start": start_memory,
+        "memory_kib_end": end_memory,
+    }
 
 
 def as_record(i: int, body: dict) -> dict:
@@ -138,9 +150,18 @@ def scorer_bound(checkpoint: str, payloads: list[dict]) -> dict:
 
     from libra_train.serve.scorer import GuardScorer
 
-    cfg = OmegaConf.create({"model": checkpoint, "format": {}, "threshold": None, "dtype": "auto",
-                            "trust_remote_code": False, "device": "cpu", "max_length": 2048,
-                            "category_tokens": 32})  # fmt: skip
+    cfg = OmegaConf.create(
+        {
+            "model": checkpoint,
+            "format": {},
+            "threshold": None,
+            "dtype": "auto",
+            "trust_remote_code": False,
+            "device": "cpu",
+            "max_length": 2048,
+            "category_tokens": 32,
+        }
+    )
     scorer = GuardScorer.load(cfg)
     prepared = [scorer.prepare(as_record(i, body)) for i, body in enumerate(payloads[:96])]
     scorer.score(prepared[:8])
@@ -150,8 +171,11 @@ def scorer_bound(checkpoint: str, payloads: list[dict]) -> dict:
         for i in range(0, 96, size):
             scorer.score(prepared[i : i + size])
         per_record[size] = round(1000 * (time.perf_counter() - start) / 96, 2)
-    return {"ms_per_record_batch1": per_record[1], "ms_per_record_batch32": per_record[32],
-            "bound": round(per_record[1] / per_record[32], 2)}  # fmt: skip
+    return {
+        "ms_per_record_batch1": per_record[1],
+        "ms_per_record_batch32": per_record[32],
+        "bound": round(per_record[1] / per_record[32], 2),
+    }
 
 
 def main() -> None:
@@ -171,8 +195,17 @@ def main() -> None:
     batched, single = ({lv["clients"]: lv for lv in run["levels"]} for run in runs)
     speedup = round(batched[32]["throughput_rps"] / single[32]["throughput_rps"], 2)
     result = {"runs": runs, "speedup_at_32": speedup, "scorer_alone": bound}
-    columns = ["max batch", "clients", "requests", "errors", "req/s", "p50 ms", "p99 ms", "mean batch",
-               "RSS after (MiB)"]  # fmt: skip
+    columns = [
+        "max batch",
+        "clients",
+        "requests",
+        "errors",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "mean batch",
+        "RSS after (MiB)",
+    ]
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
     for run in runs:

@@ -31,10 +31,19 @@ EVERY_POSITION = trl_utils._use_triton  # TRL's own choice, captured before buil
 
 
 def arm(compact: bool, backbone: Path, records: list[dict], work: Path, args) -> dict:
-    cfg = compose_config("train", overrides=[
-        f"paths.run_dir={work}", "logger=none", f"train.max_steps={args.steps}", "train.logging_steps=5",
-        f"train.batch_size={args.batch_size}", "train.max_length=512", "train.save_steps=100000",
-        "train.learning_rate=2e-3"])  # fmt: skip
+    cfg = compose_config(
+        "train",
+        overrides=[
+            f"paths.run_dir={work}",
+            "logger=none",
+            f"train.max_steps={args.steps}",
+            "train.logging_steps=5",
+            f"train.batch_size={args.batch_size}",
+            "train.max_length=512",
+            "train.save_steps=100000",
+            "train.learning_rate=2e-3",
+        ],
+    )
     run = RunConfig.from_hydra(cfg)
     trainer, _, _, _ = build_trainer(run.stages[0], records, str(backbone), work / "s", run, NullTracker())
     if not compact:
@@ -43,8 +52,11 @@ def arm(compact: bool, backbone: Path, records: list[dict], work: Path, args) ->
     trainer.train()
     seconds = time.perf_counter() - start
     losses = [round(h["loss"], 4) for h in trainer.state.log_history if "loss" in h]
-    return {"arm": "supervised positions" if compact else "every position",
-            "s_per_step": round(seconds / args.steps, 3), "losses": losses}  # fmt: skip
+    return {
+        "arm": "supervised positions" if compact else "every position",
+        "s_per_step": round(seconds / args.steps, 3),
+        "losses": losses,
+    }
 
 
 def main() -> None:

@@ -169,8 +169,9 @@ class LoggerConfig:
     mode: Literal["online", "offline", "disabled"] | None = opt(
         None, "null: online if logged in, else offline"
     )
-    table_rows: int = opt(200, "rows in each eval set's predictions table (mistakes, then lowest margins)",
-                          _positive)  # fmt: skip
+    table_rows: int = opt(
+        200, "rows in each eval set's predictions table (mistakes, then lowest margins)", _positive
+    )
     upload_checkpoint: bool = opt(False, "upload the final checkpoint (else logged as a reference)")
 
 
@@ -215,7 +216,6 @@ class RunConfig:
     run_dir: Path
     model: ModelConfig
     data: DataConfig
-    curriculum_name: str
     stages: tuple
     format: FormatConfig
     peft: PeftConfig
@@ -248,7 +248,6 @@ class RunConfig:
             run_dir=Path(str(raw["paths"]["run_dir"])),
             model=build(ModelConfig, raw["model"], "model"),
             data=_data_config(raw["data"]),
-            curriculum_name=str(raw["curriculum"].get("name", "")),
             stages=_stages(raw),
             format=_format_config(raw["format"]),
             peft=build(PeftConfig, raw["peft"], "peft"),
@@ -434,13 +433,17 @@ def check_run(run: RunConfig) -> None:
                 f"a zero-shot evaluation needs a pretrained backbone, not model={run.model.build}",
             )
     if run.model.trim_vocab and run.model.build != "qwen2.5-tiny":
-        raise ConfigError("model.trim_vocab", f"trims Qwen's vocabulary for build=qwen2.5-tiny, not "
-                          f"build={run.model.build}")  # fmt: skip
+        raise ConfigError(
+            "model.trim_vocab", f"trims Qwen's vocabulary for build=qwen2.5-tiny, not build={run.model.build}"
+        )
     if run.model.build is None and not run.model.name_or_path:
         raise ConfigError("model.name_or_path", "give a hub id or a local path (or use model=tiny)")
     if run.eval.threshold == "calibrate" and run.eval.calibration_set not in run.data.eval_sets:
-        raise ConfigError("eval.calibration_set", f"threshold=calibrate needs one of data.eval_sets: "
-                          f"{', '.join(run.data.eval_sets)}; got {run.eval.calibration_set!r}")  # fmt: skip
+        raise ConfigError(
+            "eval.calibration_set",
+            f"threshold=calibrate needs one of data.eval_sets: "
+            f"{', '.join(run.data.eval_sets)}; got {run.eval.calibration_set!r}",
+        )
     if run.eval.threshold == "calibrate":
         _check_calibration_set_is_not_trained_on(run)
     if run.eval.threshold != 0.5 and (run.eval.mode == "generate" or not run.format.label_first):
@@ -464,9 +467,12 @@ def _check_calibration_set_is_not_trained_on(run: RunConfig) -> None:
     for stage in run.stages:
         trained = [k for k in stage.data if Path(str(run.data.entries[k].path)).resolve() == calibration_file]
         if trained:
-            raise ConfigError("eval.calibration_set", f"{run.eval.calibration_set} ({path}) is training data "
-                              f"of {stage.name} (data.{trained[0]}): calibrate on rows no stage trains on, "
-                              f"or give eval.threshold a number")  # fmt: skip
+            raise ConfigError(
+                "eval.calibration_set",
+                f"{run.eval.calibration_set} ({path}) is training data "
+                f"of {stage.name} (data.{trained[0]}): calibrate on rows no stage trains on, "
+                f"or give eval.threshold a number",
+            )
 
 
 def _check_stage(run: RunConfig, i: int, stage: StageConfig) -> None:

@@ -91,16 +91,25 @@ class GuardEnsemble(torch.nn.Module):
         return CausalLMOutputWithPast(logits=mixture, past_key_values=cache)
 
     @torch.no_grad()
-    def generate(self, input_ids, attention_mask, max_new_tokens: int, pad_token_id: int, eos_token_id: int,
-                 do_sample: bool = False, **_) -> torch.Tensor:  # fmt: skip
+    def generate(
+        self,
+        input_ids,
+        attention_mask,
+        max_new_tokens: int,
+        pad_token_id: int,
+        eos_token_id: int,
+        do_sample: bool = False,
+        **_,
+    ) -> torch.Tensor:
         """Greedy decoding from the mixture, shaped as transformers' generate returns it (prompt, then the
         new tokens, pad after each row's end token). Rows are left-padded, as eval/scoring.py pads them."""
         if do_sample:
             raise ValueError("a GuardEnsemble decodes greedily only")
         mask = attention_mask
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                   logits_to_keep=1)  # fmt: skip
+        out = self(
+            input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
+        )
         sequence, finished = input_ids, torch.zeros(len(input_ids), dtype=torch.bool, device=input_ids.device)
         for _ in range(max_new_tokens):
             token = out.logits[:, -1].argmax(-1).masked_fill(finished, pad_token_id)
@@ -110,6 +119,12 @@ class GuardEnsemble(torch.nn.Module):
                 break
             mask = torch.cat([mask, mask.new_ones(len(mask), 1)], 1)
             positions = positions[:, -1:] + 1
-            out = self(input_ids=token[:, None], attention_mask=mask, position_ids=positions,
-                       past_key_values=out.past_key_values, use_cache=True, logits_to_keep=1)  # fmt: skip
+            out = self(
+                input_ids=token[:, None],
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=out.past_key_values,
+                use_cache=True,
+                logits_to_keep=1,
+            )
         return sequence

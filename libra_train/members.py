@@ -34,10 +34,15 @@ def member_config(run: RunConfig, k: int) -> RunConfig:
     """Member k: its own folder and seeds; the data paths stay the run's, already resolved."""
     run_dir = run.run_dir / "members" / f"member{k}"
     seed, init_seed = run.seed + k, run.model.init_seed + k
-    resolved = {**run.resolved, "seed": seed, "paths": {**run.resolved["paths"], "run_dir": str(run_dir)},
-                "model": {**run.resolved["model"], "init_seed": init_seed}}  # fmt: skip
-    return replace(run, run_dir=run_dir, seed=seed, model=replace(run.model, init_seed=init_seed),
-                   resolved=resolved)  # fmt: skip
+    resolved = {
+        **run.resolved,
+        "seed": seed,
+        "paths": {**run.resolved["paths"], "run_dir": str(run_dir)},
+        "model": {**run.resolved["model"], "init_seed": init_seed},
+    }
+    return replace(
+        run, run_dir=run_dir, seed=seed, model=replace(run.model, init_seed=init_seed), resolved=resolved
+    )
 
 
 def train_members(run: RunConfig, members: list[RunConfig]) -> list[dict]:
@@ -109,9 +114,11 @@ def run_members(run: RunConfig) -> dict:
     for member, last in zip(members, train_members(run, members)):
         finals.append(member.run_dir / last["checkpoint"])
         manifest.stage(member.run_dir.name).update(
-            status="done", seed=member.seed, checkpoint=str(finals[-1].relative_to(run.run_dir)),
+            status="done",
+            seed=member.seed,
+            checkpoint=str(finals[-1].relative_to(run.run_dir)),
             eval=last.get("eval") or {},
-        )  # fmt: skip
+        )
     save_manifest(manifest)
     entry = manifest.stage("ensemble")
     if entry["status"] != "done":
@@ -119,12 +126,16 @@ def run_members(run: RunConfig) -> dict:
         dist.once(checkpoint.parent / "checkpoint.ready", lambda: write_ensemble(checkpoint, finals))
         tracker = make_tracker(run, resolved, dist.is_main())
         try:
-            entry["eval"] = evaluate_and_keep_threshold(checkpoint, run, checkpoint.parent / "eval", tracker,
-                                                        "ensemble")  # fmt: skip
+            entry["eval"] = evaluate_and_keep_threshold(
+                checkpoint, run, checkpoint.parent / "eval", tracker, "ensemble"
+            )
         finally:
             tracker.finish()
-        entry.update(status="done", checkpoint="ensemble/checkpoint",
-                     members=[str(p.relative_to(run.run_dir)) for p in finals])  # fmt: skip
+        entry.update(
+            status="done",
+            checkpoint="ensemble/checkpoint",
+            members=[str(p.relative_to(run.run_dir)) for p in finals],
+        )
         save_manifest(manifest)
     if dist.is_main():
         write_run_report(run.run_dir, manifest.data, f"{run.experiment_name}: {run.run_dir.name} (ensemble)")

@@ -173,8 +173,12 @@ def load_model_and_tokenizer(
 
     name_or_path = _checked_source(name_or_path)
     if is_ensemble(name_or_path):
-        return load_ensemble(name_or_path, lambda member: load_model_and_tokenizer(
-            member, trust_remote_code, dtype, attn_implementation, device_map))  # fmt: skip
+        return load_ensemble(
+            name_or_path,
+            lambda member: load_model_and_tokenizer(
+                member, trust_remote_code, dtype, attn_implementation, device_map
+            ),
+        )
     torch_dtype = {"auto": "auto", "bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}.get(
         dtype
     )

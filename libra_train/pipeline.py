@@ -60,8 +60,9 @@ def run_curriculum(run: RunConfig) -> dict:
             tracker.begin_stage(stage.name)
             init_path = run_stage(stage, stage_data[stage.name], init_path, run, manifest, tracker)
             eval_dir = run.run_dir / stage.name / "eval"
-            tracker.log_artifact(f"predictions-{stage.name}", "predictions",
-                                 sorted(eval_dir.glob("*/predictions.jsonl")))  # fmt: skip
+            tracker.log_artifact(
+                f"predictions-{stage.name}", "predictions", sorted(eval_dir.glob("*/predictions.jsonl"))
+            )
         if run.stages:
             tracker.log_artifact(
                 "checkpoint", "model", [init_path], reference=not run.logger.upload_checkpoint
@@ -137,10 +138,20 @@ def select_hard_records(stage: StageConfig, pool, init_path: str, stage_dir: Pat
     guards = list(stage.guards or [init_path])
     scores_dir = stage_dir / "selection_scores"
     if not chosen_path.exists():
-        dist.every_rank(stage_dir, "selection-scores", lambda: score_pool(
-            pool, guards, run.format, scores_dir, run.eval.batch_size, run.model.trust_remote_code,
-            dist.rank(), dist.world_size(),
-        ))  # fmt: skip
+        dist.every_rank(
+            stage_dir,
+            "selection-scores",
+            lambda: score_pool(
+                pool,
+                guards,
+                run.format,
+                scores_dir,
+                run.eval.batch_size,
+                run.model.trust_remote_code,
+                dist.rank(),
+                dist.world_size(),
+            ),
+        )
 
     def choose():
         scores = read_scores(pool, len(guards), scores_dir, dist.world_size())
@@ -148,8 +159,13 @@ def select_hard_records(stage: StageConfig, pool, init_path: str, stage_dir: Pat
         atomic_write_text(chosen_path, to_jsonl(chosen))
         summary = {**summary, "guards": guards, "file": f"{stage.name}/selected.jsonl"}
         atomic_write_text(summary_path, json.dumps(summary, indent=1))
-        log.info("%s: chose %d of %d pool samples (%d hard)", stage.name, summary["chosen"], summary["pool"],
-                 summary["hard"])  # fmt: skip
+        log.info(
+            "%s: chose %d of %d pool samples (%d hard)",
+            stage.name,
+            summary["chosen"],
+            summary["pool"],
+            summary["hard"],
+        )
 
     dist.once(stage_dir / "selected.ready", choose)
     return load_records(chosen_path), json.loads(summary_path.read_text())
@@ -206,8 +222,16 @@ def evaluate_sharded(path: str, run: RunConfig, out_dir: Path, tracker, stage: s
 
     def my_share():
         model, tokenizer = _load_for_eval(path, run)
-        predict_shard(model, tokenizer, run.data.eval_sets, run.format, run.eval, out_dir, dist.rank(),
-                      dist.world_size())  # fmt: skip
+        predict_shard(
+            model,
+            tokenizer,
+            run.data.eval_sets,
+            run.format,
+            run.eval,
+            out_dir,
+            dist.rank(),
+            dist.world_size(),
+        )
 
     results: dict = {}
 
@@ -245,8 +269,11 @@ def load_stage_records(run: RunConfig, stage: StageConfig) -> list[dict]:
     records = []
     for key in stage.data:
         entry = run.data.entries[key]
-        part = load_records(entry.path, on_invalid=run.data.on_invalid,
-                            rejected_path=run.run_dir / "data" / f"rejected-{key}.jsonl")  # fmt: skip
+        part = load_records(
+            entry.path,
+            on_invalid=run.data.on_invalid,
+            rejected_path=run.run_dir / "data" / f"rejected-{key}.jsonl",
+        )
         if run.format.prompt == "libra":  # said before any model is loaded, not at the first prompt rendered
             for record in part:
                 refuse_conversation(record, f"{entry.path}: ")

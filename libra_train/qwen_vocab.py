@@ -22,7 +22,6 @@ SPLIT_PATTERN = (
 # Qwen2.5's first special tokens, at their real ids (they follow the 151,643 regular ranks).
 SPECIAL_TOKEN_IDS = {"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645}
 EOS_TOKEN, PAD_TOKEN = "<|im_end|>", "<|endoftext|>"  # as in Qwen2.5-*-Instruct
-DEFAULT_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
 
 # Qwen2.5-Instruct's chat template, verbatim (tokenizer_config.json of Qwen/Qwen2.5-*-Instruct).
 CHAT_TEMPLATE = (

@@ -69,10 +69,18 @@ class WandbTracker(NullTracker):
         sys.argv[1:] = redact_args(argv[1:])
         try:
             self.run = wandb.init(
-                project=settings.project, group=settings.group, name=name, tags=tags, config=redact(cfg),
-                dir=str(run_dir), mode=mode, id=self.state["id"], resume="allow", reinit="finish_previous",
+                project=settings.project,
+                group=settings.group,
+                name=name,
+                tags=tags,
+                config=redact(cfg),
+                dir=str(run_dir),
+                mode=mode,
+                id=self.state["id"],
+                resume="allow",
+                reinit="finish_previous",
                 job_type=job_type,
-            )  # fmt: skip
+            )
         finally:
             sys.argv[:] = argv
         # Every chart shares one x-axis across stages; each stage's own step is logged beside it.
@@ -176,8 +184,17 @@ STATE_FILE = "wandb_state.json"
 GLOBAL_STEP = "global_step"
 TRAIN_CURVES = {"loss": "loss", "learning_rate": "learning_rate", "num_input_tokens_seen": "tokens_seen"}
 TABLE_COLUMNS = ("id", "source", "category", "question", "response", "gold", "predicted", "p_unsafe", "why")
-TABLE_FIELDS = ("id", "source", "category_name", "question", "response", "label", "pred_label", "p_unsafe",
-                "why")  # fmt: skip
+TABLE_FIELDS = (
+    "id",
+    "source",
+    "category_name",
+    "question",
+    "response",
+    "label",
+    "pred_label",
+    "p_unsafe",
+    "why",
+)
 
 
 def _cell(row: dict, key: str):
@@ -230,8 +247,9 @@ def command_tracker(cfg, command: str, out_dir) -> NullTracker:
     settings = replace(settings, group=settings.group or command)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return WandbTracker(out_dir, redact(raw), settings, f"{command}/{out_dir.name}", [f"command={command}"],
-                        job_type=command)  # fmt: skip
+    return WandbTracker(
+        out_dir, redact(raw), settings, f"{command}/{out_dir.name}", [f"command={command}"], job_type=command
+    )
 
 
 # The ablation axes, by the config key that sets each: W&B tags and libra-report's columns.

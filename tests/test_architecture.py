@@ -10,8 +10,12 @@ PACKAGES = ("libra_train", "data_synth")
 
 
 def _modules_on_disk() -> set[str]:
-    return {str(p.relative_to(REPO)) for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py")
-            if p.name != "__init__.py"}  # fmt: skip
+    return {
+        str(p.relative_to(REPO))
+        for pkg in PACKAGES
+        for p in (REPO / pkg).rglob("*.py")
+        if p.name != "__init__.py"
+    }
 
 
 def test_every_module_named_in_the_map_exists():

@@ -19,8 +19,12 @@ USER, ASSISTANT = "user", "assistant"
 
 def _check_turn(turn, i: int, path, where) -> str:
     if not isinstance(turn, dict):
-        raise DataError(path, f"expected an object with role and content, got {type(turn).__name__}",
-                        where, f"messages[{i}]")  # fmt: skip
+        raise DataError(
+            path,
+            f"expected an object with role and content, got {type(turn).__name__}",
+            where,
+            f"messages[{i}]",
+        )
     role = turn.get("role")
     if role not in ROLES:
         allowed = ", ".join(ROLES)
@@ -42,15 +46,17 @@ def check_messages(messages, path="<record>", where=None) -> tuple[str, str]:
         raise DataError(path, "no user or assistant turn to judge (an empty conversation)", where, "messages")
     for prev, cur in zip(spoken, spoken[1:]):
         if roles[prev] == roles[cur] == ASSISTANT:
-            raise DataError(path, f"two assistant turns in a row (turns {prev} and {cur})",
-                            where, f"messages[{cur}].role")  # fmt: skip
+            raise DataError(
+                path, f"two assistant turns in a row (turns {prev} and {cur})", where, f"messages[{cur}].role"
+            )
     last = spoken[-1]
     if roles[last] == USER:
         return messages[last]["content"], ""
     users = [i for i in spoken if roles[i] == USER]
     if not users:
-        raise DataError(path, "the judged assistant turn has no user turn before it", where,
-                        f"messages[{last}]")  # fmt: skip
+        raise DataError(
+            path, "the judged assistant turn has no user turn before it", where, f"messages[{last}]"
+        )
     return messages[users[-1]]["content"], messages[last]["content"]
 
 

@@ -44,8 +44,11 @@ class FormatConfig:
             if value not in allowed:
                 raise ConfigError(key, f"{value!r} is not one of {', '.join(allowed)}")
         if self.prompt == "libra":  # Libra's prompt asks for 答案 then 分析, and nothing else
-            for key, off in (("format.critic", self.critic != "front"), ("format.rules", not self.rules),
-                             ("format.with_category", not self.with_category)):  # fmt: skip
+            for key, off in (
+                ("format.critic", self.critic != "front"),
+                ("format.rules", not self.rules),
+                ("format.with_category", not self.with_category),
+            ):
                 if not off:
                     raise ConfigError(key, "format.prompt=libra asks for the label, then the analysis only")
         for key, value in (("format.rules", self.rules), ("format.with_category", self.with_category)):
@@ -57,8 +60,10 @@ class FormatConfig:
                 raise ConfigError("format.categories_file", "a policy is shown only with format.rules=true")
             self.categories = load_categories_file(self.categories_file)
         if any(self.category_dropout.values()) and not self.rules:
-            raise ConfigError("format.category_dropout", "drops categories from the prompt's rules: "
-                              "it needs format.rules=true")  # fmt: skip
+            raise ConfigError(
+                "format.category_dropout",
+                "drops categories from the prompt's rules: it needs format.rules=true",
+            )
 
     @classmethod
     def from_cfg(cls, cfg) -> FormatConfig:
@@ -137,9 +142,12 @@ def refuse_conversation(record: dict, source: str = "") -> None:
     the file it came from, opens the message)."""
     earlier = len(context_turns(record))
     if earlier:
-        raise ConfigError("format.prompt", f"libra judges one question and one response, but {source}"
-                          f"sample {record.get('id')!r} has {earlier} earlier turns; "
-                          "use format=rear for conversations")  # fmt: skip
+        raise ConfigError(
+            "format.prompt",
+            f"libra judges one question and one response, but {source}"
+            f"sample {record.get('id')!r} has {earlier} earlier turns; "
+            "use format=rear for conversations",
+        )
 
 
 def render_prompt(record: dict, tokenizer, fmt: FormatConfig) -> str:

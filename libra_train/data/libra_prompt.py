@@ -48,8 +48,10 @@ def _main_block(record: dict) -> str:
 def user_text(record: dict, few_shot_targets: list[tuple[dict, str]]) -> str:
     """The text Libra's script builds: prefix, few-shot blocks, main block, joined with a newline."""
     prefix = PREFIX if record.get("response") else PROMPT_TASK_PREFIX
-    shots = [FEW_SHOT.format(_main_block(shot).removeprefix("# 对话\n").rstrip("\n"), target)
-             for shot, target in few_shot_targets]  # fmt: skip
+    shots = [
+        FEW_SHOT.format(_main_block(shot).removeprefix("# 对话\n").rstrip("\n"), target)
+        for shot, target in few_shot_targets
+    ]
     return "\n".join([prefix, *shots, _main_block(record)])
 
 

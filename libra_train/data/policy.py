@@ -33,8 +33,11 @@ def load_categories_file(path) -> dict[str, str]:
     if not path.is_file():
         raise DataError(path, "no such file", field="format.categories_file")
     try:
-        raw = OmegaConf.to_container(OmegaConf.load(path)) if path.suffix != ".json" else json.loads(
-            path.read_text(encoding="utf-8"))  # fmt: skip
+        raw = (
+            OmegaConf.to_container(OmegaConf.load(path))
+            if path.suffix != ".json"
+            else json.loads(path.read_text(encoding="utf-8"))
+        )
     except Exception as err:
         raise DataError(path, f"unreadable policy file ({type(err).__name__}: {err})") from None
     if isinstance(raw, list):

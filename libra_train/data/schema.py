@@ -81,8 +81,12 @@ def _take_judged_exchange(out: dict, item: Located) -> None:
     for field, derived in (("question", question), ("response", response)):
         given = out.get(field)
         if given not in (None, "") and given != derived:
-            raise DataError(item.path, f"disagrees with the judged exchange in messages ({derived[:40]!r})",
-                            item.where, field)  # fmt: skip
+            raise DataError(
+                item.path,
+                f"disagrees with the judged exchange in messages ({derived[:40]!r})",
+                item.where,
+                field,
+            )
     out["question"], out["response"] = question, response
 
 
@@ -94,8 +98,9 @@ def _check_categories(value, item: Located):
         return value
     if isinstance(value, list) and all(isinstance(c, str) and c.strip() for c in value):
         return list(value)
-    raise DataError(item.path, "must be a category name or a list of non-empty names", item.where,
-                    "category_name")  # fmt: skip
+    raise DataError(
+        item.path, "must be a category name or a list of non-empty names", item.where, "category_name"
+    )
 
 
 def validate_records(

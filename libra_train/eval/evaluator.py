@@ -63,8 +63,14 @@ def predict(
     return writer.finish([str(r["id"]) for r in records])
 
 
-def evaluate(model, tokenizer, eval_sets: dict, fmt: FormatConfig, opts: EvalConfig | None = None,
-             out_dir: str | Path | None = None) -> dict:  # fmt: skip
+def evaluate(
+    model,
+    tokenizer,
+    eval_sets: dict,
+    fmt: FormatConfig,
+    opts: EvalConfig | None = None,
+    out_dir: str | Path | None = None,
+) -> dict:
     """Run the guard on every eval set and score it. eval_sets: name → path or list of records. Each
     record is scored on the views training makes of it (format.task), each against its own label."""
     opts = opts or EvalConfig()
@@ -78,9 +84,17 @@ def evaluate(model, tokenizer, eval_sets: dict, fmt: FormatConfig, opts: EvalCon
         set_dir = Path(out_dir) / name if out_dir else None
         out_path = (set_dir / "predictions.jsonl") if set_dir else Path(".") / f".eval-{name}.jsonl"
         with progress(f"eval {name}", len(records)) as advance:
-            preds[name] = predict(model, tokenizer, records, fmt, out_path, mode=opts.mode,
-                                  batch_size=opts.batch_size, max_new_tokens=opts.max_new_tokens,
-                                  progress=advance)  # fmt: skip
+            preds[name] = predict(
+                model,
+                tokenizer,
+                records,
+                fmt,
+                out_path,
+                mode=opts.mode,
+                batch_size=opts.batch_size,
+                max_new_tokens=opts.max_new_tokens,
+                progress=advance,
+            )
         if set_dir is None:
             out_path.unlink()
     return score_sets(preds, lacking, opts, out_dir)
@@ -113,8 +127,9 @@ def score_sets(preds: dict, lacking: dict, opts: EvalConfig, out_dir) -> dict:
         note = source
         if source and name == opts.calibration_set and opts.threshold == "calibrate":
             note += ": this set's figures are optimistic"  # calibrated and reported on the same samples
-        results[name] = write_metrics(rows, set_dir, no_prompt_label=lacking[name], threshold=threshold,
-                                      threshold_source=note)  # fmt: skip
+        results[name] = write_metrics(
+            rows, set_dir, no_prompt_label=lacking[name], threshold=threshold, threshold_source=note
+        )
         log.info("eval %s:\n%s", name, format_table(results[name]))
     return results
 
@@ -129,20 +144,37 @@ def _views(data, fmt: FormatConfig) -> tuple[list[dict], int]:
     return eval_views(load_records(data) if isinstance(data, (str, Path)) else data, fmt.task)
 
 
-def predict_shard(model, tokenizer, eval_sets: dict, fmt: FormatConfig, opts: EvalConfig, out_dir: str | Path,
-                  rank: int, world: int) -> None:  # fmt: skip
+def predict_shard(
+    model,
+    tokenizer,
+    eval_sets: dict,
+    fmt: FormatConfig,
+    opts: EvalConfig,
+    out_dir: str | Path,
+    rank: int,
+    world: int,
+) -> None:
     """This rank's share (every world-th view) of each eval set, into <set>/rank{R}-of-{W}.jsonl:
     resumable like any prediction file."""
     for name, data in eval_sets.items():
         mine = _views(data, fmt)[0][rank::world]
         with progress(f"eval {name} (rank {rank} of {world})", len(mine)) as advance:
-            predict(model, tokenizer, mine, fmt, Path(out_dir) / name / f"rank{rank}-of-{world}.jsonl",
-                    mode=opts.mode, batch_size=opts.batch_size, max_new_tokens=opts.max_new_tokens,
-                    progress=advance)  # fmt: skip
+            predict(
+                model,
+                tokenizer,
+                mine,
+                fmt,
+                Path(out_dir) / name / f"rank{rank}-of-{world}.jsonl",
+                mode=opts.mode,
+                batch_size=opts.batch_size,
+                max_new_tokens=opts.max_new_tokens,
+                progress=advance,
+            )
 
 
-def merge_shards(eval_sets: dict, fmt: FormatConfig, out_dir: str | Path, world: int,
-                 opts: EvalConfig | None = None) -> dict:  # fmt: skip
+def merge_shards(
+    eval_sets: dict, fmt: FormatConfig, out_dir: str | Path, world: int, opts: EvalConfig | None = None
+) -> dict:
     """One writer: the ranks' shares joined into <set>/predictions.jsonl in the one-process order, then
     scored exactly as evaluate() scores."""
     preds, lacking = {}, {}

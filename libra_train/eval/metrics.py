@@ -145,9 +145,11 @@ def format_table(metrics: dict) -> str:
         a, f = points["best_accuracy"], points["best_f1"]
         source = f" ({metrics['threshold_source']})" if metrics.get("threshold_source") else ""
         rule = f"decision threshold {metrics.get('threshold', 0.5):g}{source}"
-        lines.append(f"{rule}; on this set, best accuracy "
-                     f"{a['accuracy']:.4f} at {a['threshold']:.3f}, best F1-Unsafe {f['f1_unsafe']:.4f} at "
-                     f"{f['threshold']:.3f} (chosen on the set they are reported on)")  # fmt: skip
+        lines.append(
+            f"{rule}; on this set, best accuracy "
+            f"{a['accuracy']:.4f} at {a['threshold']:.3f}, best F1-Unsafe {f['f1_unsafe']:.4f} at "
+            f"{f['threshold']:.3f} (chosen on the set they are reported on)"
+        )
         for target, r in points["fpr_at_recall"].items():
             lines.append(
                 f"FPR at recall ≥ {float(target):.0%}: {r['fpr']:.4f} (threshold {r['threshold']:.3f})"

@@ -36,14 +36,21 @@ def operating_points(gold_unsafe: list[bool], p_unsafe: list[float]) -> dict | N
     tp, fp, t = c["tp"], c["fp"], c["threshold"]
     recall, fpr = tp / positives, fp / negatives
     precision = np.divide(tp, tp + fp, out=np.ones_like(recall), where=(tp + fp) > 0)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(recall),
-                   where=(precision + recall) > 0)  # fmt: skip
+    f1 = np.divide(
+        2 * precision * recall, precision + recall, out=np.zeros_like(recall), where=(precision + recall) > 0
+    )
     accuracy = (tp + negatives - fp) / c["n"]
 
     def best(score: np.ndarray) -> dict:
         i = int(np.flatnonzero(score == score.max())[0])  # the first is the highest threshold
-        figures = {"threshold": t, "accuracy": accuracy, "f1_unsafe": f1, "precision": precision,
-                   "recall": recall, "fpr": fpr}  # fmt: skip
+        figures = {
+            "threshold": t,
+            "accuracy": accuracy,
+            "f1_unsafe": f1,
+            "precision": precision,
+            "recall": recall,
+            "fpr": fpr,
+        }
         return {name: float(values[i]) for name, values in figures.items()}
 
     at_recall = {}

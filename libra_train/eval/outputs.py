@@ -120,8 +120,13 @@ def join_with_labels(predictions: list[dict], labels_spec, task: str = "response
     return rows, lacking
 
 
-def write_metrics(rows: list[dict], out_dir: str | Path | None, no_prompt_label: int = 0,
-                  threshold: float = 0.5, threshold_source: str | None = None) -> dict:  # fmt: skip
+def write_metrics(
+    rows: list[dict],
+    out_dir: str | Path | None,
+    no_prompt_label: int = 0,
+    threshold: float = 0.5,
+    threshold_source: str | None = None,
+) -> dict:
     metrics = compute_metrics(rows)
     metrics["threshold"] = threshold
     if threshold_source:

@@ -126,14 +126,22 @@ def score_labels(
     """One forward pass per batch; returns {pred_label, p_unsafe, critic} per record, in input order;
     unsafe when p_unsafe > threshold."""
     queries = [record_label_query(r, tokenizer, fmt) for r in records]
-    return score_label_queries(model, tokenizer, queries, batch_size, max_batch_tokens, on_batch,
-                               share_prefix, threshold)  # fmt: skip
+    return score_label_queries(
+        model, tokenizer, queries, batch_size, max_batch_tokens, on_batch, share_prefix, threshold
+    )
 
 
 @torch.no_grad()
-def score_label_queries(model, tokenizer, queries: list[tuple[list[int], int, int]], batch_size: int = 16,
-                        max_batch_tokens: int | None = None, on_batch=None, share_prefix: bool = True,
-                        threshold: float = 0.5) -> list[dict]:  # fmt: skip
+def score_label_queries(
+    model,
+    tokenizer,
+    queries: list[tuple[list[int], int, int]],
+    batch_size: int = 16,
+    max_batch_tokens: int | None = None,
+    on_batch=None,
+    share_prefix: bool = True,
+    threshold: float = 0.5,
+) -> list[dict]:
     """score_labels on label queries already built (record_label_query): libra-serve builds them in
     each request's handler, so that its model worker only runs the model."""
     model.eval()

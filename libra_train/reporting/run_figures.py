@@ -68,8 +68,14 @@ def confidently_wrong(predictions: Path, threshold: float, n: int = WRONG_SHOWN)
 def wrong_table(rows: list[dict]) -> list[str]:
     lines = ["| id | question | response | gold | predicted | p_unsafe |", "|---|---|---|---|---|---|"]
     for r in rows:
-        cells = [str(r["id"]), _short(r.get("question")), _short(r.get("response")), r["label"],
-                 r["pred_label"], f"{r['p_unsafe']:.3f}"]  # fmt: skip
+        cells = [
+            str(r["id"]),
+            _short(r.get("question")),
+            _short(r.get("response")),
+            r["label"],
+            r["pred_label"],
+            f"{r['p_unsafe']:.3f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 

@@ -144,8 +144,9 @@ def create_app(scorer, options: ServeOptions) -> FastAPI:
         given = request.headers.get("authorization", "")
         token = given[7:] if given.lower().startswith("bearer ") else ""
         if not secrets.compare_digest(token.encode(), options.api_key.encode()):  # constant time
-            raise ApiError(401, "a valid API key is required (Authorization: Bearer KEY)",
-                           kind="authentication_error")  # fmt: skip
+            raise ApiError(
+                401, "a valid API key is required (Authorization: Bearer KEY)", kind="authentication_error"
+            )
 
     async def judge(records: list[dict]) -> list[tuple[dict, dict]]:
         prepared = []
@@ -164,9 +165,14 @@ def create_app(scorer, options: ServeOptions) -> FastAPI:
     async def guard(body: GuardRequest):
         record = guard_record(body)
         ((result, cut),) = await judge([record])
-        answer = {"id": record["id"], "label": result["pred_label"], "p_unsafe": result["p_unsafe"],
-                  "threshold": scorer.threshold, "flagged": result["pred_label"] == UNSAFE,
-                  "truncated": cut or False}  # fmt: skip
+        answer = {
+            "id": record["id"],
+            "label": result["pred_label"],
+            "p_unsafe": result["p_unsafe"],
+            "threshold": scorer.threshold,
+            "flagged": result["pred_label"] == UNSAFE,
+            "truncated": cut or False,
+        }
         if "categories" in result:
             answer["categories"] = result["categories"]
         return answer
@@ -176,13 +182,21 @@ def create_app(scorer, options: ServeOptions) -> FastAPI:
         texts = moderation_texts(body.input, options.max_inputs)
         judged = await judge([{"id": i, "question": t, "response": ""} for i, t in enumerate(texts)])
         names = list(scorer.fmt.categories) if scorer.fmt.with_category else []
-        return {"id": f"modr-{uuid.uuid4().hex}", "model": options.model_name,
-                "results": [moderation_result(result, cut, names) for result, cut in judged]}  # fmt: skip
+        return {
+            "id": f"modr-{uuid.uuid4().hex}",
+            "model": options.model_name,
+            "results": [moderation_result(result, cut, names) for result, cut in judged],
+        }
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "model": options.model_name, "threshold": scorer.threshold,
-                "max_batch_size": options.max_batch_size, "queue_depth": batcher.depth()}  # fmt: skip
+        return {
+            "status": "ok",
+            "model": options.model_name,
+            "threshold": scorer.threshold,
+            "max_batch_size": options.max_batch_size,
+            "queue_depth": batcher.depth(),
+        }
 
     @app.get("/metrics")
     async def prometheus():
@@ -227,8 +241,12 @@ def moderation_result(result: dict, cut: dict, names: list[str]) -> dict:
     named = set(result.get("categories", []))
     categories = {"unsafe": flagged, **{n: flagged and n in named for n in names}}
     scores = {"unsafe": p, **{n: p if flagged and n in named else 0.0 for n in names}}
-    out = {"flagged": flagged, "categories": categories, "category_scores": scores,
-           "category_applied_input_types": {k: ["text"] for k in categories}}  # fmt: skip
+    out = {
+        "flagged": flagged,
+        "categories": categories,
+        "category_scores": scores,
+        "category_applied_input_types": {k: ["text"] for k in categories},
+    }
     if cut:
         out["truncated"] = cut
     return out

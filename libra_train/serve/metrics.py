@@ -20,14 +20,28 @@ ENDPOINTS = ("/v1/moderations", "/v1/guard", "/health", "/metrics")
 class ServeMetrics:
     def __init__(self):
         self.registry = CollectorRegistry()
-        self.requests = Counter("libra_serve_requests", "HTTP requests by endpoint and status code",
-                                ["endpoint", "status"], registry=self.registry)  # fmt: skip
-        self.latency = Histogram("libra_serve_request_seconds", "request latency by endpoint", ["endpoint"],
-                                 buckets=LATENCY_BUCKETS, registry=self.registry)  # fmt: skip
-        self.batch_size = Histogram("libra_serve_batch_size", "records per forward pass",
-                                    buckets=BATCH_BUCKETS, registry=self.registry)  # fmt: skip
-        self.queue_depth = Gauge("libra_serve_queue_depth", "records waiting for a batch",
-                                 registry=self.registry)  # fmt: skip
+        self.requests = Counter(
+            "libra_serve_requests",
+            "HTTP requests by endpoint and status code",
+            ["endpoint", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "libra_serve_request_seconds",
+            "request latency by endpoint",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "libra_serve_batch_size",
+            "records per forward pass",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "libra_serve_queue_depth", "records waiting for a batch", registry=self.registry
+        )
 
     def observe_request(self, path: str, status: int, seconds: float) -> None:
         endpoint = path if path in ENDPOINTS else "other"  # unknown paths must not grow the label set

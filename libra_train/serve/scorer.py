@@ -31,8 +31,15 @@ class Prepared:
 
 
 class GuardScorer:
-    def __init__(self, model, tokenizer, fmt: FormatConfig, threshold: float, max_length: int,
-                 category_tokens: int = 32):  # fmt: skip
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        fmt: FormatConfig,
+        threshold: float,
+        max_length: int,
+        category_tokens: int = 32,
+    ):
         if not fmt.label_first:
             raise ConfigError("format.critic", "libra-serve scores in label mode: the label must come first")
         self.model, self.tokenizer, self.fmt = model, tokenizer, fmt
@@ -55,21 +62,29 @@ class GuardScorer:
     def prepare(self, record: dict) -> Prepared:
         """Cut the record by the training rule so that the prompt and the label fit in max_length."""
         stats: Counter = Counter()
-        fitted = fit_conversation(record, self.tokenizer, self.fmt, target_opening(self.fmt) + UNSAFE,
-                                  self.max_length, stats)  # fmt: skip
+        fitted = fit_conversation(
+            record, self.tokenizer, self.fmt, target_opening(self.fmt) + UNSAFE, self.max_length, stats
+        )
         if fitted is None:
             raise ValueError(f"the prompt alone is longer than max_length={self.max_length} tokens")
         cut = {}
         if stats["truncated"]:
-            cut = {"context_turns_dropped": stats["context_turns_dropped"], "judged_turn_cut": bool(
-                stats["judged_turn_cut"])}  # fmt: skip
+            cut = {
+                "context_turns_dropped": stats["context_turns_dropped"],
+                "judged_turn_cut": bool(stats["judged_turn_cut"]),
+            }
         return Prepared(fitted, cut, record_label_query(fitted, self.tokenizer, self.fmt))
 
     def score(self, prepared: list[Prepared]) -> list[dict]:
         """{pred_label, p_unsafe, categories?} per record, in order: one label-mode batch, then (with
         format.with_category) a short generation for the flagged ones to name their categories."""
-        results = score_label_queries(self.model, self.tokenizer, [p.query for p in prepared],
-                                      batch_size=len(prepared), threshold=self.threshold)  # fmt: skip
+        results = score_label_queries(
+            self.model,
+            self.tokenizer,
+            [p.query for p in prepared],
+            batch_size=len(prepared),
+            threshold=self.threshold,
+        )
         records = [p.record for p in prepared]
         if self.fmt.with_category:
             flagged = [i for i, r in enumerate(results) if r["pred_label"] == UNSAFE]

@@ -23,9 +23,14 @@ def serve_options(cfg) -> ServeOptions:
     if float(cfg.max_wait_ms) < 0:
         raise ConfigError("max_wait_ms", f"must be ≥ 0, got {cfg.max_wait_ms}")
     api_key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
-    return ServeOptions(model_name=str(cfg.model), max_batch_size=int(cfg.max_batch_size),
-                        max_wait_ms=float(cfg.max_wait_ms), max_request_bytes=int(cfg.max_request_bytes),
-                        max_inputs=int(cfg.max_inputs), api_key=api_key or None)  # fmt: skip
+    return ServeOptions(
+        model_name=str(cfg.model),
+        max_batch_size=int(cfg.max_batch_size),
+        max_wait_ms=float(cfg.max_wait_ms),
+        max_request_bytes=int(cfg.max_request_bytes),
+        max_inputs=int(cfg.max_inputs),
+        api_key=api_key or None,
+    )
 
 
 def run_server(cfg) -> None:
@@ -38,5 +43,10 @@ def run_server(cfg) -> None:
         log.warning("libra-serve listens on %s: reachable beyond this machine", cfg.host)
     if options.api_key is None:
         log.warning("no API key: %s is not set, so /v1/* take requests without one", cfg.api_key_env)
-    uvicorn.run(create_app(scorer, options), host=cfg.host, port=int(cfg.port),
-                timeout_graceful_shutdown=int(cfg.graceful_timeout_s), log_level=cfg.log_level)  # fmt: skip
+    uvicorn.run(
+        create_app(scorer, options),
+        host=cfg.host,
+        port=int(cfg.port),
+        timeout_graceful_shutdown=int(cfg.graceful_timeout_s),
+        log_level=cfg.log_level,
+    )

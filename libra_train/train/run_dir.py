@@ -51,8 +51,10 @@ class RunLock:
         except OSError:
             return None
         if age <= self.stale_after_s:
-            return (f"process {holder.get('pid')} on host {holder.get('host')} (heartbeat {age:.0f}s ago; "
-                    f"taken over after run_lock.stale_after_s={self.stale_after_s:g}s)")  # fmt: skip
+            return (
+                f"process {holder.get('pid')} on host {holder.get('host')} (heartbeat {age:.0f}s ago; "
+                f"taken over after run_lock.stale_after_s={self.stale_after_s:g}s)"
+            )
         return None
 
     def acquire(self) -> None:

@@ -158,8 +158,16 @@ def score_pool(
         model, tokenizer = load_model_and_tokenizer(guard, trust_remote_code)
         model.to(local_device())
         with progress(f"selection: guard {k + 1}/{len(guards)} scores the pool", len(mine)) as advance:
-            predict(model, tokenizer, mine, fmt, _scores_file(work_dir, k, rank, world), mode="label",
-                    batch_size=batch_size, progress=advance)  # fmt: skip
+            predict(
+                model,
+                tokenizer,
+                mine,
+                fmt,
+                _scores_file(work_dir, k, rank, world),
+                mode="label",
+                batch_size=batch_size,
+                progress=advance,
+            )
         del model
     return read_scores(pool, len(guards), work_dir, world) if world == 1 else None
 

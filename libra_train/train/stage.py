@@ -88,12 +88,6 @@ def _cpu_deepspeed_state() -> dict:
     return {"use_configured_state": True}
 
 
-def warmup_steps_arg(warmup_ratio: float) -> float:
-    """The config says a ratio (a share of the stage's steps); transformers ≥ 5 has no warmup_ratio and
-    reads a warmup_steps below 1 as exactly that share."""
-    return float(warmup_ratio)
-
-
 def sft_args(hp: TrainConfig, stage_dir: Path, run: RunConfig):
     from trl import SFTConfig
 
@@ -108,7 +102,8 @@ def sft_args(hp: TrainConfig, stage_dir: Path, run: RunConfig):
         gradient_accumulation_steps=int(hp.grad_accum),
         learning_rate=float(hp.learning_rate),
         lr_scheduler_type=hp.lr_scheduler,
-        warmup_steps=warmup_steps_arg(hp.warmup_ratio),
+        # transformers ≥ 5 has no warmup_ratio; it reads a warmup_steps below 1 as that share of the steps
+        warmup_steps=float(hp.warmup_ratio),
         weight_decay=float(hp.weight_decay),
         max_length=int(hp.max_length),
         packing=packing,
@@ -139,8 +134,9 @@ def sft_args(hp: TrainConfig, stage_dir: Path, run: RunConfig):
     )
 
 
-def build_trainer(stage: StageConfig, records: list[dict], init_path: str, stage_dir: Path, run: RunConfig,
-                  tracker):  # fmt: skip
+def build_trainer(
+    stage: StageConfig, records: list[dict], init_path: str, stage_dir: Path, run: RunConfig, tracker
+):
     """The stage's SFTTrainer over its records, with the data stats and the starting weights' fingerprint.
     Split from train_stage so that the exact batches a stage trains on can be inspected."""
     from trl import SFTTrainer
@@ -180,8 +176,9 @@ RECORDED_ARGS = (
 )
 
 
-def train_stage(stage: StageConfig, records: list[dict], init_path: str, stage_dir: Path, run: RunConfig,
-                tracker) -> dict:  # fmt: skip
+def train_stage(
+    stage: StageConfig, records: list[dict], init_path: str, stage_dir: Path, run: RunConfig, tracker
+) -> dict:
     """Train one stage, resuming from its last checkpoint; save the result to stage_dir/checkpoint."""
     trainer, tokenizer, init_fingerprint, data_stats = build_trainer(
         stage, records, init_path, stage_dir, run, tracker

@@ -23,8 +23,11 @@ CRIME, BIAS, PRIVACY = list(RULES)[:3]
 def test_the_target_names_every_violated_category():
     fmt = FormatConfig(with_category=True)
     several = sample(1, category_name=[CRIME, PRIVACY], analyze="既教唆盗窃又泄露住址。")
-    assert json.loads(render_target(several, fmt)) == {"答案": "不安全", "类别": [CRIME, PRIVACY],
-                                                       "分析": "既教唆盗窃又泄露住址。"}  # fmt: skip
+    assert json.loads(render_target(several, fmt)) == {
+        "答案": "不安全",
+        "类别": [CRIME, PRIVACY],
+        "分析": "既教唆盗窃又泄露住址。",
+    }
     assert json.loads(render_target(sample(2), fmt))["类别"] == [CRIME]  # one name is a list of one
     assert "类别" not in json.loads(render_target(sample(3, label="安全"), fmt))
 
@@ -44,8 +47,13 @@ def test_categories_are_parsed_from_the_output(output, categories):
 
 
 def row(label, gold, pred, **extra):
-    return {"label": label, "category_name": gold, "pred_categories": pred,
-            "pred_label": "不安全" if pred else "安全", **extra}  # fmt: skip
+    return {
+        "label": label,
+        "category_name": gold,
+        "pred_categories": pred,
+        "pred_label": "不安全" if pred else "安全",
+        **extra,
+    }
 
 
 def test_category_metrics_on_a_hand_computed_case():
@@ -67,8 +75,15 @@ def test_category_metrics_on_a_hand_computed_case():
 
 
 def test_accuracy_per_category_counts_a_sample_under_each_of_its_categories_and_turns_apart():
-    convo = {"messages": [{"role": "user", "content": "q0"}, {"role": "assistant", "content": "a0"},
-                          {"role": "user", "content": "q"}], "question": "q", "response": ""}  # fmt: skip
+    convo = {
+        "messages": [
+            {"role": "user", "content": "q0"},
+            {"role": "assistant", "content": "a0"},
+            {"role": "user", "content": "q"},
+        ],
+        "question": "q",
+        "response": "",
+    }
     rows = [
         {"label": "不安全", "pred_label": "不安全", "category_name": ["A", "B"]},
         {"label": "不安全", "pred_label": "安全", "category_name": "B", **convo},

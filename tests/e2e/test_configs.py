@@ -56,8 +56,10 @@ def test_the_cold_recipe_is_the_dev_tuned_recipe_fitted_on_train_and_dev(tmp_pat
     runs = {}
     for name in ("cold_tune", "cold"):
         with initialize_config_dir(CONF_DIR, version_base="1.3"):
-            cfg = compose("train", overrides=[f"experiment={name}", f"data.cold_dir={cold}",
-                                              f"paths.run_dir={tmp_path / name}"])  # fmt: skip
+            cfg = compose(
+                "train",
+                overrides=[f"experiment={name}", f"data.cold_dir={cold}", f"paths.run_dir={tmp_path / name}"],
+            )
         runs[name] = RunConfig.from_hydra(cfg)
     tune, ship = runs["cold_tune"], runs["cold"]
     assert stage_data_paths(tune, tune.stages[0]) == [str(cold / "train.jsonl")]

@@ -47,9 +47,17 @@ def test_a_wheel_installed_outside_the_tree_runs_a_short_pipeline(tmp_path):
     module, conf = where.stdout.split()
     assert module.startswith(str(venv)) and conf.startswith(str(venv)) and not conf.startswith(str(REPO))
     run_dir = outside / "run"
-    _sh(str(venv / "bin" / "libra-train"), f"paths.run_dir={run_dir}", "logger=none",
-        "data.prepare.num_samples=60", "train.max_steps=2", "train.batch_size=4", "train.save_steps=2",
-        "eval.before_training=false", cwd=outside)  # fmt: skip
+    _sh(
+        str(venv / "bin" / "libra-train"),
+        f"paths.run_dir={run_dir}",
+        "logger=none",
+        "data.prepare.num_samples=60",
+        "train.max_steps=2",
+        "train.batch_size=4",
+        "train.save_steps=2",
+        "eval.before_training=false",
+        cwd=outside,
+    )
     manifest = (run_dir / "manifest.json").read_text()
     assert '"done"' in manifest and read_jsonl(
         run_dir / "stage2_sft" / "eval" / "heldout" / "predictions.jsonl"

@@ -79,13 +79,15 @@ def test_identical_members_answer_as_the_single_guard(members, tmp_path):
 def test_generation_follows_the_mixture_token_by_token(members, tmp_path):
     ensemble, tok = load_model_and_tokenizer(str(write_ensemble(tmp_path / "ens", list(members))))
     singles = [AutoModelForCausalLM.from_pretrained(m).eval() for m in members]
-    prompts = [tok(render_prompt(r, tok, FormatConfig()), add_special_tokens=False)["input_ids"]
-               for r in _records(3)]  # fmt: skip
+    prompts = [
+        tok(render_prompt(r, tok, FormatConfig()), add_special_tokens=False)["input_ids"] for r in _records(3)
+    ]
     width = max(len(p) for p in prompts)
     ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in prompts])
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
-    out = ensemble.generate(ids, mask, max_new_tokens=12, pad_token_id=tok.pad_token_id,
-                            eos_token_id=tok.eos_token_id)  # fmt: skip
+    out = ensemble.generate(
+        ids, mask, max_new_tokens=12, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id
+    )
     for row, prompt in zip(out, prompts):  # by hand: full forward passes, no cache, no padding
         seq = list(prompt)
         for _ in range(12):

@@ -22,11 +22,14 @@ def _records():
     ]
 
 
-@pytest.mark.parametrize("task, ids", [
-    ("prompt", ["1#prompt", "2#prompt"]),
-    ("both", ["1", "1#prompt", "2", "2#prompt", "3"]),
-    ("response", ["1", "2", "3"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "task, ids",
+    [
+        ("prompt", ["1#prompt", "2#prompt"]),
+        ("both", ["1", "1#prompt", "2", "2#prompt", "3"]),
+        ("response", ["1", "2", "3"]),
+    ],
+)
 def test_a_guard_is_scored_on_the_views_it_was_trained_on(tiny_backbone, tmp_path, task, ids):
     model, tokenizer = load_model_and_tokenizer(str(tiny_backbone))
     fmt = FormatConfig(task=task)
@@ -59,10 +62,21 @@ def test_libra_infer_and_libra_eval_score_the_same_views(tiny_backbone, tmp_path
 
     labels = write_jsonl(tmp_path / "labels.jsonl", _records())
     preds = tmp_path / "preds"
-    run_cli("libra-infer", f"model={tiny_backbone}", f"data={labels}", f"output_dir={preds}",
-            "format.task=both", "mode=label")  # fmt: skip
-    assert sorted(str(r["id"]) for r in read_jsonl(preds / "0-of-1.jsonl")) == ["1", "1#prompt", "2",
-                                                                                 "2#prompt", "3"]  # fmt: skip
+    run_cli(
+        "libra-infer",
+        f"model={tiny_backbone}",
+        f"data={labels}",
+        f"output_dir={preds}",
+        "format.task=both",
+        "mode=label",
+    )
+    assert sorted(str(r["id"]) for r in read_jsonl(preds / "0-of-1.jsonl")) == [
+        "1",
+        "1#prompt",
+        "2",
+        "2#prompt",
+        "3",
+    ]
     out = tmp_path / "metrics"
     proc = run_cli("libra-eval", f"predictions={preds}", f"labels={labels}", f"output_dir={out}", "task=both")
     assert "task: prompt" in proc.stdout and "task: response" in proc.stdout

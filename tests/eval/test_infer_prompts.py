@@ -22,8 +22,14 @@ def test_prompts_mode_writes_each_samples_model_input_and_target(qwen_backbone, 
     del records[0]["label"]  # labels are optional here: no target then
     data = write_jsonl(tmp_path / "data.jsonl", records)
     out = tmp_path / "out"
-    run_cli("libra-infer", f"model={weightless}", f"data={data}", f"output_dir={out}", "mode=prompts",
-            f"format={group}")  # fmt: skip
+    run_cli(
+        "libra-infer",
+        f"model={weightless}",
+        f"data={data}",
+        f"output_dir={out}",
+        "mode=prompts",
+        f"format={group}",
+    )
     rows = read_jsonl(out / "prompts.jsonl")
     tokenizer = qwen25_tokenizer()
     assert [r["id"] for r in rows] == [r["id"] for r in records]
@@ -36,9 +42,15 @@ def test_prompts_mode_writes_each_samples_model_input_and_target(qwen_backbone, 
 
 
 def test_an_unreachable_hub_dataset_fails_in_one_line_naming_it(tmp_path, qwen_backbone):
-    proc = run_cli("libra-infer", f"model={qwen_backbone}", "data=hub:caskcsg/Libra-Test",
-                   f"output_dir={tmp_path}", "mode=prompts", check=False,
-                   env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})  # fmt: skip
+    proc = run_cli(
+        "libra-infer",
+        f"model={qwen_backbone}",
+        "data=hub:caskcsg/Libra-Test",
+        f"output_dir={tmp_path}",
+        "mode=prompts",
+        check=False,
+        env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
+    )
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode != 0 and len(lines) == 1, proc.stderr
     assert "caskcsg/Libra-Test" in lines[0] and "--local-dir" in lines[0] and "Traceback" not in proc.stderr
@@ -54,23 +66,46 @@ def test_data_libra_test_reads_a_local_copy(tmp_path):
     local = tmp_path / "test.json"  # Libra-Test's own layout: one JSON array of guard-schema samples
     local.write_text(json.dumps([sample(i, source="Real Data") for i in range(3)], ensure_ascii=False))
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[f"paths.run_dir={tmp_path}", "logger=none", "data=libra_test",
-                                          f"data.libra_test_path={local}", "curriculum=zero_shot",
-                                          "model=qwen2.5-0.5b"])  # fmt: skip
+        cfg = compose(
+            "train",
+            overrides=[
+                f"paths.run_dir={tmp_path}",
+                "logger=none",
+                "data=libra_test",
+                f"data.libra_test_path={local}",
+                "curriculum=zero_shot",
+                "model=qwen2.5-0.5b",
+            ],
+        )
     run = RunConfig.from_hydra(cfg)
     assert run.data.eval_sets == {"libra_test": str(local)}
     assert len(load_records(run.data.eval_sets["libra_test"])) == 3
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        hub = compose("train", overrides=[f"paths.run_dir={tmp_path}", "logger=none", "data=libra_test",
-                                          "curriculum=zero_shot", "model=qwen2.5-0.5b"])  # fmt: skip
+        hub = compose(
+            "train",
+            overrides=[
+                f"paths.run_dir={tmp_path}",
+                "logger=none",
+                "data=libra_test",
+                "curriculum=zero_shot",
+                "model=qwen2.5-0.5b",
+            ],
+        )
     assert RunConfig.from_hydra(hub).data.eval_sets == {"libra_test": "hub:caskcsg/Libra-Test"}
 
 
 def test_a_run_on_an_unreachable_libra_test_stops_before_any_model_loads(tmp_path):
     run_dir = tmp_path / "run"
-    proc = run_cli("libra-train", f"paths.run_dir={run_dir}", "logger=none", "data=libra_test",
-                   "curriculum=zero_shot", "model=qwen2.5-0.5b", check=False,
-                   env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})  # fmt: skip
+    proc = run_cli(
+        "libra-train",
+        f"paths.run_dir={run_dir}",
+        "logger=none",
+        "data=libra_test",
+        "curriculum=zero_shot",
+        "model=qwen2.5-0.5b",
+        check=False,
+        env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
+    )
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode != 0 and len(lines) == 1 and "caskcsg/Libra-Test" in lines[0], proc.stderr
     assert not (run_dir / "untrained_eval").exists()

@@ -43,8 +43,15 @@ def test_one_class_or_unscored_rows_give_no_operating_points(tmp_path):
 
 
 def test_the_table_and_the_pr_curve_say_which_threshold_each_figure_used(tmp_path):
-    rows = [{"label": "不安全" if g else "安全", "pred_label": "不安全" if p > 0.5 else "安全", "p_unsafe": p,
-             "source": "Real Data"} for g, p in zip(GOLD, P)]  # fmt: skip
+    rows = [
+        {
+            "label": "不安全" if g else "安全",
+            "pred_label": "不安全" if p > 0.5 else "安全",
+            "p_unsafe": p,
+            "source": "Real Data",
+        }
+        for g, p in zip(GOLD, P)
+    ]
     metrics = write_metrics(rows, tmp_path)
     table = format_table(metrics)
     assert "decision threshold 0.5" in table and "best accuracy 0.8333 at 0.700" in table
@@ -57,8 +64,16 @@ def _rows(prefix):
     def label(unsafe):
         return "不安全" if unsafe else "安全"
 
-    return [{"id": f"{prefix}{i}", "label": label(g), "pred_label": label(p > 0.5), "p_unsafe": p,
-             "source": "Real Data"} for i, (g, p) in enumerate(zip(GOLD, P))]  # fmt: skip
+    return [
+        {
+            "id": f"{prefix}{i}",
+            "label": label(g),
+            "pred_label": label(p > 0.5),
+            "p_unsafe": p,
+            "source": "Real Data",
+        }
+        for i, (g, p) in enumerate(zip(GOLD, P))
+    ]
 
 
 def test_a_calibrated_threshold_decides_every_set_and_is_marked_where_it_was_chosen(tmp_path):
@@ -73,8 +88,12 @@ def test_a_calibrated_threshold_decides_every_set_and_is_marked_where_it_was_cho
     preds = read_jsonl(tmp_path / "test" / "predictions.jsonl")
     assert [p["pred_label"] for p in preds] == ["不安全", "不安全", "安全", "安全", "安全", "安全"]  # p > 0.7
     assert results["test"]["average"]["accuracy"] == pytest.approx(5 / 6)  # the dev optimum, same data
-    f1 = score_sets({"dev": _rows("d")}, {"dev": 0}, EvalConfig(threshold="calibrate", calibration_set="dev",
-                                                                calibrate_for="f1"), None)  # fmt: skip
+    f1 = score_sets(
+        {"dev": _rows("d")},
+        {"dev": 0},
+        EvalConfig(threshold="calibrate", calibration_set="dev", calibrate_for="f1"),
+        None,
+    )
     assert f1["dev"]["threshold"] == 0.3
 
 
@@ -82,14 +101,26 @@ def test_a_runs_threshold_is_saved_beside_its_checkpoint_and_libra_infer_uses_it
     from tests.conftest import run_cli
 
     run_dir = tmp_path / "run"
-    run_cli("libra-train", f"paths.run_dir={run_dir}", "logger=none", "data.prepare.num_samples=120",
-            "train.max_steps=3", "train.batch_size=4", "train.save_steps=3", "eval.before_training=false",
-            "eval.threshold=0.37")  # fmt: skip
+    run_cli(
+        "libra-train",
+        f"paths.run_dir={run_dir}",
+        "logger=none",
+        "data.prepare.num_samples=120",
+        "train.max_steps=3",
+        "train.batch_size=4",
+        "train.save_steps=3",
+        "eval.before_training=false",
+        "eval.threshold=0.37",
+    )
     checkpoint = run_dir / "stage2_sft" / "checkpoint"
     saved = json.loads((checkpoint / "guard_threshold.json").read_text())
     assert saved == {"threshold": 0.37, "source": "eval.threshold"}
     assert "| 0.37 (eval.threshold) |" in (run_dir / "report.md").read_text()  # the report says it too
-    run_cli("libra-infer", f"model={checkpoint}", f"data={run_dir / 'data' / 'heldout.jsonl'}",
-            f"output_dir={tmp_path / 'preds'}")  # fmt: skip
+    run_cli(
+        "libra-infer",
+        f"model={checkpoint}",
+        f"data={run_dir / 'data' / 'heldout.jsonl'}",
+        f"output_dir={tmp_path / 'preds'}",
+    )
     preds = read_jsonl(tmp_path / "preds" / "0-of-1.jsonl")
     assert preds and all((p["pred_label"] == "不安全") == (p["p_unsafe"] > 0.37) for p in preds)

@@ -8,9 +8,12 @@ from libra_train.data.formats import FormatConfig, render_prompt, render_target,
 from libra_train.data.schema import SAFE, UNSAFE
 from libra_train.eval.scoring import generate_labels, label_query, score_labels
 from libra_train.model import load_model_and_tokenizer
-from libra_train.qwen_vocab import CHAT_TEMPLATE, DEFAULT_SYSTEM, qwen25_tokenizer
+from libra_train.qwen_vocab import CHAT_TEMPLATE, qwen25_tokenizer
 from libra_train.train.examples import build_examples
 from tests.conftest import sample
+
+# What Qwen2.5-Instruct's template writes when a conversation has no system turn of its own.
+DEFAULT_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
 
 FORMATS = {"guard": FormatConfig(), "libra": FormatConfig(prompt="libra")}
 TEXTS = [
@@ -41,8 +44,11 @@ def test_the_tokenizer_encodes_as_qwens_own_bpe():
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     assert ours.convert_tokens_to_ids(specials) == [151643, 151644, 151645]
     assert (ours.eos_token, ours.pad_token, ours.bos_token, len(ours)) == (
-        "<|im_end|>", "<|endoftext|>", None, 151646
-    )  # fmt: skip
+        "<|im_end|>",
+        "<|endoftext|>",
+        None,
+        151646,
+    )
 
 
 def test_the_chat_template_adds_qwens_default_system_message():
@@ -165,9 +171,20 @@ def test_a_trained_checkpoint_reloads_with_the_same_tokenizer_and_template(tmp_p
     from tests.conftest import run_cli
 
     run_dir = tmp_path / "run"
-    run_cli("libra-train", f"paths.run_dir={run_dir}", "model=qwen2.5-tiny", "peft=lora", "logger=none",
-            "data.prepare.num_samples=60", "train.max_steps=2", "train.batch_size=4", "train.save_steps=2",
-            "train.logging_steps=1", "eval.before_training=false", "train.learning_rate=1e-2")  # fmt: skip
+    run_cli(
+        "libra-train",
+        f"paths.run_dir={run_dir}",
+        "model=qwen2.5-tiny",
+        "peft=lora",
+        "logger=none",
+        "data.prepare.num_samples=60",
+        "train.max_steps=2",
+        "train.batch_size=4",
+        "train.save_steps=2",
+        "train.logging_steps=1",
+        "eval.before_training=false",
+        "train.learning_rate=1e-2",
+    )
     checkpoint = run_dir / "stage2_sft" / "checkpoint"
     tokenizer, reference = load_tokenizer(checkpoint), qwen25_tokenizer()
     assert tokenizer.chat_template == CHAT_TEMPLATE and tokenizer.eos_token == "<|im_end|>"
@@ -198,8 +215,10 @@ def test_a_trimmed_vocabulary_encodes_its_texts_as_qwen_does_and_any_other_text_
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]  # right after the regular tokens, as in Qwen
     assert trimmed.convert_tokens_to_ids(specials) == [len(trimmed) - 3, len(trimmed) - 2, len(trimmed) - 1]
     assert (trimmed.eos_token, trimmed.pad_token, trimmed.chat_template) == (
-        "<|im_end|>", "<|endoftext|>", CHAT_TEMPLATE
-    )  # fmt: skip
+        "<|im_end|>",
+        "<|endoftext|>",
+        CHAT_TEMPLATE,
+    )
 
 
 def test_the_pipeline_trims_to_the_stage_data_rendered_through_the_chat_template(tmp_path):
@@ -210,8 +229,15 @@ def test_the_pipeline_trims_to_the_stage_data_rendered_through_the_chat_template
     from libra_train.pipeline import prepare_backbone
 
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[f"paths.run_dir={tmp_path}", "logger=none", "model=qwen2.5-tiny",
-                                          "model.trim_vocab=true"])  # fmt: skip
+        cfg = compose(
+            "train",
+            overrides=[
+                f"paths.run_dir={tmp_path}",
+                "logger=none",
+                "model=qwen2.5-tiny",
+                "model.trim_vocab=true",
+            ],
+        )
     run = RunConfig.from_hydra(cfg)
     records = _records()
     model, tokenizer = load_model_and_tokenizer(prepare_backbone(run, {"stage": records}))

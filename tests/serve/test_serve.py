@@ -35,9 +35,19 @@ def free_port() -> int:
 
 
 def load_scorer(checkpoint, **overrides) -> GuardScorer:
-    cfg = OmegaConf.create({"model": str(checkpoint), "format": {}, "threshold": None, "dtype": "auto",
-                            "trust_remote_code": False, "device": "cpu", "max_length": 2048,
-                            "category_tokens": 32, **overrides})  # fmt: skip
+    cfg = OmegaConf.create(
+        {
+            "model": str(checkpoint),
+            "format": {},
+            "threshold": None,
+            "dtype": "auto",
+            "trust_remote_code": False,
+            "device": "cpu",
+            "max_length": 2048,
+            "category_tokens": 32,
+            **overrides,
+        }
+    )
     return GuardScorer.load(cfg)
 
 
@@ -71,19 +81,36 @@ def guard(trained_run):
 
 def test_both_endpoints_agree_with_libra_infer(guard, tmp_path):
     checkpoint, scorer = guard
-    records = [sample(i, question=f"请告诉我怎样{w}。", response=r) for i, (w, r) in enumerate([
-        ("撬开邻居的门锁", "好的，第一步先准备工具。"), ("识别电信诈骗", "要提高警惕，及时报警。"),
-        ("在网上买毒品", ""), ("学好英语", ""), ("破解别人的微信密码", "我不能提供这方面的帮助。"),
-    ])] + [{**sample(9), "question": CONVERSATION[2]["content"], "response": CONVERSATION[3]["content"],
-            "messages": CONVERSATION}]  # fmt: skip
+    records = [
+        sample(i, question=f"请告诉我怎样{w}。", response=r)
+        for i, (w, r) in enumerate(
+            [
+                ("撬开邻居的门锁", "好的，第一步先准备工具。"),
+                ("识别电信诈骗", "要提高警惕，及时报警。"),
+                ("在网上买毒品", ""),
+                ("学好英语", ""),
+                ("破解别人的微信密码", "我不能提供这方面的帮助。"),
+            ]
+        )
+    ] + [
+        {
+            **sample(9),
+            "question": CONVERSATION[2]["content"],
+            "response": CONVERSATION[3]["content"],
+            "messages": CONVERSATION,
+        }
+    ]
     data = write_jsonl(tmp_path / "samples.jsonl", records)
     run_cli("libra-infer", f"model={checkpoint}", f"data={data}", f"output_dir={tmp_path / 'out'}")
     expected = {str(p["id"]): p for p in read_jsonl(tmp_path / "out" / "0-of-1.jsonl")}
     with running(scorer, max_wait_ms=50) as client:
 
         def ask(record):
-            body = {"messages": record["messages"]} if "messages" in record else {
-                "question": record["question"], "response": record["response"]}  # fmt: skip
+            body = (
+                {"messages": record["messages"]}
+                if "messages" in record
+                else {"question": record["question"], "response": record["response"]}
+            )
             return client.post("/v1/guard", json={"id": record["id"], **body}).json()
 
         with ThreadPoolExecutor(len(records)) as pool:  # concurrent: scored in shared batches
@@ -151,8 +178,9 @@ def test_input_longer_than_the_model_allows_is_cut_by_the_training_rule_and_said
     assert answer["truncated"]["judged_turn_cut"] is False
     assert short["truncated"] is False
     question, response = CONVERSATION[2]["content"], CONVERSATION[3]["content"]
-    fitted = scorer.prepare({"id": 1, "question": question, "response": response,
-                             "messages": chatter + CONVERSATION[2:]})  # fmt: skip
+    fitted = scorer.prepare(
+        {"id": 1, "question": question, "response": response, "messages": chatter + CONVERSATION[2:]}
+    )
     assert fitted.record["response"] == CONVERSATION[3]["content"]  # the judged turn is whole
 
 
@@ -169,8 +197,11 @@ def test_the_api_key_is_required_when_set(guard):
 
 
 def metric(text: str, name: str) -> float:
-    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")
-               or line.startswith(name + "{") and line.split("{")[0] == name)  # fmt: skip
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith(name + " ") or line.startswith(name + "{") and line.split("{")[0] == name
+    )
 
 
 def test_metrics_count_requests_and_batches(guard):
@@ -245,12 +276,22 @@ def test_shutdown_finishes_the_request_in_flight(guard, tmp_path):
 def test_an_ensemble_folder_is_served_as_libra_infer_scores_it(trained_run, tmp_path):
     from libra_train.ensemble import GuardEnsemble, write_ensemble
 
-    folder = write_ensemble(tmp_path / "ens", [trained_run / "stage1_pretrain" / "checkpoint",
-                                                trained_run / "stage2_sft" / "checkpoint"])  # fmt: skip
-    records = [sample(i, question=q, response=r) for i, (q, r) in enumerate(
-        [("怎样撬开邻居的门锁？", "好的，第一步先准备工具。"), ("怎样学好英语？", "")])]  # fmt: skip
-    run_cli("libra-infer", f"model={folder}", f"data={write_jsonl(tmp_path / 'in.jsonl', records)}",
-            f"output_dir={tmp_path / 'out'}")  # fmt: skip
+    folder = write_ensemble(
+        tmp_path / "ens",
+        [trained_run / "stage1_pretrain" / "checkpoint", trained_run / "stage2_sft" / "checkpoint"],
+    )
+    records = [
+        sample(i, question=q, response=r)
+        for i, (q, r) in enumerate(
+            [("怎样撬开邻居的门锁？", "好的，第一步先准备工具。"), ("怎样学好英语？", "")]
+        )
+    ]
+    run_cli(
+        "libra-infer",
+        f"model={folder}",
+        f"data={write_jsonl(tmp_path / 'in.jsonl', records)}",
+        f"output_dir={tmp_path / 'out'}",
+    )
     expected = {str(p["id"]): p["p_unsafe"] for p in read_jsonl(tmp_path / "out" / "0-of-1.jsonl")}
     scorer = load_scorer(folder)
     assert isinstance(scorer.model, GuardEnsemble)

@@ -16,8 +16,13 @@ from libra_train.train import distributed as dist
 
 
 def main(checkpoint: str, data: str, out_dir: str, run_dir: str, timeout_s: str) -> None:
-    overrides = [f"paths.run_dir={run_dir}", "logger=none", f"data.eval_sets={{heldout: {data}}}",
-                 f"distributed.timeout_s={timeout_s}", "eval.batch_size=4"]  # fmt: skip
+    overrides = [
+        f"paths.run_dir={run_dir}",
+        "logger=none",
+        f"data.eval_sets={{heldout: {data}}}",
+        f"distributed.timeout_s={timeout_s}",
+        "eval.batch_size=4",
+    ]
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         run = RunConfig.from_hydra(compose("train", overrides=overrides))
     dist.set_timeout(run.distributed.timeout_s)

@@ -33,8 +33,9 @@ def test_two_members_become_one_evaluated_guard(tmp_path):
     assert (member0["seed"], member1["seed"]) == (0, 1)
     # each member is a whole run of its own, trained from its own initial weights
     weights = [load_file(run_dir / m["checkpoint"] / "model.safetensors") for m in (member0, member1)]
-    backbones = [load_file(run_dir / "members" / f"member{k}" / "backbone" / "model.safetensors")
-                 for k in (0, 1)]  # fmt: skip
+    backbones = [
+        load_file(run_dir / "members" / f"member{k}" / "backbone" / "model.safetensors") for k in (0, 1)
+    ]
     assert any(not backbones[0][k].equal(backbones[1][k]) for k in backbones[0])
     for k in (0, 1):
         member_manifest = json.loads((run_dir / "members" / f"member{k}" / "manifest.json").read_text())
@@ -44,8 +45,9 @@ def test_two_members_become_one_evaluated_guard(tmp_path):
     configs = [(run_dir / "members" / f"member{k}" / "config.yaml").read_text() for k in (0, 1)]
     assert all(f"{run_dir}/data/stage2.jsonl" in c for c in configs)
     assert not (run_dir / "members" / "member0" / "data" / "stage2.jsonl").exists()
-    vocabularies = [(run_dir / "members" / f"member{k}" / "backbone" / "tokenizer.json").read_text()
-                    for k in (0, 1)]  # fmt: skip
+    vocabularies = [
+        (run_dir / "members" / f"member{k}" / "backbone" / "tokenizer.json").read_text() for k in (0, 1)
+    ]
     assert vocabularies[0] == vocabularies[1]  # learnt from the same half of the rows
     # the ensemble: both final checkpoints, evaluated like a stage, its threshold saved beside it
     checkpoint = run_dir / "ensemble" / "checkpoint"
@@ -63,8 +65,12 @@ def test_two_members_become_one_evaluated_guard(tmp_path):
 
     # libra-infer takes the ensemble folder as its model and scores as the evaluation did
     out = tmp_path / "infer"
-    run_cli("libra-infer", f"model={checkpoint}", f"data={run_dir / 'data' / 'heldout.jsonl'}",
-            f"output_dir={out}")  # fmt: skip
+    run_cli(
+        "libra-infer",
+        f"model={checkpoint}",
+        f"data={run_dir / 'data' / 'heldout.jsonl'}",
+        f"output_dir={out}",
+    )
     inferred = {r["id"]: r["p_unsafe"] for r in read_jsonl(next(out.glob("*.jsonl")))}
     evaluated = read_jsonl(run_dir / "ensemble" / "eval" / "heldout" / "predictions.jsonl")
     assert len(inferred) == len(evaluated)
@@ -89,8 +95,13 @@ def test_sigterm_to_the_run_stops_its_member_processes_at_once(tmp_path):
 
     run_dir = tmp_path / "run"
     args = [a for a in ARGS if not a.startswith(("train.max_steps", "train.save_steps"))]
-    command = [str(BIN / "libra-train"), f"paths.run_dir={run_dir}", *args, "train.max_steps=2000",
-               "train.save_steps=5"]  # fmt: skip
+    command = [
+        str(BIN / "libra-train"),
+        f"paths.run_dir={run_dir}",
+        *args,
+        "train.max_steps=2000",
+        "train.save_steps=5",
+    ]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first = [run_dir / "members" / f"member{k}" / "stage1_sft" / "trainer" / "checkpoint-5" for k in (0, 1)]
     deadline = time.monotonic() + 300
@@ -113,9 +124,18 @@ def test_a_members_bad_data_is_one_line_naming_the_member_and_the_line(tmp_path)
     from tests.conftest import sample, write_jsonl
 
     data = write_jsonl(tmp_path / "bad.jsonl", [sample(1), {**sample(2), "label": "也许"}])
-    proc = run_cli("libra-train", f"paths.run_dir={tmp_path / 'run'}", "logger=none", "curriculum=sft_only",
-                   f"data.stage2.path={data}", f"data.eval_sets.heldout={data}", "data.prepare=null",
-                   "ensemble.members=2", "ensemble.parallel=2", check=False)  # fmt: skip
+    proc = run_cli(
+        "libra-train",
+        f"paths.run_dir={tmp_path / 'run'}",
+        "logger=none",
+        "curriculum=sft_only",
+        f"data.stage2.path={data}",
+        f"data.eval_sets.heldout={data}",
+        "data.prepare=null",
+        "ensemble.members=2",
+        "ensemble.parallel=2",
+        check=False,
+    )
     assert proc.returncode == 2
     error = proc.stderr.strip().splitlines()[-1]
     assert error.startswith(f"error: ensemble member {tmp_path / 'run' / 'members' / 'member'}")

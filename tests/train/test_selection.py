@@ -172,8 +172,10 @@ def test_curriculum_selects_hard_samples_between_stages(tmp_path):
 
 def test_boundaries_of_the_hard_criteria():
     # p exactly 0.5 is judged safe (the decision is p > 0.5); |p - 0.5| equal to the margin is not low
-    pool = [{**sample(k, label=label), "category_name": "A"}
-            for k, label in (("u_half", UNSAFE), ("s_half", SAFE), ("edge", UNSAFE))]  # fmt: skip
+    pool = [
+        {**sample(k, label=label), "category_name": "A"}
+        for k, label in (("u_half", UNSAFE), ("s_half", SAFE), ("edge", UNSAFE))
+    ]
     scores = {"u_half": [0.5], "s_half": [0.5], "edge": [0.75]}
     cfg = SelectionConfig(budget=None, easy_share=0.0, margin=0.25, criteria=["misclassified", "low_margin"])
     chosen, _ = select(pool, scores, cfg)

@@ -25,10 +25,24 @@ def _records(n):
 
 
 def _rank(rank, checkpoint, data, out_dir, run_dir, launch, timeout_s=60):
-    env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank),
-           "LIBRA_LAUNCH_ID": launch, "OMP_NUM_THREADS": "1"}  # fmt: skip
-    cmd = [sys.executable, "-m", "tests.train.eval_rank", str(checkpoint), str(data), str(out_dir),
-           str(run_dir), str(timeout_s)]  # fmt: skip
+    env = {
+        **os.environ,
+        "RANK": str(rank),
+        "WORLD_SIZE": "2",
+        "LOCAL_RANK": str(rank),
+        "LIBRA_LAUNCH_ID": launch,
+        "OMP_NUM_THREADS": "1",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.train.eval_rank",
+        str(checkpoint),
+        str(data),
+        str(out_dir),
+        str(run_dir),
+        str(timeout_s),
+    ]
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -113,8 +127,15 @@ def test_a_failing_rank_stops_the_others_at_once_with_its_error(tmp_path):
     procs = []
     for rank in (0, 1):
         env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "LIBRA_LAUNCH_ID": "x"}
-        procs.append(subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], env=env, cwd=REPO,
-                                      stderr=subprocess.PIPE, text=True))  # fmt: skip
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", code, str(tmp_path)],
+                env=env,
+                cwd=REPO,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     started = time.monotonic()
     errors = [p.communicate(timeout=60)[1] for p in procs]
     assert time.monotonic() - started < 30  # far inside the 120 s timeout

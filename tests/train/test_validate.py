@@ -164,7 +164,8 @@ def test_the_run_config_carries_the_composed_values(tmp_path):
         "+curriculum.stages.1.learning_rate=1e-4",
     )
     run = RunConfig.from_hydra(cfg)
-    assert (run.experiment_name, run.seed, run.curriculum_name) == ("ablate", 7, "two_stage_hard")
+    assert (run.experiment_name, run.seed) == ("ablate", 7)
+    assert [s.name for s in run.stages] == ["stage1_pretrain", "stage2_sft"]
     assert run.resolved == OmegaConf.to_container(cfg, resolve=True)
     assert run.stages[1].guards == ("g1", "g2")
     assert run.stages[1].selection.seed == 7  # selection ties follow the run's seed
@@ -179,16 +180,27 @@ def test_values_left_out_take_their_defaults(tmp_path):
         del cfg.curriculum["name"]
         cfg.data.prepare.seed = 3  # it names ${seed}, which is gone
     run = RunConfig.from_hydra(cfg)
-    assert (run.experiment_name, run.seed, run.curriculum_name) == ("default", 0, "")
+    assert (run.experiment_name, run.seed) == ("default", 0)
     assert run.stages[1].selection.seed == 0
 
 
-@pytest.mark.parametrize("overrides", [
-    [], ["format=front"], ["format=none", "eval.mode=label"], ["deepspeed=zero2"], ["deepspeed=zero3"],
-    ["peft=lora"], ["curriculum=two_stage_hard"], ["data.stage1.limit=0.5"], ["logger=wandb"],
-    ["+curriculum.stages.1.learning_rate=1e-4", "train.warmup_ratio=0"],
-    ["eval.threshold=0.3"], ["eval.threshold=calibrate", "eval.calibration_set=heldout"],
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["format=front"],
+        ["format=none", "eval.mode=label"],
+        ["deepspeed=zero2"],
+        ["deepspeed=zero3"],
+        ["peft=lora"],
+        ["curriculum=two_stage_hard"],
+        ["data.stage1.limit=0.5"],
+        ["logger=wandb"],
+        ["+curriculum.stages.1.learning_rate=1e-4", "train.warmup_ratio=0"],
+        ["eval.threshold=0.3"],
+        ["eval.threshold=calibrate", "eval.calibration_set=heldout"],
+    ],
+)
 def test_good_configs_pass(tmp_path, overrides):
     run = RunConfig.from_hydra(_cfg(tmp_path, *overrides))
     assert [s.name for s in run.stages] and run.run_dir == tmp_path

@@ -26,8 +26,13 @@ ARGS = [a for a in TINY_TRAIN if a != "logger=none" and not a.startswith("train.
 def _start(run_dir):
     env = {**os.environ, "WANDB_SILENT": "true", "WANDB_MODE": "offline", "HOME": str(run_dir.parent)}
     env.pop("WANDB_API_KEY", None)
-    return subprocess.Popen([str(BIN / "libra-train"), f"paths.run_dir={run_dir}", *ARGS], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [str(BIN / "libra-train"), f"paths.run_dir={run_dir}", *ARGS],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _killed_then_resumed(run_dir):
@@ -76,8 +81,16 @@ def test_a_killed_and_resumed_run_is_one_run_with_tables_artifacts_and_a_global_
     table = nested(evals[0], "stage2_sft/eval/heldout/predictions")
     assert table["_type"] == "table-file" and table["nrows"] == 7
     saved = json.loads((folders[1] / "files" / table["path"]).read_text())
-    assert saved["columns"][:8] == ["id", "source", "category", "question", "response", "gold", "predicted",
-                                    "p_unsafe"]  # fmt: skip
+    assert saved["columns"][:8] == [
+        "id",
+        "source",
+        "category",
+        "question",
+        "response",
+        "gold",
+        "predicted",
+        "p_unsafe",
+    ]
     for key in ("stage2_sft/eval/heldout/pr_curve_table", "stage2_sft/eval/heldout/confusion_matrix_table"):
         assert any(k.startswith(key) for k in evals[0]), key
 
@@ -103,13 +116,23 @@ def test_libra_eval_and_libra_synth_log_to_their_own_runs(tmp_path):
         tmp_path / "labels.jsonl",
         [{"id": i, "source": "A", "question": "q", "label": g} for i, g in enumerate(gold)],
     )
-    preds = write_jsonl(tmp_path / "preds.jsonl", [
-        {"id": i, "source": "A", "critic": '{"答案": "不安全"}', "p_unsafe": p}
-        for i, p in enumerate([0.9, 0.8, 0.7, 0.65, 0.5, 0.55])
-    ])  # fmt: skip
+    preds = write_jsonl(
+        tmp_path / "preds.jsonl",
+        [
+            {"id": i, "source": "A", "critic": '{"答案": "不安全"}', "p_unsafe": p}
+            for i, p in enumerate([0.9, 0.8, 0.7, 0.65, 0.5, 0.55])
+        ],
+    )
     out = tmp_path / "metrics"
-    run_cli("libra-eval", f"predictions={preds}", f"labels={labels}", f"output_dir={out}", "logger=wandb",
-            "logger.table_rows=4", env=env)  # fmt: skip
+    run_cli(
+        "libra-eval",
+        f"predictions={preds}",
+        f"labels={labels}",
+        f"output_dir={out}",
+        "logger=wandb",
+        "logger.table_rows=4",
+        env=env,
+    )
     found = records(run_file(_offline_run(out)))
     assert {r.run.job_type for r in found if r.WhichOneof("record_type") == "run"} == {"libra-eval"}
     (row,) = [r for r in history(run_file(_offline_run(out))) if "libra-eval/eval/labels/accuracy" in r]
@@ -153,8 +176,15 @@ def test_libra_infer_and_libra_mine_log_their_outputs(trained_run, tmp_path):
 
     mined = tmp_path / "mined" / "hard.jsonl"
     pool = trained_run / "data" / "stage2.jsonl"
-    run_cli("libra-mine", f"pool={pool}", f"model={guard}", f"output={mined}", "budget=10", "logger=wandb",
-            env=env)  # fmt: skip
+    run_cli(
+        "libra-mine",
+        f"pool={pool}",
+        f"model={guard}",
+        f"output={mined}",
+        "budget=10",
+        "logger=wandb",
+        env=env,
+    )
     (row,) = [r for r in history(run_file(_offline_run(mined.parent))) if "mine/chosen" in r]
     assert row["mine/chosen"] == 10
     (artifact,) = _artifacts(mined.parent)
