@@ -98,7 +98,7 @@ def part_eval(out: Path, dry: bool) -> dict:
     from libra_train.data.formats import FormatConfig
     from libra_train.eval.scoring import generate_labels, score_labels
     from libra_train.model import load_model_and_tokenizer
-    from libra_train.train.distributed import local_device
+    from libra_train.runtime.distributed import local_device
 
     size = _sizes(dry)
     model, tokenizer = load_model_and_tokenizer(str(_backbone(out, dry)), dtype="fp32" if dry else "bf16")

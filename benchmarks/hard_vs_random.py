@@ -67,8 +67,9 @@ def main() -> None:
         pool,
         [args.guard],
         fmt,
-        out / "scores",
         selection_config({"budget": args.n, "easy_share": args.easy_share, "seed": 0}),
+        out / "hard.jsonl",
+        out / "scores",
     )
     selection_s = time.perf_counter() - start
     subsets = {"hard": hard, "random": random_subset(pool, args.n, seed=0)}

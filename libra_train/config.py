@@ -22,7 +22,6 @@ from libra_train.data.formats import FormatConfig
 from libra_train.data.io import HUB_PREFIX
 from libra_train.data.subset import check_limit
 from libra_train.errors import ConfigError
-from libra_train.train.selection import SelectionConfig
 
 
 def _positive(value) -> str | None:
@@ -104,6 +103,33 @@ class TrainConfig:
     gradient_checkpointing: bool = opt(False, "recompute activations to save memory")
     logging_steps: int = opt(10, "log the loss every N steps", _positive)
     save_steps: int = opt(200, "checkpoint every N steps (what a killed run resumes from)", _positive)
+
+
+CRITERIA = ("misclassified", "low_margin", "disagreement")
+
+
+def _criteria(value) -> str | None:
+    unknown = [c for c in value if c not in CRITERIA]
+    return f"{unknown or '[]'} — allowed: {', '.join(CRITERIA)}" if unknown or not value else None
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    """Hard-sample selection: a stage's `select: hard` options, or libra-mine's."""
+
+    budget: int | None = opt(
+        None,
+        "samples to choose; null: every hard sample, plus the easy share",
+        lambda v: None if v >= 1 else f"must be a positive whole number or null, got {v!r}",
+    )
+    easy_share: float = opt(0.2, "share of the chosen set that is easy", _fraction)
+    margin: float = opt(
+        0.1,
+        "low margin: |p_unsafe - 0.5| < margin",
+        lambda v: None if 0 < v <= 0.5 else f"must be in (0, 0.5], got {v}",
+    )
+    criteria: tuple = opt(CRITERIA, f"what makes a sample hard: {', '.join(CRITERIA)}", _criteria)
+    seed: int = opt(0, "fixes the order of ties and of the easy samples")
 
 
 @dataclass(frozen=True)
@@ -275,17 +301,22 @@ def build(cls, data, key: str):
     known = [f.name for f in fields(cls)]
     unknown = [k for k in data if k not in known]
     if unknown:
-        raise ConfigError(f"{key}.{unknown[0]}", f"unknown key; known: {', '.join(known)}")
+        raise ConfigError(_key(key, unknown[0]), f"unknown key; known: {', '.join(known)}")
     hints = typing.get_type_hints(cls)
     values = {}
     for f in fields(cls):
         if f.name in data:
-            values[f.name] = _value(data[f.name], hints[f.name], f"{key}.{f.name}")
+            values[f.name] = _value(data[f.name], hints[f.name], _key(key, f.name))
             check = f.metadata.get("check")
             message = check(values[f.name]) if check and values[f.name] is not None else None
             if message:
-                raise ConfigError(f"{key}.{f.name}", message)
+                raise ConfigError(_key(key, f.name), message)
     return cls(**values)
+
+
+def _key(group: str, name: str) -> str:
+    """`group.name`, or the bare name for a command's top-level keys (group "")."""
+    return f"{group}.{name}" if group else name
 
 
 def _value(value, hint, key: str):
@@ -387,11 +418,7 @@ def _stages(raw: dict) -> tuple:
         selection = None
         if select == "hard":
             options = {k: v for k, v in stage.items() if k in selection_keys}
-            try:
-                selection = build(SelectionConfig, {"seed": raw.get("seed", 0), **options}, where)
-            except ConfigError as err:  # SelectionConfig's own checks name the bare field
-                key = err.key if err.key.startswith(where) else f"{where}.{err.key}"
-                raise ConfigError(key, err.message) from None
+            selection = build(SelectionConfig, {"seed": raw.get("seed", 0), **options}, where)
         own = {"name", "data", "select", "guards", *train_keys, *selection_keys}
         unknown = [k for k in stage if k not in own]
         if unknown:
@@ -412,6 +439,14 @@ def _stages(raw: dict) -> tuple:
 
 
 # ------------------------------------------------------------------------------ cross-group checks
+
+
+def require_label_first(fmt: FormatConfig, key: str) -> None:
+    """Selection scores in label mode, which reads the label where the target opens."""
+    if not fmt.label_first:
+        raise ConfigError(
+            key, "selection scores in label mode, which needs the label first (not format=front)"
+        )
 
 
 def check_run(run: RunConfig) -> None:
@@ -489,10 +524,7 @@ def _check_stage(run: RunConfig, i: int, stage: StageConfig) -> None:
             raise ConfigError(
                 f"{where}.guards", "the first stage has no previous guard to select with; name guards"
             )
-        if not run.format.label_first:
-            raise ConfigError(
-                f"{where}.select", "selection scores in label mode, which format.critic=front cannot"
-            )
+        require_label_first(run.format, f"{where}.select")
 
 
 def _check_data_paths(run: RunConfig) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from libra_train.config import RunConfig
 from libra_train.members import run_members
-from libra_train.pipeline import exit_cleanly_on_sigterm, run_curriculum
-from libra_train.train import distributed as dist
-from libra_train.train.run_dir import RunLock
+from libra_train.pipeline import run_curriculum
+from libra_train.runtime import distributed as dist
+from libra_train.runtime.run_dir import RunLock
+from libra_train.runtime.signals import exit_cleanly_on_sigterm
 
 
 def run_pipeline(cfg) -> dict:

@@ -17,15 +17,15 @@ from libra_train.ensemble import write_ensemble
 from libra_train.errors import LibraError
 from libra_train.pipeline import (
     evaluate_and_keep_threshold,
-    exit_cleanly_on_sigterm,
     run_curriculum,
     save_manifest,
     write_config_and_data,
 )
 from libra_train.reporting.run_report import write_run_report
+from libra_train.runtime import distributed as dist
+from libra_train.runtime.run_dir import Manifest
+from libra_train.runtime.signals import exit_cleanly_on_sigterm
 from libra_train.tracking import make_tracker
-from libra_train.train import distributed as dist
-from libra_train.train.run_dir import Manifest
 
 log = logging.getLogger(__name__)
 

@@ -161,10 +161,13 @@ def load_model_and_tokenizer(
     dtype: str = "auto",
     attn_implementation: str | None = None,
     device_map: str | None = None,
+    trainable_adapter: bool = False,
 ):
-    """from_pretrained for a local directory (checked first, for a clear error) or a hub id.
-    A directory holding a LoRA adapter loads its base model and applies the adapter; one holding
-    ensemble.json loads each member this way and returns them as one GuardEnsemble."""
+    """The one loader, for training, evaluation, serving and synthesis: from_pretrained for a local
+    directory (checked first, for a clear error) or a hub id, in `dtype`, with `attn_implementation`, and a
+    pad token where the tokenizer has none. A directory holding a LoRA adapter loads its base model and
+    applies the adapter: merged for scoring, or kept trainable (`trainable_adapter`) for a later stage to
+    continue. One holding ensemble.json loads each member this way and returns them as one GuardEnsemble."""
     import torch
     from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
@@ -194,12 +197,26 @@ def load_model_and_tokenizer(
         if adapter_dir.exists():
             from peft import AutoPeftModelForCausalLM
 
-            model = AutoPeftModelForCausalLM.from_pretrained(name_or_path, **kwargs).merge_and_unload()
+            model = AutoPeftModelForCausalLM.from_pretrained(
+                name_or_path, is_trainable=trainable_adapter, **kwargs
+            )
+            model = model if trainable_adapter else model.merge_and_unload()
         else:
             model = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
     except (OSError, ValueError, SafetensorError) as err:  # missing files, bad configs, truncated weights
         raise CheckpointError(f"cannot load model {name_or_path}: {err}") from None
     return model, _tokenizer_at(name_or_path, trust_remote_code)
+
+
+def load_configured(name_or_path: str, opts=None, **kwargs):
+    """load_model_and_tokenizer with the loading options of a config: libra-train's `model` group, or a
+    libra-infer / libra-serve / libra-mine config (trust_remote_code, dtype, attn_implementation); None
+    takes the defaults."""
+    if opts is None:
+        return load_model_and_tokenizer(name_or_path, **kwargs)
+    return load_model_and_tokenizer(
+        name_or_path, opts.trust_remote_code, opts.dtype, opts.attn_implementation, **kwargs
+    )
 
 
 def default_device(choice: str = "auto") -> str:

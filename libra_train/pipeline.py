@@ -16,29 +16,16 @@ from omegaconf import OmegaConf
 
 from libra_train.config import RunConfig, StageConfig
 from libra_train.data.formats import refuse_conversation, render_prompt, render_target
-from libra_train.data.io import HUB_PREFIX, atomic_write_text, file_sha256, load_records, read_raw, to_jsonl
+from libra_train.data.io import HUB_PREFIX, atomic_write_text, file_sha256, load_records, read_raw
 from libra_train.data.subset import stratified_subset
 from libra_train.eval.scoring import THRESHOLD_FILE
 from libra_train.redaction import redact
 from libra_train.reporting.run_report import write_run_report
+from libra_train.runtime import distributed as dist
+from libra_train.runtime.run_dir import Manifest
 from libra_train.tracking import make_tracker
-from libra_train.train import distributed as dist
-from libra_train.train.run_dir import Manifest
 
 log = logging.getLogger(__name__)
-
-
-def exit_cleanly_on_sigterm() -> None:
-    """A preempted or cancelled job gets SIGTERM: unwind as on an error, so the tracker flushes what it
-    buffered (W&B's offline writer holds it in memory) and the run lock is released."""
-    import signal
-    import threading
-
-    def stop(signum, _frame):
-        raise SystemExit(128 + signum)
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, stop)
 
 
 def run_curriculum(run: RunConfig) -> dict:
@@ -129,46 +116,22 @@ def evaluate_and_keep_threshold(checkpoint: Path, run: RunConfig, out_dir: Path,
 
 
 def select_hard_records(stage: StageConfig, pool, init_path: str, stage_dir: Path, run: RunConfig):
-    """Score the stage's pool with the previous stage's guard (or stage.guards) and keep the hard samples.
-    Every rank scores its share of the pool; rank 0 then merges the scores and chooses. The chosen set
-    is a file in the stage folder, so a resumed run reuses it."""
-    from libra_train.train.selection import read_scores, score_pool, select
+    """The stage's pool scored by the previous stage's guard (or stage.guards), its hard samples kept in
+    the stage folder (selected.jsonl), so a resumed run reuses them."""
+    from libra_train.train.selection import select_hard
 
-    chosen_path, summary_path = stage_dir / "selected.jsonl", stage_dir / "selection.json"
     guards = list(stage.guards or [init_path])
-    scores_dir = stage_dir / "selection_scores"
-    if not chosen_path.exists():
-        dist.every_rank(
-            stage_dir,
-            "selection-scores",
-            lambda: score_pool(
-                pool,
-                guards,
-                run.format,
-                scores_dir,
-                run.eval.batch_size,
-                run.model.trust_remote_code,
-                dist.rank(),
-                dist.world_size(),
-            ),
-        )
-
-    def choose():
-        scores = read_scores(pool, len(guards), scores_dir, dist.world_size())
-        chosen, summary = select(pool, scores, stage.selection)
-        atomic_write_text(chosen_path, to_jsonl(chosen))
-        summary = {**summary, "guards": guards, "file": f"{stage.name}/selected.jsonl"}
-        atomic_write_text(summary_path, json.dumps(summary, indent=1))
-        log.info(
-            "%s: chose %d of %d pool samples (%d hard)",
-            stage.name,
-            summary["chosen"],
-            summary["pool"],
-            summary["hard"],
-        )
-
-    dist.once(stage_dir / "selected.ready", choose)
-    return load_records(chosen_path), json.loads(summary_path.read_text())
+    chosen, summary = select_hard(
+        pool,
+        guards,
+        run.format,
+        stage.selection,
+        stage_dir / "selected.jsonl",
+        stage_dir / "selection_scores",
+        run.eval.batch_size,
+        run.model,
+    )
+    return chosen, {**summary, "file": f"{stage.name}/selected.jsonl"}
 
 
 def evaluate_checkpoint(path: str, run: RunConfig, out_dir: Path, tracker, stage: str) -> dict:
@@ -206,10 +169,10 @@ def _load_for_eval(path: str, run: RunConfig):
     make from_pretrained partition the weights with collectives that the other ranks never join."""
     from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
-    from libra_train.model import load_model_and_tokenizer
+    from libra_train.model import load_configured
 
     unset_hf_deepspeed_config()
-    model, tokenizer = load_model_and_tokenizer(path, run.model.trust_remote_code, run.model.dtype)
+    model, tokenizer = load_configured(path, run.model)
     model.to(dist.local_device())
     return model, tokenizer
 

@@ -10,9 +10,9 @@ from libra_train.data.io import atomic_write_text, load_records, to_jsonl
 from libra_train.errors import ConfigError
 from libra_train.eval.evaluator import predict
 from libra_train.eval.scoring import resolve_mode, saved_threshold
-from libra_train.model import default_device, load_model_and_tokenizer, load_tokenizer
+from libra_train.model import default_device, load_configured, load_tokenizer
 from libra_train.progress import progress
-from libra_train.train import distributed as dist
+from libra_train.runtime import distributed as dist
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def run_inference(cfg) -> Path:
     if out_path.exists():
         log.info("%s is complete already", out_path)
         return out_path
-    model, tokenizer = load_model_and_tokenizer(cfg.model, cfg.trust_remote_code, cfg.dtype)
+    model, tokenizer = load_configured(cfg.model, cfg)
     model.to(dist.local_device() if cfg.device == "auto" else default_device(cfg.device))
     # the threshold given, else the one saved beside the checkpoint by its run, else 0.5
     threshold = cfg.threshold if cfg.threshold is not None else saved_threshold(cfg.model)

@@ -47,10 +47,10 @@ class GuardScorer:
 
     @classmethod
     def load(cls, cfg) -> GuardScorer:
-        from libra_train.model import default_device, load_model_and_tokenizer
+        from libra_train.model import default_device, load_configured
 
         fmt = FormatConfig.from_cfg(cfg.format)
-        model, tokenizer = load_model_and_tokenizer(cfg.model, cfg.trust_remote_code, cfg.dtype)
+        model, tokenizer = load_configured(cfg.model, cfg)
         model.to(default_device(cfg.device))
         model.eval()
         # the threshold given, else the one saved beside the checkpoint by its run, else 0.5

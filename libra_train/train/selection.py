@@ -9,40 +9,19 @@ forgetting), picked round-robin over label × category cells so it stays balance
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import fields
 from pathlib import Path
 
+from libra_train.config import CRITERIA, SelectionConfig, build, require_label_first
 from libra_train.data.conversation import category_key
+from libra_train.data.io import atomic_write_text, load_records, write_records
 from libra_train.data.schema import UNSAFE
 from libra_train.errors import ConfigError
+from libra_train.runtime import distributed as dist
 
 log = logging.getLogger(__name__)
-CRITERIA = ("misclassified", "low_margin", "disagreement")
-
-
-@dataclass
-class SelectionConfig:
-    budget: int | None = field(
-        default=None, metadata={"help": "samples to choose; null: every hard sample, plus the easy share"}
-    )
-    easy_share: float = field(default=0.2, metadata={"help": "share of the chosen set that is easy"})
-    margin: float = field(default=0.1, metadata={"help": "low margin: |p_unsafe - 0.5| < margin"})
-    criteria: list = field(
-        default_factory=lambda: list(CRITERIA), metadata={"help": f"what makes a sample hard: {CRITERIA}"}
-    )
-    seed: int = field(default=0, metadata={"help": "fixes the order of ties and of the easy samples"})
-
-    def __post_init__(self):
-        if self.budget is not None and (not isinstance(self.budget, int) or self.budget < 1):
-            raise ConfigError("budget", f"must be a positive whole number or null, got {self.budget!r}")
-        if not 0 <= self.easy_share < 1:
-            raise ConfigError("easy_share", f"must be in [0, 1), got {self.easy_share}")
-        if not 0 < self.margin <= 0.5:
-            raise ConfigError("margin", f"must be in (0, 0.5], got {self.margin}")
-        unknown = [c for c in self.criteria if c not in CRITERIA]
-        if unknown or not self.criteria:
-            raise ConfigError("criteria", f"{unknown or '[]'} — allowed: {', '.join(CRITERIA)}")
 
 
 def _tiebreak(seed: int, sample_id) -> str:
@@ -140,7 +119,7 @@ def score_pool(
     fmt,
     work_dir: Path,
     batch_size: int = 32,
-    trust_remote_code: bool = False,
+    load_opts=None,
     rank: int = 0,
     world: int = 1,
 ) -> dict[str, list[float]] | None:
@@ -149,14 +128,13 @@ def score_pool(
     ranks each scores its share (pool[rank::world]) and returns None: read_scores merges the shares
     once every rank is done."""
     from libra_train.eval.evaluator import predict
-    from libra_train.model import load_model_and_tokenizer
+    from libra_train.model import load_configured
     from libra_train.progress import progress
-    from libra_train.train.distributed import local_device
 
     mine = pool[rank::world]
     for k, guard in enumerate(guards):
-        model, tokenizer = load_model_and_tokenizer(guard, trust_remote_code)
-        model.to(local_device())
+        model, tokenizer = load_configured(guard, load_opts)
+        model.to(dist.local_device())
         with progress(f"selection: guard {k + 1}/{len(guards)} scores the pool", len(mine)) as advance:
             predict(
                 model,
@@ -197,13 +175,13 @@ def read_scores(pool: list[dict], n_guards: int, work_dir: Path, world: int = 1)
 
 
 def selection_config(cfg) -> SelectionConfig:
-    return SelectionConfig(
-        budget=cfg.get("budget"),
-        easy_share=float(cfg.get("easy_share", 0.2)),
-        margin=float(cfg.get("margin", 0.1)),
-        criteria=list(cfg.get("criteria", CRITERIA)),
-        seed=int(cfg.get("seed", 0)),
-    )
+    """libra-mine's selection options (top-level keys of its config), checked as libra-train checks a
+    stage's."""
+    from omegaconf import DictConfig, OmegaConf
+
+    raw = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    keys = [f.name for f in fields(SelectionConfig)]
+    return build(SelectionConfig, {k: v for k, v in raw.items() if k in keys}, "")
 
 
 def guard_list(model) -> list[str]:
@@ -217,37 +195,52 @@ def select_hard(
     pool: list[dict],
     guards: list[str],
     fmt,
-    work_dir: Path,
     cfg: SelectionConfig,
+    output: Path,
+    work_dir: Path,
     batch_size: int = 32,
-    trust_remote_code: bool = False,
+    load_opts=None,
 ) -> tuple[list[dict], dict]:
-    scores = score_pool(pool, guards, fmt, work_dir, batch_size, trust_remote_code)
-    chosen, summary = select(pool, scores, cfg)
-    return chosen, {**summary, "guards": guards}
+    """The one hard-sample selection, behind `select: hard` and libra-mine. Every rank scores its share of
+    the pool with each guard (scores kept in work_dir, resumable); rank 0 then chooses and writes the
+    chosen samples to `output` (.jsonl or .parquet) and the summary to work_dir/summary.json. Once chosen,
+    a rerun reads them back rather than choosing again. Returns the chosen samples and the summary."""
+    require_label_first(fmt, "format")
+    work_dir = Path(work_dir)
+    chosen_marker, summary_path = work_dir / ".chosen", work_dir / "summary.json"
+    if not chosen_marker.exists():
+        dist.every_rank(
+            work_dir,
+            "selection-scores",
+            lambda: score_pool(
+                pool, guards, fmt, work_dir, batch_size, load_opts, dist.rank(), dist.world_size()
+            ),
+        )
+
+    def choose():
+        scores = read_scores(pool, len(guards), work_dir, dist.world_size())
+        chosen, summary = select(pool, scores, cfg)
+        write_records(chosen, output)
+        atomic_write_text(summary_path, json.dumps({**summary, "guards": guards}, indent=1))
+        log.info("selection: chose %d of %d pool samples (%d hard)", len(chosen), len(pool), summary["hard"])
+
+    dist.once(chosen_marker, choose)
+    return load_records(output), json.loads(summary_path.read_text())
 
 
 def select_file(cfg) -> dict:
     """`libra-mine`: pool file → chosen samples file (+ OUTPUT.scores/ with each guard's scores)."""
     from libra_train.data.formats import FormatConfig
-    from libra_train.data.io import load_records, write_records
 
-    selection = selection_config(cfg)
-    fmt = FormatConfig.from_cfg(cfg.format)
-    if not fmt.label_first:
-        raise ConfigError(
-            "format", "selection scores in label mode, which needs the label first (not format=front)"
-        )
-    pool = load_records(cfg.pool)
     output = Path(cfg.output)
-    chosen, summary = select_hard(
-        pool,
+    _, summary = select_hard(
+        load_records(cfg.pool),
         guard_list(cfg.model),
-        fmt,
+        FormatConfig.from_cfg(cfg.format),
+        selection_config(cfg),
+        output,
         Path(f"{output}.scores"),
-        selection,
         int(cfg.batch_size),
-        bool(cfg.trust_remote_code),
+        cfg,
     )
-    write_records(chosen, output)
     return {**summary, "output": str(output)}

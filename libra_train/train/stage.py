@@ -14,7 +14,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from libra_train.config import ModelConfig, RunConfig, StageConfig, TrainConfig
 from libra_train.errors import CheckpointError
-from libra_train.model import load_model_and_tokenizer, weights_fingerprint
+from libra_train.model import load_configured, weights_fingerprint
 from libra_train.train.callbacks import StageProgress, TrackerLogs
 from libra_train.train.examples import build_examples, tokenize_example
 from libra_train.train.lm_head import score_supervised_positions_only
@@ -34,23 +34,14 @@ def lora_config(peft_cfg):
     )
 
 
-def _load_for_training(init_path: str, run: RunConfig):
+def load_for_training(init_path: str, run: RunConfig):
     """Stage 1 loads the backbone; a later stage loads the previous stage's output. With LoRA, a
-    previous adapter is continued (not merged), so the final adapter applies to the original backbone."""
-    if (Path(init_path) / "adapter_config.json").exists():
-        from peft import AutoPeftModelForCausalLM
-        from transformers import AutoTokenizer
-
-        model = AutoPeftModelForCausalLM.from_pretrained(
-            init_path, is_trainable=True, trust_remote_code=run.model.trust_remote_code
-        )
-        tokenizer = AutoTokenizer.from_pretrained(init_path, trust_remote_code=run.model.trust_remote_code)
-        return model, tokenizer, None
-    model, tokenizer = load_model_and_tokenizer(
-        init_path, run.model.trust_remote_code, run.model.dtype, run.model.attn_implementation
-    )
-    peft_config = lora_config(run.peft) if run.peft.method == "lora" else None
-    return model, tokenizer, peft_config
+    previous adapter is continued (not merged), so the final adapter applies to the original backbone;
+    otherwise a LoRA run wraps the loaded weights in a new adapter."""
+    continues_adapter = (Path(init_path) / "adapter_config.json").exists()
+    model, tokenizer = load_configured(init_path, run.model, trainable_adapter=continues_adapter)
+    new_adapter = run.peft.method == "lora" and not continues_adapter
+    return model, tokenizer, lora_config(run.peft) if new_adapter else None
 
 
 def use_packing(setting, model: ModelConfig) -> bool:
@@ -144,7 +135,7 @@ def build_trainer(
     # The arguments first: under ZeRO-3 they register the DeepSpeed config, so from_pretrained then
     # loads the weights already partitioned across ranks instead of whole on each.
     args = sft_args(stage.train, stage_dir, run)
-    model, tokenizer, peft_config = _load_for_training(init_path, run)
+    model, tokenizer, peft_config = load_for_training(init_path, run)
     init_fingerprint = weights_fingerprint(model.named_parameters())
     examples, data_stats = build_examples(records, tokenizer, run.format, stage.train.max_length, run.seed)
     log.info("%s: %d examples (%s)", stage.name, len(examples), dict(data_stats))

@@ -11,8 +11,8 @@ from hydra import compose, initialize_config_dir
 from libra_train.cli_utils import CONF_DIR
 from libra_train.config import RunConfig
 from libra_train.pipeline import evaluate_checkpoint
+from libra_train.runtime import distributed as dist
 from libra_train.tracking import NullTracker
-from libra_train.train import distributed as dist
 
 
 def main(checkpoint: str, data: str, out_dir: str, run_dir: str, timeout_s: str) -> None:

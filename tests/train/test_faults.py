@@ -12,7 +12,7 @@ import pytest
 
 from libra_train.errors import CheckpointError, LibraError
 from libra_train.model import load_model_and_tokenizer
-from libra_train.train.run_dir import RunLock
+from libra_train.runtime.run_dir import RunLock
 from libra_train.train.stage import _check_trainer_checkpoint
 from tests.conftest import run_cli
 

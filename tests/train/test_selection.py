@@ -2,13 +2,15 @@
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 
+from libra_train.data.formats import FormatConfig
 from libra_train.data.io import load_records
 from libra_train.errors import ConfigError
 from libra_train.train.selection import SelectionConfig, select, selection_config
-from tests.conftest import TINY_TRAIN, read_jsonl, run_cli, sample
+from tests.conftest import TINY_TRAIN, read_jsonl, run_cli, sample, write_jsonl
 
 SAFE, UNSAFE = "安全", "不安全"
 
@@ -57,7 +59,7 @@ def test_selects_exactly_the_hard_samples_in_the_requested_mix():
 def test_criteria_budget_shortfall_and_guard_disagreement():
     pool, scores = _pool()
     only_wrong, _ = select(
-        pool, scores, SelectionConfig(budget=4, easy_share=0.0, criteria=["misclassified"])
+        pool, scores, SelectionConfig(budget=4, easy_share=0.0, criteria=("misclassified",))
     )
     assert {r["id"] for r in only_wrong} == MISCLASSIFIED
     all_hard, summary = select(pool, scores, SelectionConfig(budget=None, easy_share=0.2))
@@ -67,7 +69,9 @@ def test_criteria_budget_shortfall_and_guard_disagreement():
         len(short) == 20 and summary["hard"] == 8 and summary["wanted_hard"] == 20 and summary["easy"] == 12
     )
     two_guards = {k: v + [0.9 if k == "s10" else v[0]] for k, v in scores.items()}  # guard 2 flips s10 only
-    chosen, _ = select(pool, two_guards, SelectionConfig(budget=9, easy_share=0.0, criteria=["disagreement"]))
+    chosen, _ = select(
+        pool, two_guards, SelectionConfig(budget=9, easy_share=0.0, criteria=("disagreement",))
+    )
     assert [r["id"] for r in chosen if r["meta"]["difficulty"] == "hard"] == ["s10"]
 
 
@@ -78,7 +82,7 @@ def test_several_guards_are_judged_by_their_mean():
         for k, label in (("a", UNSAFE), ("b", SAFE), ("c", UNSAFE))
     ]
     scores = {"a": [0.3, 0.9], "b": [0.1, 0.7], "c": [0.45, 0.35]}
-    cfg = SelectionConfig(budget=None, easy_share=0.0, margin=0.05, criteria=["misclassified", "low_margin"])
+    cfg = SelectionConfig(budget=None, easy_share=0.0, margin=0.05, criteria=("misclassified", "low_margin"))
     chosen, summary = select(pool, scores, cfg)
     assert [r["id"] for r in chosen] == ["c"] and summary["hard_in_pool"] == 1
     assert chosen[0]["meta"]["selection"]["p_unsafe"] == pytest.approx(0.4)
@@ -109,7 +113,7 @@ def test_bad_selection_values_name_the_key():
         ({"criteria": ["loud"]}, "criteria"),
     ):
         with pytest.raises(ConfigError, match=key):
-            SelectionConfig(**kwargs)
+            selection_config(kwargs)
     pool, scores = _pool()
     with pytest.raises(ConfigError, match="no score"):
         select(pool, {k: v for k, v in scores.items() if k != "s05"}, SelectionConfig())
@@ -177,11 +181,11 @@ def test_boundaries_of_the_hard_criteria():
         for k, label in (("u_half", UNSAFE), ("s_half", SAFE), ("edge", UNSAFE))
     ]
     scores = {"u_half": [0.5], "s_half": [0.5], "edge": [0.75]}
-    cfg = SelectionConfig(budget=None, easy_share=0.0, margin=0.25, criteria=["misclassified", "low_margin"])
+    cfg = SelectionConfig(budget=None, easy_share=0.0, margin=0.25, criteria=("misclassified", "low_margin"))
     chosen, _ = select(pool, scores, cfg)
     reasons = {r["id"]: r["meta"]["selection"]["reasons"] for r in chosen}
     assert reasons == {"u_half": ["misclassified", "low_margin"], "s_half": ["low_margin"]}
-    SelectionConfig(budget=1, margin=0.5)  # the smallest budget and the widest margin are allowed
+    selection_config({"budget": 1, "margin": 0.5})  # the smallest budget and the widest margin are allowed
 
 
 def test_the_summary_the_fill_from_the_other_side_and_the_warning(caplog):
@@ -229,7 +233,7 @@ def test_selection_config_from_a_command_line_mapping():
     cfg = selection_config(
         {"budget": 7, "easy_share": 0.3, "margin": 0.2, "criteria": ["misclassified"], "seed": 5}
     )
-    assert cfg == SelectionConfig(budget=7, easy_share=0.3, margin=0.2, criteria=["misclassified"], seed=5)
+    assert cfg == SelectionConfig(budget=7, easy_share=0.3, margin=0.2, criteria=("misclassified",), seed=5)
     assert selection_config({}) == SelectionConfig()
 
 
@@ -314,3 +318,37 @@ def test_both_sides_short_fill_the_budget_as_far_as_the_pool_goes():
     chosen, summary = select(pool, scores, SelectionConfig(budget=30, easy_share=0.9))
     # wanted 27 easy + 3 hard: all 16 easy, then the spare goes to hard (5 more), and the pool is spent
     assert (summary["hard"], summary["easy"], len(chosen)) == (8, 16, 24)
+
+
+def test_the_curriculum_and_libra_mine_select_through_one_function(monkeypatch, tmp_path):
+    """`select: hard` and libra-mine both call selection.select_hard: a second selection path would
+    leave this spy uncalled by one of them."""
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from libra_train import pipeline
+    from libra_train.train import selection
+
+    calls = []
+
+    def spy(pool, guards, fmt, cfg, output, work_dir, batch_size=32, load_opts=None):
+        calls.append((guards, Path(output).name, cfg.budget))
+        return [], {"chosen": 0}
+
+    monkeypatch.setattr(selection, "select_hard", spy)
+    stage = SimpleNamespace(name="s2", guards=None, selection=selection_config({"budget": 3}))
+    run = SimpleNamespace(format=FormatConfig(), eval=SimpleNamespace(batch_size=4), model=None)
+    pipeline.select_hard_records(stage, [], "stage1/checkpoint", tmp_path / "s2", run)
+    mine = OmegaConf.create(
+        {
+            "pool": str(write_jsonl(tmp_path / "pool.jsonl", [sample(0)])),
+            "model": "g",
+            "budget": 5,
+            "output": str(tmp_path / "out.jsonl"),
+            "batch_size": 2,
+            "format": {},
+        }
+    )
+    selection.select_file(mine)
+    assert calls == [(["stage1/checkpoint"], "selected.jsonl", 3), (["g"], "out.jsonl", 5)]

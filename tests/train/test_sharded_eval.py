@@ -118,7 +118,7 @@ def test_libra_infer_under_torchrun_writes_one_shard_per_rank(tiny_backbone, tmp
 
 def test_a_failing_rank_stops_the_others_at_once_with_its_error(tmp_path):
     code = (
-        "import sys\nfrom pathlib import Path\nfrom libra_train.train import distributed as d\n"
+        "import sys\nfrom pathlib import Path\nfrom libra_train.runtime import distributed as d\n"
         "d.set_timeout(120)\n"
         "def work():\n"
         "    if d.rank() == 1: raise ValueError('bad shard')\n"
