@@ -8,8 +8,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from libra_train import plotting
 from libra_train.data.schema import LABELS
-from libra_train.reporting import plotting
 
 
 def render_stats(out_dir: Path, splits: dict, counters: Counter, n_rejected: int) -> dict:

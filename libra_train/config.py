@@ -290,6 +290,28 @@ class RunConfig:
         return run
 
 
+# The ablation axes, by the config key that sets each: W&B tags and libra-report's columns.
+AXES = {
+    "critic": "format.critic",
+    "rules": "format.rules",
+    "task": "format.task",
+    "curriculum": "curriculum.name",
+    "stage1_limit": "data.stage1.limit",
+    "stage2_limit": "data.stage2.limit",
+    "model": "model.name",
+    "peft": "peft.method",
+    "seed": "seed",  # repeats of one configuration: libra-report gives their mean and spread
+}
+
+
+def ablation_axes(resolved) -> dict:
+    """Axis values of a resolved run config (a dict, or the DictConfig read back from config.yaml)."""
+    from omegaconf import OmegaConf
+
+    cfg = resolved if OmegaConf.is_config(resolved) else OmegaConf.create(resolved)
+    return {axis: OmegaConf.select(cfg, key, default=None) for axis, key in AXES.items()}
+
+
 # ------------------------------------------------------------------------------------ conversion
 
 

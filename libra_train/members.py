@@ -15,16 +15,12 @@ from dataclasses import replace
 from libra_train.config import RunConfig
 from libra_train.ensemble import write_ensemble
 from libra_train.errors import LibraError
-from libra_train.pipeline import (
-    evaluate_and_keep_threshold,
-    run_curriculum,
-    save_manifest,
-    write_config_and_data,
-)
+from libra_train.pipeline import run_curriculum
 from libra_train.reporting.run_report import write_run_report
 from libra_train.runtime import distributed as dist
 from libra_train.runtime.run_dir import Manifest
 from libra_train.runtime.signals import exit_cleanly_on_sigterm
+from libra_train.steps import evaluate_and_keep_threshold, save_manifest, write_config_and_data
 from libra_train.tracking import make_tracker
 
 log = logging.getLogger(__name__)

@@ -41,3 +41,112 @@ def test_no_comment_points_outside_the_repository():
     files = [p for pkg in (*PACKAGES, "tests", "benchmarks") for p in (REPO / pkg).rglob("*.py")]
     outside = "DESIGN" + " §"  # a section of a design document that is not in the repository
     assert not [str(p) for p in files if outside in p.read_text(encoding="utf-8")]
+
+
+# The layers of libra_train, lowest first (docs/architecture.md, "Layers"). A module may import from its
+# own layer or a lower one, never a higher one; with the cycle check below, each arrow runs down.
+LAYERS = (
+    ("errors", "progress", "redaction", "conf_dir", "cli_utils"),
+    ("data", "qwen_vocab"),
+    ("config", "plotting", "runtime"),
+    ("model", "ensemble"),
+    ("eval",),
+    ("train",),
+    ("tracking", "reporting"),
+    ("steps",),
+    ("pipeline",),
+    ("members",),
+    ("launch", "serve"),
+    ("cli",),
+)
+
+
+def _module_name(path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(package: str = "libra_train") -> dict[str, set[str]]:
+    """Every module of the package → the package's modules it imports, at the top or inside a function."""
+    import ast
+
+    files = {_module_name(p): p for p in (REPO / package).rglob("*.py")}
+    graph = {}
+    for name, path in files.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.update(
+                    f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in files else node.module
+                    for a in node.names
+                )
+            elif isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+        graph[name] = {m for m in found if m in files and m != name}
+    return graph
+
+
+def layer_of(module: str) -> int:
+    unit = module.split(".")[1] if "." in module else ""
+    for rank, layer in enumerate(LAYERS):
+        if unit in layer:
+            return rank
+    raise AssertionError(f"{module} is in no layer of tests/test_architecture.LAYERS")
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{a} -> {b}"
+        for a, targets in graph.items()
+        for b in targets
+        if "." in a and layer_of(b) > layer_of(a)
+    )
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan's algorithm)."""
+    index, low, stack, on_stack, groups = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return groups
+
+
+def test_imports_run_down_the_layers():
+    assert upward_imports(import_graph()) == []
+
+
+def test_no_import_cycle():
+    assert import_cycles(import_graph()) == []
+
+
+def test_the_layer_checks_catch_an_upward_import_and_a_cycle():
+    graph = {k: set(v) for k, v in import_graph().items()}
+    graph["libra_train.eval.metrics"].add("libra_train.pipeline")
+    assert upward_imports(graph) == ["libra_train.eval.metrics -> libra_train.pipeline"]
+    graph["libra_train.data.io"].add("libra_train.data.formats")  # formats imports io: a cycle
+    assert ["libra_train.data.formats", "libra_train.data.io"] in [
+        [m for m in g if m.startswith("libra_train.data.")] for g in import_cycles(graph)
+    ]

@@ -14,7 +14,7 @@ from libra_train.data.schema import SAFE, UNSAFE
 def default_taxonomy() -> dict:
     from omegaconf import OmegaConf
 
-    from libra_train.cli_utils import CONF_DIR
+    from libra_train.conf_dir import CONF_DIR
 
     return OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "taxonomy" / "default.yaml"))
 

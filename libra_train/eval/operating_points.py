@@ -71,7 +71,7 @@ def operating_points(gold_unsafe: list[bool], p_unsafe: list[float]) -> dict | N
 
 
 def pr_curve_png(points: dict, path, title: str) -> None:
-    from libra_train.reporting import plotting
+    from libra_train import plotting
 
     fig, ax = plotting.plt.subplots(figsize=(4.2, 3.6))
     ax.step(points["pr_curve"]["recall"], points["pr_curve"]["precision"], where="post")

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+from libra_train import plotting
 from libra_train.data.formats import eval_views
 from libra_train.data.io import atomic_write_text, load_records, read_raw, to_jsonl
 from libra_train.data.schema import SAFE, UNSAFE
@@ -13,7 +14,6 @@ from libra_train.errors import DataError
 from libra_train.eval.metrics import compute_metrics
 from libra_train.eval.operating_points import pr_curve_png
 from libra_train.eval.parse import parse_output
-from libra_train.reporting import plotting
 
 
 class PredictionWriter:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from libra_train import plotting
+from libra_train.config import ablation_axes
 from libra_train.data.io import atomic_write_text
 from libra_train.errors import DataError
-from libra_train.reporting import plotting
-from libra_train.tracking import ablation_axes
 
 log = logging.getLogger(__name__)
 METRICS = ("accuracy", "f1_safe", "f1_unsafe")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from libra_train import plotting
 from libra_train.eval.operating_points import mistakes_by_confidence
 from libra_train.eval.outputs import load_predictions
-from libra_train.reporting import plotting
 
 WRONG_SHOWN = 10
 TEXT_SHOWN = 60  # characters of a question or response in the report's table

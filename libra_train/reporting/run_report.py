@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from libra_train import plotting
 from libra_train.data.io import atomic_write_text
-from libra_train.reporting import plotting, run_figures
+from libra_train.reporting import run_figures
 
 
 def _rows(manifest: dict):

@@ -47,7 +47,7 @@ def test_every_choice_composes(group, choice, tmp_path):
 
 
 def test_the_cold_recipe_is_the_dev_tuned_recipe_fitted_on_train_and_dev(tmp_path):
-    from libra_train.pipeline import stage_data_paths
+    from libra_train.steps import stage_data_paths
 
     cold = tmp_path / "cold"
     cold.mkdir()

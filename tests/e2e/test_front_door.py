@@ -5,7 +5,7 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
-from libra_train import launch, pipeline
+from libra_train import launch, steps
 from libra_train import model as model_module
 from libra_train.cli_utils import CONF_DIR
 from libra_train.errors import ConfigError
@@ -71,7 +71,7 @@ def spies(monkeypatch):
 
         return record
 
-    monkeypatch.setattr(pipeline, "prepare_data", spy("prepare_data"))
+    monkeypatch.setattr(steps, "prepare_data", spy("prepare_data"))
     monkeypatch.setattr(model_module, "build_tiny", spy("build_tiny"))
     monkeypatch.setattr(model_module, "load_model_and_tokenizer", spy("load_model_and_tokenizer"))
     return calls

@@ -9,7 +9,7 @@ import pytest
 from matplotlib import font_manager, image
 from matplotlib.ft2font import FT2Font
 
-from libra_train.reporting import plotting
+from libra_train import plotting
 from libra_train.reporting.run_figures import confidently_wrong
 from tests.conftest import write_jsonl
 

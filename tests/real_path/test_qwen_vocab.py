@@ -226,7 +226,7 @@ def test_the_pipeline_trims_to_the_stage_data_rendered_through_the_chat_template
 
     from libra_train.cli_utils import CONF_DIR
     from libra_train.config import RunConfig
-    from libra_train.pipeline import prepare_backbone
+    from libra_train.steps import prepare_backbone
 
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         cfg = compose(

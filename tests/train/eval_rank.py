@@ -10,8 +10,8 @@ from hydra import compose, initialize_config_dir
 
 from libra_train.cli_utils import CONF_DIR
 from libra_train.config import RunConfig
-from libra_train.pipeline import evaluate_checkpoint
 from libra_train.runtime import distributed as dist
+from libra_train.steps import evaluate_checkpoint
 from libra_train.tracking import NullTracker
 
 

@@ -327,7 +327,7 @@ def test_the_curriculum_and_libra_mine_select_through_one_function(monkeypatch, 
 
     from omegaconf import OmegaConf
 
-    from libra_train import pipeline
+    from libra_train import steps
     from libra_train.train import selection
 
     calls = []
@@ -339,7 +339,7 @@ def test_the_curriculum_and_libra_mine_select_through_one_function(monkeypatch, 
     monkeypatch.setattr(selection, "select_hard", spy)
     stage = SimpleNamespace(name="s2", guards=None, selection=selection_config({"budget": 3}))
     run = SimpleNamespace(format=FormatConfig(), eval=SimpleNamespace(batch_size=4), model=None)
-    pipeline.select_hard_records(stage, [], "stage1/checkpoint", tmp_path / "s2", run)
+    steps.select_hard_records(stage, [], "stage1/checkpoint", tmp_path / "s2", run)
     mine = OmegaConf.create(
         {
             "pool": str(write_jsonl(tmp_path / "pool.jsonl", [sample(0)])),

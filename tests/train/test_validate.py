@@ -214,7 +214,7 @@ def test_data_is_prepared_only_for_the_files_the_stages_read(tmp_path, monkeypat
     """sft_only reads stage2 alone: its file present and the unused stage1 missing → no synthesis."""
     import hydra.utils
 
-    from libra_train.pipeline import prepare_data
+    from libra_train.steps import prepare_data
 
     calls = []
     monkeypatch.setattr(hydra.utils, "call", lambda spec, **kw: calls.append(kw["output_dir"]))

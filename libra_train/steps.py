@@ -1,0 +1,202 @@
+"""The steps a run is made of, each callable alone: the config and data written, the stage data loaded,
+the backbone built, a checkpoint evaluated on every eval set (and its threshold kept), the hard samples
+of a pool selected. pipeline.py chains them into the curriculum; members.py into an ensemble.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from libra_train.config import RunConfig, StageConfig
+from libra_train.data.formats import refuse_conversation, render_prompt, render_target
+from libra_train.data.io import HUB_PREFIX, atomic_write_text, load_records, read_raw
+from libra_train.data.subset import stratified_subset
+from libra_train.eval.scoring import THRESHOLD_FILE
+from libra_train.redaction import redact
+from libra_train.runtime import distributed as dist
+from libra_train.runtime.run_dir import Manifest
+
+log = logging.getLogger(__name__)
+
+
+def write_config_and_data(run: RunConfig) -> dict:
+    """config.yaml, and the run's data made once (data.prepare); returns the redacted config."""
+    resolved = redact(run.resolved)
+    if dist.is_main():
+        atomic_write_text(run.run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
+    dist.once(run.run_dir / "data" / ".ready", lambda: prepare_data(run))
+    return resolved
+
+
+def save_manifest(manifest: Manifest) -> None:
+    if dist.is_main():
+        manifest.save()
+
+
+def evaluate_and_keep_threshold(checkpoint: Path, run: RunConfig, out_dir: Path, tracker, name: str) -> dict:
+    """Evaluate a checkpoint on every eval set and save the threshold it was scored with beside it:
+    libra-infer and libra-serve decide with it by default."""
+    results = evaluate_checkpoint(str(checkpoint), run, out_dir, tracker, name)
+    if dist.is_main() and results:
+        first = next(iter(results.values()))
+        decision = {"threshold": first["threshold"], "source": first.get("threshold_source") or "default"}
+        atomic_write_text(checkpoint / THRESHOLD_FILE, json.dumps(decision, ensure_ascii=False) + "\n")
+    return results
+
+
+def select_hard_records(stage: StageConfig, pool, init_path: str, stage_dir: Path, run: RunConfig):
+    """The stage's pool scored by the previous stage's guard (or stage.guards), its hard samples kept in
+    the stage folder (selected.jsonl), so a resumed run reuses them."""
+    from libra_train.train.selection import select_hard
+
+    guards = list(stage.guards or [init_path])
+    chosen, summary = select_hard(
+        pool,
+        guards,
+        run.format,
+        stage.selection,
+        stage_dir / "selected.jsonl",
+        stage_dir / "selection_scores",
+        run.eval.batch_size,
+        run.model,
+    )
+    return chosen, {**summary, "file": f"{stage.name}/selected.jsonl"}
+
+
+def evaluate_checkpoint(path: str, run: RunConfig, out_dir: Path, tracker, stage: str) -> dict:
+    """Under several ranks every rank scores its share and rank 0 merges (evaluate_sharded); alone, the
+    one process evaluates and writes predictions.jsonl itself."""
+    if dist.world_size() > 1:
+        return evaluate_sharded(path, run, out_dir, tracker, stage)
+    done = out_dir / ".done"
+    results: dict = {}
+
+    def work():
+        from libra_train.eval.evaluator import evaluate
+
+        model, tokenizer = _load_for_eval(path, run)
+        results.update(evaluate(model, tokenizer, run.data.eval_sets, run.format, run.eval, out_dir))
+        _log_results(results, out_dir, tracker, stage)
+
+    dist.once(done, work, redo=True)
+    return results or _read_results(run, out_dir)
+
+
+def _log_results(results: dict, out_dir: Path, tracker, stage: str) -> None:
+    """Each eval set's figures and predictions to the tracker: once, by the one process that wrote them."""
+    for name, metrics in results.items():
+        tracker.log_eval(stage, name, metrics, out_dir / name / "predictions.jsonl")
+
+
+def _read_results(run: RunConfig, out_dir: Path) -> dict:
+    """The figures rank 0 wrote, for the ranks that did not write them."""
+    return {name: json.loads((out_dir / name / "metrics.json").read_text()) for name in run.data.eval_sets}
+
+
+def _load_for_eval(path: str, run: RunConfig):
+    """The checkpoint, whole, on this rank's device. A ZeRO-3 config left registered by the stage would
+    make from_pretrained partition the weights with collectives that the other ranks never join."""
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    from libra_train.model import load_configured
+
+    unset_hf_deepspeed_config()
+    model, tokenizer = load_configured(path, run.model)
+    model.to(dist.local_device())
+    return model, tokenizer
+
+
+def evaluate_sharded(path: str, run: RunConfig, out_dir: Path, tracker, stage: str) -> dict:
+    """Each rank loads the checkpoint on its own device and scores every world-th sample; rank 0 then
+    writes predictions.jsonl (one writer, so it stays whole) and the metrics. The merge marker carries
+    the launch id: a relaunch redoes the merge, and its ranks resume their own partial files."""
+    from libra_train.eval.evaluator import merge_shards, predict_shard
+
+    def my_share():
+        model, tokenizer = _load_for_eval(path, run)
+        predict_shard(
+            model,
+            tokenizer,
+            run.data.eval_sets,
+            run.format,
+            run.eval,
+            out_dir,
+            dist.rank(),
+            dist.world_size(),
+        )
+
+    results: dict = {}
+
+    def merge():
+        results.update(merge_shards(run.data.eval_sets, run.format, out_dir, dist.world_size(), run.eval))
+        _log_results(results, out_dir, tracker, stage)
+
+    dist.every_rank(out_dir, "eval", my_share)
+    dist.once(out_dir / f".merged-{dist.launch_id()}", merge)
+    return results or _read_results(run, out_dir)
+
+
+def prepare_data(run: RunConfig) -> None:
+    """Call the configured preparation step (data.prepare, e.g. data_synth's synthesis) when a data file
+    the run reads is missing. The step is named in config, so this package depends on no data maker."""
+    from hydra.utils import call
+
+    hub_sets = [p for p in run.data.eval_sets.values() if p.startswith(HUB_PREFIX)]
+    for spec in hub_sets:  # unreachable → one line now, not after a stage has trained
+        read_raw(spec)
+    used = {key for stage in run.stages for key in stage.data}  # e.g. sft_only on COLD needs no synthesis
+    wanted = [Path(str(e.path)) for key, e in run.data.entries.items() if key in used]
+    wanted += [Path(p) for p in run.data.eval_sets.values() if p not in hub_sets]
+    if all(p.exists() for p in wanted) or run.data.prepare is None:
+        return
+    log.info("data files missing: calling %s into %s", run.data.prepare["_target_"], run.run_dir / "data")
+    call(run.data.prepare, output_dir=str(run.run_dir / "data"))
+
+
+def stage_data_paths(run: RunConfig, stage: StageConfig) -> list[str]:
+    return [str(run.data.entries[key].path) for key in stage.data]
+
+
+def load_stage_records(run: RunConfig, stage: StageConfig) -> list[dict]:
+    records = []
+    for key in stage.data:
+        entry = run.data.entries[key]
+        part = load_records(
+            entry.path,
+            on_invalid=run.data.on_invalid,
+            rejected_path=run.run_dir / "data" / f"rejected-{key}.jsonl",
+        )
+        if run.format.prompt == "libra":  # said before any model is loaded, not at the first prompt rendered
+            for record in part:
+                refuse_conversation(record, f"{entry.path}: ")
+        records += stratified_subset(part, entry.limit, run.subset_seed, key=f"data.{key}.limit")
+    return records
+
+
+def prepare_backbone(run: RunConfig, stage_data: dict) -> str:
+    if run.model.build is None:
+        return str(run.model.name_or_path)
+    from libra_train.model import build_tiny
+    from libra_train.qwen_vocab import qwen25_tokenizer
+
+    path = run.run_dir / "backbone"
+
+    def build():  # rank 0, once: other ranks and a resumed run never render the stage data for it
+        records = [r for recs in stage_data.values() for r in recs]
+        # A trimmed vocabulary keeps the tokens of the text as training will see it: chat template included.
+        template = qwen25_tokenizer() if run.model.trim_vocab else None
+        texts = [render_prompt(r, template, run.format) + render_target(r, run.format) for r in records]
+        build_tiny(texts, path, run.model)
+
+    dist.once(run.run_dir / "backbone.ready", build)
+    return str(path)
+
+
+def data_paths(run: RunConfig) -> list[str]:
+    """Every local data file the run reads: stage data and eval sets (a hub set is not a local file)."""
+    paths = [str(e.path) for e in run.data.entries.values()] + [str(p) for p in run.data.eval_sets.values()]
+    return [p for p in dict.fromkeys(paths) if Path(p).is_file()]
