@@ -15,7 +15,7 @@ from libra_train.config import RunConfig, StageConfig
 from libra_train.data.formats import refuse_conversation, render_prompt, render_target
 from libra_train.data.io import HUB_PREFIX, atomic_write_text, load_records, read_raw
 from libra_train.data.subset import stratified_subset
-from libra_train.eval.scoring import THRESHOLD_FILE
+from libra_train.eval.scoring import save_threshold
 from libra_train.redaction import redact
 from libra_train.runtime import distributed as dist
 from libra_train.runtime.run_dir import Manifest
@@ -43,8 +43,7 @@ def evaluate_and_keep_threshold(checkpoint: Path, run: RunConfig, out_dir: Path,
     results = evaluate_checkpoint(str(checkpoint), run, out_dir, tracker, name)
     if dist.is_main() and results:
         first = next(iter(results.values()))
-        decision = {"threshold": first["threshold"], "source": first.get("threshold_source") or "default"}
-        atomic_write_text(checkpoint / THRESHOLD_FILE, json.dumps(decision, ensure_ascii=False) + "\n")
+        save_threshold(checkpoint, first["threshold"], first.get("threshold_source"))
     return results
 
 

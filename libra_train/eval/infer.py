@@ -9,7 +9,7 @@ from libra_train.data.formats import FormatConfig, eval_views, render_prompt, re
 from libra_train.data.io import atomic_write_text, load_records, to_jsonl
 from libra_train.errors import ConfigError
 from libra_train.eval.evaluator import predict
-from libra_train.eval.scoring import resolve_mode, saved_threshold
+from libra_train.eval.scoring import decision_threshold, resolve_mode
 from libra_train.model import default_device, load_configured, load_tokenizer
 from libra_train.progress import progress
 from libra_train.runtime import distributed as dist
@@ -60,11 +60,9 @@ def run_inference(cfg) -> Path:
     if out_path.exists():
         log.info("%s is complete already", out_path)
         return out_path
+    threshold = decision_threshold(cfg.threshold, cfg.model)  # refused before any weights are read
     model, tokenizer = load_configured(cfg.model, cfg)
     model.to(dist.local_device() if cfg.device == "auto" else default_device(cfg.device))
-    # the threshold given, else the one saved beside the checkpoint by its run, else 0.5
-    threshold = cfg.threshold if cfg.threshold is not None else saved_threshold(cfg.model)
-    threshold = 0.5 if threshold is None else threshold  # a saved 0.0 (flag everything) is kept
     if mode == "label":
         log.info("deciding unsafe when p_unsafe > %g", threshold)
     with progress(f"libra-infer ({mode})", len(records)) as advance:

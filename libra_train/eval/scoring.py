@@ -13,6 +13,7 @@ import torch
 
 from libra_train.data.formats import LABEL_KEY, FormatConfig, render_prompt, target_opening
 from libra_train.data.schema import SAFE, UNSAFE
+from libra_train.errors import ConfigError
 from libra_train.eval.parse import parse_categories, parse_output
 
 THRESHOLD_FILE = "guard_threshold.json"  # beside a trained checkpoint: the threshold it was evaluated with
@@ -22,6 +23,28 @@ def saved_threshold(checkpoint) -> float | None:
     """The decision threshold saved beside a checkpoint by the run that trained it, if any."""
     path = Path(str(checkpoint)) / THRESHOLD_FILE
     return float(json.loads(path.read_text())["threshold"]) if path.exists() else None
+
+
+def save_threshold(checkpoint, threshold: float, source: str | None) -> None:
+    """Keep the threshold a checkpoint was evaluated with beside it, for decision_threshold to find."""
+    from libra_train.data.io import atomic_write_text
+
+    decision = {"threshold": threshold, "source": source or "default"}
+    atomic_write_text(Path(str(checkpoint)) / THRESHOLD_FILE, json.dumps(decision, ensure_ascii=False) + "\n")
+
+
+def decision_threshold(given, checkpoint) -> float:
+    """The threshold a command decides with: `threshold=` as given, else the one saved beside the
+    checkpoint by its run, else 0.5 (a saved 0.0, flag everything, is kept). libra-infer and libra-serve
+    read it here; a value outside [0, 1] is refused, naming the key."""
+    if given is not None:
+        if isinstance(given, bool) or not isinstance(given, (int, float)) or not 0 <= given <= 1:
+            raise ConfigError(
+                "threshold", f"must be a number in [0, 1] or null (the saved one), got {given!r}"
+            )
+        return float(given)
+    saved = saved_threshold(checkpoint)
+    return 0.5 if saved is None else saved
 
 
 def label_result(p_unsafe: float, threshold: float = 0.5) -> dict:
@@ -209,7 +232,6 @@ def generate_labels(
 
 def resolve_mode(mode: str | None, fmt: FormatConfig) -> str:
     """`label` needs the label first in the target; a front critic must generate."""
-    from libra_train.errors import ConfigError
 
     if mode in (None, "auto"):
         return "label" if fmt.label_first else "generate"

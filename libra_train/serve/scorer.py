@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from libra_train.data.formats import FormatConfig, target_opening
 from libra_train.data.schema import UNSAFE
 from libra_train.errors import ConfigError
-from libra_train.eval.scoring import generate_labels, record_label_query, saved_threshold, score_label_queries
+from libra_train.eval.scoring import (
+    decision_threshold,
+    generate_labels,
+    record_label_query,
+    score_label_queries,
+)
 from libra_train.train.examples import fit_conversation
 
 log = logging.getLogger(__name__)
@@ -50,12 +55,10 @@ class GuardScorer:
         from libra_train.model import default_device, load_configured
 
         fmt = FormatConfig.from_cfg(cfg.format)
+        threshold = decision_threshold(cfg.threshold, cfg.model)  # refused before any weights are read
         model, tokenizer = load_configured(cfg.model, cfg)
         model.to(default_device(cfg.device))
         model.eval()
-        # the threshold given, else the one saved beside the checkpoint by its run, else 0.5
-        threshold = cfg.threshold if cfg.threshold is not None else saved_threshold(cfg.model)
-        threshold = 0.5 if threshold is None else float(threshold)
         log.info("libra-serve: %s, unsafe when p_unsafe > %g", cfg.model, threshold)
         return cls(model, tokenizer, fmt, threshold, int(cfg.max_length), int(cfg.category_tokens))
 

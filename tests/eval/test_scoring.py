@@ -165,3 +165,31 @@ def test_a_bad_mode_names_the_key(mode, critic):
     with pytest.raises(ConfigError) as err:
         resolve_mode(mode, FormatConfig(critic=critic))
     assert err.value.key == "mode" and len(err.value.message) > 8
+
+
+def test_the_decision_threshold_is_given_else_saved_else_one_half(tmp_path):
+    from libra_train.eval.scoring import decision_threshold, save_threshold
+
+    assert decision_threshold(None, tmp_path) == 0.5  # nothing saved
+    save_threshold(tmp_path, 0.0, "calibrated")  # a saved 0.0 (flag everything) is kept, not taken as unset
+    assert decision_threshold(None, tmp_path) == 0.0
+    save_threshold(tmp_path, 0.37, None)
+    assert decision_threshold(None, tmp_path) == 0.37
+    assert decision_threshold(0.8, tmp_path) == 0.8 and decision_threshold(1, tmp_path) == 1.0
+    for bad in (2, -1, 1.5, "0.3", True):
+        with pytest.raises(ConfigError, match="in \\[0, 1\\]") as err:
+            decision_threshold(bad, tmp_path)
+        assert err.value.key == "threshold"
+
+
+@pytest.mark.parametrize("command,value", [("libra-infer", "2"), ("libra-serve", "-1")])
+def test_infer_and_serve_refuse_a_threshold_outside_0_1_naming_the_key(
+    command, value, tiny_backbone, tmp_path
+):
+    from tests.conftest import run_cli, write_jsonl
+
+    data = write_jsonl(tmp_path / "d.jsonl", [sample(0)])
+    extra = [f"data={data}", f"output_dir={tmp_path / 'out'}"] if command == "libra-infer" else ["port=8999"]
+    proc = run_cli(command, f"model={tiny_backbone}", f"threshold={value}", *extra, check=False, timeout=120)
+    assert proc.returncode == 2 and "error: config 'threshold'" in proc.stderr and "[0, 1]" in proc.stderr
+    assert not (tmp_path / "out").exists()
