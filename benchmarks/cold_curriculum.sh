@@ -2,7 +2,7 @@
 # The curriculum measured on real data: four arms on COLD with the same number of optimizer steps, each
 # over several seeds, scored on COLD test, then `libra-report` (per point, and mean ± spread per arm).
 #   [TRIM_VOCAB=true] bash benchmarks/cold_curriculum.sh COLD_DIR OUT_DIR [STEPS] [SEEDS]
-# COLD_DIR holds train/dev/test.jsonl from the README's `libra-data import` lines (never committed).
+# COLD_DIR holds train/dev/test.jsonl from the `libra-data import` lines of docs/data.md, "COLD" (never committed).
 # STEPS (default 240) is every arm's total: sft_only and mixed train STEPS steps in one stage;
 # two_stage and two_stage_hard train STEPS/2 on synthetic data, then STEPS/2 on COLD (hard-selected from a
 # pool of POOL COLD rows for two_stage_hard; scoring that pool is the one extra cost it pays).

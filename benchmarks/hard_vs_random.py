@@ -4,7 +4,7 @@ both starting from the same stage-1 guard, both scored on the same test set, in 
     python benchmarks/hard_vs_random.py --guard RUN/stage1_pretrain/checkpoint \
         --pool data/cold/train.jsonl --test data/cold/test.jsonl --n 2000 [--epochs 2] [--out /tmp/hvr]
 
-COLD is imported first with `libra-data import` (README, "Stage 2 on your own data").
+COLD is imported first with `libra-data import` (docs/data.md, "COLD").
 """
 
 import argparse

@@ -1,7 +1,7 @@
 """Import a user's labelled table (CSV / JSONL / Parquet) into the guard schema via a declared mapping.
 
 Example, COLD (each row one text to judge → a prompt-only sample):
-    libra-data import ../shared/data/cold/train.csv data/cold/train.jsonl \
+    libra-data import COLDataset/COLDataset/train.csv data/cold/train.jsonl \
         --text-column TEXT --label-column label --unsafe-values 1 --safe-values 0 \
         --source "Real Data" --category-column topic
 
