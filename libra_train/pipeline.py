@@ -82,8 +82,6 @@ def run_stage(
         if stage.selection is not None:
             records, entry["selection"] = select_hard_records(stage, records, init_path, stage_dir, run)
             save_manifest(manifest)
-        if dist.is_main():  # before training's collectives: no rank can still see the old checkpoint's marker
-            (stage_dir / "eval" / ".done").unlink(missing_ok=True)
         entry["train"] = train_stage(stage, records, init_path, stage_dir, run, tracker)
         entry.update(status="trained", checkpoint=f"{stage.name}/checkpoint")
         save_manifest(manifest)

@@ -67,28 +67,30 @@ def select_hard_records(stage: StageConfig, pool, init_path: str, stage_dir: Pat
 
 
 def evaluate_checkpoint(path: str, run: RunConfig, out_dir: Path, tracker, stage: str) -> dict:
-    """Under several ranks every rank scores its share and rank 0 merges (evaluate_sharded); alone, the
-    one process evaluates and writes predictions.jsonl itself."""
-    if dist.world_size() > 1:
-        return evaluate_sharded(path, run, out_dir, tracker, stage)
-    done = out_dir / ".done"
+    """Every rank (one process: the only one) loads the checkpoint on its own device and scores every
+    world-th sample of each eval set; rank 0 then joins the shares, decides, writes predictions.jsonl once
+    and the metrics, and logs them to the tracker from the rows in memory. The merge marker carries the
+    launch id, so the ranks of a relaunch never take an old marker for theirs; a relaunch resumes each
+    rank's partial share."""
+    from libra_train.eval.evaluator import merge_shards, predict_shard, score_sets
+
+    def my_share():
+        model, tokenizer = _load_for_eval(path, run)
+        eval_sets, fmt = run.data.eval_sets, run.format
+        predict_shard(model, tokenizer, eval_sets, fmt, run.eval, out_dir, dist.rank(), dist.world_size())
+
     results: dict = {}
 
-    def work():
-        from libra_train.eval.evaluator import evaluate
+    def merge():
+        preds, lacking = merge_shards(run.data.eval_sets, run.format, out_dir, dist.world_size())
+        metrics, rows = score_sets(preds, lacking, run.eval, out_dir)
+        results.update(metrics)
+        for name in metrics:
+            tracker.log_eval(stage, name, metrics[name], rows[name])
 
-        model, tokenizer = _load_for_eval(path, run)
-        results.update(evaluate(model, tokenizer, run.data.eval_sets, run.format, run.eval, out_dir))
-        _log_results(results, out_dir, tracker, stage)
-
-    dist.once(done, work, redo=True)
+    dist.every_rank(out_dir, "eval", my_share)
+    dist.once(out_dir / f".merged-{dist.launch_id()}", merge, redo=True)
     return results or _read_results(run, out_dir)
-
-
-def _log_results(results: dict, out_dir: Path, tracker, stage: str) -> None:
-    """Each eval set's figures and predictions to the tracker: once, by the one process that wrote them."""
-    for name, metrics in results.items():
-        tracker.log_eval(stage, name, metrics, out_dir / name / "predictions.jsonl")
 
 
 def _read_results(run: RunConfig, out_dir: Path) -> dict:
@@ -107,36 +109,6 @@ def _load_for_eval(path: str, run: RunConfig):
     model, tokenizer = load_configured(path, run.model)
     model.to(dist.local_device())
     return model, tokenizer
-
-
-def evaluate_sharded(path: str, run: RunConfig, out_dir: Path, tracker, stage: str) -> dict:
-    """Each rank loads the checkpoint on its own device and scores every world-th sample; rank 0 then
-    writes predictions.jsonl (one writer, so it stays whole) and the metrics. The merge marker carries
-    the launch id: a relaunch redoes the merge, and its ranks resume their own partial files."""
-    from libra_train.eval.evaluator import merge_shards, predict_shard
-
-    def my_share():
-        model, tokenizer = _load_for_eval(path, run)
-        predict_shard(
-            model,
-            tokenizer,
-            run.data.eval_sets,
-            run.format,
-            run.eval,
-            out_dir,
-            dist.rank(),
-            dist.world_size(),
-        )
-
-    results: dict = {}
-
-    def merge():
-        results.update(merge_shards(run.data.eval_sets, run.format, out_dir, dist.world_size(), run.eval))
-        _log_results(results, out_dir, tracker, stage)
-
-    dist.every_rank(out_dir, "eval", my_share)
-    dist.once(out_dir / f".merged-{dist.launch_id()}", merge)
-    return results or _read_results(run, out_dir)
 
 
 def prepare_data(run: RunConfig) -> None:

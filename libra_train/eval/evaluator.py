@@ -1,9 +1,13 @@
-"""The evaluator: `evaluate` is what the pipeline runs after each stage; `predict` is what `libra-infer`
-runs on one shard. Both score through eval/scoring.py and write through eval/outputs.py."""
+"""The evaluator. One path: every rank scores its share of each eval set (`predict_shard`), rank 0 joins
+the shares (`merge_shards`), decides at the threshold and writes the predictions and metrics once
+(`score_sets`); `evaluate` is that path in one process. `predict` scores one list of records, resumably:
+what each share and `libra-infer` run. Scoring is eval/scoring.py's, writing eval/outputs.py's."""
 
 from __future__ import annotations
 
 import logging
+import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 
 from libra_train.config import EvalConfig
@@ -71,33 +75,15 @@ def evaluate(
     opts: EvalConfig | None = None,
     out_dir: str | Path | None = None,
 ) -> dict:
-    """Run the guard on every eval set and score it. eval_sets: name → path or list of records. Each
-    record is scored on the views training makes of it (format.task), each against its own label."""
+    """Score the guard on every eval set in this one process and return each set's metrics: the case
+    world = 1 of predict_shard → merge_shards → score_sets, the path every evaluation takes. eval_sets:
+    name → path or list of records; each record is scored on the views training makes (format.task).
+    Without out_dir nothing is kept."""
     opts = opts or EvalConfig()
-    preds, lacking = {}, {}
-    for name, data in eval_sets.items():
-        records, lacking[name] = _views(data, fmt)
-        if lacking[name]:
-            log.warning(
-                "eval %s: %d samples have no prompt-level label, so no prompt view", name, lacking[name]
-            )
-        set_dir = Path(out_dir) / name if out_dir else None
-        out_path = (set_dir / "predictions.jsonl") if set_dir else Path(".") / f".eval-{name}.jsonl"
-        with progress(f"eval {name}", len(records)) as advance:
-            preds[name] = predict(
-                model,
-                tokenizer,
-                records,
-                fmt,
-                out_path,
-                mode=opts.mode,
-                batch_size=opts.batch_size,
-                max_new_tokens=opts.max_new_tokens,
-                progress=advance,
-            )
-        if set_dir is None:
-            out_path.unlink()
-    return score_sets(preds, lacking, opts, out_dir)
+    with tempfile.TemporaryDirectory() if out_dir is None else nullcontext(out_dir) as work:
+        predict_shard(model, tokenizer, eval_sets, fmt, opts, work, rank=0, world=1)
+        preds, lacking = merge_shards(eval_sets, fmt, work, world=1)
+        return score_sets(preds, lacking, opts, out_dir)[0]
 
 
 def decide_threshold(preds: dict, opts: EvalConfig) -> tuple[float, str | None]:
@@ -114,34 +100,39 @@ def decide_threshold(preds: dict, opts: EvalConfig) -> tuple[float, str | None]:
     return chosen["threshold"], f"calibrated for {opts.calibrate_for} on {opts.calibration_set}"
 
 
-def score_sets(preds: dict, lacking: dict, opts: EvalConfig, out_dir) -> dict:
-    """Apply the decision threshold to every set, then write each set's predictions and metrics."""
+def score_sets(preds: dict, lacking: dict, opts: EvalConfig, out_dir) -> tuple[dict, dict]:
+    """The one place an evaluation decides: the threshold is chosen (given or calibrated) and applied to
+    every scored row, then each set's predictions.jsonl is written, once, and its metrics are computed
+    from the rows in memory. Returns (metrics by set, decided rows by set)."""
     threshold, source = decide_threshold(preds, opts)
-    results = {}
+    results, decided = {}, {}
     for name, rows in preds.items():
         set_dir = Path(out_dir) / name if out_dir else None
-        if threshold != 0.5:
-            rows = [_decide(r, threshold) for r in rows]
-            if set_dir:
-                atomic_write_text(set_dir / "predictions.jsonl", to_jsonl(rows))
+        decided[name] = [_decide(r, threshold) for r in rows]
+        if set_dir:
+            atomic_write_text(set_dir / "predictions.jsonl", to_jsonl(decided[name]))
         note = source
         if source and name == opts.calibration_set and opts.threshold == "calibrate":
             note += ": this set's figures are optimistic"  # calibrated and reported on the same samples
         results[name] = write_metrics(
-            rows, set_dir, no_prompt_label=lacking[name], threshold=threshold, threshold_source=note
+            decided[name], set_dir, no_prompt_label=lacking[name], threshold=threshold, threshold_source=note
         )
         log.info("eval %s:\n%s", name, format_table(results[name]))
-    return results
+    return results, decided
 
 
 def _decide(row: dict, threshold: float) -> dict:
-    if row.get("p_unsafe") is None:
+    if row.get("p_unsafe") is None:  # generate mode: the label was parsed, there is nothing to decide
         return row
     return {**row, **label_result(row["p_unsafe"], threshold), "threshold": threshold}
 
 
 def _views(data, fmt: FormatConfig) -> tuple[list[dict], int]:
     return eval_views(load_records(data) if isinstance(data, (str, Path)) else data, fmt.task)
+
+
+def _shard_file(out_dir, name: str, rank: int, world: int) -> Path:
+    return Path(out_dir) / name / f"rank{rank}-of-{world}.jsonl"
 
 
 def predict_shard(
@@ -151,20 +142,24 @@ def predict_shard(
     fmt: FormatConfig,
     opts: EvalConfig,
     out_dir: str | Path,
-    rank: int,
-    world: int,
+    rank: int = 0,
+    world: int = 1,
 ) -> None:
-    """This rank's share (every world-th view) of each eval set, into <set>/rank{R}-of-{W}.jsonl:
-    resumable like any prediction file."""
+    """This rank's share (every world-th view) of each eval set, scored into <set>/rank{R}-of-{W}.jsonl:
+    resumable like any prediction file. The decision is left to score_sets."""
     for name, data in eval_sets.items():
-        mine = _views(data, fmt)[0][rank::world]
-        with progress(f"eval {name} (rank {rank} of {world})", len(mine)) as advance:
+        mine, lacking = _views(data, fmt)
+        if lacking and rank == 0:
+            log.warning("eval %s: %d samples have no prompt-level label, so no prompt view", name, lacking)
+        mine = mine[rank::world]
+        label = f"eval {name}" if world == 1 else f"eval {name} (rank {rank} of {world})"
+        with progress(label, len(mine)) as advance:
             predict(
                 model,
                 tokenizer,
                 mine,
                 fmt,
-                Path(out_dir) / name / f"rank{rank}-of-{world}.jsonl",
+                _shard_file(out_dir, name, rank, world),
                 mode=opts.mode,
                 batch_size=opts.batch_size,
                 max_new_tokens=opts.max_new_tokens,
@@ -172,24 +167,21 @@ def predict_shard(
             )
 
 
-def merge_shards(
-    eval_sets: dict, fmt: FormatConfig, out_dir: str | Path, world: int, opts: EvalConfig | None = None
-) -> dict:
-    """One writer: the ranks' shares joined into <set>/predictions.jsonl in the one-process order, then
-    scored exactly as evaluate() scores."""
+def merge_shards(eval_sets: dict, fmt: FormatConfig, out_dir: str | Path, world: int) -> tuple[dict, dict]:
+    """The ranks' shares joined in the one-process order, each view once; the share files are removed.
+    Returns (rows by set, count of samples without a prompt view by set) for score_sets."""
     preds, lacking = {}, {}
     for name, data in eval_sets.items():
         views, lacking[name] = _views(data, fmt)
-        set_dir = Path(out_dir) / name
-        shards = [set_dir / f"rank{r}-of-{world}.jsonl" for r in range(world)]
+        shards = [_shard_file(out_dir, name, r, world) for r in range(world)]
         by_id = {str(item.record["id"]): item.record for shard in shards for item in read_raw(shard)}
         missing = [str(v["id"]) for v in views if str(v["id"]) not in by_id]
         if missing:
             raise DataError(
-                set_dir, f"{len(missing)} samples have no prediction from any rank ({missing[:3]})"
+                Path(out_dir) / name,
+                f"{len(missing)} samples have no prediction from any rank ({missing[:3]})",
             )
         preds[name] = [by_id[str(v["id"])] for v in views]
-        atomic_write_text(set_dir / "predictions.jsonl", to_jsonl(preds[name]))
         for shard in shards:
             shard.unlink()
-    return score_sets(preds, lacking, opts or EvalConfig(), out_dir)
+    return preds, lacking

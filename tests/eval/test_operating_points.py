@@ -81,14 +81,15 @@ def test_a_calibrated_threshold_decides_every_set_and_is_marked_where_it_was_cho
     from libra_train.eval.evaluator import score_sets
 
     opts = EvalConfig(threshold="calibrate", calibration_set="dev", calibrate_for="accuracy")
-    results = score_sets({"dev": _rows("d"), "test": _rows("t")}, {"dev": 0, "test": 0}, opts, tmp_path)
+    results, rows = score_sets({"dev": _rows("d"), "test": _rows("t")}, {"dev": 0, "test": 0}, opts, tmp_path)
     assert results["test"]["threshold"] == 0.7  # best accuracy on dev (hand-computed above)
     assert results["test"]["threshold_source"] == "calibrated for accuracy on dev"
     assert "optimistic" in results["dev"]["threshold_source"]
     preds = read_jsonl(tmp_path / "test" / "predictions.jsonl")
     assert [p["pred_label"] for p in preds] == ["不安全", "不安全", "安全", "安全", "安全", "安全"]  # p > 0.7
+    assert preds == rows["test"]  # what is written is what the metrics and the tracker are given
     assert results["test"]["average"]["accuracy"] == pytest.approx(5 / 6)  # the dev optimum, same data
-    f1 = score_sets(
+    f1, _ = score_sets(
         {"dev": _rows("d")},
         {"dev": 0},
         EvalConfig(threshold="calibrate", calibration_set="dev", calibrate_for="f1"),
