@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 
 from libra_train.cli_utils import compose_config
-from libra_train.config import RunConfig
+from libra_train.config import RunConfig, SelectionConfig
 from libra_train.data.io import load_records
 from libra_train.eval.evaluator import evaluate
 from libra_train.model import load_model_and_tokenizer
 from libra_train.tracking import NullTracker
-from libra_train.train.selection import select_hard, selection_config
+from libra_train.train.selection import select_hard
 from libra_train.train.stage import train_stage
 
 
@@ -67,7 +67,7 @@ def main() -> None:
         pool,
         [args.guard],
         fmt,
-        selection_config({"budget": args.n, "easy_share": args.easy_share, "seed": 0}),
+        SelectionConfig(budget=args.n, easy_share=args.easy_share, seed=0),
         out / "hard.jsonl",
         out / "scores",
     )

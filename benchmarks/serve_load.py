@@ -148,6 +148,7 @@ def scorer_bound(checkpoint: str, payloads: list[dict]) -> dict:
     time. Their ratio bounds what batching can gain on this machine, before any HTTP cost."""
     from omegaconf import OmegaConf
 
+    from libra_train.command_config import ServeConfig
     from libra_train.serve.scorer import GuardScorer
 
     cfg = OmegaConf.create(
@@ -162,7 +163,7 @@ def scorer_bound(checkpoint: str, payloads: list[dict]) -> dict:
             "category_tokens": 32,
         }
     )
-    scorer = GuardScorer.load(cfg)
+    scorer = GuardScorer.load(ServeConfig.from_hydra(cfg))
     prepared = [scorer.prepare(as_record(i, body)) for i, body in enumerate(payloads[:96])]
     scorer.score(prepared[:8])
     per_record = {}

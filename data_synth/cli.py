@@ -18,19 +18,23 @@ from libra_train.cli_utils import CONF_DIR, clear_errors, quiet_libraries
 @hydra.main(config_path=CONF_DIR, config_name="synth", version_base="1.3")
 @clear_errors
 def _synth(cfg: DictConfig) -> None:
+    from omegaconf import OmegaConf
+
+    from data_synth.config import SynthConfig
     from data_synth.pipeline import synthesize
     from libra_train.tracking import command_tracker
 
     quiet_libraries()
-    tracker = command_tracker(cfg, "libra-synth", cfg.output_dir)
+    config = SynthConfig.from_hydra(cfg)
+    tracker = command_tracker(config, "libra-synth", config.output_dir)
     try:
-        summary = synthesize(cfg)
+        summary = synthesize(OmegaConf.create(config.resolved))  # the checked values, read as a mapping
         tracker.log({f"synth/{split}": n for split, n in summary["totals"].items()})
-        files = sorted(Path(cfg.output_dir).glob("*.jsonl")) + [Path(cfg.output_dir) / "stats.json"]
+        files = sorted(Path(config.output_dir).glob("*.jsonl")) + [Path(config.output_dir) / "stats.json"]
         tracker.log_artifact("synthetic-data", "dataset", files)
     finally:
         tracker.finish()
-    print(f"wrote {', '.join(f'{k}={v}' for k, v in summary['totals'].items())} to {cfg.output_dir}")
+    print(f"wrote {', '.join(f'{k}={v}' for k, v in summary['totals'].items())} to {config.output_dir}")
 
 
 def main() -> None:

@@ -76,13 +76,15 @@ def report_main(argv: list[str] | None = None) -> None:
 @clear_errors
 def infer_main(cfg: DictConfig) -> None:
     """libra-infer: `model=PATH` is a checkpoint here (see conf/cli/infer.yaml)."""
+    from libra_train.command_config import InferConfig
     from libra_train.eval.infer import run_inference
     from libra_train.tracking import command_tracker
 
     quiet_libraries()
-    tracker = command_tracker(cfg, "libra-infer", cfg.output_dir)
+    config = InferConfig.from_hydra(cfg)
+    tracker = command_tracker(config, "libra-infer", config.output_dir)
     try:
-        written = run_inference(cfg)
+        written = run_inference(config)
         tracker.log({"infer/samples": sum(1 for line in open(written, encoding="utf-8") if line.strip())})
         tracker.log_artifact("predictions", "predictions", [written])
     finally:
@@ -94,25 +96,28 @@ def infer_main(cfg: DictConfig) -> None:
 @clear_errors
 def serve_main(cfg: DictConfig) -> None:
     """libra-serve: `model=PATH` is a checkpoint (conf/cli/serve.yaml)."""
+    from libra_train.command_config import ServeConfig
     from libra_train.serve.server import run_server
 
     quiet_libraries()
-    run_server(cfg)
+    run_server(ServeConfig.from_hydra(cfg))
 
 
 @hydra.main(config_path=CLI_CONF_DIR, config_name="mine", version_base="1.3")
 @clear_errors
 def mine_main(cfg: DictConfig) -> None:
     """libra-mine: hard-sample selection as a command; `model=PATH` is a checkpoint (conf/cli/mine.yaml)."""
+    from libra_train.command_config import MineConfig
     from libra_train.tracking import command_tracker
     from libra_train.train.selection import select_file
 
     quiet_libraries()
-    tracker = command_tracker(cfg, "libra-mine", Path(cfg.output).parent)
+    config = MineConfig.from_hydra(cfg)
+    tracker = command_tracker(config, "libra-mine", Path(config.output).parent)
     try:
-        summary = select_file(cfg)
+        summary = select_file(config)
         tracker.log({f"mine/{k}": v for k, v in summary.items() if isinstance(v, (int, float))})
-        tracker.log_artifact("selected", "dataset", [cfg.output])
+        tracker.log_artifact("selected", "dataset", [config.output])
     finally:
         tracker.finish()
     print(json.dumps(summary, ensure_ascii=False))
@@ -121,20 +126,22 @@ def mine_main(cfg: DictConfig) -> None:
 @hydra.main(config_path=CONF_DIR, config_name="eval", version_base="1.3")
 @clear_errors
 def eval_main(cfg: DictConfig) -> None:
+    from libra_train.command_config import EvalCommandConfig
     from libra_train.eval.metrics import format_table
     from libra_train.eval.outputs import join_with_labels, load_predictions, write_metrics
     from libra_train.tracking import command_tracker
 
-    rows, lacking = join_with_labels(load_predictions(cfg.predictions), cfg.labels, cfg.task)
-    metrics = write_metrics(rows, cfg.output_dir, no_prompt_label=lacking)
-    tracker = command_tracker(cfg, "libra-eval", cfg.output_dir or ".")
+    config = EvalCommandConfig.from_hydra(cfg)
+    rows, lacking = join_with_labels(load_predictions(config.predictions), config.labels, config.task)
+    metrics = write_metrics(rows, config.output_dir, no_prompt_label=lacking)
+    tracker = command_tracker(config, "libra-eval", config.output_dir or ".")
     try:
-        tracker.log_eval("libra-eval", Path(str(cfg.labels)).stem, metrics, rows)
+        tracker.log_eval("libra-eval", Path(config.labels).stem, metrics, rows)
     finally:
         tracker.finish()
     print(format_table(metrics))
-    if cfg.output_dir:
-        print(f"wrote {cfg.output_dir}/metrics.json and confusion.png")
+    if config.output_dir:
+        print(f"wrote {config.output_dir}/metrics.json and confusion.png")
 
 
 @clear_errors

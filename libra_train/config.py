@@ -24,11 +24,11 @@ from libra_train.data.subset import check_limit
 from libra_train.errors import ConfigError
 
 
-def _positive(value) -> str | None:
+def positive(value) -> str | None:
     return None if value > 0 else f"must be > 0, got {value}"
 
 
-def _non_negative(value) -> str | None:
+def non_negative(value) -> str | None:
     return None if value >= 0 else f"must be ≥ 0, got {value}"
 
 
@@ -38,7 +38,7 @@ def _threshold(value) -> str | None:
     return f"must be a number in (0, 1) or calibrate, got {value!r}"
 
 
-def _fraction(value) -> str | None:
+def fraction(value) -> str | None:
     return None if 0 <= value < 1 else f"must be in [0, 1), got {value}"
 
 
@@ -62,13 +62,13 @@ class ModelConfig:
         "tiny: build a small Qwen2 model from scratch, tokenizer trained on the run's text; "
         "qwen2.5-tiny: the same with Qwen2.5's real tokenizer and chat template",
     )
-    vocab_size: int = opt(3000, "tiny: tokenizer vocabulary trained on the run's text", _positive)
-    hidden_size: int = opt(128, "tiny: hidden width", _positive)
-    intermediate_size: int = opt(384, "tiny: MLP width", _positive)
-    num_layers: int = opt(4, "tiny: decoder layers", _positive)
-    num_heads: int = opt(4, "tiny: attention heads", _positive)
-    num_kv_heads: int = opt(2, "tiny: key/value heads (grouped-query attention)", _positive)
-    max_position_embeddings: int = opt(2048, "tiny: longest sequence the model can take", _positive)
+    vocab_size: int = opt(3000, "tiny: tokenizer vocabulary trained on the run's text", positive)
+    hidden_size: int = opt(128, "tiny: hidden width", positive)
+    intermediate_size: int = opt(384, "tiny: MLP width", positive)
+    num_layers: int = opt(4, "tiny: decoder layers", positive)
+    num_heads: int = opt(4, "tiny: attention heads", positive)
+    num_kv_heads: int = opt(2, "tiny: key/value heads (grouped-query attention)", positive)
+    max_position_embeddings: int = opt(2048, "tiny: longest sequence the model can take", positive)
     init_seed: int = opt(0, "tiny: seed of the random initial weights")
     trim_vocab: bool = opt(
         False, "qwen2.5-tiny: keep only the tokens the stage data uses (a smaller, faster output layer)"
@@ -84,16 +84,16 @@ class ModelConfig:
 class TrainConfig:
     """One stage's hyperparameters: the run-wide `train` block with the stage's own overrides on top."""
 
-    epochs: float = opt(1, "passes over the stage's data (ignored when max_steps > 0)", _positive)
-    max_steps: int = opt(0, "> 0: stop after this many optimizer steps", _non_negative)
-    batch_size: int = opt(8, "sequences per device per step", _positive)
-    grad_accum: int = opt(1, "gradient accumulation steps", _positive)
-    learning_rate: float = opt(2e-5, "peak learning rate", _positive)
+    epochs: float = opt(1, "passes over the stage's data (ignored when max_steps > 0)", positive)
+    max_steps: int = opt(0, "> 0: stop after this many optimizer steps", non_negative)
+    batch_size: int = opt(8, "sequences per device per step", positive)
+    grad_accum: int = opt(1, "gradient accumulation steps", positive)
+    learning_rate: float = opt(2e-5, "peak learning rate", positive)
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "cosine_with_min_lr"] = opt(
         "cosine", "learning-rate schedule"
     )
-    warmup_ratio: float = opt(0.03, "share of the stage's steps spent warming up", _fraction)
-    weight_decay: float = opt(0.0, "AdamW weight decay", _non_negative)
+    warmup_ratio: float = opt(0.03, "share of the stage's steps spent warming up", fraction)
+    weight_decay: float = opt(0.0, "AdamW weight decay", non_negative)
     max_length: int = opt(
         1024,
         "tokens per sample; longer ones are cut on the conversation side, never the target",
@@ -101,8 +101,8 @@ class TrainConfig:
     )
     packing: Literal["auto"] | bool = opt("auto", "auto: BFD packing where flash attention runs, else padded")
     gradient_checkpointing: bool = opt(False, "recompute activations to save memory")
-    logging_steps: int = opt(10, "log the loss every N steps", _positive)
-    save_steps: int = opt(200, "checkpoint every N steps (what a killed run resumes from)", _positive)
+    logging_steps: int = opt(10, "log the loss every N steps", positive)
+    save_steps: int = opt(200, "checkpoint every N steps (what a killed run resumes from)", positive)
 
 
 CRITERIA = ("misclassified", "low_margin", "disagreement")
@@ -122,7 +122,7 @@ class SelectionConfig:
         "samples to choose; null: every hard sample, plus the easy share",
         lambda v: None if v >= 1 else f"must be a positive whole number or null, got {v!r}",
     )
-    easy_share: float = opt(0.2, "share of the chosen set that is easy", _fraction)
+    easy_share: float = opt(0.2, "share of the chosen set that is easy", fraction)
     margin: float = opt(
         0.1,
         "low margin: |p_unsafe - 0.5| < margin",
@@ -162,9 +162,9 @@ class DataConfig:
 @dataclass(frozen=True)
 class PeftConfig:
     method: Literal["none", "lora"] = opt("none", "none: full fine-tuning; lora: a LoRA adapter through PEFT")
-    r: int = opt(16, "LoRA rank", _positive)
-    alpha: float = opt(32, "LoRA alpha", _positive)
-    dropout: float = opt(0.05, "LoRA dropout", _fraction)
+    r: int = opt(16, "LoRA rank", positive)
+    alpha: float = opt(32, "LoRA alpha", positive)
+    dropout: float = opt(0.05, "LoRA dropout", fraction)
     target_modules: tuple = opt(("q_proj", "k_proj", "v_proj", "o_proj"), "modules that get an adapter")
 
 
@@ -178,8 +178,8 @@ class DeepSpeedConfig:
 class EvalConfig:
     before_training: bool = opt(True, "also score the untrained backbone (the baseline row)")
     mode: Literal["auto", "label", "generate"] = opt("auto", "auto: label mode when the label comes first")
-    batch_size: int = opt(16, "samples per forward pass or generate call", _positive)
-    max_new_tokens: int = opt(256, "generate mode: tokens to decode at most", _positive)
+    batch_size: int = opt(16, "samples per forward pass or generate call", positive)
+    max_new_tokens: int = opt(256, "generate mode: tokens to decode at most", positive)
     threshold: float | Literal["calibrate"] = opt(
         0.5, "unsafe when p_unsafe > threshold; calibrate: chosen on eval.calibration_set", _threshold
     )
@@ -196,7 +196,7 @@ class LoggerConfig:
         None, "null: online if logged in, else offline"
     )
     table_rows: int = opt(
-        200, "rows in each eval set's predictions table (mistakes, then lowest margins)", _positive
+        200, "rows in each eval set's predictions table (mistakes, then lowest margins)", positive
     )
     upload_checkpoint: bool = opt(False, "upload the final checkpoint (else logged as a reference)")
 
@@ -207,16 +207,16 @@ class DistributedConfig:
         10800.0,
         "longest wait for another rank (markers and the process group's collectives); a dead or hung "
         "rank is named after it",
-        _positive,
+        positive,
     )
 
 
 @dataclass(frozen=True)
 class LockConfig:
     stale_after_s: float = opt(
-        600.0, "a lock held from another host is taken over once its heartbeat is this old", _positive
+        600.0, "a lock held from another host is taken over once its heartbeat is this old", positive
     )
-    heartbeat_s: float = opt(30.0, "how often the holder touches its lock", _positive)
+    heartbeat_s: float = opt(30.0, "how often the holder touches its lock", positive)
 
 
 @dataclass(frozen=True)
@@ -225,13 +225,13 @@ class EnsembleConfig:
         1,
         "> 1: run the curriculum this many times (seed + k, model.init_seed + k) on the same data and "
         "serve the members' mean next-token distribution as one guard (ensemble/checkpoint)",
-        _positive,
+        positive,
     )
     parallel: int = opt(
         1,
         "members trained at once, each in its own process with an equal share of the CPU threads (a "
         "small model uses one thread better than two); under torchrun members run one after another",
-        _positive,
+        positive,
     )
 
 
@@ -259,12 +259,7 @@ class RunConfig:
     @classmethod
     def from_hydra(cls, cfg: DictConfig) -> RunConfig:
         """Build and check the whole run config; raises ConfigError naming the first bad key."""
-        try:
-            raw = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-        except Exception as err:  # an unresolvable interpolation or a required value left out
-            raise ConfigError(
-                str(getattr(err, "full_key", "") or "config"), str(err).splitlines()[0]
-            ) from None
+        raw = resolve_container(cfg)
         if not str(raw["paths"].get("run_dir") or "").strip():
             raise ConfigError("paths.run_dir", "is empty; give the run directory")
         seed = _value(raw.get("seed", 0), int, "seed")
@@ -275,7 +270,7 @@ class RunConfig:
             model=build(ModelConfig, raw["model"], "model"),
             data=_data_config(raw["data"]),
             stages=_stages(raw),
-            format=_format_config(raw["format"]),
+            format=format_config(raw["format"]),
             peft=build(PeftConfig, raw["peft"], "peft"),
             deepspeed=build(DeepSpeedConfig, raw["deepspeed"], "deepspeed"),
             eval=build(EvalConfig, raw["eval"], "eval"),
@@ -313,6 +308,14 @@ def ablation_axes(resolved) -> dict:
 
 
 # ------------------------------------------------------------------------------------ conversion
+
+
+def resolve_container(cfg: DictConfig) -> dict:
+    """Hydra's config as plain data, every interpolation resolved: any command's first step."""
+    try:
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except Exception as err:  # an unresolvable interpolation or a required value left out
+        raise ConfigError(str(getattr(err, "full_key", "") or "config"), str(err).splitlines()[0]) from None
 
 
 def build(cls, data, key: str):
@@ -407,7 +410,7 @@ def _data_config(raw: dict) -> DataConfig:
     return data
 
 
-def _format_config(raw: dict) -> FormatConfig:
+def format_config(raw: dict) -> FormatConfig:
     known = [f.name for f in fields(FormatConfig)] + ["few_shot_file"]
     unknown = [k for k in raw if k not in known]
     if unknown:  # from_cfg reads only the keys it knows, so a misspelt one would be ignored

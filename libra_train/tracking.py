@@ -31,9 +31,7 @@ class NullTracker:
     def log_train(self, stage: str, logs: dict, stage_step: int) -> None:
         pass
 
-    def log_eval(
-        self, stage: str, set_name: str, metrics: dict, predictions: list[dict] | Path | None
-    ) -> None:
+    def log_eval(self, stage: str, set_name: str, metrics: dict, rows: list[dict]) -> None:
         pass
 
     def log(self, metrics: dict) -> None:
@@ -113,14 +111,9 @@ class WandbTracker(NullTracker):
     def log(self, metrics: dict) -> None:
         self.run.log({**metrics, GLOBAL_STEP: self.state["global_step"]})
 
-    def log_eval(
-        self, stage: str, set_name: str, metrics: dict, predictions: list[dict] | Path | None
-    ) -> None:
-        """predictions: the scored rows (with gold labels), or the predictions.jsonl that holds them (read
-        here, so that a run without W&B never reads it), for the charts and the mistakes table."""
-        from libra_train.eval.outputs import load_predictions
-
-        rows = load_predictions(predictions) if isinstance(predictions, Path) else predictions
+    def log_eval(self, stage: str, set_name: str, metrics: dict, rows: list[dict]) -> None:
+        """An eval set's figures, and its scored rows (with gold labels, as the evaluator holds them) for
+        the charts and the mistakes table."""
         prefix = f"{stage}/eval/{set_name}"
         per_source = [
             [src, m["accuracy"], m["f1_safe"], m["f1_unsafe"], m["n"]]
@@ -235,19 +228,18 @@ def make_tracker(run, resolved: dict, is_main: bool):
 
 
 def command_tracker(cfg, command: str, out_dir) -> NullTracker:
-    """W&B for a command other than libra-train when its config says logger=wandb: one run per output
+    """W&B for a command other than libra-train when its typed config says logger=wandb: one run per output
     folder (resumed like a training run), grouped by command unless logger.group says otherwise."""
-    from omegaconf import OmegaConf
-
-    from libra_train.config import LoggerConfig, build
-
-    raw = OmegaConf.to_container(cfg, resolve=True)
-    if (raw.get("logger") or {}).get("backend", "none") == "none" or int(os.environ.get("RANK", "0")) != 0:
+    if cfg.logger is None or cfg.logger.backend == "none" or int(os.environ.get("RANK", "0")) != 0:
         return NullTracker()
-    settings = build(LoggerConfig, raw["logger"], "logger")
-    settings = replace(settings, group=settings.group or command)
+    settings = replace(cfg.logger, group=cfg.logger.group or command)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     return WandbTracker(
-        out_dir, redact(raw), settings, f"{command}/{out_dir.name}", [f"command={command}"], job_type=command
+        out_dir,
+        redact(cfg.resolved),
+        settings,
+        f"{command}/{out_dir.name}",
+        [f"command={command}"],
+        job_type=command,
     )

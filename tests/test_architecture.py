@@ -48,7 +48,7 @@ def test_no_comment_points_outside_the_repository():
 LAYERS = (
     ("errors", "progress", "redaction", "conf_dir", "cli_utils"),
     ("data", "qwen_vocab"),
-    ("config", "plotting", "runtime"),
+    ("config", "command_config", "plotting", "runtime"),
     ("model", "ensemble"),
     ("eval",),
     ("train",),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from libra_train.command_config import InferConfig, check_machine
 from libra_train.data.formats import FormatConfig, eval_views, render_prompt, render_target
 from libra_train.data.io import atomic_write_text, load_records, to_jsonl
-from libra_train.errors import ConfigError
 from libra_train.eval.evaluator import predict
 from libra_train.eval.scoring import decision_threshold, resolve_mode
 from libra_train.model import default_device, load_configured, load_tokenizer
@@ -15,11 +15,6 @@ from libra_train.progress import progress
 from libra_train.runtime import distributed as dist
 
 log = logging.getLogger(__name__)
-
-
-def check_machine(rank: int, num: int) -> None:
-    if num < 1 or not 0 <= rank < num:
-        raise ConfigError("machine_rank", f"needs 0 ≤ machine_rank < machine_num, got {rank} of {num}")
 
 
 def shard(records: list[dict], rank: int, num: int) -> list[dict]:
@@ -38,20 +33,17 @@ def write_prompts(records: list[dict], tokenizer, fmt: FormatConfig, out_path: P
     return out_path
 
 
-def run_inference(cfg) -> Path:
-    fmt = FormatConfig.from_cfg(cfg.format)
+def run_inference(cfg: InferConfig) -> Path:
+    fmt = cfg.format
     if cfg.mode == "prompts":  # the exact model input, for debugging templates: no weights are loaded
         records = load_records(cfg.data, require_label=False)
         tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code)
         return write_prompts(records, tokenizer, fmt, Path(cfg.output_dir) / "prompts.jsonl")
     mode = resolve_mode(cfg.mode, fmt)
-    if cfg.batch_size < 1:
-        raise ConfigError("batch_size", f"must be at least 1, got {cfg.batch_size}")
     # Under torchrun every process is one more shard: machine R of M with W ranks each is shard R*W+rank
     # of M*W, so the folder libra-eval reads holds the same files whichever way the work was split.
-    check_machine(int(cfg.machine_rank), int(cfg.machine_num))  # the machine's own rank, before ranks
     rank, world = dist.rank(), dist.world_size()
-    index, total = int(cfg.machine_rank) * world + rank, int(cfg.machine_num) * world
+    index, total = cfg.machine_rank * world + rank, cfg.machine_num * world
     records = shard(load_records(cfg.data, require_label=False), index, total)
     records, lacking = eval_views(records, fmt.task)  # the views training makes (format.task)
     if lacking:
@@ -60,7 +52,7 @@ def run_inference(cfg) -> Path:
     if out_path.exists():
         log.info("%s is complete already", out_path)
         return out_path
-    threshold = decision_threshold(cfg.threshold, cfg.model)  # refused before any weights are read
+    threshold = decision_threshold(cfg.threshold, cfg.model)
     model, tokenizer = load_configured(cfg.model, cfg)
     model.to(dist.local_device() if cfg.device == "auto" else default_device(cfg.device))
     if mode == "label":
@@ -73,9 +65,9 @@ def run_inference(cfg) -> Path:
             fmt,
             out_path,
             mode=mode,
-            batch_size=int(cfg.batch_size),
-            max_new_tokens=int(cfg.max_new_tokens),
+            batch_size=cfg.batch_size,
+            max_new_tokens=cfg.max_new_tokens,
             progress=advance,
-            threshold=float(threshold),
+            threshold=threshold,
         )
     return out_path

@@ -33,15 +33,11 @@ def save_threshold(checkpoint, threshold: float, source: str | None) -> None:
     atomic_write_text(Path(str(checkpoint)) / THRESHOLD_FILE, json.dumps(decision, ensure_ascii=False) + "\n")
 
 
-def decision_threshold(given, checkpoint) -> float:
-    """The threshold a command decides with: `threshold=` as given, else the one saved beside the
-    checkpoint by its run, else 0.5 (a saved 0.0, flag everything, is kept). libra-infer and libra-serve
-    read it here; a value outside [0, 1] is refused, naming the key."""
+def decision_threshold(given: float | None, checkpoint) -> float:
+    """The threshold a command decides with: `threshold=` as given (checked by the command's config),
+    else the one saved beside the checkpoint by its run, else 0.5 (a saved 0.0, flag everything, is kept).
+    libra-infer and libra-serve read it here."""
     if given is not None:
-        if isinstance(given, bool) or not isinstance(given, (int, float)) or not 0 <= given <= 1:
-            raise ConfigError(
-                "threshold", f"must be a number in [0, 1] or null (the saved one), got {given!r}"
-            )
         return float(given)
     saved = saved_threshold(checkpoint)
     return 0.5 if saved is None else saved

@@ -11,6 +11,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 
+from libra_train.command_config import ServeConfig
 from libra_train.data.formats import FormatConfig, target_opening
 from libra_train.data.schema import UNSAFE
 from libra_train.errors import ConfigError
@@ -51,16 +52,16 @@ class GuardScorer:
         self.threshold, self.max_length, self.category_tokens = threshold, max_length, category_tokens
 
     @classmethod
-    def load(cls, cfg) -> GuardScorer:
+    def load(cls, cfg: ServeConfig) -> GuardScorer:
         from libra_train.model import default_device, load_configured
 
-        fmt = FormatConfig.from_cfg(cfg.format)
+        fmt = cfg.format
         threshold = decision_threshold(cfg.threshold, cfg.model)  # refused before any weights are read
         model, tokenizer = load_configured(cfg.model, cfg)
         model.to(default_device(cfg.device))
         model.eval()
         log.info("libra-serve: %s, unsafe when p_unsafe > %g", cfg.model, threshold)
-        return cls(model, tokenizer, fmt, threshold, int(cfg.max_length), int(cfg.category_tokens))
+        return cls(model, tokenizer, fmt, threshold, cfg.max_length, cfg.category_tokens)
 
     def prepare(self, record: dict) -> Prepared:
         """Cut the record by the training rule so that the prompt and the label fit in max_length."""

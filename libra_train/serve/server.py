@@ -9,31 +9,26 @@ from __future__ import annotations
 import logging
 import os
 
-from libra_train.errors import ConfigError
+from libra_train.command_config import ServeConfig
 from libra_train.serve.app import ServeOptions, create_app
 from libra_train.serve.scorer import GuardScorer
 
 log = logging.getLogger(__name__)
 
 
-def serve_options(cfg) -> ServeOptions:
-    for key in ("max_batch_size", "max_request_bytes", "max_inputs", "max_length", "port"):
-        if int(cfg[key]) < 1:
-            raise ConfigError(key, f"must be at least 1, got {cfg[key]}")
-    if float(cfg.max_wait_ms) < 0:
-        raise ConfigError("max_wait_ms", f"must be ≥ 0, got {cfg.max_wait_ms}")
+def serve_options(cfg: ServeConfig) -> ServeOptions:
     api_key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
     return ServeOptions(
-        model_name=str(cfg.model),
-        max_batch_size=int(cfg.max_batch_size),
-        max_wait_ms=float(cfg.max_wait_ms),
-        max_request_bytes=int(cfg.max_request_bytes),
-        max_inputs=int(cfg.max_inputs),
+        model_name=cfg.model,
+        max_batch_size=cfg.max_batch_size,
+        max_wait_ms=cfg.max_wait_ms,
+        max_request_bytes=cfg.max_request_bytes,
+        max_inputs=cfg.max_inputs,
         api_key=api_key or None,
     )
 
 
-def run_server(cfg) -> None:
+def run_server(cfg: ServeConfig) -> None:
     import uvicorn
 
     options = serve_options(cfg)
@@ -46,7 +41,7 @@ def run_server(cfg) -> None:
     uvicorn.run(
         create_app(scorer, options),
         host=cfg.host,
-        port=int(cfg.port),
+        port=cfg.port,
         timeout_graceful_shutdown=int(cfg.graceful_timeout_s),
         log_level=cfg.log_level,
     )

@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import fields
 from pathlib import Path
 
-from libra_train.config import CRITERIA, SelectionConfig, build, require_label_first
+from libra_train.command_config import MineConfig
+from libra_train.config import CRITERIA, SelectionConfig, require_label_first
 from libra_train.data.conversation import category_key
 from libra_train.data.io import atomic_write_text, load_records, write_records
 from libra_train.data.schema import UNSAFE
@@ -174,23 +174,6 @@ def read_scores(pool: list[dict], n_guards: int, work_dir: Path, world: int = 1)
     return scores
 
 
-def selection_config(cfg) -> SelectionConfig:
-    """libra-mine's selection options (top-level keys of its config), checked as libra-train checks a
-    stage's."""
-    from omegaconf import DictConfig, OmegaConf
-
-    raw = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
-    keys = [f.name for f in fields(SelectionConfig)]
-    return build(SelectionConfig, {k: v for k, v in raw.items() if k in keys}, "")
-
-
-def guard_list(model) -> list[str]:
-    guards = [model] if isinstance(model, str) else [str(m) for m in model]
-    if not guards:
-        raise ConfigError("model", "name at least one guard")
-    return guards
-
-
 def select_hard(
     pool: list[dict],
     guards: list[str],
@@ -228,19 +211,17 @@ def select_hard(
     return load_records(output), json.loads(summary_path.read_text())
 
 
-def select_file(cfg) -> dict:
+def select_file(cfg: MineConfig) -> dict:
     """`libra-mine`: pool file → chosen samples file (+ OUTPUT.scores/ with each guard's scores)."""
-    from libra_train.data.formats import FormatConfig
-
     output = Path(cfg.output)
     _, summary = select_hard(
         load_records(cfg.pool),
-        guard_list(cfg.model),
-        FormatConfig.from_cfg(cfg.format),
-        selection_config(cfg),
+        cfg.guards,
+        cfg.format,
+        cfg.selection,
         output,
         Path(f"{output}.scores"),
-        int(cfg.batch_size),
+        cfg.batch_size,
         cfg,
     )
     return {**summary, "output": str(output)}

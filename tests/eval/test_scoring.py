@@ -176,10 +176,20 @@ def test_the_decision_threshold_is_given_else_saved_else_one_half(tmp_path):
     save_threshold(tmp_path, 0.37, None)
     assert decision_threshold(None, tmp_path) == 0.37
     assert decision_threshold(0.8, tmp_path) == 0.8 and decision_threshold(1, tmp_path) == 1.0
-    for bad in (2, -1, 1.5, "0.3", True):
-        with pytest.raises(ConfigError, match="in \\[0, 1\\]") as err:
-            decision_threshold(bad, tmp_path)
+
+
+@pytest.mark.parametrize("bad", [2, -1, 1.5, "0.3", True])
+def test_every_command_refuses_a_threshold_outside_0_1_by_one_check(bad):
+    from libra_train.command_config import InferConfig, ServeConfig
+
+    for config, required in ((InferConfig, {"data": "d", "output_dir": "o"}), (ServeConfig, {})):
+        with pytest.raises(ConfigError) as err:
+            config.from_hydra({"model": "m", "threshold": bad, **required})
         assert err.value.key == "threshold"
+    assert (
+        InferConfig.from_hydra({"model": "m", "data": "d", "output_dir": "o", "threshold": 1}).threshold
+        == 1.0
+    )
 
 
 @pytest.mark.parametrize("command,value", [("libra-infer", "2"), ("libra-serve", "-1")])

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from omegaconf import OmegaConf
 
+from libra_train.command_config import ServeConfig
 from libra_train.serve.app import ServeOptions, create_app
 from libra_train.serve.scorer import GuardScorer
 from tests.conftest import BIN, read_jsonl, run_cli, sample, write_jsonl
@@ -48,7 +49,7 @@ def load_scorer(checkpoint, **overrides) -> GuardScorer:
             **overrides,
         }
     )
-    return GuardScorer.load(cfg)
+    return GuardScorer.load(ServeConfig.from_hydra(cfg))
 
 
 @contextmanager

@@ -6,13 +6,24 @@ from pathlib import Path
 
 import pytest
 
+from libra_train.command_config import MineConfig
+from libra_train.config import SelectionConfig
 from libra_train.data.formats import FormatConfig
 from libra_train.data.io import load_records
 from libra_train.errors import ConfigError
-from libra_train.train.selection import SelectionConfig, select, selection_config
+from libra_train.train.selection import select
 from tests.conftest import TINY_TRAIN, read_jsonl, run_cli, sample, write_jsonl
 
 SAFE, UNSAFE = "安全", "不安全"
+
+
+def selection_config(options: dict) -> SelectionConfig:
+    """A selection as libra-mine's command line gives it (its top-level keys), checked at start-up."""
+    return _mine(**options).selection
+
+
+def _mine(**options) -> MineConfig:
+    return MineConfig.from_hydra({"pool": "pool.jsonl", "model": "guard", "output": "out.jsonl", **options})
 
 
 def _pool():
@@ -262,7 +273,7 @@ def test_select_file_scores_the_pool_with_every_guard_in_process(tiny_backbone, 
                 "batch_size=3",
             ],
         )
-    summary = select_file(cfg)
+    summary = select_file(MineConfig.from_hydra(cfg))
     assert summary["guards"] == [str(tiny_backbone)] * 2 and summary["chosen"] == 4
     assert summary["output"] == str(out) and len(read_jsonl(out)) == 4
     model = AutoModelForCausalLM.from_pretrained(tiny_backbone)
@@ -280,12 +291,10 @@ def test_select_file_scores_the_pool_with_every_guard_in_process(tiny_backbone, 
             "mine", overrides=[f"pool={pool_file}", f"model={tiny_backbone}", f"output={out}", "format=front"]
         )
     with pytest.raises(ConfigError, match="label mode") as err:
-        select_file(front)
+        select_file(MineConfig.from_hydra(front))
     assert err.value.key == "format"
     with pytest.raises(ConfigError, match="at least one guard"):
-        from libra_train.train.selection import guard_list
-
-        guard_list([])
+        _mine(model=[])
 
 
 def test_closeness_to_the_boundary_below_one_half_and_seeded_ties():
@@ -301,11 +310,9 @@ def test_closeness_to_the_boundary_below_one_half_and_seeded_ties():
 
 
 def test_guard_lists_and_error_keys():
-    from libra_train.train.selection import guard_list
-
-    assert guard_list("/ckpt/a") == ["/ckpt/a"] and guard_list(["/a", "/b"]) == ["/a", "/b"]
+    assert _mine(model="/ckpt/a").guards == ["/ckpt/a"] and _mine(model=["/a", "/b"]).guards == ["/a", "/b"]
     with pytest.raises(ConfigError) as err:
-        guard_list([])
+        _mine(model=[])
     assert err.value.key == "model"
     pool, scores = _pool()
     with pytest.raises(ConfigError) as err:
@@ -350,5 +357,5 @@ def test_the_curriculum_and_libra_mine_select_through_one_function(monkeypatch, 
             "format": {},
         }
     )
-    selection.select_file(mine)
+    selection.select_file(MineConfig.from_hydra(mine))
     assert calls == [(["stage1/checkpoint"], "selected.jsonl", 3), (["g"], "out.jsonl", 5)]

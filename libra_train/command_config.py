@@ -1,0 +1,204 @@
+"""The typed configs of libra-infer, libra-serve, libra-mine and libra-eval, beside libra-train's RunConfig
+(config.py) and built by the same mechanism: `from_hydra` resolves Hydra's config once and
+`config.build` checks every value, naming its key. Each command then reads these objects only.
+
+The values several commands share are checked by one definition each (THRESHOLD, DTYPE, BATCH_SIZE…),
+so `threshold=2` is refused the same way by libra-infer and libra-serve. What a command records (W&B's
+config) is derived from the typed object (`resolved`), not carried beside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from typing import Literal
+
+from omegaconf import DictConfig, OmegaConf
+
+from libra_train.config import (
+    LoggerConfig,
+    SelectionConfig,
+    build,
+    format_config,
+    non_negative,
+    opt,
+    positive,
+    resolve_container,
+)
+from libra_train.data.formats import FormatConfig
+from libra_train.errors import ConfigError
+
+
+def _probability(value) -> str | None:
+    return None if 0 <= value <= 1 else f"must be a number in [0, 1] or null (the saved one), got {value!r}"
+
+
+def check_machine(rank: int, num: int) -> None:
+    if num < 1 or not 0 <= rank < num:
+        raise ConfigError("machine_rank", f"needs 0 ≤ machine_rank < machine_num, got {rank} of {num}")
+
+
+# One definition per value that several commands share: the same default, help and check everywhere.
+def THRESHOLD():  # noqa: N802 (a field factory, named as the key it defines)
+    return opt(
+        None,
+        "unsafe when p_unsafe > threshold; null: the one saved beside the checkpoint by its run, else 0.5",
+        _probability,
+    )
+
+
+def DTYPE():  # noqa: N802
+    return opt("auto", "weights' dtype when loading")
+
+
+def ATTN():  # noqa: N802
+    return opt(None, "sdpa, eager or flash_attention_2 (null: transformers' choice)")
+
+
+def TRUST():  # noqa: N802
+    return opt(False, "run a hub repo's own modelling code (off unless you trust it)")
+
+
+def BATCH_SIZE(default: int):  # noqa: N802
+    return opt(default, "samples per forward pass", positive)
+
+
+def _selection_option(name: str):
+    """libra-mine's top-level selection keys: SelectionConfig's own default, help and check."""
+    option = SelectionConfig.__dataclass_fields__[name]
+    return dataclasses.field(default=option.default, metadata=option.metadata)
+
+
+Dtype = Literal["auto", "bf16", "fp16", "fp32"]
+
+
+class CommandConfig:
+    """What every command config shares: built once from Hydra's config, and recorded from itself."""
+
+    @classmethod
+    def from_hydra(cls, cfg):
+        """Resolve and check the whole config; raises ConfigError naming the first bad key."""
+        raw = resolve_container(cfg) if isinstance(cfg, DictConfig) else dict(cfg)
+        nested = {"format": format_config, "logger": lambda v: build(LoggerConfig, v or {}, "logger")}
+        known = {f.name for f in fields(cls)}
+        values = {k: nested[k](v) if k in nested and k in known else v for k, v in raw.items()}
+        if "format" in known and "format" not in values:
+            values["format"] = FormatConfig()
+        config = build(cls, values, "")
+        config.check()
+        return config
+
+    def check(self) -> None:
+        """Checks that span keys; each error names the key to change."""
+
+    @property
+    def resolved(self) -> dict:
+        """The config as the command ran it: what W&B records (secrets masked there)."""
+        return OmegaConf.to_container(OmegaConf.create(dataclasses.asdict(self)))
+
+
+@dataclass(frozen=True)
+class InferConfig(CommandConfig):
+    model: str = opt(
+        help="the guard: a hub id or a local checkpoint folder (full weights, adapter, ensemble)"
+    )
+    data: str = opt(help="a guard-schema file or folder (labels optional)")
+    output_dir: str = opt(help="writes {machine_rank}-of-{machine_num}.jsonl (mode=prompts: prompts.jsonl)")
+    mode: Literal["auto", "label", "generate", "prompts"] = opt(
+        "auto",
+        "auto: label when the format puts the label first; prompts: the exact model inputs, no weights",
+    )
+    threshold: float | None = THRESHOLD()
+    batch_size: int = BATCH_SIZE(16)
+    max_new_tokens: int = opt(256, "generate mode: tokens to decode at most", positive)
+    machine_rank: int = opt(0, "this machine's shard", non_negative)
+    machine_num: int = opt(1, "how many machines share the data", positive)
+    trust_remote_code: bool = TRUST()
+    dtype: Dtype = DTYPE()
+    attn_implementation: str | None = ATTN()
+    device: str = opt("auto", "auto: cuda if available, else cpu")
+    format: FormatConfig = opt(None, "the prompt and target format the guard was trained with")
+    logger: LoggerConfig = opt(None, "logger=wandb: one W&B run per output folder")
+
+    def check(self) -> None:
+        if self.machine_rank >= self.machine_num:
+            raise ConfigError(
+                "machine_rank",
+                f"needs 0 ≤ machine_rank < machine_num, got {self.machine_rank} of {self.machine_num}",
+            )
+
+
+@dataclass(frozen=True)
+class ServeConfig(CommandConfig):
+    model: str = opt(
+        help="the guard: a hub id or a local checkpoint folder (full weights, adapter, ensemble)"
+    )
+    host: str = opt("127.0.0.1", "loopback only unless told otherwise (0.0.0.0 serves every interface)")
+    port: int = opt(8000, "the port", lambda v: None if 1 <= v <= 65535 else f"must be in 1..65535, got {v}")
+    threshold: float | None = THRESHOLD()
+    max_batch_size: int = opt(32, "records per forward pass; 1 turns dynamic batching off", positive)
+    max_wait_ms: float = opt(5, "how long an open batch waits for more records", non_negative)
+    max_length: int = opt(
+        2048, "tokens of prompt + label; longer input is cut by the training rule", positive
+    )
+    max_request_bytes: int = opt(1_000_000, "the largest request body", positive)
+    max_inputs: int = opt(64, "texts in one /v1/moderations request", positive)
+    api_key_env: str = opt(
+        "LIBRA_SERVE_API_KEY", "when this variable is set, /v1/* need it as a bearer token"
+    )
+    category_tokens: int = opt(32, "with format.with_category: tokens generated to name categories", positive)
+    graceful_timeout_s: float = opt(
+        30, "on SIGTERM/SIGINT: how long requests in flight may finish", non_negative
+    )
+    trust_remote_code: bool = TRUST()
+    dtype: Dtype = DTYPE()
+    attn_implementation: str | None = ATTN()
+    device: str = opt("auto", "auto: cuda if available, else cpu")
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = opt("info", "uvicorn's")
+    format: FormatConfig = opt(None, "the prompt format the guard was trained with")
+
+
+@dataclass(frozen=True)
+class MineConfig(CommandConfig):
+    pool: str = opt(help="a labelled guard-schema file or folder to choose from")
+    model: str | tuple = opt(help="a guard (hub id or local path), or a list of guards")
+    output: str = opt(help="the chosen samples (.jsonl or .parquet); each guard's scores in OUTPUT.scores/")
+    budget: int | None = _selection_option("budget")
+    easy_share: float = _selection_option("easy_share")
+    margin: float = _selection_option("margin")
+    criteria: tuple = _selection_option("criteria")
+    seed: int = _selection_option("seed")
+    batch_size: int = BATCH_SIZE(32)
+    trust_remote_code: bool = TRUST()
+    dtype: Dtype = DTYPE()
+    attn_implementation: str | None = ATTN()
+    format: FormatConfig = opt(None, "the format the guards were trained with (label first)")
+    logger: LoggerConfig = opt(None, "logger=wandb: one W&B run per output folder")
+
+    @property
+    def selection(self) -> SelectionConfig:
+        """The selection options, checked as a libra-train stage's `select: hard` options are."""
+        keys = [f.name for f in fields(SelectionConfig)]
+        return build(SelectionConfig, {k: getattr(self, k) for k in keys}, "")
+
+    @property
+    def guards(self) -> list[str]:
+        guards = [self.model] if isinstance(self.model, str) else [str(m) for m in self.model]
+        if not guards:
+            raise ConfigError("model", "name at least one guard")
+        return guards
+
+    def check(self) -> None:
+        self.selection  # noqa: B018 (checked at start-up, not when the pool is scored)
+        self.guards  # noqa: B018
+
+
+@dataclass(frozen=True)
+class EvalCommandConfig(CommandConfig):
+    """libra-eval's config (the run's `eval` group is config.EvalConfig)."""
+
+    predictions: str = opt(help="a predictions file or folder (libra-infer's output)")
+    labels: str = opt(help="the labelled data the predictions were made on")
+    output_dir: str | None = opt(None, "writes metrics.json and confusion.png here")
+    task: Literal["response", "prompt", "both"] = opt("response", "the format.task libra-infer ran with")
+    logger: LoggerConfig = opt(None, "logger=wandb: one W&B run per output folder")
