@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from libra_train.command_config import CommandConfig
-from libra_train.config import LoggerConfig, fraction, opt, positive
+from libra_train.config import LoggerConfig
+from libra_train.typed import fraction, opt, positive
 
 
 @dataclass(frozen=True)

@@ -15,18 +15,10 @@ from typing import Literal
 
 from omegaconf import DictConfig, OmegaConf
 
-from libra_train.config import (
-    LoggerConfig,
-    SelectionConfig,
-    build,
-    format_config,
-    non_negative,
-    opt,
-    positive,
-    resolve_container,
-)
+from libra_train.config import LoggerConfig, SelectionConfig, format_config
 from libra_train.data.formats import FormatConfig
 from libra_train.errors import ConfigError
+from libra_train.typed import build, non_negative, opt, positive, resolve_container
 
 
 def _probability(value) -> str | None:

@@ -10,11 +10,9 @@ Each field carries its help text (`metadata["help"]`) and, where a range matters
 
 from __future__ import annotations
 
-import types
-import typing
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -22,32 +20,13 @@ from libra_train.data.formats import FormatConfig
 from libra_train.data.io import HUB_PREFIX
 from libra_train.data.subset import check_limit
 from libra_train.errors import ConfigError
-
-
-def positive(value) -> str | None:
-    return None if value > 0 else f"must be > 0, got {value}"
-
-
-def non_negative(value) -> str | None:
-    return None if value >= 0 else f"must be ≥ 0, got {value}"
+from libra_train.typed import build, check_value, fraction, non_negative, opt, positive, resolve_container
 
 
 def _threshold(value) -> str | None:
     if value == "calibrate" or (not isinstance(value, str) and 0 < value < 1):
         return None
     return f"must be a number in (0, 1) or calibrate, got {value!r}"
-
-
-def fraction(value) -> str | None:
-    return None if 0 <= value < 1 else f"must be in [0, 1), got {value}"
-
-
-def opt(default: Any = MISSING, help: str = "", check=None, factory=None):  # noqa: A002 (dataclass idiom)
-    """A config field with its help text and an optional range check (a function → message or None)."""
-    meta = {"help": help, "check": check}
-    if factory is not None:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 # ----------------------------------------------------------------------------------------- groups
@@ -262,7 +241,7 @@ class RunConfig:
         raw = resolve_container(cfg)
         if not str(raw["paths"].get("run_dir") or "").strip():
             raise ConfigError("paths.run_dir", "is empty; give the run directory")
-        seed = _value(raw.get("seed", 0), int, "seed")
+        seed = check_value(raw.get("seed", 0), int, "seed")
         run = cls(
             experiment_name=str(raw.get("experiment_name", "default")),
             seed=seed,
@@ -301,91 +280,12 @@ AXES = {
 
 def ablation_axes(resolved) -> dict:
     """Axis values of a resolved run config (a dict, or the DictConfig read back from config.yaml)."""
-    from omegaconf import OmegaConf
 
     cfg = resolved if OmegaConf.is_config(resolved) else OmegaConf.create(resolved)
     return {axis: OmegaConf.select(cfg, key, default=None) for axis, key in AXES.items()}
 
 
 # ------------------------------------------------------------------------------------ conversion
-
-
-def resolve_container(cfg: DictConfig) -> dict:
-    """Hydra's config as plain data, every interpolation resolved: any command's first step."""
-    try:
-        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-    except Exception as err:  # an unresolvable interpolation or a required value left out
-        raise ConfigError(str(getattr(err, "full_key", "") or "config"), str(err).splitlines()[0]) from None
-
-
-def build(cls, data, key: str):
-    """A dataclass from a mapping: unknown keys, wrong types, values outside a Literal's choices and
-    failed range checks each raise a ConfigError naming `key.field`."""
-    if not isinstance(data, dict):
-        raise ConfigError(key, f"must be a mapping, got {data!r}")
-    known = [f.name for f in fields(cls)]
-    unknown = [k for k in data if k not in known]
-    if unknown:
-        raise ConfigError(_key(key, unknown[0]), f"unknown key; known: {', '.join(known)}")
-    hints = typing.get_type_hints(cls)
-    values = {}
-    for f in fields(cls):
-        if f.name in data:
-            values[f.name] = _value(data[f.name], hints[f.name], _key(key, f.name))
-            check = f.metadata.get("check")
-            message = check(values[f.name]) if check and values[f.name] is not None else None
-            if message:
-                raise ConfigError(_key(key, f.name), message)
-    return cls(**values)
-
-
-def _key(group: str, name: str) -> str:
-    """`group.name`, or the bare name for a command's top-level keys (group "")."""
-    return f"{group}.{name}" if group else name
-
-
-def _value(value, hint, key: str):
-    """`value` checked against a type hint (Literal, X | None, bool, int, float, str, tuple, dict)."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is Literal:
-        if not any(a == value and type(a) is type(value) for a in args):  # 1 is not True here
-            raise ConfigError(key, f"{value!r} is not one of {', '.join(str(a) for a in args)}")
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for option in (a for a in args if a is not type(None)):
-            try:
-                return _value(value, option, key)
-            except ConfigError as err:
-                errors.append(err.message)
-        raise ConfigError(key, " or ".join(dict.fromkeys(errors)))
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(key, f"{value!r} is not one of true, false")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(key, f"must be a whole number, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(key, f"must be a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(key, f"must be text, got {value!r}")
-        return value
-    if hint is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(key, f"must be a list, got {value!r}")
-        return tuple(value)
-    if hint is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(key, f"must be a mapping, got {value!r}")
-        return value
-    return value
 
 
 def _data_config(raw: dict) -> DataConfig:
@@ -411,11 +311,7 @@ def _data_config(raw: dict) -> DataConfig:
 
 
 def format_config(raw: dict) -> FormatConfig:
-    known = [f.name for f in fields(FormatConfig)] + ["few_shot_file"]
-    unknown = [k for k in raw if k not in known]
-    if unknown:  # from_cfg reads only the keys it knows, so a misspelt one would be ignored
-        raise ConfigError(f"format.{unknown[0]}", f"unknown key; known: {', '.join(known)}")
-    return FormatConfig.from_cfg(raw)
+    return build(FormatConfig, raw, "format")
 
 
 def _stages(raw: dict) -> tuple:
@@ -451,13 +347,13 @@ def _stages(raw: dict) -> tuple:
         guards = stage.get("guards")
         stages.append(
             StageConfig(
-                name=_value(stage.get("name") or "", str, f"{where}.name"),
-                data=_value(stage.get("data") or [], tuple, f"{where}.data"),
+                name=check_value(stage.get("name") or "", str, f"{where}.name"),
+                data=check_value(stage.get("data") or [], tuple, f"{where}.data"),
                 train=train,
                 selection=selection,
                 guards=None
                 if guards is None
-                else tuple(str(g) for g in _value(guards, tuple, f"{where}.guards")),
+                else tuple(str(g) for g in check_value(guards, tuple, f"{where}.guards")),
             )
         )
     return tuple(stages)

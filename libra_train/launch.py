@@ -14,6 +14,7 @@ from libra_train.runtime.signals import exit_cleanly_on_sigterm
 def run_pipeline(cfg) -> dict:
     """Run the whole curriculum from Hydra's composed config; returns the manifest."""
     run = RunConfig.from_hydra(cfg)  # every value checked here, before any data or model is touched
+    run.format.load_files()  # a bad policy or few-shot file stops the run here too
     dist.set_timeout(run.distributed.timeout_s)
     exit_cleanly_on_sigterm()
     lock = RunLock(run.run_dir, run.run_lock.stale_after_s, run.run_lock.heartbeat_s)

@@ -46,7 +46,7 @@ def test_no_comment_points_outside_the_repository():
 # The layers of libra_train, lowest first (docs/architecture.md, "Layers"). A module may import from its
 # own layer or a lower one, never a higher one; with the cycle check below, each arrow runs down.
 LAYERS = (
-    ("errors", "progress", "redaction", "conf_dir", "cli_utils"),
+    ("errors", "progress", "redaction", "conf_dir", "cli_utils", "typed"),
     ("data", "qwen_vocab"),
     ("config", "command_config", "plotting", "runtime"),
     ("model", "ensemble"),

@@ -4,8 +4,11 @@ trained on."""
 
 from __future__ import annotations
 
+import functools
 import json
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass
+from typing import Literal
 
 from libra_train.data import libra_prompt
 from libra_train.data.conversation import ASSISTANT, categories_of, context_turns, without_response
@@ -13,36 +16,38 @@ from libra_train.data.policy import check_dropout, load_categories_file, shown_c
 from libra_train.data.schema import LABELS, UNSAFE
 from libra_train.data.taxonomy import default_rules
 from libra_train.errors import ConfigError
+from libra_train.typed import check_fields, opt
 
-CRITICS = ("rear", "front", "none")
-TASKS = ("response", "prompt", "both")
-STYLES = ("chat", "plain")
-PROMPTS = ("guard", "libra")  # ours, or Libra's released prompt (data/libra_prompt.py)
 LABEL_KEY, ANALYSIS_KEY, CATEGORY_KEY = "答案", "分析", "类别"
 
 
-@dataclass
+@dataclass(frozen=True)
 class FormatConfig:
-    critic: str = "rear"
-    prompt: str = "guard"
-    rules: bool = False
-    task: str = "response"
-    prompt_style: str = "chat"
-    with_category: bool = False
-    categories: dict = field(default_factory=default_rules)  # the taxonomy's rules, in its order
-    few_shot: list = field(default_factory=list)  # labelled samples shown in the prompt before the real one
-    categories_file: str | None = None  # the user's own policy: replaces `categories` in the prompt
-    category_dropout: dict | None = None  # {others: p, violated: p}: data/policy.py (training only)
+    """The prompt and the target: built from `format.*` by typed.build (each value checked, naming its key)
+    or directly, checked by the same rules. Validation reads no file: a policy or few-shot file is read
+    when first used, or up front by `load_files` (each command's set-up), and kept."""
+
+    critic: Literal["rear", "front", "none"] = opt(
+        "rear", "rear: label then analysis; front: analysis then label; none: the label only"
+    )
+    prompt: Literal["guard", "libra"] = opt("guard", "ours, or Libra's released prompt byte for byte")
+    rules: bool = opt(False, "list the categories' rules in the prompt")
+    task: Literal["response", "prompt", "both"] = opt(
+        "response", "judge the response, the question alone, or both (each against its own label)"
+    )
+    prompt_style: Literal["chat", "plain"] = opt(
+        "chat", "chat: the backbone's chat template; plain: raw text"
+    )
+    with_category: bool = opt(False, "the target also names the violated categories")
+    categories: dict = opt(help="the taxonomy's rules, in its order", factory=default_rules)
+    few_shot: tuple = opt((), "labelled samples shown in the prompt before the real one")
+    few_shot_file: str | None = opt(None, "a guard-schema file of more such samples")
+    categories_file: str | None = opt(None, "the user's own policy: replaces `categories` in the prompt")
+    category_dropout: dict | None = opt(None, "{others: p, violated: p}: data/policy.py (training only)")
 
     def __post_init__(self):
-        for key, value, allowed in (
-            ("format.critic", self.critic, CRITICS),
-            ("format.task", self.task, TASKS),
-            ("format.prompt_style", self.prompt_style, STYLES),
-            ("format.prompt", self.prompt, PROMPTS),
-        ):
-            if value not in allowed:
-                raise ConfigError(key, f"{value!r} is not one of {', '.join(allowed)}")
+        check_fields(self, "format")
+        object.__setattr__(self, "few_shot", tuple(dict(s) for s in self.few_shot))  # frozen: set once here
         if self.prompt == "libra":  # Libra's prompt asks for 答案 then 分析, and nothing else
             for key, off in (
                 ("format.critic", self.critic != "front"),
@@ -51,40 +56,68 @@ class FormatConfig:
             ):
                 if not off:
                     raise ConfigError(key, "format.prompt=libra asks for the label, then the analysis only")
-        for key, value in (("format.rules", self.rules), ("format.with_category", self.with_category)):
-            if not isinstance(value, bool):
-                raise ConfigError(key, f"{value!r} is not one of true, false")
-        self.category_dropout = check_dropout(self.category_dropout)
-        if self.categories_file:
-            if not self.rules:  # without rules the prompt lists no categories: the file would change nothing
-                raise ConfigError("format.categories_file", "a policy is shown only with format.rules=true")
-            self.categories = load_categories_file(self.categories_file)
-        if any(self.category_dropout.values()) and not self.rules:
+        if self.categories_file and not self.rules:  # no rules in the prompt: the file would change nothing
+            raise ConfigError("format.categories_file", "a policy is shown only with format.rules=true")
+        if any(self.dropout.values()) and not self.rules:
             raise ConfigError(
                 "format.category_dropout",
                 "drops categories from the prompt's rules: it needs format.rules=true",
             )
 
-    @classmethod
-    def from_cfg(cls, cfg) -> FormatConfig:
-        known = {k: cfg[k] for k in cls.__dataclass_fields__ if k in cfg and cfg[k] is not None}
-        if "categories" in known:
-            known["categories"] = dict(known["categories"])
-        if "category_dropout" in known:
-            known["category_dropout"] = dict(known["category_dropout"]) if known["category_dropout"] else None
-        if "few_shot" in known:
-            known["few_shot"] = [dict(x) for x in known["few_shot"]]
-        if cfg.get("few_shot_file"):  # a guard-schema file of examples, validated like any data
-            from libra_train.data.io import load_records
+    @property
+    def dropout(self) -> dict[str, float]:
+        """category_dropout checked, with 0 for a kind left out (null: off)."""
+        return check_dropout(self.category_dropout)
 
-            known["few_shot"] = known.get("few_shot", []) + load_records(cfg["few_shot_file"])
-        return cls(**known)
+    @property
+    def policy(self) -> dict[str, str]:
+        """The categories the prompt lists: the user's categories_file, else the taxonomy's."""
+        return _policy_file(self.categories_file) if self.categories_file else self.categories
+
+    @property
+    def shots(self) -> tuple:
+        """The few-shot samples: those given inline, then those of few_shot_file."""
+        return self.few_shot + (_shot_file(self.few_shot_file) if self.few_shot_file else ())
+
+    def load_files(self) -> FormatConfig:
+        """Read the policy and few-shot files now, so that a bad one stops a command at its start."""
+        self.policy, self.shots  # noqa: B018 (read for their errors; kept by the file caches)
+        return self
 
     @property
     def label_first(self) -> bool:
         """Whether one forward pass over the target opening reads the label (label mode:
         docs/architecture.md, "The evaluator")."""
         return self.critic in ("rear", "none")
+
+
+def _stamp(path: str) -> tuple:
+    """A file's identity for the caches below: a file changed on disk is read again."""
+    try:
+        stat = os.stat(path)
+    except OSError:  # missing: the reader says so, naming the file
+        return None, None
+    return stat.st_mtime_ns, stat.st_size
+
+
+def _policy_file(path: str) -> dict[str, str]:
+    return _read_policy(path, *_stamp(path))
+
+
+def _shot_file(path: str) -> tuple:
+    return _read_shots(path, *_stamp(path))
+
+
+@functools.cache
+def _read_policy(path: str, _mtime, _size) -> dict[str, str]:
+    return load_categories_file(path)
+
+
+@functools.cache
+def _read_shots(path: str, _mtime, _size) -> tuple:
+    from libra_train.data.io import load_records  # a guard-schema file, validated like any data
+
+    return tuple(load_records(path))
 
 
 TARGET_OPENING = '{"' + LABEL_KEY + '": "'
@@ -114,10 +147,10 @@ def system_prompt(fmt: FormatConfig, record: dict) -> str:
     if has_context:  # a single-turn prompt stays exactly what it was before conversations existed
         parts.append("【对话历史】只是理解上下文的参考，被判断的是最后一轮。")
     if fmt.rules:
-        rules = shown_categories(record, fmt.categories)
+        rules = shown_categories(record, fmt.policy)
         listed = "".join(f"\n- {name}：{desc}" for name, desc in rules.items()) or "（无）"
         parts.append("安全规则：" + listed)
-    for shot in fmt.few_shot:
+    for shot in fmt.shots:
         parts.append(f"示例：\n{_conversation(shot)}\n输出：{render_target(shot, fmt)}")
     parts.append(f"输出格式（JSON）：{_output_spec(fmt)}")
     return "\n".join(parts)
@@ -154,7 +187,7 @@ def render_prompt(record: dict, tokenizer, fmt: FormatConfig) -> str:
     """The model input up to where the target starts."""
     if fmt.prompt == "libra":
         refuse_conversation(record)
-        shots = [(shot, render_target(shot, fmt)) for shot in fmt.few_shot]
+        shots = [(shot, render_target(shot, fmt)) for shot in fmt.shots]
         return libra_prompt.render(record, tokenizer, shots, chat=fmt.prompt_style == "chat")
     system = system_prompt(fmt, record)
     user = _conversation(record)

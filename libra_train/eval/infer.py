@@ -34,7 +34,7 @@ def write_prompts(records: list[dict], tokenizer, fmt: FormatConfig, out_path: P
 
 
 def run_inference(cfg: InferConfig) -> Path:
-    fmt = cfg.format
+    fmt = cfg.format.load_files()
     if cfg.mode == "prompts":  # the exact model input, for debugging templates: no weights are loaded
         records = load_records(cfg.data, require_label=False)
         tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code)

@@ -181,7 +181,7 @@ def create_app(scorer, options: ServeOptions) -> FastAPI:
     async def moderations(body: ModerationRequest):
         texts = moderation_texts(body.input, options.max_inputs)
         judged = await judge([{"id": i, "question": t, "response": ""} for i, t in enumerate(texts)])
-        names = list(scorer.fmt.categories) if scorer.fmt.with_category else []
+        names = list(scorer.fmt.policy) if scorer.fmt.with_category else []
         return {
             "id": f"modr-{uuid.uuid4().hex}",
             "model": options.model_name,

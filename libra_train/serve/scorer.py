@@ -55,7 +55,7 @@ class GuardScorer:
     def load(cls, cfg: ServeConfig) -> GuardScorer:
         from libra_train.model import default_device, load_configured
 
-        fmt = cfg.format
+        fmt = cfg.format.load_files()
         threshold = decision_threshold(cfg.threshold, cfg.model)  # refused before any weights are read
         model, tokenizer = load_configured(cfg.model, cfg)
         model.to(default_device(cfg.device))

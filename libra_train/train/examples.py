@@ -68,7 +68,7 @@ def build_examples(
     for rec in records:
         stats["no_prompt_label"] += lacks_prompt_view(rec, fmt.task)
         for view in task_views(rec, fmt.task):
-            shown = apply_dropout(view, fmt.categories, fmt.category_dropout, seed)
+            shown = apply_dropout(view, fmt.policy, fmt.dropout, seed)
             stats["dropout_flipped_to_safe"] += shown["label"] != view["label"]
             stats["dropout_fewer_categories"] += shown is not view and shown["label"] == view["label"]
             view = shown

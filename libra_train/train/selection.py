@@ -217,7 +217,7 @@ def select_file(cfg: MineConfig) -> dict:
     _, summary = select_hard(
         load_records(cfg.pool),
         cfg.guards,
-        cfg.format,
+        cfg.format.load_files(),
         cfg.selection,
         output,
         Path(f"{output}.scores"),

@@ -64,7 +64,6 @@ def test_long_samples_are_cut_on_the_conversation_side_only():
 
 
 def test_few_shot_examples_come_before_the_sample_with_their_targets(tmp_path):
-    from omegaconf import OmegaConf
 
     from tests.conftest import write_jsonl
 
@@ -72,9 +71,7 @@ def test_few_shot_examples_come_before_the_sample_with_their_targets(tmp_path):
         {**sample("s1", label="安全"), "question": "示例问题一", "analyze": "回答拒绝了请求。"},
         {**sample("s2"), "question": "示例问题二"},
     ]
-    fmt = FormatConfig.from_cfg(
-        OmegaConf.create({"critic": "rear", "few_shot_file": str(write_jsonl(tmp_path / "s.jsonl", shots))})
-    )
+    fmt = FormatConfig(critic="rear", few_shot_file=str(write_jsonl(tmp_path / "s.jsonl", shots)))
     prompt = render_prompt(REC, None, fmt)
     first, second, own = prompt.index("示例问题一"), prompt.index("示例问题二"), prompt.index(REC["question"])
     assert first < second < own
@@ -82,7 +79,7 @@ def test_few_shot_examples_come_before_the_sample_with_their_targets(tmp_path):
     # A shot file is validated like any data: a bad label names the file, line and field.
     write_jsonl(tmp_path / "bad.jsonl", [{**shots[0], "label": "maybe"}])
     with pytest.raises(Exception, match=r"bad\.jsonl.*line 1.*label"):
-        FormatConfig.from_cfg(OmegaConf.create({"few_shot_file": str(tmp_path / "bad.jsonl")}))
+        FormatConfig(few_shot_file=str(tmp_path / "bad.jsonl")).load_files()
 
 
 def test_samples_without_analysis_train_label_only_and_are_counted():

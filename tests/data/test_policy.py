@@ -7,6 +7,7 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
+from libra_train.config import format_config
 from libra_train.data.formats import FormatConfig, render_prompt, render_target
 from libra_train.data.policy import POLICY_KEY, apply_dropout
 from libra_train.data.taxonomy import default_rules
@@ -98,27 +99,28 @@ def test_a_categories_file_replaces_the_rules_in_the_prompt(tmp_path):
     policy = tmp_path / "policy.yaml"
     policy.write_text("赌博: 组织或宣传赌博。\n广告: 未经允许的商业推广。\n", encoding="utf-8")
     cfg = OmegaConf.create({"rules": True, "prompt_style": "plain", "categories_file": str(policy)})
-    own = render_prompt(sample(1), None, FormatConfig.from_cfg(cfg))
+    own = render_prompt(sample(1), None, format_config(OmegaConf.to_container(cfg)))
     built_in = render_prompt(sample(1), None, FormatConfig(rules=True, prompt_style="plain"))
     assert "安全规则：\n- 赌博：组织或宣传赌博。\n- 广告：未经允许的商业推广。\n" in own
     assert CRIME not in own and CRIME in built_in
     json_policy = tmp_path / "policy.json"
     json_policy.write_text(json.dumps([{"name": "赌博", "rule": "组织或宣传赌博。"}], ensure_ascii=False))
     from_json = FormatConfig(rules=True, categories_file=str(json_policy))
-    assert from_json.categories == {"赌博": "组织或宣传赌博。"}
+    assert from_json.policy == {"赌博": "组织或宣传赌博。"}
 
 
 def test_bad_policy_settings_get_one_clear_error(tmp_path):
+    # Building the format reads no file; its set-up (load_files, run by every command at its start) does.
     with pytest.raises(ConfigError, match="format.categories_file.*rules=true"):
         FormatConfig(categories_file=str(tmp_path / "p.yaml"))
     with pytest.raises(DataError, match="no such file"):
-        FormatConfig(rules=True, categories_file=str(tmp_path / "missing.yaml"))
+        FormatConfig(rules=True, categories_file=str(tmp_path / "missing.yaml")).load_files()
     (tmp_path / "empty.yaml").write_text("{}\n")
     with pytest.raises(DataError, match="no categories"):
-        FormatConfig(rules=True, categories_file=str(tmp_path / "empty.yaml"))
+        FormatConfig(rules=True, categories_file=str(tmp_path / "empty.yaml")).load_files()
     (tmp_path / "bad.yaml").write_text("赌博: ''\n")
     with pytest.raises(DataError, match="entry 1.*non-empty name and rule"):
-        FormatConfig(rules=True, categories_file=str(tmp_path / "bad.yaml"))
+        FormatConfig(rules=True, categories_file=str(tmp_path / "bad.yaml")).load_files()
     with pytest.raises(ConfigError, match="category_dropout.violated.*probability"):
         FormatConfig(rules=True, category_dropout={"violated": 1.5})
     with pytest.raises(ConfigError, match="format.category_dropout"):

@@ -94,3 +94,22 @@ def test_the_spies_see_a_good_config_reach_data_preparation(tmp_path, spies):
     with pytest.raises(Reached):
         launch.run_pipeline(_cfg(tmp_path, "seed=1"))
     assert spies == ["prepare_data"]
+
+
+def test_a_bad_policy_file_stops_the_run_before_data_and_models(tmp_path, spies):
+    """Building the format reads no file; the run's set-up reads it, before any data or model."""
+    from libra_train.errors import DataError
+
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                f"paths.run_dir={tmp_path / 'run'}",
+                "logger=none",
+                "format.rules=true",
+                f"format.categories_file={tmp_path / 'missing.yaml'}",
+            ],
+        )
+    with pytest.raises(DataError, match="missing.yaml.*no such file"):
+        launch.run_pipeline(cfg)
+    assert spies == []

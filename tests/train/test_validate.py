@@ -6,8 +6,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
 from libra_train.cli_utils import CONF_DIR
-from libra_train.config import ModelConfig, RunConfig, _value, build
+from libra_train.config import ModelConfig, RunConfig
 from libra_train.errors import ConfigError
+from libra_train.typed import build, check_value
 
 
 def _cfg(tmp_path, *overrides):
@@ -144,7 +145,7 @@ def test_each_message_says_what_is_wrong(tmp_path, overrides, key, says):
 )
 def test_a_value_of_the_wrong_type_names_its_key(hint, value, says):
     with pytest.raises(ConfigError) as err:
-        _value(value, hint, "group.field")
+        check_value(value, hint, "group.field")
     assert (err.value.key, says in err.value.message) == ("group.field", True), err.value
 
 

@@ -1,0 +1,126 @@
+"""The mechanism every typed config is built and checked by: fields that carry their help text and a
+range check (`opt`), and `build`, which turns a mapping into such a dataclass, refusing an unknown key,
+a wrong type, a value outside a Literal's choices or a failed check with a ConfigError naming the key.
+libra-train's run config (config.py), the other commands' configs (command_config.py) and the prompt
+format (data/formats.py) all use it.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import MISSING, field, fields
+from typing import Any, Literal
+
+from omegaconf import DictConfig, OmegaConf
+
+from libra_train.errors import ConfigError
+
+
+def positive(value) -> str | None:
+    return None if value > 0 else f"must be > 0, got {value}"
+
+
+def non_negative(value) -> str | None:
+    return None if value >= 0 else f"must be ≥ 0, got {value}"
+
+
+def fraction(value) -> str | None:
+    return None if 0 <= value < 1 else f"must be in [0, 1), got {value}"
+
+
+def opt(default: Any = MISSING, help: str = "", check=None, factory=None):  # noqa: A002 (dataclass idiom)
+    """A config field with its help text and an optional range check (a function → message or None)."""
+    meta = {"help": help, "check": check}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def resolve_container(cfg: DictConfig) -> dict:
+    """Hydra's config as plain data, every interpolation resolved: any command's first step."""
+    try:
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except Exception as err:  # an unresolvable interpolation or a required value left out
+        raise ConfigError(str(getattr(err, "full_key", "") or "config"), str(err).splitlines()[0]) from None
+
+
+def build(cls, data, key: str):
+    """A dataclass from a mapping: unknown keys, wrong types, values outside a Literal's choices and
+    failed range checks each raise a ConfigError naming `key.field`."""
+    if not isinstance(data, dict):
+        raise ConfigError(key, f"must be a mapping, got {data!r}")
+    known = [f.name for f in fields(cls)]
+    unknown = [k for k in data if k not in known]
+    if unknown:
+        raise ConfigError(_key(key, unknown[0]), f"unknown key; known: {', '.join(known)}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in fields(cls):
+        if f.name in data:
+            values[f.name] = check_value(data[f.name], hints[f.name], _key(key, f.name))
+            check = f.metadata.get("check")
+            message = check(values[f.name]) if check and values[f.name] is not None else None
+            if message:
+                raise ConfigError(_key(key, f.name), message)
+    return cls(**values)
+
+
+def _key(group: str, name: str) -> str:
+    """`group.name`, or the bare name for a command's top-level keys (group "")."""
+    return f"{group}.{name}" if group else name
+
+
+def check_value(value, hint, key: str):
+    """`value` checked against a type hint (Literal, X | None, bool, int, float, str, tuple, dict)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        if not any(a == value and type(a) is type(value) for a in args):  # 1 is not True here
+            raise ConfigError(key, f"{value!r} is not one of {', '.join(str(a) for a in args)}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return check_value(value, option, key)
+            except ConfigError as err:
+                errors.append(err.message)
+        raise ConfigError(key, " or ".join(dict.fromkeys(errors)))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"{value!r} is not one of true, false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, f"must be a whole number, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(key, f"must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(key, f"must be text, got {value!r}")
+        return value
+    if hint is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(key, f"must be a list, got {value!r}")
+        return tuple(value)
+    if hint is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(key, f"must be a mapping, got {value!r}")
+        return value
+    return value
+
+
+def check_fields(obj, group: str) -> None:
+    """A dataclass built directly (not through `build`) checked by the same rules, each field in turn."""
+    hints = typing.get_type_hints(type(obj))
+    for f in fields(obj):
+        value = check_value(getattr(obj, f.name), hints[f.name], _key(group, f.name))
+        check = f.metadata.get("check")
+        message = check(value) if check and value is not None else None
+        if message:
+            raise ConfigError(_key(group, f.name), message)
