@@ -10,7 +10,7 @@ Each field carries its help text (`metadata["help"]`) and, where a range matters
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from libra_train.data.formats import FormatConfig
 from libra_train.data.io import HUB_PREFIX
 from libra_train.data.subset import check_limit
+from libra_train.data.taxonomy import default_rules
 from libra_train.errors import ConfigError
 from libra_train.typed import build, check_value, fraction, non_negative, opt, positive, resolve_container
 
@@ -230,7 +231,8 @@ class RunConfig:
     run_lock: LockConfig
     distributed: DistributedConfig
     ensemble: EnsembleConfig
-    resolved: dict  # the whole composed config, resolved: written to config.yaml and W&B (redacted there)
+    # recorded in config.yaml, where libra-report reads the curriculum axis (config.ablation_axes)
+    curriculum_name: str
     # Seeds the rows a data.<key>.limit keeps: the run's seed. Ensemble members train with seed + k but keep
     # the run's rows, so that they share one vocabulary (trim_vocab, model=tiny) and can form one guard.
     subset_seed: int
@@ -257,11 +259,17 @@ class RunConfig:
             run_lock=build(LockConfig, raw.get("run_lock") or {}, "run_lock"),
             distributed=build(DistributedConfig, raw.get("distributed") or {}, "distributed"),
             ensemble=build(EnsembleConfig, raw.get("ensemble") or {}, "ensemble"),
-            resolved=raw,
+            curriculum_name=check_value(raw["curriculum"].get("name") or "", str, "curriculum.name"),
             subset_seed=seed,
         )
         check_run(run)
         return run
+
+    @property
+    def resolved(self) -> dict:
+        """The run's config as plain data, derived from the typed values: what config.yaml and W&B record
+        (secrets masked there) and libra-report reads; `from_hydra` rebuilds this same run from it."""
+        return run_mapping(self)
 
 
 # The ablation axes, by the config key that sets each: W&B tags and libra-report's columns.
@@ -283,6 +291,57 @@ def ablation_axes(resolved) -> dict:
 
     cfg = resolved if OmegaConf.is_config(resolved) else OmegaConf.create(resolved)
     return {axis: OmegaConf.select(cfg, key, default=None) for axis, key in AXES.items()}
+
+
+# ---------------------------------------------------------------------------------- back to a mapping
+
+
+def _plain(obj) -> dict:
+    """A config dataclass as YAML-ready data (tuples become lists)."""
+    return OmegaConf.to_container(OmegaConf.create(asdict(obj)))
+
+
+def run_mapping(run: RunConfig) -> dict:
+    """RunConfig → the mapping `from_hydra` takes. `train` is the first stage's hyperparameters; each stage
+    lists only what it sets otherwise. The taxonomy's own rules are left out of `format` (they are the
+    default); helper keys that only fed interpolations (data.cold_dir, paths.output_root) are gone, their
+    values resolved into the paths that used them."""
+    base = run.stages[0].train if run.stages else TrainConfig()
+    fmt = _plain(run.format)
+    if run.format.categories == default_rules():
+        del fmt["categories"]
+    entries = {k: {"path": e.path, "limit": e.limit} for k, e in run.data.entries.items()}
+    data = {**entries, "eval_sets": dict(run.data.eval_sets), "on_invalid": run.data.on_invalid}
+    return {
+        "experiment_name": run.experiment_name,
+        "seed": run.seed,
+        "paths": {"run_dir": str(run.run_dir)},
+        "model": _plain(run.model),
+        "data": {**data, "prepare": run.data.prepare},
+        "curriculum": {
+            "name": run.curriculum_name,
+            "stages": [_stage_mapping(s, base, run.seed) for s in run.stages],
+        },
+        "train": _plain(base),
+        "format": fmt,
+        **{name: _plain(getattr(run, name)) for name in _PLAIN_GROUPS},
+    }
+
+
+_PLAIN_GROUPS = ("peft", "deepspeed", "eval", "logger", "run_lock", "distributed", "ensemble")
+
+
+def _stage_mapping(stage: StageConfig, base: TrainConfig, seed: int) -> dict:
+    out = {"name": stage.name, "data": list(stage.data)}
+    out.update({k: v for k, v in _plain(stage.train).items() if v != getattr(base, k)})
+    if stage.selection is not None:
+        selection = _plain(stage.selection)
+        if selection["seed"] == seed:  # the run's seed unless the stage set its own
+            del selection["seed"]
+        out.update(select="hard", **selection)
+    if stage.guards is not None:
+        out["guards"] = list(stage.guards)
+    return out
 
 
 # ------------------------------------------------------------------------------------ conversion

@@ -27,17 +27,13 @@ log = logging.getLogger(__name__)
 
 
 def member_config(run: RunConfig, k: int) -> RunConfig:
-    """Member k: its own folder and seeds; the data paths stay the run's, already resolved."""
-    run_dir = run.run_dir / "members" / f"member{k}"
-    seed, init_seed = run.seed + k, run.model.init_seed + k
-    resolved = {
-        **run.resolved,
-        "seed": seed,
-        "paths": {**run.resolved["paths"], "run_dir": str(run_dir)},
-        "model": {**run.resolved["model"], "init_seed": init_seed},
-    }
+    """Member k: its own folder and seeds; the data paths stay the run's, already resolved. Its recorded
+    config (config.yaml) follows from these values."""
     return replace(
-        run, run_dir=run_dir, seed=seed, model=replace(run.model, init_seed=init_seed), resolved=resolved
+        run,
+        run_dir=run.run_dir / "members" / f"member{k}",
+        seed=run.seed + k,
+        model=replace(run.model, init_seed=run.model.init_seed + k),
     )
 
 

@@ -43,7 +43,9 @@ def test_every_choice_composes(group, choice, tmp_path):
         assert "/" in resolved["model"]["name_or_path"]  # a hub id, untouched
     assert resolved["model"]["trust_remote_code"] is False  # off unless a user sets it
     if group != "data" and not (group == "experiment" and choice.startswith("cold")):  # needs COLD's files
-        RunConfig.from_hydra(cfg)
+        run = RunConfig.from_hydra(cfg)
+        # config.yaml is derived from the typed run, and rebuilds the same run: nothing checked is lost
+        assert RunConfig.from_hydra(OmegaConf.create(run.resolved)) == run
 
 
 def test_the_cold_recipe_is_the_dev_tuned_recipe_fitted_on_train_and_dev(tmp_path):

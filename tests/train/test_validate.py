@@ -167,7 +167,10 @@ def test_the_run_config_carries_the_composed_values(tmp_path):
     run = RunConfig.from_hydra(cfg)
     assert (run.experiment_name, run.seed) == ("ablate", 7)
     assert [s.name for s in run.stages] == ["stage1_pretrain", "stage2_sft"]
-    assert run.resolved == OmegaConf.to_container(cfg, resolve=True)
+    # what config.yaml records is derived from the typed values, and rebuilds the same run
+    assert RunConfig.from_hydra(OmegaConf.create(run.resolved)) == run
+    assert run.resolved["curriculum"]["stages"][1]["learning_rate"] == 1e-4
+    assert run.resolved["curriculum"]["name"] == "two_stage_hard" and run.resolved["seed"] == 7
     assert run.stages[1].guards == ("g1", "g2")
     assert run.stages[1].selection.seed == 7  # selection ties follow the run's seed
     assert run.stages[1].train.learning_rate == 1e-4 and run.stages[0].train.learning_rate != 1e-4
