@@ -125,3 +125,27 @@ def test_a_runs_threshold_is_saved_beside_its_checkpoint_and_libra_infer_uses_it
     )
     preds = read_jsonl(tmp_path / "preds" / "0-of-1.jsonl")
     assert preds and all((p["pred_label"] == "不安全") == (p["p_unsafe"] > 0.37) for p in preds)
+    # One checkpoint, one threshold (the saved one, read by decision_threshold): the pipeline's evaluation,
+    # libra-infer, libra-serve's scorer and libra-eval agree on every label and p(unsafe).
+    from libra_train.command_config import ServeConfig
+    from libra_train.serve.scorer import GuardScorer
+
+    piped = read_jsonl(checkpoint.parent / "eval" / "heldout" / "predictions.jsonl")
+    assert [p["id"] for p in piped] == [p["id"] for p in preds]
+    assert [p["pred_label"] for p in piped] == [p["pred_label"] for p in preds]
+    assert [p["p_unsafe"] for p in piped] == pytest.approx([p["p_unsafe"] for p in preds], abs=1e-5)
+    scorer = GuardScorer.load(ServeConfig.from_hydra({"model": str(checkpoint), "device": "cpu"}))
+    assert scorer.threshold == 0.37
+    served = scorer.score([scorer.prepare(r) for r in read_jsonl(run_dir / "data" / "heldout.jsonl")[:16]])
+    assert [s["pred_label"] for s in served] == [p["pred_label"] for p in preds[:16]]
+    assert [s["p_unsafe"] for s in served] == pytest.approx([p["p_unsafe"] for p in preds[:16]], abs=1e-5)
+    scored = run_cli(
+        "libra-eval",
+        f"predictions={tmp_path / 'preds'}",
+        f"labels={run_dir / 'data' / 'heldout.jsonl'}",
+        f"output_dir={tmp_path / 'metrics'}",
+    )
+    assert scored.returncode == 0
+    from_eval = json.loads((tmp_path / "metrics" / "metrics.json").read_text())
+    from_run = json.loads((checkpoint.parent / "eval" / "heldout" / "metrics.json").read_text())
+    assert from_eval["average"] == pytest.approx(from_run["average"])
