@@ -146,24 +146,11 @@ def as_record(i: int, body: dict) -> dict:
 def scorer_bound(checkpoint: str, payloads: list[dict]) -> dict:
     """The model alone, in this process: milliseconds per record scored one at a time and 32 at a
     time. Their ratio bounds what batching can gain on this machine, before any HTTP cost."""
-    from omegaconf import OmegaConf
 
     from libra_train.command_config import ServeConfig
     from libra_train.serve.scorer import GuardScorer
 
-    cfg = OmegaConf.create(
-        {
-            "model": checkpoint,
-            "format": {},
-            "threshold": None,
-            "dtype": "auto",
-            "trust_remote_code": False,
-            "device": "cpu",
-            "max_length": 2048,
-            "category_tokens": 32,
-        }
-    )
-    scorer = GuardScorer.load(ServeConfig.from_hydra(cfg))
+    scorer = GuardScorer.load(ServeConfig.from_hydra({"model": checkpoint, "device": "cpu"}))
     prepared = [scorer.prepare(as_record(i, body)) for i, body in enumerate(payloads[:96])]
     scorer.score(prepared[:8])
     per_record = {}

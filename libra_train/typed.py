@@ -55,15 +55,18 @@ def build(cls, data, key: str):
     if unknown:
         raise ConfigError(_key(key, unknown[0]), f"unknown key; known: {', '.join(known)}")
     hints = typing.get_type_hints(cls)
-    values = {}
-    for f in fields(cls):
-        if f.name in data:
-            values[f.name] = check_value(data[f.name], hints[f.name], _key(key, f.name))
-            check = f.metadata.get("check")
-            message = check(values[f.name]) if check and values[f.name] is not None else None
-            if message:
-                raise ConfigError(_key(key, f.name), message)
+    values = {f.name: _checked(f, data[f.name], hints[f.name], key) for f in fields(cls) if f.name in data}
     return cls(**values)
+
+
+def _checked(f, value, hint, group: str):
+    """One field's value, of the hinted type and passing the field's own check, or a ConfigError."""
+    value = check_value(value, hint, _key(group, f.name))
+    check = f.metadata.get("check")
+    message = check(value) if check and value is not None else None
+    if message:
+        raise ConfigError(_key(group, f.name), message)
+    return value
 
 
 def _key(group: str, name: str) -> str:
@@ -119,8 +122,4 @@ def check_fields(obj, group: str) -> None:
     """A dataclass built directly (not through `build`) checked by the same rules, each field in turn."""
     hints = typing.get_type_hints(type(obj))
     for f in fields(obj):
-        value = check_value(getattr(obj, f.name), hints[f.name], _key(group, f.name))
-        check = f.metadata.get("check")
-        message = check(value) if check and value is not None else None
-        if message:
-            raise ConfigError(_key(group, f.name), message)
+        _checked(f, getattr(obj, f.name), hints[f.name], group)

@@ -14,7 +14,6 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
-from omegaconf import OmegaConf
 
 from libra_train.command_config import ServeConfig
 from libra_train.serve.app import ServeOptions, create_app
@@ -36,20 +35,7 @@ def free_port() -> int:
 
 
 def load_scorer(checkpoint, **overrides) -> GuardScorer:
-    cfg = OmegaConf.create(
-        {
-            "model": str(checkpoint),
-            "format": {},
-            "threshold": None,
-            "dtype": "auto",
-            "trust_remote_code": False,
-            "device": "cpu",
-            "max_length": 2048,
-            "category_tokens": 32,
-            **overrides,
-        }
-    )
-    return GuardScorer.load(ServeConfig.from_hydra(cfg))
+    return GuardScorer.load(ServeConfig.from_hydra({"model": str(checkpoint), "device": "cpu", **overrides}))
 
 
 @contextmanager
