@@ -447,6 +447,7 @@ def check_run(run: RunConfig) -> None:
                 "model.build",
                 f"a zero-shot evaluation needs a pretrained backbone, not model={run.model.build}",
             )
+    _check_ignored_keys(run)
     if run.model.trim_vocab and run.model.build != "qwen2.5-tiny":
         raise ConfigError(
             "model.trim_vocab", f"trims Qwen's vocabulary for build=qwen2.5-tiny, not build={run.model.build}"
@@ -472,6 +473,70 @@ def check_run(run: RunConfig) -> None:
     if run.deepspeed.stage != "none" and not run.deepspeed.config:
         raise ConfigError("deepspeed.config", f"deepspeed.stage={run.deepspeed.stage} needs its config")
     _check_data_paths(run)
+
+
+# Keys that an option makes meaningless: (group, fields, when the option ignores them, why). A value set
+# there (other than the field's default) is refused rather than silently unused.
+_TINY_SHAPE = (
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_layers",
+    "num_heads",
+    "num_kv_heads",
+    "max_position_embeddings",
+)
+IGNORED_KEYS = (
+    (
+        "model",
+        ("name_or_path",),
+        lambda r: r.model.build is not None,
+        "model.build={r.model.build} builds the backbone from scratch; for a hub id or a folder use "
+        "model.build=null (or a model group such as model=qwen2.5-0.5b)",
+    ),
+    (
+        "model",
+        _TINY_SHAPE,
+        lambda r: r.model.build is None,
+        "a hub or local backbone ({r.model.name_or_path}) brings its own shape and vocabulary",
+    ),
+    (
+        "model",
+        ("vocab_size",),
+        lambda r: r.model.build == "qwen2.5-tiny",
+        "model.build=qwen2.5-tiny takes Qwen2.5's own vocabulary",
+    ),
+    (
+        "peft",
+        ("r", "alpha", "dropout", "target_modules"),
+        lambda r: r.peft.method == "none",
+        "peft.method=none trains every weight; use peft=lora for an adapter",
+    ),
+    (
+        "deepspeed",
+        ("config",),
+        lambda r: r.deepspeed.stage == "none",
+        "deepspeed.stage=none; pick one, e.g. deepspeed=zero2",
+    ),
+    (
+        "eval",
+        ("calibration_set", "calibrate_for"),
+        lambda r: r.eval.threshold != "calibrate",
+        "they are read only with eval.threshold=calibrate",
+    ),
+    ("ensemble", ("parallel",), lambda r: r.ensemble.members == 1, "ensemble.members=1 trains one model"),
+)
+
+
+def _check_ignored_keys(run: RunConfig) -> None:
+    for group, names, ignored, why in IGNORED_KEYS:
+        if not ignored(run):
+            continue
+        values = getattr(run, group)
+        for name in names:
+            default = type(values).__dataclass_fields__[name].default
+            if getattr(values, name) != default:
+                raise ConfigError(f"{group}.{name}", "is ignored here: " + why.format(r=run))
 
 
 def _check_calibration_set_is_not_trained_on(run: RunConfig) -> None:

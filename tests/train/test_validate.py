@@ -102,6 +102,15 @@ def _cfg(tmp_path, *overrides):
         (["+model.trim_vocab=true"], "model.trim_vocab"),  # model=tiny learns its own vocabulary
         (["ensemble.members=0"], "ensemble.members"),
         (["curriculum=zero_shot", "model=qwen2.5-0.5b", "ensemble.members=2"], "ensemble.members"),
+        # a key the chosen option ignores is refused, not silently unused
+        (["model.name_or_path=Qwen/Qwen2.5-0.5B-Instruct"], "model.name_or_path"),  # model=tiny builds it
+        (["model.name_or_path=/data/no-such-model"], "model.name_or_path"),
+        (["model=qwen2.5-0.5b", "+model.hidden_size=64"], "model.hidden_size"),
+        (["model=qwen2.5-tiny", "+model.vocab_size=5000"], "model.vocab_size"),
+        (["+peft.r=8"], "peft.r"),  # peft=none
+        (["deepspeed.config={zero_optimization: {stage: 2}}"], "deepspeed.config"),  # deepspeed=none
+        (["eval.calibration_set=heldout"], "eval.calibration_set"),  # threshold 0.5, not calibrate
+        (["ensemble.parallel=2"], "ensemble.parallel"),  # members=1
     ],
 )
 def test_each_bad_value_is_refused_naming_its_key(tmp_path, overrides, key):
