@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -13,8 +12,6 @@ import hydra
 from omegaconf import DictConfig
 
 from libra_train.cli_utils import CLI_CONF_DIR, CONF_DIR, clear_errors, quiet_libraries
-
-log = logging.getLogger("libra_train")
 
 
 @hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
@@ -25,10 +22,7 @@ def train_main(cfg: DictConfig) -> None:
     quiet_libraries()
     _export_submitit_ranks()
     _place_sweep_point(cfg)
-    manifest = run_pipeline(cfg)
-    for stage in manifest["stages"]:
-        accs = {k: round(v["average"]["accuracy"], 4) for k, v in (stage.get("eval") or {}).items()}
-        log.info("%s: %s, accuracy %s", stage["name"], stage["status"], accs)
+    run_pipeline(cfg)
 
 
 def _export_submitit_ranks() -> None:

@@ -19,7 +19,7 @@ from libra_train.pipeline import run_curriculum
 from libra_train.reporting.run_report import write_run_report
 from libra_train.runtime import distributed as dist
 from libra_train.runtime.run_dir import Manifest
-from libra_train.runtime.signals import exit_cleanly_on_sigterm
+from libra_train.runtime.signals import stop_on_signals
 from libra_train.steps import evaluate_and_keep_threshold, save_manifest, write_config_and_data
 from libra_train.tracking import make_tracker
 
@@ -90,7 +90,7 @@ def _member_process(member: RunConfig, threads: int, errors) -> None:
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.INFO, format=f"[{member.run_dir.name}] %(message)s")
     quiet_libraries()
-    exit_cleanly_on_sigterm()
+    stop_on_signals()
     try:
         run_curriculum(member)
     except LibraError as err:  # said by the parent in one line, as the CLIs say it

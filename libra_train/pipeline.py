@@ -9,12 +9,15 @@ run directory; an interrupted one resumes from its last checkpoint.
 from __future__ import annotations
 
 import logging
+import shutil
+from pathlib import Path
 
 from libra_train.config import RunConfig, StageConfig
 from libra_train.data.io import file_sha256
 from libra_train.reporting.run_report import write_run_report
 from libra_train.runtime import distributed as dist
 from libra_train.runtime.run_dir import Manifest
+from libra_train.runtime.signals import Interrupted
 from libra_train.steps import (
     data_paths,
     evaluate_and_keep_threshold,
@@ -38,6 +41,7 @@ def run_curriculum(run: RunConfig) -> dict:
     backbone = prepare_backbone(run, stage_data)
     manifest = Manifest(run.run_dir)
     tracker = make_tracker(run, resolved, dist.is_main())
+    where = "untrained_eval"
     try:
         tracker.log_artifact("data", "dataset", data_paths(run), reference=True)
         if run.eval.before_training and "eval_before_training" not in manifest.data:
@@ -47,6 +51,7 @@ def run_curriculum(run: RunConfig) -> dict:
             save_manifest(manifest)
         init_path = backbone
         for stage in run.stages:
+            where = stage.name
             tracker.begin_stage(stage.name)
             init_path = run_stage(stage, stage_data[stage.name], init_path, run, manifest, tracker)
             eval_dir = run.run_dir / stage.name / "eval"
@@ -57,12 +62,34 @@ def run_curriculum(run: RunConfig) -> dict:
             tracker.log_artifact(
                 "checkpoint", "model", [init_path], reference=not run.logger.upload_checkpoint
             )
+        manifest.data.pop("interrupted", None)
+        save_manifest(manifest)
         if dist.is_main():
             write_run_report(run.run_dir, manifest.data, f"{run.experiment_name}: {run.run_dir.name}")
-            log.info("report: %s", run.run_dir / "report.md")
+    except Interrupted as stop:
+        record_interruption(manifest, where, stop, run)
+        raise
     finally:
         tracker.finish()
     return manifest.data
+
+
+def record_interruption(manifest: Manifest, where: str, stop: Interrupted, run: RunConfig) -> None:
+    """The manifest says where the run stopped: the stage, and the step a resume starts from (its last
+    saved Trainer checkpoint; 0 before the first). A stage stopped while training is `interrupted`;
+    one stopped while being evaluated stays `trained`, so a resume only evaluates it."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    trainer_dir = run.run_dir / where / "trainer"
+    last = get_last_checkpoint(str(trainer_dir)) if trainer_dir.is_dir() else None
+    if last and not (Path(last) / "trainer_state.json").exists() and dist.is_main():
+        shutil.rmtree(last)  # this run was writing it when it stopped: not whole, so not a resume point
+        last = get_last_checkpoint(str(trainer_dir))
+    step = int(last.rsplit("-", 1)[-1]) if last else 0
+    if where != "untrained_eval" and manifest.stage(where)["status"] == "running":
+        manifest.stage(where)["status"] = "interrupted"
+    manifest.data["interrupted"] = {"stage": where, "step": step, "signal": stop.signal}
+    save_manifest(manifest)
 
 
 def run_stage(

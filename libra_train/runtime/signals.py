@@ -1,16 +1,28 @@
-"""How a run ends when its job is stopped."""
+"""How a run ends when it is stopped: Ctrl-C (SIGINT) and SIGTERM (preemption, `docker stop`, `scancel`)
+end the same way. The signal becomes an `Interrupted` exception, so the run unwinds as on an error
+(the tracker flushes what it buffered, the run lock is released), records where it stopped, says how to
+resume, and exits with 128 + the signal's number (130 for SIGINT, 143 for SIGTERM)."""
 
 from __future__ import annotations
 
+import signal
+import threading
 
-def exit_cleanly_on_sigterm() -> None:
-    """A preempted or cancelled job gets SIGTERM: unwind as on an error, so the tracker flushes what it
-    buffered (W&B's offline writer holds it in memory) and the run lock is released."""
-    import signal
-    import threading
+
+class Interrupted(SystemExit):
+    def __init__(self, signum: int):
+        super().__init__(128 + signum)
+        self.signal = signal.Signals(signum).name
+
+
+def stop_on_signals() -> None:
+    """Both signals raise Interrupted in the main thread. A second Ctrl-C while the run unwinds gets
+    Python's own KeyboardInterrupt: a user who presses it twice means it."""
 
     def stop(signum, _frame):
-        raise SystemExit(128 + signum)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        raise Interrupted(signum)
 
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, stop)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, stop)

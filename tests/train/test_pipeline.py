@@ -3,6 +3,7 @@ bad config."""
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -197,3 +198,69 @@ def test_empty_dataset_fails_before_training(tmp_path):
     )
     assert proc.returncode == 2 and "empty file" in proc.stderr and str(empty) in proc.stderr
     assert not (tmp_path / "r" / "backbone").exists()
+
+
+@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stopped_run_says_where_and_how_to_resume_and_the_resume_finishes(tmp_path, sig, status):
+    run_dir = tmp_path / "stopped"
+    args = [
+        "eval.before_training=false",
+        *[a for a in TINY_TRAIN if not a.startswith(("train.max_steps", "eval.before", "train.save_steps"))],
+        "train.max_steps=20",
+        "train.save_steps=5",
+    ]
+    proc = subprocess.Popen(
+        [str(BIN / "libra-train"), f"paths.run_dir={run_dir}", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    trainer_dir = run_dir / "stage1_pretrain" / "trainer"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (trainer_dir / "checkpoint-5" / "trainer_state.json").exists():
+        time.sleep(0.2)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == status, err[-2000:]
+    assert "Traceback" not in err
+    hints = [line for line in err.splitlines() if "resume with: " in line]
+    assert len(hints) == 1 and hints[0].startswith(f"libra-train: stopped by {signal.Signals(sig).name}")
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    stopped = manifest["interrupted"]
+    assert stopped["stage"] == "stage1_pretrain" and stopped["step"] >= 5 and stopped["signal"] == sig.name
+    assert manifest["stages"][0]["status"] == "interrupted"
+    command = shlex.split(hints[0].split("resume with: ", 1)[1])
+    assert command[0] == "libra-train" and command[-1] == f"paths.run_dir={run_dir}"
+    out = run_cli(*command)  # the printed command, as a user would paste it
+    assert "resuming from" in out.stdout + out.stderr
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert "interrupted" not in manifest and [s["status"] for s in manifest["stages"]] == ["done", "done"]
+    assert manifest["stages"][0]["train"]["steps"] == 20
+    assert out.stdout.splitlines()[-3:] == [
+        f"run directory: {run_dir}",
+        f"checkpoint:    {run_dir / 'stage2_sft' / 'checkpoint'}",
+        f"report:        {run_dir / 'report.md'}",
+    ]
+
+
+def test_a_checkpoint_being_written_when_the_run_stops_is_not_left_as_a_resume_point(tmp_path):
+    from types import SimpleNamespace
+
+    from libra_train.pipeline import record_interruption
+    from libra_train.runtime.run_dir import Manifest
+    from libra_train.runtime.signals import Interrupted
+
+    trainer = tmp_path / "stage1_pretrain" / "trainer"
+    (trainer / "checkpoint-5").mkdir(parents=True)
+    (trainer / "checkpoint-5" / "trainer_state.json").write_text("{}")
+    (trainer / "checkpoint-10").mkdir()  # the save that the signal cut short: no trainer state yet
+    manifest = Manifest(tmp_path)
+    manifest.stage("stage1_pretrain")["status"] = "running"
+    record_interruption(
+        manifest, "stage1_pretrain", Interrupted(signal.SIGINT), SimpleNamespace(run_dir=tmp_path)
+    )
+    assert not (trainer / "checkpoint-10").exists() and (trainer / "checkpoint-5").exists()
+    saved = json.loads((tmp_path / "manifest.json").read_text())
+    assert saved["interrupted"] == {"stage": "stage1_pretrain", "step": 5, "signal": "SIGINT"}
+    assert saved["stages"][0]["status"] == "interrupted"
