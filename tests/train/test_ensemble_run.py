@@ -103,7 +103,10 @@ def test_sigterm_to_the_run_stops_its_member_processes_at_once(tmp_path):
         "train.save_steps=5",
     ]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    first = [run_dir / "members" / f"member{k}" / "stage1_sft" / "trainer" / "checkpoint-5" for k in (0, 1)]
+    first = [
+        run_dir / "members" / f"member{k}" / "stage1_sft" / "trainer" / "checkpoint-5" / "trainer_state.json"
+        for k in (0, 1)
+    ]
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not all(p.exists() for p in first):
         time.sleep(0.2)
@@ -117,7 +120,8 @@ def test_sigterm_to_the_run_stops_its_member_processes_at_once(tmp_path):
     assert not [p for p in members if p.is_running()]  # joined (so reaped) before the run exited
     for k in (0, 1):
         manifest = json.loads((run_dir / "members" / f"member{k}" / "manifest.json").read_text())
-        assert manifest["stages"][0]["status"] == "running"
+        assert manifest["stages"][0]["status"] == "interrupted"  # each member says where it stopped
+        assert manifest["interrupted"]["stage"] == "stage1_sft" and manifest["interrupted"]["step"] >= 5
 
 
 def test_a_members_bad_data_is_one_line_naming_the_member_and_the_line(tmp_path):
