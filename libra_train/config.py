@@ -233,6 +233,8 @@ class RunConfig:
     ensemble: EnsembleConfig
     # recorded in config.yaml, where libra-report reads the curriculum axis (config.ablation_axes)
     curriculum_name: str
+    # A rerun on a run directory may change settings of stages that have started (run_record.py)
+    allow_changes: bool
     # Seeds the rows a data.<key>.limit keeps: the run's seed. Ensemble members train with seed + k but keep
     # the run's rows, so that they share one vocabulary (trim_vocab, model=tiny) and can form one guard.
     subset_seed: int
@@ -260,6 +262,7 @@ class RunConfig:
             distributed=build(DistributedConfig, raw.get("distributed") or {}, "distributed"),
             ensemble=build(EnsembleConfig, raw.get("ensemble") or {}, "ensemble"),
             curriculum_name=check_value(raw["curriculum"].get("name") or "", str, "curriculum.name"),
+            allow_changes=check_value(raw.get("allow_changes", False), bool, "allow_changes"),
             subset_seed=seed,
         )
         check_run(run)
@@ -315,6 +318,7 @@ def run_mapping(run: RunConfig) -> dict:
     return {
         "experiment_name": run.experiment_name,
         "seed": run.seed,
+        "allow_changes": run.allow_changes,
         "paths": {"run_dir": str(run.run_dir)},
         "model": _plain(run.model),
         "data": {**data, "prepare": run.data.prepare},

@@ -17,6 +17,7 @@ from libra_train.data.io import HUB_PREFIX, atomic_write_text, load_records, rea
 from libra_train.data.subset import stratified_subset
 from libra_train.eval.scoring import save_threshold
 from libra_train.redaction import redact
+from libra_train.run_record import check_and_record_changes
 from libra_train.runtime import distributed as dist
 from libra_train.runtime.run_dir import Manifest
 
@@ -24,10 +25,19 @@ log = logging.getLogger(__name__)
 
 
 def write_config_and_data(run: RunConfig) -> dict:
-    """config.yaml, and the run's data made once (data.prepare); returns the redacted config."""
+    """config.yaml, once a rerun's changes are checked against the one there (run_record.py), and the run's
+    data made once (data.prepare); returns the redacted config."""
     resolved = redact(run.resolved)
-    if dist.is_main():
-        atomic_write_text(run.run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
+
+    def write_config():
+        path = run.run_dir / "config.yaml"
+        if path.exists():
+            manifest = Manifest(run.run_dir)
+            check_and_record_changes(run, OmegaConf.to_container(OmegaConf.load(path)), manifest)
+            manifest.save()
+        atomic_write_text(path, OmegaConf.to_yaml(OmegaConf.create(resolved)))
+
+    dist.once(run.run_dir / f".config-{dist.launch_id()}", write_config, redo=True)
     dist.once(run.run_dir / "data" / ".ready", lambda: prepare_data(run))
     return resolved
 

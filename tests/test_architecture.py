@@ -52,7 +52,7 @@ LAYERS = (
     ("model", "ensemble"),
     ("eval",),
     ("train",),
-    ("tracking", "reporting"),
+    ("tracking", "reporting", "run_record"),
     ("steps",),
     ("pipeline",),
     ("members",),
