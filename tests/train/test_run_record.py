@@ -2,8 +2,6 @@
 
 import json
 
-import pytest
-
 from tests.conftest import TINY_TRAIN, run_cli
 
 ARGS = [
@@ -14,14 +12,9 @@ ARGS = [
 ]
 
 
-@pytest.fixture
-def finished(tmp_path):
-    run_dir = tmp_path / "run"
-    run_cli("libra-train", f"paths.run_dir={run_dir}", *ARGS)
-    return run_dir
-
-
-def test_a_rerun_that_would_change_a_finished_stage_is_refused_and_leaves_the_record(finished):
+def test_a_rerun_is_refused_if_it_would_change_a_finished_stage_and_recorded_if_intended(tmp_path):
+    finished = tmp_path / "run"
+    run_cli("libra-train", f"paths.run_dir={finished}", *ARGS)
     config = (finished / "config.yaml").read_bytes()
     manifest = (finished / "manifest.json").read_bytes()
     proc = run_cli("libra-train", f"paths.run_dir={finished}", *ARGS, "train.learning_rate=1e-5", check=False)
@@ -32,8 +25,7 @@ def test_a_rerun_that_would_change_a_finished_stage_is_refused_and_leaves_the_re
     assert (finished / "config.yaml").read_bytes() == config  # still what trained the stages
     assert (finished / "manifest.json").read_bytes() == manifest
 
-
-def test_an_intended_change_is_recorded_and_future_only_settings_are_allowed(finished, tmp_path):
+    # An intended change is recorded, and config.yaml then says what the next stages will run with.
     run_cli(
         "libra-train", f"paths.run_dir={finished}", *ARGS, "train.learning_rate=1e-5", "allow_changes=true"
     )
@@ -42,13 +34,14 @@ def test_an_intended_change_is_recorded_and_future_only_settings_are_allowed(fin
         {"changed": {"train.learning_rate": [0.003, 1e-05]}, "from_stage": None, "allowed": True}
     ]
     assert "learning_rate: 1.0e-05" in (finished / "config.yaml").read_text()
+
+    # A setting that touches only work not yet done needs no permission, and is recorded too.
     extra = finished / "data" / "heldout.jsonl"
     out = run_cli(
         "libra-train",
         f"paths.run_dir={finished}",
         *ARGS,
         "train.learning_rate=1e-5",
-        "logger=none",
         f"+data.eval_sets.again={extra}",
     )
     assert "done already, skipped" in out.stdout + out.stderr
