@@ -12,7 +12,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from libra_train.cli_utils import CONF_DIR, clear_errors, quiet_libraries
+from libra_train.cli_utils import CONF_DIR, clear_errors, closed_pipe_ok, quiet_libraries
 
 
 @hydra.main(config_path=CONF_DIR, config_name="synth", version_base="1.3")
@@ -37,6 +37,7 @@ def _synth(cfg: DictConfig) -> None:
     print(f"wrote {', '.join(f'{k}={v}' for k, v in summary['totals'].items())} to {config.output_dir}")
 
 
+@closed_pipe_ok
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "annotate":
         from data_synth.annotate import annotate_main

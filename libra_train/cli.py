@@ -11,9 +11,10 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from libra_train.cli_utils import CLI_CONF_DIR, CONF_DIR, clear_errors, quiet_libraries
+from libra_train.cli_utils import CLI_CONF_DIR, CONF_DIR, clear_errors, closed_pipe_ok, quiet_libraries
 
 
+@closed_pipe_ok
 @hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
 @clear_errors
 def train_main(cfg: DictConfig) -> None:
@@ -53,6 +54,7 @@ def _place_sweep_point(cfg: DictConfig) -> None:
         )
 
 
+@closed_pipe_ok
 @clear_errors
 def report_main(argv: list[str] | None = None) -> None:
     from libra_train.reporting.ablation import write_ablation_report
@@ -66,6 +68,7 @@ def report_main(argv: list[str] | None = None) -> None:
         print(f"wrote {path}")
 
 
+@closed_pipe_ok
 @hydra.main(config_path=CLI_CONF_DIR, config_name="infer", version_base="1.3")
 @clear_errors
 def infer_main(cfg: DictConfig) -> None:
@@ -86,6 +89,7 @@ def infer_main(cfg: DictConfig) -> None:
     print(f"wrote {written}")
 
 
+@closed_pipe_ok
 @hydra.main(config_path=CLI_CONF_DIR, config_name="serve", version_base="1.3")
 @clear_errors
 def serve_main(cfg: DictConfig) -> None:
@@ -97,6 +101,7 @@ def serve_main(cfg: DictConfig) -> None:
     run_server(ServeConfig.from_hydra(cfg))
 
 
+@closed_pipe_ok
 @hydra.main(config_path=CLI_CONF_DIR, config_name="mine", version_base="1.3")
 @clear_errors
 def mine_main(cfg: DictConfig) -> None:
@@ -117,6 +122,7 @@ def mine_main(cfg: DictConfig) -> None:
     print(json.dumps(summary, ensure_ascii=False))
 
 
+@closed_pipe_ok
 @hydra.main(config_path=CONF_DIR, config_name="eval", version_base="1.3")
 @clear_errors
 def eval_main(cfg: DictConfig) -> None:
@@ -138,6 +144,7 @@ def eval_main(cfg: DictConfig) -> None:
         print(f"wrote {config.output_dir}/metrics.json and confusion.png")
 
 
+@closed_pipe_ok
 @clear_errors
 def data_main(argv: list[str] | None = None) -> None:
     from libra_train.data.importer import ImportMapping, import_table

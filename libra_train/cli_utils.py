@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 
 from libra_train.conf_dir import CLI_CONF_DIR, CONF_DIR  # noqa: F401 (the commands' config folders)
@@ -57,3 +58,37 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*pin_memory.*")
     for name in ("httpx", "datasets", "urllib3", "filelock"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # Known and harmless, each said once per forward pass or import, which buried what matters:
+    # - label mode reuses a shared prompt prefix through `past_key_values`, which transformers renames to
+    #   `cache` but accepts until 5.40 (setup.py caps transformers below it);
+    # - DeepSpeed announces that it fell back to the CPU on a machine without an accelerator, which is
+    #   what a CPU run wants (DS_ACCELERATOR=cpu in the tests).
+    warnings.filterwarnings("ignore", message=".*`past_key_values` is deprecated.*", category=FutureWarning)
+    for handler in logging.getLogger("transformers").handlers:  # its modules' loggers log through these
+        handler.addFilter(_drop("`past_key_values`/`cache_params` are deprecated"))
+    logging.getLogger("DeepSpeed").addFilter(_drop("Setting accelerator to CPU"))
+
+
+def _drop(text: str) -> logging.Filter:
+    """A logging filter that drops the records whose message contains `text`."""
+    dropped = logging.Filter()
+    dropped.filter = lambda record: text not in record.getMessage()
+    return dropped
+
+
+def closed_pipe_ok(fn):
+    """A console script whose output is cut short by its reader (`libra-train --help | head`) ends
+    quietly instead of with a BrokenPipeError traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                sys.stdout.flush()
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+            sys.exit(1)
+
+    return wrapper

@@ -79,6 +79,9 @@ class WandbTracker(NullTracker):
                 resume="allow",
                 reinit="finish_previous",
                 job_type=job_type,
+                # W&B's own start and end blocks (run history, summary) fill a screen; the line below says
+                # where the run is, and report.md holds the figures.
+                settings=wandb.Settings(quiet=True),
             )
         finally:
             sys.argv[:] = argv
@@ -86,7 +89,9 @@ class WandbTracker(NullTracker):
         self.run.define_metric(GLOBAL_STEP)
         self.run.define_metric("*", step_metric=GLOBAL_STEP)
         self._save_state()
-        log.info("W&B %s run %s in %s", mode, self.run.id, Path(run_dir) / "wandb")
+        where = Path(run_dir) / "wandb"
+        sync = f"; upload it with: wandb sync {where}/offline-run-*" if mode == "offline" else ""
+        log.info("W&B %s run %s in %s%s", mode, self.run.id, where, sync)
 
     def _save_state(self) -> None:
         atomic_write_text(self.state_path, json.dumps(self.state, indent=1))

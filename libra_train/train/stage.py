@@ -11,6 +11,7 @@ import torch
 from datasets import Dataset
 from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_utils import get_last_checkpoint
+from trl import SFTTrainer
 
 from libra_train.config import ModelConfig, RunConfig, StageConfig, TrainConfig
 from libra_train.errors import CheckpointError
@@ -125,13 +126,20 @@ def sft_args(hp: TrainConfig, stage_dir: Path, run: RunConfig):
     )
 
 
+class GuardTrainer(SFTTrainer):
+    """TRL's SFTTrainer, less the model card it writes into every checkpoint: a stage's card would read
+    "fine-tuned version of [None]", and writing it asks W&B for a URL that an offline run does not have.
+    The run's own report.md describes what was trained."""
+
+    def create_model_card(self, *args, **kwargs) -> None:
+        return None
+
+
 def build_trainer(
     stage: StageConfig, records: list[dict], init_path: str, stage_dir: Path, run: RunConfig, tracker
 ):
     """The stage's SFTTrainer over its records, with the data stats and the starting weights' fingerprint.
     Split from train_stage so that the exact batches a stage trains on can be inspected."""
-    from trl import SFTTrainer
-
     # The arguments first: under ZeRO-3 they register the DeepSpeed config, so from_pretrained then
     # loads the weights already partitioned across ranks instead of whole on each.
     args = sft_args(stage.train, stage_dir, run)
@@ -140,7 +148,7 @@ def build_trainer(
     examples, data_stats = build_examples(records, tokenizer, run.format, stage.train.max_length, run.seed)
     log.info("%s: %d examples (%s)", stage.name, len(examples), dict(data_stats))
     score_supervised_positions_only()
-    trainer = SFTTrainer(
+    trainer = GuardTrainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_list([tokenize_example(e, tokenizer) for e in examples]),

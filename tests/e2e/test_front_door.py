@@ -143,3 +143,20 @@ def test_deepspeed_without_a_launcher_gets_one_line_saying_how_to_launch(tmp_pat
         and "torchrun --nproc_per_node" in proc.stderr
     )
     assert not (tmp_path / "run" / "data").exists() and not (tmp_path / "run" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("command", ["libra-train", "libra-infer", "libra-synth"])
+def test_help_into_a_closed_pipe_ends_without_a_traceback(command):
+    """`libra-train --help | head`: the reader leaves before the help is written."""
+    import subprocess
+
+    from tests.conftest import BIN
+
+    proc = subprocess.Popen(
+        [str(BIN / command), "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 1 and "Traceback" not in err and "BrokenPipeError" not in err, err[
+        -1000:
+    ]
