@@ -77,9 +77,9 @@ def spies(monkeypatch):
     return calls
 
 
-def _cfg(tmp_path, override):
+def _cfg(tmp_path, *overrides):
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        return compose("train", overrides=[f"paths.run_dir={tmp_path / 'run'}", "logger=none", override])
+        return compose("train", overrides=[f"paths.run_dir={tmp_path / 'run'}", "logger=none", *overrides])
 
 
 @pytest.mark.parametrize("group", sorted(BAD_VALUE_PER_GROUP))
@@ -100,16 +100,7 @@ def test_a_bad_policy_file_stops_the_run_before_data_and_models(tmp_path, spies)
     """Building the format reads no file; the run's set-up reads it, before any data or model."""
     from libra_train.errors import DataError
 
-    with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                f"paths.run_dir={tmp_path / 'run'}",
-                "logger=none",
-                "format.rules=true",
-                f"format.categories_file={tmp_path / 'missing.yaml'}",
-            ],
-        )
+    cfg = _cfg(tmp_path, "format.rules=true", f"format.categories_file={tmp_path / 'missing.yaml'}")
     with pytest.raises(DataError, match="missing.yaml.*no such file"):
         launch.run_pipeline(cfg)
     assert spies == []
