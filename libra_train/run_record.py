@@ -37,11 +37,15 @@ def check_and_record_changes(run: RunConfig, previous: dict, manifest: Manifest)
         return
     try:
         before = _flat(run_mapping(RunConfig.from_hydra(OmegaConf.create(previous))))
-    except LibraError as err:  # a config.yaml this version cannot read: say so, do not guess
-        raise ConfigError(
-            "paths.run_dir",
-            f"its config.yaml cannot be compared with this run's ({err}); use a new paths.run_dir",
-        ) from None
+    except LibraError as err:  # e.g. a config.yaml an older version wrote: say so, do not guess
+        if not run.allow_changes:
+            raise ConfigError(
+                "paths.run_dir",
+                f"its config.yaml cannot be compared with this run's ({err}); use a new paths.run_dir, or "
+                f"add allow_changes=true to go on in this one",
+            ) from None
+        _record(manifest, run, started, {"config.yaml": [f"unreadable: {err}", "this run's"]}, allowed=True)
+        return
     now = _flat(run_mapping(run))
     changed = {
         k: [before.get(k), now.get(k)] for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)
@@ -59,8 +63,13 @@ def check_and_record_changes(run: RunConfig, previous: dict, manifest: Manifest)
             f"Start a new run with another paths.run_dir, or add allow_changes=true to go on in this one "
             f"with the change from the next stage on",
         )
-    pending = [n for n in stage_names if n not in started or _status(manifest, n) != "done"]
-    record = {"changed": changed, "from_stage": pending[0] if pending else None, "allowed": bool(affecting)}
+    _record(manifest, run, started, changed, allowed=bool(affecting))
+
+
+def _record(manifest: Manifest, run: RunConfig, started: list[str], changed: dict, allowed: bool) -> None:
+    """What changed, and the first stage that runs with it (None: every stage is done)."""
+    pending = [s.name for s in run.stages if s.name not in started or _status(manifest, s.name) != "done"]
+    record = {"changed": changed, "from_stage": pending[0] if pending else None, "allowed": allowed}
     manifest.data.setdefault("config_changes", []).append(record)
     log.info("config changed from %s on: %s", record["from_stage"], ", ".join(changed))
 

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from tests.conftest import TINY_TRAIN, run_cli
 
 ARGS = [
@@ -51,3 +53,30 @@ def test_a_rerun_is_refused_if_it_would_change_a_finished_stage_and_recorded_if_
         "from_stage": None,
         "allowed": False,
     }
+
+
+def test_a_config_yaml_that_cannot_be_read_back_is_refused_unless_the_change_is_intended(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from libra_train.cli_utils import CONF_DIR
+    from libra_train.config import RunConfig
+    from libra_train.errors import ConfigError
+    from libra_train.run_record import check_and_record_changes
+    from libra_train.runtime.run_dir import Manifest
+
+    def run_config(*overrides):
+        with initialize_config_dir(CONF_DIR, version_base="1.3"):
+            return RunConfig.from_hydra(compose("train", [f"paths.run_dir={tmp_path}", *overrides]))
+
+    manifest = Manifest(tmp_path)
+    manifest.stage("stage1_pretrain")["status"] = "done"
+    old = {**run_config().resolved, "model": {"build": "huge"}}  # what no version of the config accepts
+    with pytest.raises(ConfigError, match="cannot be compared.*allow_changes=true") as err:
+        check_and_record_changes(run_config(), old, manifest)
+    assert err.value.key == "paths.run_dir" and "config_changes" not in manifest.data
+    check_and_record_changes(run_config("allow_changes=true"), old, manifest)
+    change = manifest.data["config_changes"][-1]
+    assert change["allowed"] is True and list(change["changed"]) == ["config.yaml"]
+    assert (
+        change["changed"]["config.yaml"][0].startswith("unreadable") and change["from_stage"] == "stage2_sft"
+    )
