@@ -15,7 +15,7 @@ from typing import Literal
 
 from omegaconf import DictConfig, OmegaConf
 
-from libra_train.config import LoggerConfig, SelectionConfig, format_config
+from libra_train.config import Dtype, LoggerConfig, SelectionConfig, check_mode, format_config
 from libra_train.data.formats import FormatConfig
 from libra_train.errors import ConfigError
 from libra_train.typed import build, non_negative, opt, positive, resolve_container
@@ -59,9 +59,6 @@ def _selection_option(name: str):
     """libra-mine's top-level selection keys: SelectionConfig's own default, help and check."""
     option = SelectionConfig.__dataclass_fields__[name]
     return dataclasses.field(default=option.default, metadata=option.metadata)
-
-
-Dtype = Literal["auto", "bf16", "fp16", "fp32"]
 
 
 class CommandConfig:
@@ -113,11 +110,8 @@ class InferConfig(CommandConfig):
     logger: LoggerConfig = opt(None, "logger=wandb: one W&B run per output folder")
 
     def check(self) -> None:
-        if self.machine_rank >= self.machine_num:
-            raise ConfigError(
-                "machine_rank",
-                f"needs 0 ≤ machine_rank < machine_num, got {self.machine_rank} of {self.machine_num}",
-            )
+        check_machine(self.machine_rank, self.machine_num)
+        check_mode(self.mode, self.format, "mode")
 
 
 @dataclass(frozen=True)

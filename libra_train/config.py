@@ -33,6 +33,9 @@ def _threshold(value) -> str | None:
 # ----------------------------------------------------------------------------------------- groups
 
 
+Dtype = Literal["auto", "bf16", "fp16", "fp32"]  # every command's dtype; model.py loads by it
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = opt("tiny", "the model group's name, shown in reports and W&B")
@@ -54,7 +57,7 @@ class ModelConfig:
         False, "qwen2.5-tiny: keep only the tokens the stage data uses (a smaller, faster output layer)"
     )
     trust_remote_code: bool = opt(False, "run a hub repo's own modelling code (off unless you trust it)")
-    dtype: Literal["auto", "bf16", "fp16", "fp32"] = opt("auto", "weights' dtype when loading")
+    dtype: Dtype = opt("auto", "weights' dtype when loading")
     attn_implementation: str | None = opt(
         None, "sdpa, eager or flash_attention_2 (null: transformers' choice)"
     )
@@ -154,10 +157,13 @@ class DeepSpeedConfig:
     config: dict | None = opt(None, "the DeepSpeed JSON config handed to the HF integration")
 
 
+EvalMode = Literal["auto", "label", "generate"]  # also what eval/scoring.resolve_mode accepts
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     before_training: bool = opt(True, "also score the untrained backbone (the baseline row)")
-    mode: Literal["auto", "label", "generate"] = opt("auto", "auto: label mode when the label comes first")
+    mode: EvalMode = opt("auto", "auto: label mode when the label comes first")
     batch_size: int = opt(16, "samples per forward pass or generate call", positive)
     max_new_tokens: int = opt(256, "generate mode: tokens to decode at most", positive)
     threshold: float | Literal["calibrate"] = opt(
@@ -425,6 +431,12 @@ def _stages(raw: dict) -> tuple:
 # ------------------------------------------------------------------------------ cross-group checks
 
 
+def check_mode(mode: str, fmt: FormatConfig, key: str) -> None:
+    """Label mode reads the label where the target opens: format.critic=front must generate."""
+    if mode == "label" and not fmt.label_first:
+        raise ConfigError(key, "label mode reads the label first; with format.critic=front use generate")
+
+
 def require_label_first(fmt: FormatConfig, key: str) -> None:
     """Selection scores in label mode, which reads the label where the target opens."""
     if not fmt.label_first:
@@ -470,8 +482,7 @@ def check_run(run: RunConfig) -> None:
         raise ConfigError(
             "eval.threshold", "a threshold needs p_unsafe (label mode); format.critic=front generates"
         )
-    if run.eval.mode == "label" and not run.format.label_first:
-        raise ConfigError("eval.mode", "label mode reads the label first; format.critic=front needs generate")
+    check_mode(run.eval.mode, run.format, "eval.mode")
     if run.run_lock.heartbeat_s >= run.run_lock.stale_after_s:
         raise ConfigError("run_lock.heartbeat_s", "must be shorter than run_lock.stale_after_s")
     if run.deepspeed.stage != "none" and not run.deepspeed.config:

@@ -13,7 +13,9 @@ import json
 import logging
 from pathlib import Path
 
-from libra_train.errors import CheckpointError, ConfigError
+from libra_train.config import Dtype
+from libra_train.errors import CheckpointError
+from libra_train.typed import check_value
 
 log = logging.getLogger(__name__)
 
@@ -182,11 +184,10 @@ def load_model_and_tokenizer(
                 member, trust_remote_code, dtype, attn_implementation, device_map
             ),
         )
-    torch_dtype = {"auto": "auto", "bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}.get(
+    check_value(dtype, Dtype, "model.dtype")  # the configs' own check, for callers without a config
+    torch_dtype = {"auto": "auto", "bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}[
         dtype
-    )
-    if torch_dtype is None:
-        raise ConfigError("model.dtype", f"{dtype!r} is not one of auto, bf16, fp16, fp32")
+    ]
     kwargs = {"trust_remote_code": trust_remote_code, "dtype": torch_dtype}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import torch
 
+from libra_train.config import EvalMode, check_mode
 from libra_train.data.formats import LABEL_KEY, FormatConfig, render_prompt, target_opening
 from libra_train.data.schema import SAFE, UNSAFE
-from libra_train.errors import ConfigError
 from libra_train.eval.parse import parse_categories, parse_output
+from libra_train.typed import check_value
 
 THRESHOLD_FILE = "guard_threshold.json"  # beside a trained checkpoint: the threshold it was evaluated with
 
@@ -227,14 +228,10 @@ def generate_labels(
 
 
 def resolve_mode(mode: str | None, fmt: FormatConfig) -> str:
-    """`label` needs the label first in the target; a front critic must generate."""
-
+    """`auto` (or none): label mode where the label comes first, else generate. A mode a command's
+    config gave was checked there (config.check_mode)."""
     if mode in (None, "auto"):
         return "label" if fmt.label_first else "generate"
-    if mode not in ("label", "generate"):
-        raise ConfigError("mode", f"{mode!r} is not one of label, generate")
-    if mode == "label" and not fmt.label_first:
-        raise ConfigError(
-            "mode", "label mode reads the label first; with format.critic=front use mode=generate"
-        )
+    check_value(mode, EvalMode, "mode")  # a caller without a typed config gets the configs' own checks
+    check_mode(mode, fmt, "mode")
     return mode

@@ -162,9 +162,17 @@ def test_identical_samples_in_one_batch_score_as_each_alone(guard):
 
 @pytest.mark.parametrize("mode, critic", [("beam", "rear"), ("label", "front")])
 def test_a_bad_mode_names_the_key(mode, critic):
-    with pytest.raises(ConfigError) as err:
-        resolve_mode(mode, FormatConfig(critic=critic))
+    from libra_train.command_config import InferConfig
+
+    with pytest.raises(ConfigError) as err:  # libra-infer's config, checked at its start
+        InferConfig.from_hydra(
+            {"model": "m", "data": "d", "output_dir": "o", "mode": mode, "format": {"critic": critic}}
+        )
     assert err.value.key == "mode" and len(err.value.message) > 8
+    if mode == "label":  # and the same check where a mode is resolved without a typed config
+        with pytest.raises(ConfigError) as err:
+            resolve_mode(mode, FormatConfig(critic=critic))
+        assert err.value.key == "mode"
 
 
 def test_the_decision_threshold_is_given_else_saved_else_one_half(tmp_path):
