@@ -134,6 +134,15 @@ class GuardTrainer(SFTTrainer):
     def create_model_card(self, *args, **kwargs) -> None:
         return None
 
+    def _issue_warnings_after_load(self, load_result) -> None:
+        """A resumed model with tied embeddings has no lm_head.weight of its own in the checkpoint: tie it
+        again, as from_pretrained does, rather than warn that it is missing. Anything else is said."""
+        tied = getattr(self.model.config, "tie_word_embeddings", False)
+        if tied and list(load_result.missing_keys) == ["lm_head.weight"] and not load_result.unexpected_keys:
+            self.model.tie_weights()
+            return
+        super()._issue_warnings_after_load(load_result)
+
 
 def build_trainer(
     stage: StageConfig, records: list[dict], init_path: str, stage_dir: Path, run: RunConfig, tracker

@@ -151,3 +151,18 @@ def test_help_into_a_closed_pipe_ends_without_a_traceback(command):
     assert proc.wait(timeout=120) == 1 and "Traceback" not in err and "BrokenPipeError" not in err, err[
         -1000:
     ]
+
+
+@pytest.mark.parametrize(
+    "command, own, foreign",
+    [
+        ("libra-eval", "logger: none, wandb", "curriculum"),
+        ("libra-infer", "format: rear, front, none, libra", "curriculum"),
+        ("libra-synth", "taxonomy: default", "deepspeed"),
+        ("libra-train", "curriculum, format, peft, deepspeed", "cli/"),
+    ],
+)
+def test_each_commands_help_lists_its_own_groups_only(command, own, foreign):
+    shown = run_cli(command, "--help").stdout
+    groups = next(line for line in shown.splitlines() if line.startswith("Config groups"))
+    assert own in groups and foreign not in groups

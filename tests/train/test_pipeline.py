@@ -241,6 +241,7 @@ def test_a_stopped_run_says_where_and_how_to_resume_and_the_resume_finishes(tmp_
     assert command[0] == "libra-train" and command[-1] == f"paths.run_dir={run_dir}"
     out = run_cli(*command)  # the printed command, as a user would paste it
     assert "resuming from" in out.stdout + out.stderr
+    assert "missing keys" not in out.stdout + out.stderr  # tied embeddings: nothing is missing
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert "interrupted" not in manifest and [s["status"] for s in manifest["stages"]] == ["done", "done"]
     assert manifest["stages"][0]["train"]["steps"] == 20
