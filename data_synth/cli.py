@@ -22,6 +22,7 @@ def _synth(cfg: DictConfig) -> None:
 
     from data_synth.config import SynthConfig
     from data_synth.pipeline import synthesize
+    from data_synth.stats import print_stats
     from libra_train.tracking import command_tracker
 
     quiet_libraries()
@@ -34,6 +35,7 @@ def _synth(cfg: DictConfig) -> None:
         tracker.log_artifact("synthetic-data", "dataset", files)
     finally:
         tracker.finish()
+    print_stats(summary)
     print(f"wrote {', '.join(f'{k}={v}' for k, v in summary['totals'].items())} to {config.output_dir}")
 
 

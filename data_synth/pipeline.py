@@ -187,7 +187,15 @@ def synthesize_run_data(output_dir: str, **options) -> dict:
     from omegaconf import OmegaConf
 
     plain = {k: OmegaConf.to_container(v) if OmegaConf.is_config(v) else v for k, v in options.items()}
-    return synthesize(offline_config(output_dir=output_dir, cache_dir=None, **plain))
+    summary = synthesize(offline_config(output_dir=output_dir, cache_dir=None, **plain))
+    # One line: the category table stays in stats.json and stats.png, so the run's console fits a screen.
+    log.info(
+        "synthesized %s (%d rejected); counts by category × label in %s",
+        ", ".join(f"{k}={v}" for k, v in summary["totals"].items()),
+        summary["rejected"],
+        Path(output_dir) / "stats.json",
+    )
+    return summary
 
 
 def synthesize(cfg) -> dict:

@@ -1,4 +1,4 @@
-"""The category × label × split table: printed, saved in stats.json, and drawn as stats.png."""
+"""The category × label × split table: saved in stats.json, drawn as stats.png, and printed by libra-synth."""
 
 from __future__ import annotations
 
@@ -32,12 +32,12 @@ def render_stats(out_dir: Path, splits: dict, counters: Counter, n_rejected: int
         "events": dict(sorted(counters.items())),
         "rejected": n_rejected,
     }
-    _print(summary, categories)
     _chart(out_dir / "stats.png", table, categories)
     return summary
 
 
-def _print(summary: dict, categories: list[str]) -> None:
+def print_stats(summary: dict) -> None:
+    categories = sorted(next(iter(summary["counts"].values()), {}))
     t = Table(title="libra-synth: samples by category × label × split")
     t.add_column("category")
     for split in summary["counts"]:

@@ -79,9 +79,9 @@ class WandbTracker(NullTracker):
                 resume="allow",
                 reinit="finish_previous",
                 job_type=job_type,
-                # W&B's own start and end blocks (run history, summary) fill a screen; the line below says
-                # where the run is, and report.md holds the figures.
-                settings=wandb.Settings(quiet=True),
+                # W&B's own start lines and end blocks (run history, summary) fill a screen; the line below
+                # says where the run is and how to upload it, and report.md holds the figures.
+                settings=wandb.Settings(silent=True),
             )
         finally:
             sys.argv[:] = argv

@@ -15,7 +15,6 @@ from libra_train.data.formats import FormatConfig, eval_views
 from libra_train.data.io import atomic_write_text, load_records, read_raw, to_jsonl
 from libra_train.data.schema import UNSAFE
 from libra_train.errors import DataError
-from libra_train.eval.metrics import format_table
 from libra_train.eval.operating_points import operating_points
 from libra_train.eval.outputs import PredictionWriter, write_metrics
 from libra_train.eval.scoring import generate_labels, label_result, resolve_mode, score_labels
@@ -117,7 +116,6 @@ def score_sets(preds: dict, lacking: dict, opts: EvalConfig, out_dir) -> tuple[d
         results[name] = write_metrics(
             decided[name], set_dir, no_prompt_label=lacking[name], threshold=threshold, threshold_source=note
         )
-        log.info("eval %s:\n%s", name, format_table(results[name]))
     return results, decided
 
 

@@ -127,6 +127,23 @@ def _table_row(name: str, m: dict) -> str:
     return f"{name:<20} {m['f1_unsafe']:>10.4f} {m['f1_safe']:>10.4f} {m['accuracy']:>10.4f} {m['n']:>7}"
 
 
+def headline(metrics: dict) -> str:
+    """One line for a run's console: the average figures, the threshold and parse failures when there
+    are any. The per-source table and the operating points are in metrics.json and report.md."""
+    a = metrics["average"]
+    parts = [
+        f"accuracy {a['accuracy']:.4f}",
+        f"F1-Unsafe {a['f1_unsafe']:.4f}",
+        f"F1-Safe {a['f1_safe']:.4f}",
+    ]
+    if metrics.get("auprc") is not None:
+        parts.append(f"AUPRC {metrics['auprc']:.4f}")
+    line = " · ".join(parts) + f" (n {metrics['n']}, threshold {metrics.get('threshold', 0.5):g})"
+    if metrics["parse_failures"]:
+        line += f", {metrics['parse_failures']} parse failures"
+    return line
+
+
 def format_table(metrics: dict) -> str:
     """The per-source layout Libra-Test reports: F1-Unsafe, F1-Safe, Accuracy, then Average."""
     lines = [f"{'source':<20} {'F1-Unsafe':>10} {'F1-Safe':>10} {'Accuracy':>10} {'n':>7}"]

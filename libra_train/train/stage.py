@@ -155,7 +155,8 @@ def build_trainer(
     model, tokenizer, peft_config = load_for_training(init_path, run)
     init_fingerprint = weights_fingerprint(model.named_parameters())
     examples, data_stats = build_examples(records, tokenizer, run.format, stage.train.max_length, run.seed)
-    log.info("%s: %d examples (%s)", stage.name, len(examples), dict(data_stats))
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(data_stats.items()) if k != "examples")
+    log.info("%s: training on %d examples (%s)", stage.name, len(examples), counts)
     score_supervised_positions_only()
     trainer = GuardTrainer(
         model=model,

@@ -3,6 +3,7 @@ bad config."""
 
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -145,8 +146,13 @@ def test_wandb_offline_run_holds_the_eval_metrics_and_no_secret(tmp_path):
         ],
         "train.max_steps=4",
         f"+data.prepare.openai.api_key={PLANTED_CONFIG_KEY}",
-        env={"OPENAI_API_KEY": PLANTED_ENV_KEY},
+        env={"OPENAI_API_KEY": PLANTED_ENV_KEY, "WANDB_SILENT": "false"},  # as a user's shell has it
     )
+    # The console fits a screen: progress lines aside, one line per step of the run and no W&B banner.
+    console = (proc.stdout + proc.stderr).splitlines()
+    said = [line for line in console if not re.search(r": (step )?\d+/\d+ ", line)]
+    assert not [line for line in said if line.startswith("wandb:")], said
+    assert len(said) <= 12 and said[-1].startswith("report:"), said
     # Secrets: neither the env-held key nor one typed into the config reaches any file or the logs.
     for path in [p for p in run_dir.rglob("*") if p.is_file()]:
         data = path.read_bytes()
