@@ -15,7 +15,7 @@ from typing import Literal
 
 from omegaconf import DictConfig, OmegaConf
 
-from libra_train.config import Dtype, LoggerConfig, SelectionConfig, check_mode, format_config
+from libra_train.config import Controversial, Dtype, LoggerConfig, SelectionConfig, check_mode, format_config
 from libra_train.data.formats import FormatConfig
 from libra_train.errors import ConfigError
 from libra_train.typed import build, non_negative, opt, positive, resolve_container
@@ -100,6 +100,7 @@ class InferConfig(CommandConfig):
     threshold: float | None = THRESHOLD()
     batch_size: int = BATCH_SIZE(16)
     max_new_tokens: int = opt(256, "generate mode: tokens to decode at most", positive)
+    controversial_as: Controversial = opt("unsafe", "a guard's third verdict counts as unsafe or as safe")
     machine_rank: int = opt(0, "this machine's shard", non_negative)
     machine_num: int = opt(1, "how many machines share the data", positive)
     trust_remote_code: bool = TRUST()

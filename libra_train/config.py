@@ -157,6 +157,7 @@ class DeepSpeedConfig:
     config: dict | None = opt(None, "the DeepSpeed JSON config handed to the HF integration")
 
 
+Controversial = Literal["unsafe", "safe"]
 EvalMode = Literal["auto", "label", "generate"]  # also what eval/scoring.resolve_mode accepts
 
 
@@ -171,6 +172,9 @@ class EvalConfig:
     )
     calibration_set: str | None = opt(None, "the eval set (a key of data.eval_sets) to calibrate on")
     calibrate_for: Literal["accuracy", "f1"] = opt("accuracy", "what the calibrated threshold maximises")
+    controversial_as: Controversial = opt(
+        "unsafe", "a guard's third verdict (ShieldLM 有争议, Qwen3Guard Controversial): strict or loose"
+    )
 
 
 @dataclass(frozen=True)

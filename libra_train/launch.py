@@ -86,7 +86,9 @@ def ending(run: RunConfig, manifest: dict) -> str:
     for stage in manifest["stages"]:
         sets = (stage.get("eval") or {}).items()
         accuracy = ", ".join(f"{name} {m['average']['accuracy']:.4f}" for name, m in sets)
-        lines.append(f"{stage['name']}: {stage['status']}" + (f", accuracy on {accuracy}" if accuracy else ""))
+        lines.append(
+            f"{stage['name']}: {stage['status']}" + (f", accuracy on {accuracy}" if accuracy else "")
+        )
     trained = [s for s in manifest["stages"] if s.get("checkpoint")]
     checkpoint = run.run_dir / trained[-1]["checkpoint"] if trained else "none (no stage trains)"
     lines += [

@@ -12,8 +12,9 @@ from typing import Literal
 
 from libra_train.data import libra_prompt
 from libra_train.data.conversation import ASSISTANT, categories_of, context_turns, without_response
+from libra_train.data.peers import PEERS, peer
 from libra_train.data.policy import check_dropout, load_categories_file, shown_categories
-from libra_train.data.schema import LABELS, UNSAFE
+from libra_train.data.schema import LABELS, SAFE, UNSAFE
 from libra_train.data.taxonomy import default_rules
 from libra_train.errors import ConfigError
 from libra_train.typed import check_fields, opt
@@ -30,7 +31,9 @@ class FormatConfig:
     critic: Literal["rear", "front", "none"] = opt(
         "rear", "rear: label then analysis; front: analysis then label; none: the label only"
     )
-    prompt: Literal["guard", "libra"] = opt("guard", "ours, or Libra's released prompt byte for byte")
+    prompt: Literal["guard", "libra", "shieldlm", "llama_guard3", "qwen3guard", "wildguard"] = opt(
+        "guard", "ours, Libra's released prompt byte for byte, or another guard's (data/peers/)"
+    )
     rules: bool = opt(False, "list the categories' rules in the prompt")
     task: Literal["response", "prompt", "both"] = opt(
         "response", "judge the response, the question alone, or both (each against its own label)"
@@ -44,6 +47,14 @@ class FormatConfig:
     few_shot_file: str | None = opt(None, "a guard-schema file of more such samples")
     categories_file: str | None = opt(None, "the user's own policy: replaces `categories` in the prompt")
     category_dropout: dict | None = opt(None, "{others: p, violated: p}: data/policy.py (training only)")
+    lang: Literal["zh", "en"] = opt("zh", "shieldlm: the instruction's language")
+    model_base: Literal["qwen", "internlm", "baichuan", "chatglm"] = opt(
+        "qwen", "shieldlm: the raw-text wrapper of its base model"
+    )
+    rules_file: str | None = opt(None, "shieldlm: a text file of rules, one a line, numbered into the prompt")
+    category_map: str | None = opt(
+        None, "llama_guard3, qwen3guard: the YAML mapping their categories to ours (conf/category_map/)"
+    )
 
     def __post_init__(self):
         check_fields(self, "format")
@@ -56,13 +67,36 @@ class FormatConfig:
             ):
                 if not off:
                     raise ConfigError(key, "format.prompt=libra asks for the label, then the analysis only")
-        if self.categories_file and not self.rules:  # no rules in the prompt: the file would change nothing
+        if self.prompt in PEERS:
+            self._check_peer_keys()
+        elif self.categories_file and not self.rules:  # no rules in the prompt: the file would change nothing
             raise ConfigError("format.categories_file", "a policy is shown only with format.rules=true")
+        for key, used_by in PEER_KEYS.items():
+            if self.prompt not in used_by and getattr(self, key) != _default(key):
+                raise ConfigError(f"format.{key}", f"is ignored by format.prompt={self.prompt}")
         if any(self.dropout.values()) and not self.rules:
             raise ConfigError(
                 "format.category_dropout",
                 "drops categories from the prompt's rules: it needs format.rules=true",
             )
+
+    def _check_peer_keys(self) -> None:
+        """Another guard's format fixes its own prompt and output layout: our layout keys are refused."""
+        kept = {"categories_file"} if self.prompt == "llama_guard3" else set()
+        for key in (
+            "critic",
+            "rules",
+            "with_category",
+            "few_shot",
+            "few_shot_file",
+            "categories_file",
+            "category_dropout",
+            "prompt_style",
+        ):
+            if key not in kept and getattr(self, key) != _default(key):
+                raise ConfigError(
+                    f"format.{key}", f"is ignored by format.prompt={self.prompt}, whose layout is its own"
+                )
 
     @property
     def dropout(self) -> dict[str, float]:
@@ -82,13 +116,37 @@ class FormatConfig:
     def load_files(self) -> FormatConfig:
         """Read the policy and few-shot files now, so that a bad one stops a command at its start."""
         self.policy, self.shots  # noqa: B018 (read for their errors; kept by the file caches)
+        if self.rules_file:
+            from libra_train.data.peers.shieldlm import rules_text
+
+            rules_text(self.rules_file)
+        if self.prompt in PEER_KEYS["category_map"]:
+            from libra_train.data.peers import category_map
+
+            category_map.load(self)
         return self
 
     @property
     def label_first(self) -> bool:
         """Whether one forward pass over the target opening reads the label (label mode:
-        docs/architecture.md, "The evaluator")."""
+        docs/architecture.md, "The evaluator"). WildGuard writes its response verdict third."""
+        if self.prompt == "wildguard":
+            return self.task == "prompt"
         return self.critic in ("rear", "none")
+
+
+# Keys only some formats read: any other format refuses a value set for them.
+PEER_KEYS = {
+    "lang": ("shieldlm",),
+    "model_base": ("shieldlm",),
+    "rules_file": ("shieldlm",),
+    "category_map": ("llama_guard3", "qwen3guard"),
+}
+
+
+def _default(key: str):
+    field = FormatConfig.__dataclass_fields__[key]
+    return field.default_factory() if callable(field.default_factory) else field.default
 
 
 def _stamp(path: str) -> tuple:
@@ -124,9 +182,18 @@ TARGET_OPENING = '{"' + LABEL_KEY + '": "'
 LIBRA_TARGET_OPENING = '{\n  "' + LABEL_KEY + '": "'  # the indented layout Libra's prompt shows
 
 
-def target_opening(fmt: FormatConfig) -> str:
+def target_opening(fmt: FormatConfig, record: dict | None = None) -> str:
     """The target's text up to the label, for label-first formats: label mode reads the next token."""
+    if fmt.prompt in PEERS:
+        return peer(fmt.prompt).opening(record or {}, fmt)
     return LIBRA_TARGET_OPENING if fmt.prompt == "libra" else TARGET_OPENING
+
+
+def label_words(fmt: FormatConfig, record: dict | None = None) -> dict[str, str]:
+    """The words label mode compares after the opening → SAFE, UNSAFE (or CONTROVERSIAL: data/peers)."""
+    if fmt.prompt in PEERS:
+        return peer(fmt.prompt).words(record or {}, fmt)
+    return {SAFE: SAFE, UNSAFE: UNSAFE}
 
 
 def _output_spec(fmt: FormatConfig) -> str:
@@ -185,6 +252,8 @@ def refuse_conversation(record: dict, source: str = "") -> None:
 
 def render_prompt(record: dict, tokenizer, fmt: FormatConfig) -> str:
     """The model input up to where the target starts."""
+    if fmt.prompt in PEERS:  # another guard's input is its own text, whatever the tokenizer's template
+        return peer(fmt.prompt).render(record, fmt)
     if fmt.prompt == "libra":
         refuse_conversation(record)
         shots = [(shot, render_target(shot, fmt)) for shot in fmt.shots]
@@ -202,6 +271,8 @@ def render_target(record: dict, fmt: FormatConfig) -> str:
     label = record["label"]
     if label not in LABELS:
         raise ValueError(f"cannot build a target for label {label!r}")
+    if fmt.prompt in PEERS:
+        return peer(fmt.prompt).target(record, fmt)
     analysis = (record.get("analyze") or "").strip()
     body: dict = {}
     if fmt.critic == "front" and analysis:

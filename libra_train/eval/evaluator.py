@@ -34,6 +34,7 @@ def predict(
     max_new_tokens: int = 256,
     progress=None,
     threshold: float = 0.5,
+    controversial_as: str = "unsafe",
 ) -> list[dict]:
     """Predict every record once, resuming from out_path's partial file; returns predictions in input
     order."""
@@ -51,7 +52,14 @@ def predict(
     if todo:
         if mode == "label":
             score_labels(
-                model, tokenizer, todo, fmt, batch_size=batch_size, on_batch=on_batch, threshold=threshold
+                model,
+                tokenizer,
+                todo,
+                fmt,
+                batch_size=batch_size,
+                on_batch=on_batch,
+                threshold=threshold,
+                controversial_as=controversial_as,
             )
         else:
             generate_labels(
@@ -62,6 +70,7 @@ def predict(
                 batch_size=batch_size,
                 max_new_tokens=max_new_tokens,
                 on_batch=on_batch,
+                controversial_as=controversial_as,
             )
     return writer.finish([str(r["id"]) for r in records])
 
@@ -162,6 +171,7 @@ def predict_shard(
                 batch_size=opts.batch_size,
                 max_new_tokens=opts.max_new_tokens,
                 progress=advance,
+                controversial_as=opts.controversial_as,
             )
 
 

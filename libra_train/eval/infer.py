@@ -69,5 +69,6 @@ def run_inference(cfg: InferConfig) -> Path:
             max_new_tokens=cfg.max_new_tokens,
             progress=advance,
             threshold=threshold,
+            controversial_as=cfg.controversial_as,
         )
     return out_path

@@ -1,7 +1,8 @@
 """Reading the label out of a generated guard output (docs/architecture.md, "The evaluator").
 
-Repair broken JSON with json-repair, read `答案`; 不安全 anywhere in it → unsafe, else 安全 → safe,
-else unparseable (None). Unparseable counts as the wrong label downstream, never dropped.
+Ours and Libra's: repair broken JSON with json-repair, read `答案`; 不安全 anywhere in it → unsafe, else
+安全 → safe, else unparseable (None). Another guard's output is read by that guard's own rules
+(data/peers/). Unparseable counts as the wrong label downstream, never dropped.
 """
 
 from __future__ import annotations
@@ -62,3 +63,23 @@ def parse_output(text: str | None) -> tuple[str | None, str]:
         analysis = obj.get(ANALYSIS_KEY, "")
         return _label_in(str(answer)), analysis if isinstance(analysis, str) else str(analysis)
     return None, ""
+
+
+def read_output(text: str | None, record: dict, fmt, controversial_as: str = "unsafe") -> dict:
+    """A generated output as prediction fields: pred_label (None: no parse), and with another guard's
+    format the verdict it wrote (raw_label) and its categories in our taxonomy (pred_categories)."""
+    from libra_train.data.peers import CONTROVERSIAL, PEERS, category_map, peer
+
+    if fmt.prompt not in PEERS:
+        label, _ = parse_output(text)
+        fields = {"pred_label": label}
+        if fmt.with_category:
+            fields["pred_categories"] = parse_categories(text) if label == UNSAFE else []
+        return fields
+    verdict = peer(fmt.prompt).parse(text, record, fmt)
+    label = verdict.label
+    if label == CONTROVERSIAL:
+        label = UNSAFE if controversial_as == "unsafe" else SAFE
+    codes = list(peer(fmt.prompt).categories(fmt)) if hasattr(peer(fmt.prompt), "categories") else None
+    named = category_map.from_guard(verdict.categories, fmt, codes) if verdict.categories else []
+    return {"pred_label": label, "raw_label": verdict.label, "pred_categories": named}

@@ -12,9 +12,11 @@ from pathlib import Path
 import torch
 
 from libra_train.config import EvalMode, check_mode
-from libra_train.data.formats import LABEL_KEY, FormatConfig, render_prompt, target_opening
+from libra_train.data.formats import LABEL_KEY, FormatConfig, label_words, render_prompt, target_opening
+from libra_train.data.peers import CONTROVERSIAL
 from libra_train.data.schema import SAFE, UNSAFE
-from libra_train.eval.parse import parse_categories, parse_output
+from libra_train.errors import ConfigError
+from libra_train.eval.parse import read_output
 from libra_train.typed import check_value
 
 THRESHOLD_FILE = "guard_threshold.json"  # beside a trained checkpoint: the threshold it was evaluated with
@@ -44,6 +46,16 @@ def decision_threshold(given: float | None, checkpoint) -> float:
     return 0.5 if saved is None else saved
 
 
+def label_probabilities(probs: list[float], labels: tuple, controversial_as: str = "unsafe") -> dict:
+    """p_unsafe from the label words' probabilities. A third, controversial verdict (ShieldLM, Qwen3Guard)
+    counts as unsafe or as safe by eval.controversial_as; the three are kept as p_labels."""
+    by_label = dict(zip(labels, probs))
+    p_unsafe = by_label[UNSAFE] + (by_label.get(CONTROVERSIAL, 0.0) if controversial_as == "unsafe" else 0.0)
+    if CONTROVERSIAL not in by_label:
+        return {"p_unsafe": p_unsafe}
+    return {"p_unsafe": p_unsafe, "p_labels": by_label, "controversial_as": controversial_as}
+
+
 def label_result(p_unsafe: float, threshold: float = 0.5) -> dict:
     """A label-mode prediction: unsafe when p_unsafe > threshold, with the label-only critic it implies."""
     label = UNSAFE if p_unsafe > threshold else SAFE
@@ -61,19 +73,43 @@ def common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
-def label_query(prompt: str, tokenizer, opening: str) -> tuple[list[int], int, int]:
-    """(context ids, safe token id, unsafe token id): the context runs up to where the two labels
-    diverge. Both are tokenized whole, so a BPE merge across the opening's last quote is respected."""
-    ids_safe = tokenizer(prompt + opening + SAFE, add_special_tokens=False)["input_ids"]
-    ids_unsafe = tokenizer(prompt + opening + UNSAFE, add_special_tokens=False)["input_ids"]
-    n = common_prefix(ids_safe, ids_unsafe)
-    return ids_safe[:n], ids_safe[n], ids_unsafe[n]
+def label_query(prompt: str, tokenizer, opening: str, words=(SAFE, UNSAFE)) -> tuple:
+    """(context ids, then one token id per label word): the context runs up to where the words' token
+    sequences part. Each is tokenized whole, so a BPE merge across the opening's last character is
+    respected. Words are given in label order: safe, unsafe, then controversial where a guard has it."""
+    ids = [tokenizer(prompt + opening + w, add_special_tokens=False)["input_ids"] for w in words]
+    n = min(common_prefix(ids[0], other) for other in ids[1:])
+    firsts = [row[n] if n < len(row) else None for row in ids]
+    if None in firsts or len(set(firsts)) < len(firsts):
+        raise ValueError(f"the label words {list(words)} do not part at one token after {opening!r}")
+    return (ids[0][:n], *firsts)
 
 
-def record_label_query(record: dict, tokenizer, fmt: FormatConfig) -> tuple[list[int], int, int]:
-    """The label query a record is scored by. Evaluation and libra-serve both build it here, so a served
-    guard scores a record exactly as its evaluation did."""
-    return label_query(render_prompt(record, tokenizer, fmt), tokenizer, target_opening(fmt))
+def record_label_query(record: dict, tokenizer, fmt: FormatConfig) -> tuple:
+    """The label query a record is scored by (label_query, words in label order). Evaluation and
+    libra-serve both build it here, so a served guard scores a record exactly as its evaluation did."""
+    opening = target_opening(fmt, record)
+    if opening is None:
+        raise ConfigError(
+            "mode",
+            f"format.prompt={fmt.prompt} writes sample {record.get('id')!r}'s verdict after generated "
+            "text: label mode cannot reach it; use mode=generate",
+        )
+    words = _ordered_words(fmt, record)
+    return label_query(render_prompt(record, tokenizer, fmt), tokenizer, opening, words)
+
+
+def query_labels(fmt: FormatConfig, record: dict | None = None) -> tuple:
+    """The labels a query's token ids stand for, in its order."""
+    return tuple(label for label in LABEL_ORDER if label in label_words(fmt, record).values())
+
+
+LABEL_ORDER = (SAFE, UNSAFE, CONTROVERSIAL)
+
+
+def _ordered_words(fmt: FormatConfig, record: dict) -> tuple:
+    by_label = {label: word for word, label in label_words(fmt, record).items()}
+    return tuple(by_label[label] for label in LABEL_ORDER if label in by_label)
 
 
 def _left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,12 +178,23 @@ def score_labels(
     on_batch=None,
     share_prefix: bool = True,
     threshold: float = 0.5,
+    controversial_as: str = "unsafe",
 ) -> list[dict]:
     """One forward pass per batch; returns {pred_label, p_unsafe, critic} per record, in input order;
     unsafe when p_unsafe > threshold."""
     queries = [record_label_query(r, tokenizer, fmt) for r in records]
+    labels = query_labels(fmt, records[0] if records else None)
     return score_label_queries(
-        model, tokenizer, queries, batch_size, max_batch_tokens, on_batch, share_prefix, threshold
+        model,
+        tokenizer,
+        queries,
+        batch_size,
+        max_batch_tokens,
+        on_batch,
+        share_prefix,
+        threshold,
+        labels=labels,
+        controversial_as=controversial_as,
     )
 
 
@@ -161,6 +208,8 @@ def score_label_queries(
     on_batch=None,
     share_prefix: bool = True,
     threshold: float = 0.5,
+    labels: tuple = (SAFE, UNSAFE),
+    controversial_as: str = "unsafe",
 ) -> list[dict]:
     """score_labels on label queries already built (record_label_query): libra-serve builds them in
     each request's handler, so that its model worker only runs the model."""
@@ -172,15 +221,12 @@ def score_label_queries(
     device = next(model.parameters()).device
     for batch in _batches(order, lengths, batch_size, max_batch_tokens):
         logits = _label_logits(model, [queries[i][0] for i in batch], pad_id, device, share_prefix)
-        safe_ids = torch.tensor([queries[i][1] for i in batch], device=device)
-        unsafe_ids = torch.tensor([queries[i][2] for i in batch], device=device)
-        pair = torch.stack(
-            [logits.gather(1, safe_ids[:, None])[:, 0], logits.gather(1, unsafe_ids[:, None])[:, 0]], 1
-        )
-        p_unsafe = torch.softmax(pair.float(), dim=-1)[:, 1].tolist()
+        ids = torch.tensor([queries[i][1:] for i in batch], device=device)  # one row of label ids each
+        probs = torch.softmax(logits.gather(1, ids).float(), dim=-1).tolist()
         done = []
-        for i, p in zip(batch, p_unsafe):
-            results[i] = label_result(p, threshold)
+        for i, p in zip(batch, probs):
+            scored = label_probabilities(p, labels, controversial_as)
+            results[i] = {**label_result(scored["p_unsafe"], threshold), **scored}
             done.append(i)
         if on_batch:
             on_batch(done, results)
@@ -196,8 +242,9 @@ def generate_labels(
     batch_size: int = 8,
     max_new_tokens: int = 256,
     on_batch=None,
+    controversial_as: str = "unsafe",
 ) -> list[dict]:
-    """Greedy decoding, then parsing; p_unsafe is None (no score in this mode)."""
+    """Greedy decoding, then parsing by the format's own rules; p_unsafe is None (no score here)."""
     model.eval()
     prompts = [
         tokenizer(render_prompt(r, tokenizer, fmt), add_special_tokens=False)["input_ids"] for r in records
@@ -218,10 +265,8 @@ def generate_labels(
         )
         for i, row in zip(batch, out[:, ids.shape[1] :]):
             text = tokenizer.decode(row, skip_special_tokens=True)
-            label, _ = parse_output(text)
-            results[i] = {"pred_label": label, "p_unsafe": None, "critic": text}
-            if fmt.with_category:
-                results[i]["pred_categories"] = parse_categories(text) if label == UNSAFE else []
+            read = read_output(text, records[i], fmt, controversial_as)
+            results[i] = {**read, "p_unsafe": None, "critic": text}
         if on_batch:
             on_batch(batch, results)
     return results
