@@ -147,6 +147,4 @@ def test_the_layer_checks_catch_an_upward_import_and_a_cycle():
     graph["libra_train.eval.metrics"].add("libra_train.pipeline")
     assert upward_imports(graph) == ["libra_train.eval.metrics -> libra_train.pipeline"]
     graph["libra_train.data.io"].add("libra_train.data.formats")  # formats imports io: a cycle
-    assert ["libra_train.data.formats", "libra_train.data.io"] in [
-        [m for m in g if m.startswith("libra_train.data.")] for g in import_cycles(graph)
-    ]
+    assert any({"libra_train.data.formats", "libra_train.data.io"} <= set(g) for g in import_cycles(graph))

@@ -4,9 +4,7 @@ trained on."""
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 from dataclasses import dataclass
 from typing import Literal
 
@@ -149,30 +147,19 @@ def _default(key: str):
     return field.default_factory() if callable(field.default_factory) else field.default
 
 
-def _stamp(path: str) -> tuple:
-    """A file's identity for the caches below: a file changed on disk is read again."""
-    try:
-        stat = os.stat(path)
-    except OSError:  # missing: the reader says so, naming the file
-        return None, None
-    return stat.st_mtime_ns, stat.st_size
-
-
 def _policy_file(path: str) -> dict[str, str]:
-    return _read_policy(path, *_stamp(path))
+    from libra_train.data.io import read_cached
+
+    return read_cached(path, load_categories_file)
 
 
 def _shot_file(path: str) -> tuple:
-    return _read_shots(path, *_stamp(path))
+    from libra_train.data.io import read_cached
+
+    return read_cached(path, _read_shots)
 
 
-@functools.cache
-def _read_policy(path: str, _mtime, _size) -> dict[str, str]:
-    return load_categories_file(path)
-
-
-@functools.cache
-def _read_shots(path: str, _mtime, _size) -> tuple:
+def _read_shots(path: str) -> tuple:
     from libra_train.data.io import load_records  # a guard-schema file, validated like any data
 
     return tuple(load_records(path))

@@ -175,3 +175,23 @@ def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _file_stamp(path: str) -> tuple:
+    """A file's identity for read_cached: a file changed on disk is read again."""
+    try:
+        stat = os.stat(path)
+    except OSError:  # missing: the reader says so, naming the file
+        return None, None
+    return stat.st_mtime_ns, stat.st_size
+
+
+@functools.cache
+def _read_once(reader, path: str, _mtime, _size):
+    return reader(path)
+
+
+def read_cached(path: str, reader):
+    """reader(path), kept until the file changes on disk: the policy, few-shot, rules and category-map
+    files each command reads at its start and every prompt then uses."""
+    return _read_once(reader, path, *_file_stamp(path))

@@ -5,7 +5,6 @@ targets. With `format.categories_file` the user's own list is both: its names ar
 
 from __future__ import annotations
 
-import functools
 import os
 from pathlib import Path
 
@@ -19,16 +18,15 @@ def map_path(fmt) -> str:
 
 
 def load(fmt) -> dict:
-    path = map_path(fmt)
-    stat = os.stat(path) if os.path.isfile(path) else None
-    return _read(path, stat and stat.st_mtime_ns)
+    from libra_train.data.io import read_cached
+
+    return read_cached(map_path(fmt), _read)
 
 
-@functools.cache
-def _read(path: str, _mtime) -> dict:
+def _read(path: str) -> dict:
     from omegaconf import OmegaConf
 
-    if _mtime is None:
+    if not os.path.isfile(path):
         raise DataError(path, "no such file", field="format.category_map")
     raw = OmegaConf.to_container(OmegaConf.load(path))
     for section in ("from_guard", "to_guard"):

@@ -12,7 +12,6 @@ ShieldLM judges a response to one question: a prompt alone, or earlier turns, ar
 
 from __future__ import annotations
 
-import functools
 import os
 from pathlib import Path
 
@@ -64,13 +63,13 @@ def numbered_rules(text: str) -> str:
 
 
 def rules_text(path: str) -> str:
-    stat = os.stat(path) if os.path.isfile(path) else None
-    return _read_rules(path, stat and stat.st_mtime_ns)
+    from libra_train.data.io import read_cached
+
+    return read_cached(path, _read_rules)
 
 
-@functools.cache
-def _read_rules(path: str, _mtime) -> str:
-    if _mtime is None:
+def _read_rules(path: str) -> str:
+    if not os.path.isfile(path):
         raise DataError(path, "no such file", field="format.rules_file")
     text = Path(path).read_text(encoding="utf-8")
     if not text.strip():
