@@ -125,6 +125,12 @@ class FormatConfig:
         return self
 
     @property
+    def trainable(self) -> bool:
+        """Whether a guard can be trained to write this format's output (WildGuard's needs a refusal
+        label that the sample schema does not carry)."""
+        return self.prompt != "wildguard"
+
+    @property
     def label_first(self) -> bool:
         """Whether one forward pass over the target opening reads the label (label mode:
         docs/architecture.md, "The evaluator"). WildGuard writes its response verdict third."""

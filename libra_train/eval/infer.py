@@ -24,10 +24,11 @@ def shard(records: list[dict], rank: int, num: int) -> list[dict]:
 
 def write_prompts(records: list[dict], tokenizer, fmt: FormatConfig, out_path: Path) -> Path:
     """One line per view libra-infer scores (the views training makes): id, the exact model input (chat
-    template applied) and the target training would teach (null for an unlabelled sample)."""
+    template applied) and the target training would teach (null for an unlabelled sample, and for a
+    format no guard is trained in)."""
     rows = []
     for view in eval_views(records, fmt.task)[0]:
-        target = render_target(view, fmt) if view.get("label") else None
+        target = render_target(view, fmt) if view.get("label") and fmt.trainable else None
         rows.append({"id": view["id"], "prompt": render_prompt(view, tokenizer, fmt), "target": target})
     atomic_write_text(out_path, to_jsonl(rows))
     return out_path

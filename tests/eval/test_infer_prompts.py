@@ -41,6 +41,39 @@ def test_prompts_mode_writes_each_samples_model_input_and_target(qwen_backbone, 
     assert not list(out.glob("*-of-*.jsonl"))  # nothing was predicted
 
 
+@pytest.mark.parametrize("group", ["shieldlm", "llama_guard3", "qwen3guard", "wildguard"])
+def test_prompts_mode_writes_another_guards_input_and_target(qwen_backbone, tmp_path, group):
+    records = [
+        sample(i, label="安全" if i % 2 else "不安全", analyze=f"分析{i}", meta={"refusal": bool(i % 2)})
+        for i in range(6)
+    ]
+    data = write_jsonl(tmp_path / "data.jsonl", records)
+    out = tmp_path / "out"
+    run_cli(
+        "libra-infer",
+        f"model={qwen_backbone}",
+        f"data={data}",
+        f"output_dir={out}",
+        "mode=prompts",
+        f"format={group}",
+    )
+    rows = read_jsonl(out / "prompts.jsonl")
+    fmt = FormatConfig(prompt=group)
+    assert [r["id"] for r in rows] == [r["id"] for r in records]
+    for row, record in zip(rows, records):
+        assert row["prompt"] == render_prompt(record, None, fmt)  # the guard's own text, not our template
+        assert row["target"] == (render_target(record, fmt) if group != "wildguard" else None)
+    assert (
+        rows[0]["target"]
+        == {
+            "shieldlm": "[答案] 不安全\n[分析] 分析0",
+            "llama_guard3": "\n\nunsafe\nS2",
+            "qwen3guard": "Safety: Unsafe\nCategories: Non-violent Illegal Acts\nRefusal: No",
+            "wildguard": None,
+        }[group]
+    )
+
+
 def test_an_unreachable_hub_dataset_fails_in_one_line_naming_it(tmp_path, qwen_backbone):
     proc = run_cli(
         "libra-infer",
