@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from data_synth.backends.openai_chat import Failed
 from data_synth.compose import analysis_for
+from libra_train.chat.openai_chat import Failed
 from libra_train.data.schema import SAFE, UNSAFE
 from libra_train.errors import ConfigError
 from libra_train.eval.parse import parse_output

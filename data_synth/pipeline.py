@@ -9,11 +9,11 @@ from collections import Counter
 from pathlib import Path
 
 from data_synth import lexicon as lx
-from data_synth.backends.openai_chat import Failed
 from data_synth.compose import add_context, compose_query, plan_sample
 from data_synth.dedup import NearDuplicateIndex
 from data_synth.judges import ChatJudge, OfflineKeywordJudge, OfflineRuleJudge, combine_verdicts
 from data_synth.responders import ChatResponder, OfflineResponder, sample_rng
+from libra_train.chat.openai_chat import Failed
 from libra_train.data.io import atomic_write_text, to_jsonl
 from libra_train.data.schema import LABELS
 from libra_train.errors import ConfigError
@@ -25,7 +25,7 @@ SPLITS = ("stage1", "stage2", "heldout")
 def chat_backend(spec: dict, cfg, cache_dir: Path):
     backend = spec.get("backend", cfg.backend)
     if backend == "openai":
-        from data_synth.backends.openai_chat import OpenAIChat
+        from libra_train.chat.openai_chat import OpenAIChat
 
         opts = {**cfg.openai, **{k: v for k, v in spec.items() if k != "backend"}}
         name = opts.pop("name", None) or opts["model"]

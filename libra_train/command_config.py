@@ -109,10 +109,21 @@ class InferConfig(CommandConfig):
     device: str = opt("auto", "auto: cuda if available, else cpu")
     format: FormatConfig = opt(None, "the prompt and target format the guard was trained with")
     logger: LoggerConfig = opt(None, "logger=wandb: one W&B run per output folder")
+    openai: dict = opt(
+        help="model=openai:NAME: the endpoint (base_url, api_key_env, concurrency, max_retries, timeout)",
+        factory=dict,
+    )
 
     def check(self) -> None:
         check_machine(self.machine_rank, self.machine_num)
         check_mode(self.mode, self.format, "mode")
+        if self.model.startswith("openai:"):
+            if not self.openai.get("base_url"):
+                raise ConfigError("openai.base_url", f"model={self.model} needs the endpoint's URL")
+            if self.mode == "label":
+                raise ConfigError("mode", "an endpoint answers in text: mode=generate (or auto)")
+        elif self.openai.get("base_url"):
+            raise ConfigError("openai.base_url", f"is ignored here: model={self.model} is not openai:NAME")
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ def test_no_comment_points_outside_the_repository():
 # own layer or a lower one, never a higher one; with the cycle check below, each arrow runs down.
 LAYERS = (
     ("errors", "progress", "redaction", "conf_dir", "cli_utils", "typed"),
-    ("data", "qwen_vocab"),
+    ("data", "qwen_vocab", "chat"),
     ("config", "command_config", "plotting", "runtime"),
     ("model", "ensemble"),
     ("eval",),

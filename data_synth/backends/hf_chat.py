@@ -3,7 +3,7 @@ the weights are spread over the GPUs present (`device_map=auto`) and each batch 
 
 from __future__ import annotations
 
-from data_synth.backends.cache import CompletionCache, request_key
+from libra_train.chat.cache import CompletionCache, request_key
 from libra_train.progress import progress
 
 

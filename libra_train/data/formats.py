@@ -251,12 +251,34 @@ def render_prompt(record: dict, tokenizer, fmt: FormatConfig) -> str:
         refuse_conversation(record)
         shots = [(shot, render_target(shot, fmt)) for shot in fmt.shots]
         return libra_prompt.render(record, tokenizer, shots, chat=fmt.prompt_style == "chat")
-    system = system_prompt(fmt, record)
-    user = _conversation(record)
+    messages = chat_messages(record, fmt)
     if fmt.prompt_style == "chat" and getattr(tokenizer, "chat_template", None):
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return f"{system}\n\n{user}\n\n输出："
+    return f"{messages[0]['content']}\n\n{messages[1]['content']}\n\n输出："
+
+
+def chat_messages(record: dict, fmt: FormatConfig) -> list[dict]:
+    """The sample as chat messages, for a backbone's template or a chat endpoint: our system prompt and
+    the conversation (format=guard); Libra's text as one user turn (format=libra); the conversation
+    itself for a guard whose own template builds its prompt (llama_guard3, qwen3guard)."""
+    if fmt.prompt in ("llama_guard3", "qwen3guard"):
+        from libra_train.data.conversation import to_messages
+
+        return to_messages(record)
+    if fmt.prompt == "libra":
+        refuse_conversation(record)
+        shots = [(shot, render_target(shot, fmt)) for shot in fmt.shots]
+        return [{"role": "user", "content": libra_prompt.user_text(record, shots)}]
+    if fmt.prompt in PEERS:
+        raise ConfigError(
+            "format.prompt",
+            f"{fmt.prompt}'s input is raw text with its own wrapper, not chat turns: score the checkpoint "
+            "with libra-infer model=PATH",
+        )
+    return [
+        {"role": "system", "content": system_prompt(fmt, record)},
+        {"role": "user", "content": _conversation(record)},
+    ]
 
 
 def render_target(record: dict, fmt: FormatConfig) -> str:

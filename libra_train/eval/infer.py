@@ -8,6 +8,7 @@ from pathlib import Path
 from libra_train.command_config import InferConfig, check_machine
 from libra_train.data.formats import FormatConfig, eval_views, render_prompt, render_target
 from libra_train.data.io import atomic_write_text, load_records, to_jsonl
+from libra_train.eval.endpoint import is_endpoint, predict_endpoint
 from libra_train.eval.evaluator import predict
 from libra_train.eval.scoring import decision_threshold, resolve_mode
 from libra_train.model import default_device, load_configured, load_tokenizer
@@ -40,7 +41,7 @@ def run_inference(cfg: InferConfig) -> Path:
         records = load_records(cfg.data, require_label=False)
         tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code)
         return write_prompts(records, tokenizer, fmt, Path(cfg.output_dir) / "prompts.jsonl")
-    mode = resolve_mode(cfg.mode, fmt)
+    mode = "generate" if is_endpoint(cfg.model) else resolve_mode(cfg.mode, fmt)
     # Under torchrun every process is one more shard: machine R of M with W ranks each is shard R*W+rank
     # of M*W, so the folder libra-eval reads holds the same files whichever way the work was split.
     rank, world = dist.rank(), dist.world_size()
@@ -53,6 +54,9 @@ def run_inference(cfg: InferConfig) -> Path:
     if out_path.exists():
         log.info("%s is complete already", out_path)
         return out_path
+    if is_endpoint(cfg.model):
+        options = {"max_new_tokens": cfg.max_new_tokens, "controversial_as": cfg.controversial_as}
+        return predict_endpoint(cfg.model, cfg.openai, records, fmt, out_path, **options)
     threshold = decision_threshold(cfg.threshold, cfg.model)
     model, tokenizer = load_configured(cfg.model, cfg)
     model.to(dist.local_device() if cfg.device == "auto" else default_device(cfg.device))

@@ -5,7 +5,7 @@ import signal
 import subprocess
 import time
 
-from data_synth.backends.openai_chat import OpenAIChat
+from libra_train.chat.openai_chat import OpenAIChat
 from tests.chat_server import ChatServer
 from tests.conftest import BIN, read_jsonl
 

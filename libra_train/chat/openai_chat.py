@@ -14,7 +14,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from data_synth.backends.cache import CompletionCache, request_key
+from libra_train.chat.cache import CompletionCache, request_key
 from libra_train.errors import ConfigError, LibraError
 from libra_train.progress import progress
 
@@ -98,7 +98,7 @@ class OpenAIChat:
                 f"{self.name} at {self.base_url}: {failed} of {sent} requests failed; "
                 f"first: {self.failures[0]}"
             )
-        log.warning("%s: a request failed for good (%s); its sample is rejected", self.name, reason)
+        log.warning("%s: a request failed for good (%s)", self.name, reason)
         return Failed(reason)
 
     def complete_many(self, conversations: list[list[dict]]) -> list[str]:
