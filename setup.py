@@ -77,6 +77,7 @@ setup(
             "libra-synth=data_synth.cli:main",
             "libra-report=libra_train.cli:report_main",
             "libra-mine=libra_train.cli:mine_main",
+            "libra-compare=libra_train.cli:compare_main",
             "libra-serve=libra_train.cli:serve_main",
         ]
     },

@@ -102,6 +102,32 @@ def serve_main(cfg: DictConfig) -> None:
 
 
 @closed_pipe_ok
+@hydra.main(config_path=CLI_CONF_DIR, config_name="compare", version_base="1.3")
+@clear_errors
+def compare_main(cfg: DictConfig) -> None:
+    """libra-compare: every guard over the same data sets, into one leaderboard."""
+    from libra_train.command_config import CompareConfig
+    from libra_train.reporting.leaderboard import compare, markdown, write_leaderboard
+    from libra_train.tracking import command_tracker
+
+    quiet_libraries()
+    config = CompareConfig.from_hydra(cfg)
+    out_dir = Path(config.output_dir)
+    defaults = {"batch_size": config.batch_size, "max_new_tokens": config.max_new_tokens}
+    defaults["controversial_as"] = config.controversial_as
+    rows = compare(config.guard_specs, dict(config.data), out_dir, defaults)
+    written = write_leaderboard(rows, out_dir)
+    tracker = command_tracker(config, "libra-compare", out_dir)
+    try:
+        tracker.log_leaderboard(rows)
+        tracker.log_artifact("leaderboard", "leaderboard", written)
+    finally:
+        tracker.finish()
+    print(markdown(rows))
+    print("wrote " + ", ".join(str(p) for p in written))
+
+
+@closed_pipe_ok
 @hydra.main(config_path=CLI_CONF_DIR, config_name="mine", version_base="1.3")
 @clear_errors
 def mine_main(cfg: DictConfig) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Literal
 
 from omegaconf import DictConfig, OmegaConf
@@ -200,3 +201,38 @@ class EvalCommandConfig(CommandConfig):
     output_dir: str | None = opt(None, "writes metrics.json and confusion.png here")
     task: Literal["response", "prompt", "both"] = opt("response", "the format.task libra-infer ran with")
     logger: LoggerConfig = opt(None, "logger=wandb: one W&B run per output folder")
+
+
+@dataclass(frozen=True)
+class CompareConfig(CommandConfig):
+    guards: dict | str = opt(
+        help="name → {model, format, mode, threshold, controversial_as, openai, max_new_tokens}, or a YAML "
+        "file of that mapping"
+    )
+    output_dir: str = opt(help="leaderboard.md, leaderboard.json, pr_<set>.png; each guard's outputs")
+    data: dict = opt(help="name → a labelled guard-schema file or folder (+data.NAME=PATH)", factory=dict)
+    batch_size: int = BATCH_SIZE(16)
+    max_new_tokens: int = opt(256, "generate mode: tokens to decode at most", positive)
+    controversial_as: Controversial = opt("unsafe", "a guard's third verdict, unless the guard says")
+    logger: LoggerConfig = opt(None, "logger=wandb: the leaderboard as a W&B table")
+
+    @property
+    def guard_specs(self) -> dict:
+        """The guards, read from their YAML file when `guards` names one."""
+        if isinstance(self.guards, dict):
+            return self.guards
+        from omegaconf import OmegaConf
+
+        if not Path(self.guards).is_file():
+            raise ConfigError("guards", f"no such file: {self.guards}")
+        return OmegaConf.to_container(OmegaConf.load(self.guards))
+
+    def check(self) -> None:
+        specs = self.guard_specs
+        if not isinstance(specs, dict) or not specs:
+            raise ConfigError("guards", "name at least one guard: name → {model: …, format: …}")
+        for name, spec in specs.items():
+            if not isinstance(spec, dict) or not spec.get("model"):
+                raise ConfigError(f"guards.{name}.model", "each guard needs a model (a path or openai:NAME)")
+        if not self.data:
+            raise ConfigError("data", "name at least one data set: +data.NAME=PATH")

@@ -37,6 +37,9 @@ class NullTracker:
     def log(self, metrics: dict) -> None:
         pass
 
+    def log_leaderboard(self, rows: list[dict]) -> None:
+        pass
+
     def log_artifact(self, name: str, kind: str, paths: list, reference: bool = False) -> None:
         pass
 
@@ -115,6 +118,19 @@ class WandbTracker(NullTracker):
 
     def log(self, metrics: dict) -> None:
         self.run.log({**metrics, GLOBAL_STEP: self.state["global_step"]})
+
+    def log_leaderboard(self, rows: list[dict]) -> None:
+        """libra-compare's rows as one W&B table: each guard and set, with how it was scored."""
+        columns = ["guard", "set", "format", "mode", "threshold", "controversial_as", "accuracy", "f1_safe"]
+        columns += ["f1_unsafe", "auprc", "fpr_at_95_recall", "parse_failures", "samples_per_s", "error"]
+        data = [
+            [r.get("guard"), r.get("set"), r.get("format"), r.get("mode"), r.get("threshold")]
+            + [r.get("controversial_as")]
+            + [(r.get("average") or {}).get(k) for k in ("accuracy", "f1_safe", "f1_unsafe")]
+            + [r.get(k) for k in ("auprc", "fpr_at_95_recall", "parse_failures", "samples_per_s", "error")]
+            for r in rows
+        ]
+        self.log({"compare/leaderboard": self.wandb.Table(columns=columns, data=data)})
 
     def log_eval(self, stage: str, set_name: str, metrics: dict, rows: list[dict]) -> None:
         """An eval set's figures, and its scored rows (with gold labels, as the evaluator holds them) for

@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 
 from libra_train.data.formats import FormatConfig, chat_messages
+from libra_train.errors import LibraError
 from libra_train.eval.outputs import PredictionWriter
 from libra_train.eval.parse import read_output
 
@@ -57,6 +58,10 @@ def predict_endpoint(
             read = read_output(answer, record, fmt, options.get("controversial_as", "unsafe"))
             rows.append({**record, **read, "p_unsafe": None, "critic": answer})
         writer.write(rows)
+    if chat.requests_sent and len(chat.failures) == chat.requests_sent:  # the endpoint, not the prompts
+        raise LibraError(
+            f"{name} at {chat.base_url}: all {chat.requests_sent} requests failed; first: {chat.failures[0]}"
+        )
     writer.finish([str(r["id"]) for r in records])
     if chat.failures:
         log.warning("%s: %d requests failed for good; written with their reason", name, len(chat.failures))

@@ -1,0 +1,45 @@
+"""libra-compare as a user runs it: tiny guards in our format and in Llama Guard 3's, a guard behind a
+local OpenAI-compatible server, and one that cannot load, over the same data, into one leaderboard."""
+
+import json
+
+import yaml
+
+from tests.chat_server import ChatServer
+from tests.conftest import run_cli
+
+
+def test_the_comparison_ranks_every_guard_and_a_broken_one_is_a_row(trained_run, tiny_backbone, tmp_path):
+    heldout = trained_run / "data" / "heldout.jsonl"
+    with ChatServer() as server:
+        guards = {
+            "ours": {"model": str(trained_run / "stage2_sft" / "checkpoint"), "format": "rear"},
+            "ours-generate": {
+                "model": str(trained_run / "stage2_sft" / "checkpoint"),
+                "format": "rear",
+                "mode": "generate",
+                "max_new_tokens": 24,
+            },
+            "untrained-llama-guard-layout": {"model": str(tiny_backbone), "format": "llama_guard3"},
+            "endpoint": {"model": "openai:judge", "format": "rear", "openai": {"base_url": server.url}},
+            "missing": {"model": str(tmp_path / "no-such-guard"), "format": "rear"},
+        }
+        spec = tmp_path / "guards.yaml"
+        spec.write_text(yaml.safe_dump(guards, allow_unicode=True), encoding="utf-8")
+        out = tmp_path / "board"
+        proc = run_cli("libra-compare", f"guards={spec}", f"+data.heldout={heldout}", f"output_dir={out}")
+    rows = {r["guard"]: r for r in json.loads((out / "leaderboard.json").read_text())}
+    assert set(rows) == set(guards)
+    assert "error" in rows["missing"] and all("error" not in r for k, r in rows.items() if k != "missing")
+    n = sum(1 for line in heldout.read_text(encoding="utf-8").splitlines() if line.strip())
+    for name in ("ours", "ours-generate", "untrained-llama-guard-layout", "endpoint"):
+        assert rows[name]["n"] == n and rows[name]["samples_per_s"] > 0, name
+    assert rows["ours"]["mode"] == "auto" and rows["ours"]["auprc"] is not None
+    assert rows["ours-generate"]["auprc"] is None  # no p(unsafe) in generate mode: no curve, no AUPRC
+    assert rows["untrained-llama-guard-layout"]["format"] == "llama_guard3"
+    # the test server judges by its own rule: every answer parses, and the rule is right on this data
+    assert rows["endpoint"]["parse_failures"] == 0
+    board = (out / "leaderboard.md").read_text(encoding="utf-8")
+    assert "| missing |" in board and "error:" in board and "Avg Acc" in board and "FPR@95%R" in board
+    assert (out / "pr_heldout.png").stat().st_size > 0
+    assert "| ours |" in proc.stdout
