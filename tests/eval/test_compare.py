@@ -34,7 +34,7 @@ def test_the_comparison_ranks_every_guard_and_a_broken_one_is_a_row(trained_run,
     n = sum(1 for line in heldout.read_text(encoding="utf-8").splitlines() if line.strip())
     for name in ("ours", "ours-generate", "untrained-llama-guard-layout", "endpoint"):
         assert rows[name]["n"] == n and rows[name]["samples_per_s"] > 0, name
-    assert rows["ours"]["mode"] == "auto" and rows["ours"]["auprc"] is not None
+    assert rows["ours"]["mode"] == "label" and rows["ours"]["threshold"] == 0.5 and rows["ours"]["auprc"]
     assert rows["ours-generate"]["auprc"] is None  # no p(unsafe) in generate mode: no curve, no AUPRC
     assert rows["untrained-llama-guard-layout"]["format"] == "llama_guard3"
     # the test server judges by its own rule: every answer parses, and the rule is right on this data
