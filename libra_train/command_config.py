@@ -146,6 +146,7 @@ class ServeConfig(CommandConfig):
         "LIBRA_SERVE_API_KEY", "when this variable is set, /v1/* need it as a bearer token"
     )
     category_tokens: int = opt(32, "with format.with_category: tokens generated to name categories", positive)
+    controversial_as: Controversial = opt("unsafe", "a guard's third verdict counts as unsafe or as safe")
     graceful_timeout_s: float = opt(
         30, "on SIGTERM/SIGINT: how long requests in flight may finish", non_negative
     )

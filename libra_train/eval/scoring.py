@@ -99,11 +99,6 @@ def record_label_query(record: dict, tokenizer, fmt: FormatConfig) -> tuple:
     return label_query(render_prompt(record, tokenizer, fmt), tokenizer, opening, words)
 
 
-def query_labels(fmt: FormatConfig, record: dict | None = None) -> tuple:
-    """The labels a query's token ids stand for, in its order."""
-    return tuple(label for label in LABEL_ORDER if label in label_words(fmt, record).values())
-
-
 LABEL_ORDER = (SAFE, UNSAFE, CONTROVERSIAL)
 
 
@@ -183,7 +178,6 @@ def score_labels(
     """One forward pass per batch; returns {pred_label, p_unsafe, critic} per record, in input order;
     unsafe when p_unsafe > threshold."""
     queries = [record_label_query(r, tokenizer, fmt) for r in records]
-    labels = query_labels(fmt, records[0] if records else None)
     return score_label_queries(
         model,
         tokenizer,
@@ -193,7 +187,6 @@ def score_labels(
         on_batch,
         share_prefix,
         threshold,
-        labels=labels,
         controversial_as=controversial_as,
     )
 
@@ -208,7 +201,6 @@ def score_label_queries(
     on_batch=None,
     share_prefix: bool = True,
     threshold: float = 0.5,
-    labels: tuple = (SAFE, UNSAFE),
     controversial_as: str = "unsafe",
 ) -> list[dict]:
     """score_labels on label queries already built (record_label_query): libra-serve builds them in
@@ -225,7 +217,7 @@ def score_label_queries(
         probs = torch.softmax(logits.gather(1, ids).float(), dim=-1).tolist()
         done = []
         for i, p in zip(batch, probs):
-            scored = label_probabilities(p, labels, controversial_as)
+            scored = label_probabilities(p, LABEL_ORDER[: len(p)], controversial_as)  # the query's order
             results[i] = {**label_result(scored["p_unsafe"], threshold), **scored}
             done.append(i)
         if on_batch:

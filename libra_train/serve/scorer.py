@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from libra_train.command_config import ServeConfig
-from libra_train.data.formats import FormatConfig, target_opening
+from libra_train.data.formats import FormatConfig, label_words, target_opening
 from libra_train.data.schema import UNSAFE
 from libra_train.errors import ConfigError
 from libra_train.eval.scoring import (
@@ -45,11 +45,13 @@ class GuardScorer:
         threshold: float,
         max_length: int,
         category_tokens: int = 32,
+        controversial_as: str = "unsafe",
     ):
         if not fmt.label_first:
             raise ConfigError("format.critic", "libra-serve scores in label mode: the label must come first")
         self.model, self.tokenizer, self.fmt = model, tokenizer, fmt
         self.threshold, self.max_length, self.category_tokens = threshold, max_length, category_tokens
+        self.controversial_as = controversial_as
 
     @classmethod
     def load(cls, cfg: ServeConfig) -> GuardScorer:
@@ -61,14 +63,15 @@ class GuardScorer:
         model.to(default_device(cfg.device))
         model.eval()
         log.info("libra-serve: %s, unsafe when p_unsafe > %g", cfg.model, threshold)
-        return cls(model, tokenizer, fmt, threshold, cfg.max_length, cfg.category_tokens)
+        return cls(
+            model, tokenizer, fmt, threshold, cfg.max_length, cfg.category_tokens, cfg.controversial_as
+        )
 
     def prepare(self, record: dict) -> Prepared:
         """Cut the record by the training rule so that the prompt and the label fit in max_length."""
         stats: Counter = Counter()
-        fitted = fit_conversation(
-            record, self.tokenizer, self.fmt, target_opening(self.fmt) + UNSAFE, self.max_length, stats
-        )
+        label = target_opening(self.fmt, record) + max(label_words(self.fmt, record), key=len)
+        fitted = fit_conversation(record, self.tokenizer, self.fmt, label, self.max_length, stats)
         if fitted is None:
             raise ValueError(f"the prompt alone is longer than max_length={self.max_length} tokens")
         cut = {}
@@ -88,6 +91,7 @@ class GuardScorer:
             [p.query for p in prepared],
             batch_size=len(prepared),
             threshold=self.threshold,
+            controversial_as=self.controversial_as,
         )
         records = [p.record for p in prepared]
         if self.fmt.with_category:

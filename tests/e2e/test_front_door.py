@@ -19,6 +19,7 @@ COMMANDS = [  # (command words, a key its config has)
     (["libra-eval"], "predictions"),
     (["libra-mine"], "easy_share"),
     (["libra-serve"], "max_batch_size"),
+    (["libra-compare"], "controversial_as"),
 ]
 
 
@@ -157,7 +158,8 @@ def test_help_into_a_closed_pipe_ends_without_a_traceback(command):
     "command, own, foreign",
     [
         ("libra-eval", "logger: none, wandb", "curriculum"),
-        ("libra-infer", "format: rear, front, none, libra", "curriculum"),
+        ("libra-infer", "format: rear, front, none, libra, shieldlm, llama_guard3, qwen3guard", "curriculum"),
+        ("libra-compare", "logger: none, wandb", "format"),
         ("libra-synth", "taxonomy: default", "deepspeed"),
         ("libra-train", "curriculum, format, peft, deepspeed", "cli/"),
     ],

@@ -287,3 +287,35 @@ def test_an_ensemble_folder_is_served_as_libra_infer_scores_it(trained_run, tmp_
             body = {"question": r["question"], "response": r["response"]}
             answer = client.post("/v1/guard", json=body).json()
             assert answer["p_unsafe"] == pytest.approx(expected[str(r["id"])], abs=1e-5)
+
+
+@pytest.mark.parametrize("mapping", ["unsafe", "safe"])
+def test_a_three_way_guard_is_served_as_libra_infer_scores_it(tiny_backbone, tmp_path, mapping):
+    """Qwen3Guard's format: three label words, the controversial one mapped the same way in both."""
+    records = [
+        sample(1, response="好的，第一步先准备工具。"),
+        sample(2, response=""),
+        sample(3, messages=CONVERSATION),
+    ]
+    records[2].update(question=CONVERSATION[2]["content"], response=CONVERSATION[3]["content"])
+    data = write_jsonl(tmp_path / "samples.jsonl", records)
+    out = tmp_path / "out"
+    args = [f"model={tiny_backbone}", f"data={data}", f"output_dir={out}", "format=qwen3guard"]
+    run_cli("libra-infer", *args, "format.task=both", f"controversial_as={mapping}")
+    expected = {str(p["id"]): p for p in read_jsonl(out / "0-of-1.jsonl")}
+    scorer = load_scorer(
+        tiny_backbone, format={"prompt": "qwen3guard", "task": "both"}, controversial_as=mapping
+    )
+    with running(scorer) as client:
+        answers = [
+            client.post("/v1/guard", json={"id": r["id"], "messages": r["messages"]}).json()
+            if "messages" in r
+            else client.post(
+                "/v1/guard", json={"id": r["id"], "question": r["question"], "response": r["response"]}
+            ).json()
+            for r in records
+        ]
+    for record, answer in zip(records, answers):
+        want = expected[str(record["id"])]
+        assert set(want["p_labels"]) == {"安全", "不安全", "有争议"} and want["controversial_as"] == mapping
+        assert answer["p_unsafe"] == pytest.approx(want["p_unsafe"], abs=1e-5)
