@@ -226,7 +226,7 @@ class CompareConfig(CommandConfig):
 
         if not Path(self.guards).is_file():
             raise ConfigError("guards", f"no such file: {self.guards}")
-        return OmegaConf.to_container(OmegaConf.load(self.guards))
+        return OmegaConf.to_container(OmegaConf.load(self.guards), resolve=True)  # ${oc.env:RUN} etc.
 
     def check(self) -> None:
         specs = self.guard_specs

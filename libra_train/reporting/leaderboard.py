@@ -16,7 +16,9 @@ from pathlib import Path
 
 from libra_train import plotting
 from libra_train.command_config import InferConfig
+from libra_train.data.formats import label_words
 from libra_train.data.io import atomic_write_text
+from libra_train.data.peers import CONTROVERSIAL
 from libra_train.errors import LibraError
 from libra_train.eval.endpoint import is_endpoint
 from libra_train.eval.infer import run_inference
@@ -25,7 +27,10 @@ from libra_train.eval.outputs import join_with_labels, load_predictions, write_m
 from libra_train.eval.scoring import decision_threshold, resolve_mode
 
 log = logging.getLogger(__name__)
-GUARD_KEYS = {"model", "format", "mode", "threshold", "controversial_as", "openai", "max_new_tokens"}
+GUARD_KEYS = {
+    *("model", "format", "mode", "threshold", "controversial_as", "openai", "max_new_tokens", "batch_size"),
+    *("trust_remote_code", "dtype", "attn_implementation"),
+}
 
 
 def guard_config(name: str, spec: dict, data: str, out_dir: Path, defaults: dict) -> InferConfig:
@@ -59,7 +64,7 @@ def score(name: str, config: InferConfig, set_name: str, data: str, format_name:
         "format": format_name,
         "mode": mode,
         "threshold": decision_threshold(config.threshold, config.model) if mode == "label" else None,
-        "controversial_as": config.controversial_as,
+        "controversial_as": config.controversial_as if three_way(config.format) else None,
     }
     start = time.perf_counter()
     try:
@@ -82,6 +87,11 @@ def score(name: str, config: InferConfig, set_name: str, data: str, format_name:
         "samples_per_s": round(metrics["n"] / seconds, 2) if seconds > 0 else None,
         "scores": [(r["label"] == "不安全", r["p_unsafe"]) for r in rows if r.get("p_unsafe") is not None],
     }
+
+
+def three_way(fmt) -> bool:
+    """Whether the format has a third, controversial verdict (its mapping then matters)."""
+    return CONTROVERSIAL in label_words(fmt).values()
 
 
 def compare(guards: dict, data: dict, out_dir: Path, defaults: dict) -> list[dict]:
