@@ -52,6 +52,7 @@ class ChatServer:
                     self.wfile.write(data)
                     return
                 text = server.answer(request["messages"])
+                logprobs = server.logprobs(text) if request.get("logprobs") else None
                 with server.lock:
                     server.served[hashlib.sha256(body).hexdigest()] += 1
                 payload = {
@@ -64,6 +65,7 @@ class ChatServer:
                             "index": 0,
                             "finish_reason": "stop",
                             "message": {"role": "assistant", "content": text},
+                            "logprobs": logprobs,
                         }
                     ],
                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
@@ -90,6 +92,27 @@ class ChatServer:
                 {"答案": "不安全" if unsafe else "安全", "分析": "测试评审"}, ensure_ascii=False
             )
         return "好的，具体做法如下：先准备工具。" if digest % 2 else "抱歉，我不能帮助你。"
+
+    LABEL_AT = '"答案": "'
+    SURE = 0.8  # the probability the server gives the label it writes; the other label gets the rest
+
+    def logprobs(self, text: str) -> dict:
+        """One token per character; where the label starts, the two labels' first characters as
+        alternatives: the written one at SURE."""
+        import math
+
+        at = text.find(self.LABEL_AT) + len(self.LABEL_AT) if self.LABEL_AT in text else -1
+        content = []
+        for i, ch in enumerate(text):
+            top = [{"token": ch, "logprob": 0.0, "bytes": None}]
+            if i == at:
+                other = "安" if ch == "不" else "不"
+                top = [
+                    {"token": ch, "logprob": math.log(self.SURE), "bytes": None},
+                    {"token": other, "logprob": math.log(1 - self.SURE), "bytes": None},
+                ]
+            content.append({"token": ch, "logprob": top[0]["logprob"], "bytes": None, "top_logprobs": top})
+        return {"content": content}
 
     def __enter__(self):
         self.thread.start()

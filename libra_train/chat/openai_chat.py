@@ -8,6 +8,7 @@ aborts a run; when most requests fail the endpoint itself is wrong, and the run 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -26,6 +27,26 @@ class Failed:
     """The answer to a request that failed for good: why, in one line."""
 
     reason: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer with its first tokens' top log-probabilities (top_logprobs > 0): per position, the
+    token written and [token, logprob] alternatives."""
+
+    text: str
+    positions: list
+
+    def dumps(self) -> str:
+        return json.dumps({"text": self.text, "positions": self.positions}, ensure_ascii=False)
+
+    @classmethod
+    def loads(cls, blob: str) -> Reply:
+        data = json.loads(blob)
+        return cls(data["text"], data["positions"])
+
+
+LOGPROB_POSITIONS = 48  # positions kept per answer: far enough for any guard's label
 
 
 def _reason(err: Exception) -> str:
@@ -49,6 +70,7 @@ class OpenAIChat:
         name: str | None = None,
         abort_after: int = 20,
         abort_share: float = 0.5,
+        top_logprobs: int = 0,
     ):
         import openai
 
@@ -63,6 +85,8 @@ class OpenAIChat:
         )
         self.model, self.concurrency, self.name = model, concurrency, name or model
         self.params = {"temperature": temperature, "max_tokens": max_tokens}
+        if top_logprobs:  # answers become Replies: the text and its first tokens' alternatives
+            self.params.update(logprobs=True, top_logprobs=top_logprobs)
         self.cache = CompletionCache(cache_path)
         self.requests_sent = 0
         self.base_url = base_url
@@ -76,7 +100,7 @@ class OpenAIChat:
         key = request_key(self.model, messages, self.params)
         cached = self.cache.get(key)
         if cached is not None:
-            return cached
+            return Reply.loads(cached) if self.params.get("logprobs") else cached
         import openai
 
         with self._count_lock:
@@ -86,6 +110,10 @@ class OpenAIChat:
         except openai.APIError as err:  # the client's retries are spent, or the error is not retryable
             return self._failed(_reason(err))
         text = reply.choices[0].message.content or ""
+        if self.params.get("logprobs"):
+            answer = Reply(text, _positions(reply.choices[0].logprobs))
+            self.cache.put(key, answer.dumps())
+            return answer
         self.cache.put(key, text)
         return text
 
@@ -115,3 +143,12 @@ class OpenAIChat:
         finally:  # on an abort, the queued requests are dropped rather than sent
             pool.shutdown(wait=True, cancel_futures=True)
         return [answers[k] for k in keys]
+
+
+def _positions(logprobs) -> list:
+    """[token, [[alternative, logprob], …]] for the first positions; [] when the endpoint sent none."""
+    content = getattr(logprobs, "content", None) or []
+    return [
+        [item.token, [[alt.token, alt.logprob] for alt in (item.top_logprobs or [])]]
+        for item in content[:LOGPROB_POSITIONS]
+    ]

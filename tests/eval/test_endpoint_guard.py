@@ -3,6 +3,9 @@ server: each answer parsed by the format's rules, a failed request written with 
 unparseable answer kept and counted, answers cached."""
 
 import json
+import math
+
+import pytest
 
 from tests.chat_server import ChatServer
 from tests.conftest import read_jsonl, run_cli, sample, write_jsonl
@@ -62,3 +65,27 @@ def test_an_endpoint_needs_its_url_and_a_checkpoint_refuses_one(tmp_path):
         check=False,
     )
     assert proc.returncode != 0 and "openai.base_url" in proc.stderr and "ignored" in proc.stderr
+
+
+def test_an_endpoints_log_probabilities_give_p_unsafe_at_the_label(tmp_path):
+    from libra_train.data.formats import FormatConfig
+    from libra_train.eval.endpoint import label_probs
+
+    data = write_jsonl(tmp_path / "data.jsonl", _records()[4:12])
+    out = tmp_path / "preds"
+    with ChatServer() as server:
+        args = [f"openai.base_url={server.url}", f"data={data}", f"output_dir={out}", "openai.top_logprobs=5"]
+        run_cli("libra-infer", "model=openai:guard-under-test", *args)
+    rows = read_jsonl(out / "0-of-1.jsonl")
+    for row in rows:  # the server writes its label with probability 0.8, the other label has the rest
+        want = 0.8 if row["pred_label"] == "不安全" else 0.2
+        assert row["p_unsafe"] == pytest.approx(want, abs=1e-6), row["critic"]
+    run_cli("libra-eval", f"predictions={out}", f"labels={data}", f"output_dir={tmp_path / 'm'}")
+    assert json.loads((tmp_path / "m" / "metrics.json").read_text())["auprc"] == pytest.approx(1.0)
+    # the label split over two tokens, and an answer that never reaches the label
+    fmt = FormatConfig(prompt="qwen3guard")
+    positions = [["Safety", []], [":", []], [" Uns", [[" Uns", -0.1], [" Safe", -2.4], [" Cont", -3.0]]]]
+    probs = label_probs(positions, {"response": "r"}, fmt)
+    total = sum(math.exp(v) for v in (-0.1, -2.4, -3.0))
+    assert probs == pytest.approx([math.exp(-2.4) / total, math.exp(-0.1) / total, math.exp(-3.0) / total])
+    assert label_probs([["I cannot", [["I cannot", 0.0]]]], {"response": "r"}, fmt) is None
