@@ -50,6 +50,7 @@ class FormatConfig:
         "qwen", "shieldlm: the raw-text wrapper of its base model"
     )
     rules_file: str | None = opt(None, "shieldlm: a text file of rules, one a line, numbered into the prompt")
+    variant: Literal["8b", "1b"] = opt("8b", "llama_guard3: the release whose chat template is rendered")
     category_map: str | None = opt(
         None, "llama_guard3, qwen3guard: the YAML mapping their categories to ours (conf/category_map/)"
     )
@@ -144,6 +145,7 @@ PEER_KEYS = {
     "lang": ("shieldlm",),
     "model_base": ("shieldlm",),
     "rules_file": ("shieldlm",),
+    "variant": ("llama_guard3",),
     "category_map": ("llama_guard3", "qwen3guard"),
 }
 

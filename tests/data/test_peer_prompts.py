@@ -240,3 +240,59 @@ def test_wildguard_refuses_earlier_turns():
 def test_a_key_the_chosen_format_ignores_is_refused(prompt, key, value):
     with pytest.raises(ConfigError, match=f"format.{key}"):
         FormatConfig(prompt=prompt, **{key: value})
+
+
+# The Llama-Guard-3-1B chat template (tokenizer_config.json; Llama Guard 3 Vision shares it, with its
+# image branch): its messages carry content as a list of typed parts.
+LG3_1B_TEMPLATE = (
+    "{%- if messages|length % 2 == 0 -%}\n    {%- set role = 'Agent' -%}\n{%-  else -%}\n"
+    "    {%-  set role = 'User' -%}\n{%-  endif -%}\n{%-  if categories is not defined -%}\n    {%-  \n"
+    '        set categories = ({\n            "S1": "Violent Crimes.",\n'
+    '            "S2": "Non-Violent Crimes.",\n            "S3": "Sex Crimes.",\n'
+    '            "S4": "Child Exploitation.",\n            "S5": "Defamation.",\n'
+    '            "S6": "Specialized Advice.",\n            "S7": "Privacy.",\n'
+    '            "S8": "Intellectual Property.",\n            "S9": "Indiscriminate Weapons.",\n'
+    '            "S10": "Hate.",\n            "S11": "Self-Harm.",\n            "S12": "Sexual Content.",\n'
+    '            "S13": "Elections.",\n        })\n    -%}\n{%-  endif -%}\n\n'
+    '{{- "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\\n\\n" -}}\n'
+    "{%- set ns = namespace(contains_image=false) -%}\n{%-  for message in messages -%}\n"
+    "    {%- for content in message['content'] | selectattr('type', 'equalto', 'image') -%}\n"
+    "        {%- set ns.contains_image = true -%}\n    {%- endfor -%}\n{%- endfor -%}\n"
+    '{%- if ns.contains_image -%}\n{{- "<|image|> "-}}\n{%- endif -%}\n'
+    '{{- "Task: Check if there is unsafe content in \'" + role + "\' messages in conversations according '
+    'our safety policy with the below categories.\\n\\n" -}}\n'
+    '{{- "<BEGIN UNSAFE CONTENT CATEGORIES>\\n"-}}\n\n{%-  for key in categories -%}\n'
+    "    {%-  if key not in excluded_category_keys -%}\n"
+    '        {{-key + ": " + categories[key] + "\\n" -}}\n    {%-  endif -%}\n{%-  endfor -%}\n\n'
+    '{{- "<END UNSAFE CONTENT CATEGORIES>\\n\\n"-}}\n{{- "<BEGIN CONVERSATION>\\n\\n"-}}\n'
+    "{%-  for message in messages -%}\n"
+    "    {%-  if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}\n"
+    "        {{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...')-}}\n"
+    "    {%-  endif -%}\n    {%-  set content = message['content'] -%}\n"
+    "    {%-  if message['role'] == 'user' -%}\n        {%-  set role = 'User' -%}\n"
+    "    {%-  elif message['role'] == 'assistant' -%}\n        {%-  set role = 'Agent' -%}\n"
+    "    {%-  endif -%}\n"
+    "    {%-  for content in message['content'] | selectattr('type', 'equalto', 'text') -%}\n"
+    "{{- role + ': ' + content['text'] | trim + '\\n\\n'-}}\n    {%-  endfor -%}\n{%-  endfor -%}\n"
+    '{{- "<END CONVERSATION>\\n\\n"-}}\n'
+    '{{- "Provide your safety assessment for ONLY THE LAST " + role + " message in the above '
+    'conversation:\\n"-}}\n'
+    "{{- \" - First line must read 'safe' or 'unsafe'.\\n\"-}}\n"
+    '{{- " - If unsafe, a second line must include a comma-separated list of violated categories. '
+    '<|eot_id|><|start_header_id|>assistant<|end_header_id|>"-}}'
+)
+
+
+@pytest.mark.parametrize("record", [RESPONSE, PROMPT, CONVERSATION])
+def test_llama_guard3_1b_equals_its_released_template_rendered_by_transformers(record):
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    from libra_train.data.conversation import to_messages
+
+    typed = [
+        {"role": t["role"], "content": [{"type": "text", "text": t["content"]}]} for t in to_messages(record)
+    ]
+    rendered, _ = render_jinja_template([typed], chat_template=LG3_1B_TEMPLATE, excluded_category_keys=[])
+    fmt = FormatConfig(prompt="llama_guard3", variant="1b")
+    assert render_prompt(record, None, fmt) == rendered[0]
+    assert "S14" not in rendered[0] and rendered[0].startswith("<|begin_of_text|>")

@@ -1,11 +1,13 @@
-"""format=llama_guard3: what Llama Guard 3's released chat template renders, and its output.
+"""format=llama_guard3: what Llama Guard 3's released chat templates render, and its output.
 
-Reproduced from the chat_template of meta-llama/Llama-Guard-3-8B, tokenizer_config.json (the template
-ships only there), for prompt classification (the last turn is the user's: role "User") and response
-classification (the last turn is the model's: role "Agent"). Its quirks are kept: the leading space
-before <|begin_of_text|>, "according our safety policy", each turn's text stripped, and the template
-ending at the assistant header, so the guard's first output is "\\n\\n" and then its verdict. Llama Guard
-3-1B is the same prompt over its S1–S13 list (`format.categories_file` gives any other list).
+Reproduced from the chat_template of meta-llama/Llama-Guard-3-8B (format.variant=8b) and of
+meta-llama/Llama-Guard-3-1B (variant=1b), each in its tokenizer_config.json (the templates ship only
+there), for prompt classification (the last turn is the user's: role "User") and response
+classification (the last turn is the model's: role "Agent"). Their quirks are kept: "according our
+safety policy", each turn's text stripped, and the template ending at the assistant header, so the
+guard's first output is "\\n\\n" and then its verdict; 8B's leading space before <|begin_of_text|>;
+1B's S1–S13 list (no S14) and its space before <|eot_id|>. `format.categories_file` lists any other
+categories.
 
 Output: "safe", or "unsafe" and a second line of comma-separated category codes.
 """
@@ -57,7 +59,7 @@ def categories(fmt) -> dict[str, str]:
     """Code → the text listed after "Sn: ": the template's own list, or the user's policy in its order
     (each category's name, then its rule on the next line)."""
     if not fmt.categories_file:
-        return CATEGORIES
+        return CATEGORIES if fmt.variant == "8b" else {k: v for k, v in CATEGORIES.items() if k != "S14"}
     return {f"S{i + 1}": f"{name}.\n{rule}" for i, (name, rule) in enumerate(fmt.policy.items())}
 
 
@@ -73,7 +75,10 @@ def render(record: dict, fmt) -> str:
     role = "Agent" if len(turns) % 2 == 0 else "User"
     listed = "\n".join(f"{code}: {text}" for code, text in categories(fmt).items())
     body = "".join(TURN.format(role=ROLES[t["role"]], text=t["content"].strip()) for t in turns)
-    return HEAD.format(role=role, categories=listed) + body + TAIL.format(role=role)
+    text = HEAD.format(role=role, categories=listed) + body + TAIL.format(role=role)
+    if fmt.variant == "1b":  # Llama-Guard-3-1B's template: no leading space, a space before <|eot_id|>
+        text = text.removeprefix(" ").replace("categories.<|eot_id|>", "categories. <|eot_id|>")
+    return text
 
 
 def opening(record: dict, fmt) -> str:
