@@ -9,8 +9,6 @@ run directory; an interrupted one resumes from its last checkpoint.
 from __future__ import annotations
 
 import logging
-import shutil
-from pathlib import Path
 
 from libra_train.config import RunConfig, StageConfig
 from libra_train.data.io import file_sha256
@@ -78,13 +76,10 @@ def record_interruption(manifest: Manifest, where: str, stop: Interrupted, run: 
     """The manifest says where the run stopped: the stage, and the step a resume starts from (its last
     saved Trainer checkpoint; 0 before the first). A stage stopped while training is `interrupted`;
     one stopped while being evaluated stays `trained`, so a resume only evaluates it."""
-    from transformers.trainer_utils import get_last_checkpoint
+    from libra_train.train.stage import last_complete_checkpoint
 
-    trainer_dir = run.run_dir / where / "trainer"
-    last = get_last_checkpoint(str(trainer_dir)) if trainer_dir.is_dir() else None
-    if last and not (Path(last) / "trainer_state.json").exists() and dist.is_main():
-        shutil.rmtree(last)  # this run was writing it when it stopped: not whole, so not a resume point
-        last = get_last_checkpoint(str(trainer_dir))
+    # one this run was writing when it stopped is not whole, so not a resume point
+    last = last_complete_checkpoint(run.run_dir / where / "trainer", remove_partial=dist.is_main())
     step = int(last.rsplit("-", 1)[-1]) if last else 0
     if where != "untrained_eval" and manifest.stage(where)["status"] == "running":
         manifest.stage(where)["status"] = "interrupted"

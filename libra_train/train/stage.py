@@ -4,18 +4,18 @@ shuffled padded batches, full fine-tuning or LoRA, DeepSpeed through the HF inte
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from pathlib import Path
 
 import torch
 from datasets import Dataset
 from transformers.trainer_callback import PrinterCallback
-from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTTrainer
 
 from libra_train.config import ModelConfig, RunConfig, StageConfig, TrainConfig
-from libra_train.errors import CheckpointError
 from libra_train.model import load_configured, weights_fingerprint
+from libra_train.runtime import distributed as dist
 from libra_train.train.callbacks import StageProgress, TrackerLogs
 from libra_train.train.examples import build_examples, tokenize_example
 from libra_train.train.lm_head import score_supervised_positions_only
@@ -194,10 +194,9 @@ def train_stage(
     )
     name = stage.name
     args = trainer.args
-    resume = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
+    resume = last_complete_checkpoint(Path(args.output_dir), remove_partial=dist.is_main())
     if resume:
         log.info("%s: resuming from %s", name, resume)
-        _check_trainer_checkpoint(Path(resume))
     result = trainer.train(resume_from_checkpoint=resume)
     final = stage_dir / "checkpoint"
     partial = stage_dir / "checkpoint.partial"
@@ -232,16 +231,28 @@ def train_stage(
 MAX_CURVE_POINTS = 300
 
 
-def _check_trainer_checkpoint(path: Path) -> None:
-    """A resume point must hold its trainer state; say which folder is broken rather than a deep trace."""
-    state = path / "trainer_state.json"
-    if not state.exists():
-        raise CheckpointError(
-            f"checkpoint {path} is partial (no trainer_state.json); delete it to resume from the one before"
-        )
+def last_complete_checkpoint(trainer_dir: Path, remove_partial: bool) -> str | None:
+    """The newest Trainer checkpoint that holds a readable trainer_state.json (the Trainer writes it
+    after the weights and optimizer): a resume point. Newer ones without it were being written when a
+    run was killed: they are said and skipped, and removed by the one process given remove_partial."""
+    steps = {int(m.group(1)): p for p in trainer_dir.glob("checkpoint-*") if (m := CHECKPOINT.match(p.name))}
+    for step in sorted(steps, reverse=True):
+        if _trainer_state_reads(steps[step]):
+            return str(steps[step])
+        log.warning("%s was being written when the run stopped: not a resume point", steps[step])
+        if remove_partial:
+            shutil.rmtree(steps[step], ignore_errors=True)
+    return None
+
+
+CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")  # the Trainer's own folder names
+
+
+def _trainer_state_reads(path: Path) -> bool:
     import json
 
     try:
-        json.loads(state.read_text())
-    except json.JSONDecodeError:
-        raise CheckpointError(f"checkpoint {path} is corrupt (trainer_state.json does not parse)") from None
+        json.loads((path / "trainer_state.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return True

@@ -27,7 +27,14 @@ def test_the_comparison_ranks_every_guard_and_a_broken_one_is_a_row(trained_run,
         spec = tmp_path / "guards.yaml"
         spec.write_text(yaml.safe_dump(guards, allow_unicode=True), encoding="utf-8")
         out = tmp_path / "board"
-        proc = run_cli("libra-compare", f"guards={spec}", f"+data.heldout={heldout}", f"output_dir={out}")
+        proc = run_cli(
+            "libra-compare",
+            f"guards={spec}",
+            f"+data.heldout={heldout}",
+            f"output_dir={out}",
+            "logger=wandb",
+            env={"WANDB_MODE": "offline", "HOME": str(tmp_path)},
+        )
     rows = {r["guard"]: r for r in json.loads((out / "leaderboard.json").read_text())}
     assert set(rows) == set(guards)
     assert "error" in rows["missing"] and all("error" not in r for k, r in rows.items() if k != "missing")
@@ -43,3 +50,6 @@ def test_the_comparison_ranks_every_guard_and_a_broken_one_is_a_row(trained_run,
     assert "| missing |" in board and "error:" in board and "Avg Acc" in board and "FPR@95%R" in board
     assert (out / "pr_heldout.png").stat().st_size > 0
     assert "| ours |" in proc.stdout
+    # the W&B run holds the leaderboard as a table
+    records = b"".join(p.read_bytes() for p in (out / "wandb").rglob("*.wandb"))
+    assert b"compare/leaderboard" in records

@@ -13,7 +13,7 @@ import pytest
 from libra_train.errors import CheckpointError, LibraError
 from libra_train.model import load_model_and_tokenizer
 from libra_train.runtime.run_dir import RunLock
-from libra_train.train.stage import _check_trainer_checkpoint
+from libra_train.train.stage import last_complete_checkpoint
 from tests.conftest import run_cli
 
 
@@ -81,13 +81,6 @@ def test_corrupt_or_partial_checkpoints_name_themselves(trained_run, tmp_path):
     (broken / "config.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="config.json is corrupt"):
         load_model_and_tokenizer(str(broken))
-    resume_point = tmp_path / "checkpoint-6"
-    resume_point.mkdir()
-    with pytest.raises(CheckpointError, match="checkpoint-6 is partial"):
-        _check_trainer_checkpoint(resume_point)
-    (resume_point / "trainer_state.json").write_text("{")
-    with pytest.raises(CheckpointError, match="checkpoint-6 is corrupt"):
-        _check_trainer_checkpoint(resume_point)
     proc = run_cli(
         "libra-infer",
         f"model={broken}",
@@ -112,3 +105,18 @@ def test_a_kill_during_a_write_never_leaves_a_file_that_looks_complete(tmp_path)
     proc.kill()
     proc.wait()
     assert proc.returncode != 0 and not target.exists()  # only a temp file may remain, never the real name
+
+
+def test_a_resume_skips_checkpoints_a_killed_run_was_writing(tmp_path):
+    """A SIGKILL mid-save leaves the newest checkpoint without a readable trainer_state.json (written
+    after the weights): the resume takes the newest whole one, and one process removes the rest."""
+    trainer = tmp_path / "trainer"
+    for step, state in ((5, '{"global_step": 5}'), (10, None), (15, "{")):
+        (trainer / f"checkpoint-{step}").mkdir(parents=True)
+        if state is not None:
+            (trainer / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
+    assert last_complete_checkpoint(trainer, remove_partial=False) == str(trainer / "checkpoint-5")
+    assert sorted(p.name for p in trainer.iterdir()) == ["checkpoint-10", "checkpoint-15", "checkpoint-5"]
+    assert last_complete_checkpoint(trainer, remove_partial=True) == str(trainer / "checkpoint-5")
+    assert [p.name for p in trainer.iterdir()] == ["checkpoint-5"]
+    assert last_complete_checkpoint(tmp_path / "none", remove_partial=True) is None

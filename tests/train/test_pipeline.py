@@ -110,8 +110,10 @@ def test_killed_stage_resumes_to_the_same_step_and_a_kill_between_stages_keeps_s
     with log.open("w") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
         manifest_path = run_dir / "manifest.json"
-        while time.monotonic() < deadline + 300 and '"status": "done"' not in (
-            manifest_path.read_text() if manifest_path.exists() else ""
+        while (
+            proc.poll() is None
+            and time.monotonic() < deadline + 300
+            and '"status": "done"' not in (manifest_path.read_text() if manifest_path.exists() else "")
         ):
             time.sleep(0.1)
         proc.send_signal(signal.SIGKILL)
