@@ -289,7 +289,7 @@ def test_an_ensemble_folder_is_served_as_libra_infer_scores_it(trained_run, tmp_
             assert answer["p_unsafe"] == pytest.approx(expected[str(r["id"])], abs=1e-5)
 
 
-@pytest.mark.parametrize("mapping", ["unsafe", "safe"])
+@pytest.mark.parametrize("mapping", ["safe"])  # the default, unsafe, is what every other path runs
 def test_a_three_way_guard_is_served_as_libra_infer_scores_it(tiny_backbone, tmp_path, mapping):
     """Qwen3Guard's format: three label words, the controversial one mapped the same way in both."""
     records = [
