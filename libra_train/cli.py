@@ -190,7 +190,12 @@ def data_main(argv: list[str] | None = None) -> None:
         "--messages-column", help="OpenAI-style chat turns [{role, content}, …]; the last turn is judged"
     )
     imp.add_argument("--response-column")
-    imp.add_argument("--label-column", required=True)
+    imp.add_argument("--label-column", help="the label (every table but a paired one)")
+    imp.add_argument("--unsafe-response-column", help="paired: the violating answer (a 不安全 sample)")
+    imp.add_argument("--safe-response-column", help="paired: the safe answer (a 安全 sample)")
+    imp.add_argument(
+        "--encoding", default="auto", help="CSV encoding; auto: UTF-8, else GB18030 (which reads GBK)"
+    )
     imp.add_argument(
         "--unsafe-values", default="1,不安全", help="comma-separated label values meaning unsafe"
     )
@@ -209,6 +214,9 @@ def data_main(argv: list[str] | None = None) -> None:
         id_column=args.id_column,
         category_column=args.category_column,
         analyze_column=args.analyze_column,
+        unsafe_response_column=args.unsafe_response_column,
+        safe_response_column=args.safe_response_column,
+        encoding=args.encoding,
         unsafe_values=args.unsafe_values.split(","),
         safe_values=args.safe_values.split(","),
         source=args.source,

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from libra_train.data.formats import FormatConfig
 from libra_train.data.io import HUB_PREFIX
 from libra_train.data.subset import check_limit
+from libra_train.data.tables import TableConfig
 from libra_train.data.taxonomy import default_rules
 from libra_train.errors import ConfigError
 from libra_train.typed import build, check_value, fraction, non_negative, opt, positive, resolve_container
@@ -140,6 +141,7 @@ class DataConfig:
         "error", "error: stop at a bad record; skip: write it to rejected"
     )
     prepare: dict | None = opt(None, "the step that makes missing data files (Hydra _target_); null: none")
+    table: TableConfig | None = opt(None, "a real labelled table imported and split on first use")
 
 
 @dataclass(frozen=True)
@@ -331,7 +333,11 @@ def run_mapping(run: RunConfig) -> dict:
         "allow_changes": run.allow_changes,
         "paths": {"run_dir": str(run.run_dir)},
         "model": _plain(run.model),
-        "data": {**data, "prepare": run.data.prepare},
+        "data": {
+            **data,
+            "prepare": run.data.prepare,
+            "table": _plain(run.data.table) if run.data.table else None,
+        },
         "curriculum": {
             "name": run.curriculum_name,
             "stages": [_stage_mapping(s, base, run.seed) for s in run.stages],
@@ -366,7 +372,9 @@ def _data_config(raw: dict) -> DataConfig:
     are helpers for interpolation (e.g. data.cold_dir)."""
     entries, options = {}, {}
     for name, value in raw.items():
-        if isinstance(value, dict) and "path" in value:
+        if name == "table":
+            options[name] = None if value is None else build(TableConfig, value, "data.table")
+        elif isinstance(value, dict) and "path" in value:
             entries[name] = build(DataEntry, value, f"data.{name}")
             if entries[name].limit is not None:
                 check_limit(entries[name].limit, f"data.{name}.limit")
@@ -603,5 +611,6 @@ def _check_data_paths(run: RunConfig) -> None:
         if str(path).startswith(HUB_PREFIX):  # a hub dataset: read (or refused in one line) at load time
             continue
         p = Path(str(path))
-        if not p.exists() and not (run.data.prepare is not None and p.parent == run_data):
+        made = run.data.table is not None and p in run.data.table.files().values()  # imported first
+        if not p.exists() and not made and not (run.data.prepare is not None and p.parent == run_data):
             raise ConfigError(key, f"no such file or folder: {p}")

@@ -128,6 +128,11 @@ def prepare_data(run: RunConfig) -> None:
     the run reads is missing. The step is named in config, so this package depends on no data maker."""
     from hydra.utils import call
 
+    table = run.data.table
+    if table is not None and not all(p.exists() for p in table.files().values()):
+        from libra_train.data.tables import import_and_split
+
+        import_and_split(table)  # before synthesis: a bad table stops the run before minutes of work
     hub_sets = [p for p in run.data.eval_sets.values() if p.startswith(HUB_PREFIX)]
     for spec in hub_sets:  # unreachable → one line now, not after a stage has trained
         read_raw(spec)

@@ -24,6 +24,7 @@ def _choices(group):
 NEEDS = {
     ("experiment", "zero_shot"): ["model=qwen2.5-0.5b"],
     ("curriculum", "zero_shot"): ["model=qwen2.5-0.5b"],
+    ("data", "jade"): ["data.jade_dir=/data/jade"],
 }
 
 
