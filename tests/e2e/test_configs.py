@@ -25,6 +25,7 @@ NEEDS = {
     ("experiment", "zero_shot"): ["model=qwen2.5-0.5b"],
     ("curriculum", "zero_shot"): ["model=qwen2.5-0.5b"],
     ("data", "jade"): ["data.jade_dir=/data/jade"],
+    ("experiment", "jade"): ["data.jade_dir=/data/jade"],
 }
 
 
