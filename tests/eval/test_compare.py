@@ -14,12 +14,6 @@ def test_the_comparison_ranks_every_guard_and_a_broken_one_is_a_row(trained_run,
     with ChatServer() as server:
         guards = {
             "ours": {"model": str(trained_run / "stage2_sft" / "checkpoint"), "format": "rear"},
-            "ours-generate": {
-                "model": str(trained_run / "stage2_sft" / "checkpoint"),
-                "format": "rear",
-                "mode": "generate",
-                "max_new_tokens": 24,
-            },
             "untrained-llama-guard-layout": {"model": str(tiny_backbone), "format": "llama_guard3"},
             "endpoint": {"model": "openai:judge", "format": "rear", "openai": {"base_url": server.url}},
             "missing": {"model": str(tmp_path / "no-such-guard"), "format": "rear"},
@@ -39,10 +33,10 @@ def test_the_comparison_ranks_every_guard_and_a_broken_one_is_a_row(trained_run,
     assert set(rows) == set(guards)
     assert "error" in rows["missing"] and all("error" not in r for k, r in rows.items() if k != "missing")
     n = sum(1 for line in heldout.read_text(encoding="utf-8").splitlines() if line.strip())
-    for name in ("ours", "ours-generate", "untrained-llama-guard-layout", "endpoint"):
+    for name in ("ours", "untrained-llama-guard-layout", "endpoint"):
         assert rows[name]["n"] == n and rows[name]["samples_per_s"] > 0, name
     assert rows["ours"]["mode"] == "label" and rows["ours"]["threshold"] == 0.5 and rows["ours"]["auprc"]
-    assert rows["ours-generate"]["auprc"] is None  # no p(unsafe) in generate mode: no curve, no AUPRC
+    assert rows["endpoint"]["mode"] == "generate" and rows["endpoint"]["auprc"] is None  # no p(unsafe)
     assert rows["untrained-llama-guard-layout"]["format"] == "llama_guard3"
     # the test server judges by its own rule: every answer parses, and the rule is right on this data
     assert rows["endpoint"]["parse_failures"] == 0
