@@ -79,13 +79,18 @@ def pr_curve_png(points: dict, path, title: str) -> None:
         p = points[name]
         label = f"{name.replace('_', ' ')} (threshold {p['threshold']:.3f})"
         ax.plot([p["recall"]], [p["precision"]], marker, label=label)
+    pr_axes(ax, title)
+    plotting.save(fig, path)
+
+
+def pr_axes(ax, title: str) -> None:
+    """The precision–recall chart's axes, title and legend: one eval set's, or a leaderboard's."""
     ax.set_xlabel("recall (unsafe)")
     ax.set_ylabel("precision (unsafe)")
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 1.02)
     ax.set_title(f"{title}: precision–recall, unsafe positive", fontsize=9)
     ax.legend(loc="lower left", fontsize=7)
-    plotting.save(fig, path)
 
 
 def mistakes_by_confidence(rows: list[dict], threshold: float) -> list[dict]:

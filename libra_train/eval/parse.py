@@ -76,10 +76,11 @@ def read_output(text: str | None, record: dict, fmt, controversial_as: str = "un
         if fmt.with_category:
             fields["pred_categories"] = parse_categories(text) if label == UNSAFE else []
         return fields
-    verdict = peer(fmt.prompt).parse(text, record, fmt)
+    guard = peer(fmt.prompt)
+    verdict = guard.parse(text, record, fmt)
     label = verdict.label
     if label == CONTROVERSIAL:
         label = UNSAFE if controversial_as == "unsafe" else SAFE
-    codes = list(peer(fmt.prompt).categories(fmt)) if hasattr(peer(fmt.prompt), "categories") else None
+    codes = list(guard.categories(fmt)) if hasattr(guard, "categories") else None  # Llama Guard's S-codes
     named = category_map.from_guard(verdict.categories, fmt, codes) if verdict.categories else []
     return {"pred_label": label, "raw_label": verdict.label, "pred_categories": named}

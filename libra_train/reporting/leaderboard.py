@@ -22,7 +22,7 @@ from libra_train.data.peers import CONTROVERSIAL
 from libra_train.errors import LibraError
 from libra_train.eval.endpoint import is_endpoint
 from libra_train.eval.infer import run_inference
-from libra_train.eval.operating_points import operating_points
+from libra_train.eval.operating_points import pr_axes
 from libra_train.eval.outputs import join_with_labels, load_predictions, write_metrics
 from libra_train.eval.scoring import decision_threshold, resolve_mode
 
@@ -85,7 +85,7 @@ def score(name: str, config: InferConfig, set_name: str, data: str, format_name:
         "fpr_at_95_recall": (points.get("fpr_at_recall") or {}).get("0.95", {}).get("fpr"),
         "parse_failures": metrics["parse_failures"],
         "samples_per_s": round(metrics["n"] / seconds, 2) if seconds > 0 else None,
-        "scores": [(r["label"] == "不安全", r["p_unsafe"]) for r in rows if r.get("p_unsafe") is not None],
+        "pr_curve": points.get("pr_curve"),  # the metrics' own curve: drawn, not computed again
     }
 
 
@@ -153,20 +153,14 @@ def markdown(rows: list[dict]) -> str:
 
 def pr_chart(rows: list[dict], set_name: str, path: Path) -> bool:
     """Every guard with p(unsafe) on one precision–recall chart; False when none has one."""
-    scored = [r for r in rows if r["set"] == set_name and len({g for g, _ in r.get("scores", [])}) == 2]
+    scored = [r for r in rows if r["set"] == set_name and r.get("pr_curve")]
     if not scored:
         return False
     fig, ax = plotting.plt.subplots(figsize=(5.2, 4.2))
     for r in scored:
-        pr = operating_points([g for g, _ in r["scores"]], [p for _, p in r["scores"]])["pr_curve"]
         label = f"{r['guard']} (AUPRC {_figure(r['auprc'], 3)})"
-        ax.step(pr["recall"], pr["precision"], where="post", label=label)
-    ax.set_xlabel("recall (unsafe)")
-    ax.set_ylabel("precision (unsafe)")
-    ax.set_xlim(0, 1.02)
-    ax.set_ylim(0, 1.02)
-    ax.set_title(f"{set_name}: precision–recall, unsafe positive", fontsize=9)
-    ax.legend(loc="lower left", fontsize=7)
+        ax.step(r["pr_curve"]["recall"], r["pr_curve"]["precision"], where="post", label=label)
+    pr_axes(ax, set_name)
     plotting.save(fig, path)
     return True
 
@@ -174,7 +168,7 @@ def pr_chart(rows: list[dict], set_name: str, path: Path) -> bool:
 def write_leaderboard(rows: list[dict], out_dir: Path) -> list[Path]:
     written = [out_dir / "leaderboard.md", out_dir / "leaderboard.json"]
     atomic_write_text(written[0], "# Leaderboard\n\n" + markdown(rows))
-    kept = [{k: v for k, v in r.items() if k != "scores"} for r in rows]
+    kept = [{k: v for k, v in r.items() if k != "pr_curve"} for r in rows]
     atomic_write_text(written[1], json.dumps(kept, ensure_ascii=False, indent=2) + "\n")
     for set_name in dict.fromkeys(r["set"] for r in rows):
         if pr_chart(rows, set_name, out_dir / f"pr_{set_name}.png"):
