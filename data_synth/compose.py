@@ -1,11 +1,12 @@
 """Offline composition of queries and responses from the taxonomy and the lexicon.
 
-A sample is planned first (category, label, difficulty, stance), then its query is built from an
-attack-method template and its response in one responder's style. Held-out samples are meant to measure
-generalisation, so they differ from training in three ways: their adversarial queries use attack methods
-training never uses (lexicon.HELDOUT_ATTACKS); their templates, behaviours, benign topics and response
-fragments come only from the reserved items; and with the offline backend their responses are written in
-a style of their own (lexicon.HELDOUT_RESPONDER).
+A sample is planned first (category, label, difficulty, response shape), then its query is built from
+an attack-method template and its response in its shape (shapes.py), in one responder's style.
+Held-out samples are meant to measure generalisation, so they differ from training in four ways: their
+adversarial queries use attack methods training never uses (lexicon.HELDOUT_ATTACKS); their query
+templates, behaviours, benign topics and response templates come only from the reserved items; a share
+of them is laid out in shapes training never sees (shapes.HELDOUT_SHAPES); and with the offline backend
+their lists are numbered in a style of their own (lexicon.HELDOUT_RESPONDER).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import random
 from dataclasses import dataclass
 
 from data_synth import lexicon as lx
+from data_synth import shapes
 from libra_train.data.schema import SAFE, UNSAFE
 
 SPLIT_DIFFICULTY = {  # share of easy / medium / hard per split
@@ -52,7 +54,7 @@ class Plan:
     sub_category: str
     label: str
     difficulty: str
-    stance: str
+    shape: str
     attack: str
     responder: str
 
@@ -64,15 +66,10 @@ def plan_sample(rng: random.Random, split: str, index: int, taxonomy: dict, resp
     easy, medium, _ = SPLIT_DIFFICULTY[split]
     roll = rng.random()
     difficulty = "easy" if roll < easy else "medium" if roll < easy + medium else "hard"
-    if difficulty == "hard":
-        stance = rng.choice(
-            ["hidden_comply", "agree"] if label == UNSAFE else ["helpful", "helpful", "over_refuse", "rebut"]
-        )
-    else:
-        stance = "comply" if label == UNSAFE else rng.choice(["refuse", "redirect"])
-    if stance in ("agree", "rebut"):
+    shape = shapes.choose_shape(rng, label, difficulty, heldout=split == "heldout")
+    if shape in shapes.OPINION_SHAPES:
         attack = "hidden_unsafe_opinion"
-    elif stance in ("helpful", "over_refuse"):
+    elif shape in shapes.BENIGN_SHAPES:
         attack = "benign"
     elif difficulty == "easy":
         attack = "direct"
@@ -80,7 +77,7 @@ def plan_sample(rng: random.Random, split: str, index: int, taxonomy: dict, resp
         attack = rng.choice(lx.HELDOUT_ATTACKS if split == "heldout" else ADVERSARIAL)
     sub_category = rng.choice(sorted(taxonomy[category]["sub_categories"]))
     responder = pick_responder(rng, split, responders)
-    return Plan(category, sub_category, label, difficulty, stance, attack, responder)
+    return Plan(category, sub_category, label, difficulty, shape, attack, responder)
 
 
 def pick_responder(rng: random.Random, split: str, responders) -> str:
@@ -116,48 +113,12 @@ def compose_query(rng: random.Random, plan: Plan, taxonomy: dict, heldout: bool)
     }
 
 
-def _steps(rng: random.Random, responder: str, pool: list[str], k: int = 3) -> str:
-    chosen = rng.sample(pool, k)
-    if responder == lx.HELDOUT_RESPONDER:
-        return "".join(f"\n（{'一二三四'[i]}）{s}" for i, s in enumerate(chosen)) + "\n"
-    if responder.endswith("beta"):
-        return " ".join(f"{i}. {s}。" for i, s in enumerate(chosen, 1))
-    if responder.endswith("gamma"):
-        connectives = ["首先"] + ["然后"] * (k - 2) + ["最后"]
-    else:
-        connectives = ["第一，", "第二，", "第三，", "第四，"][: k - 1] + ["最后，"]
-    return "；".join(c + s for c, s in zip(connectives, chosen)) + "。"
-
-
 def compose_response(rng: random.Random, plan: Plan, subject: str, heldout: bool) -> tuple[str, str]:
-    """(response text, response template id) in the planned stance."""
-    b, stance, who = subject, plan.stance, plan.responder
-    if stance in ("comply", "hidden_comply"):
-        first = lx.COMPLY_OPENERS if stance == "comply" else lx.HIDDEN_DISCLAIMERS
-        (i, lead), (j, closer) = pick_pair(rng, first, lx.COMPLY_CLOSERS, heldout)
-        k = 3 if stance == "comply" else 2
-        if plan.category in lx.HARMFUL_TEXT:
-            body = f"按照你的要求，内容如下：{rng.choice(lx.HARMFUL_TEXT[plan.category])}"
-        else:
-            body = f"关于{b}，具体做法如下：{_steps(rng, who, lx.COMPLY_STEPS, k)}"
-        if stance == "hidden_comply":
-            return f"{lead}不过，{body}", f"hidden/{i}.{j}"
-        return lead + body + closer, f"comply/{i}.{j}"
-    if stance in ("refuse", "over_refuse", "redirect"):
-        openers = lx.REDIRECT_OPENERS if stance == "redirect" else lx.REFUSE_OPENERS
-        (i, opener), (j, redirect) = pick_pair(rng, openers, lx.REDIRECTS, heldout)
-        reason = rng.choice(lx.REFUSE_REASONS) if stance != "redirect" else ""
-        return opener.format(
-            b=b
-        ) + reason + redirect, f"{'redirect' if stance == 'redirect' else 'refuse'}/{i}.{j}"
-    if stance == "helpful":
-        (i, opener), (j, closer) = pick_pair(rng, lx.HELPFUL_OPENERS, lx.HELPFUL_CLOSERS, heldout)
-        return opener + _steps(rng, who, lx.HELPFUL_FACTS) + closer, f"helpful/{i}.{j}"
-    openers, bodies = (
-        (lx.AGREE_OPENERS, lx.AGREE_BODIES) if stance == "agree" else (lx.REBUT_OPENERS, lx.REBUT_BODIES)
-    )
-    (i, opener), (j, body) = pick_pair(rng, openers, bodies, heldout)
-    return opener + body.format(b=b), f"{stance}/{i}.{j}"
+    """(response text, response template id) in the planned shape: the id names the shape and the
+    template items drawn, which held-out draws from the reserved ones."""
+    writer = shapes.Writer(rng, lambda pool: pick(rng, pool, heldout), subject, plan.category, plan.responder)
+    text = shapes.render(writer, plan.shape)
+    return text, f"{plan.shape}/{'.'.join(map(str, writer.used))}"
 
 
 def add_context(rng: random.Random, sample: dict, heldout: bool) -> dict:
@@ -180,7 +141,3 @@ def add_context(rng: random.Random, sample: dict, heldout: bool) -> dict:
     if sample.get("response"):
         judged.append({"role": "assistant", "content": sample["response"]})
     return {**sample, "question": question, "messages": context + judged, "meta": meta}
-
-
-def analysis_for(stance: str, subject: str, category: str) -> str:
-    return lx.ANALYSES[stance].format(b=subject, c=category)

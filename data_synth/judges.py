@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from data_synth.compose import analysis_for
+from data_synth.shapes import analysis_for
 from libra_train.chat.openai_chat import Failed
 from libra_train.data.schema import SAFE, UNSAFE
 from libra_train.errors import ConfigError
@@ -37,8 +37,8 @@ class OfflineRuleJudge:
         out = []
         for s in samples:
             plan = s["meta"]["plan"]
-            label = UNSAFE if plan["stance"] in ("comply", "hidden_comply", "agree") else SAFE
-            out.append(Verdict(label, analysis_for(plan["stance"], s["meta"]["subject"], plan["category"])))
+            analysis = analysis_for(plan["shape"], s["meta"]["subject"], plan["category"])
+            out.append(Verdict(plan["label"], analysis))
         return out
 
 
@@ -47,7 +47,7 @@ class OfflineKeywordJudge:
     answers that list steps, which is exactly where a sample is hard."""
 
     name = "offline-keyword"
-    REFUSAL = ("抱歉", "不能", "无法", "不会提供", "不同意", "并不正确", "商榷", "没办法", "冷静")
+    REFUSAL = ("抱歉", "不能", "无法", "不会提供", "不同意", "并不正确", "商榷", "没办法", "不会协助")
     COMPLIANCE = (
         "具体做法",
         "第一，",

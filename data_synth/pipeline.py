@@ -94,6 +94,7 @@ def plan_queries(cfg, quotas: dict[str, int], responder_names: list[str]) -> lis
                         "split": split,
                         "plan": vars(plan),
                         "attack_method": plan.attack,
+                        "response_shape": plan.shape,
                         "responder": plan.responder,
                         "difficulty": plan.difficulty,
                         "subject": query["subject"],

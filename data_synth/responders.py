@@ -1,4 +1,4 @@
-"""Responders write the model turn of a synthetic sample: offline (the planned stance in a planned
+"""Responders write the model turn of a synthetic sample: offline (the planned shape in a planned
 style, no model) or an LLM through a chat backend (judges.py then labels what it wrote)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ def sample_rng(seed: int, sample_id: str) -> random.Random:
 
 
 class OfflineResponder:
-    """Writes the planned stance in the planned responder's style (no model)."""
+    """Writes the planned shape in the planned responder's style (no model)."""
 
     name = "offline"
 

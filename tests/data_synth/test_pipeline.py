@@ -45,11 +45,12 @@ def test_splits_are_balanced_difficult_where_expected_and_leak_free(tmp_path):
     assert HELDOUT_RESPONDER not in {r["meta"]["responder"] for r in train}
     assert "（一）" in "".join(r["response"] for r in splits["heldout"])
     assert "（一）" not in "".join(r["response"] for r in train)
-    # ...in several unseen wordings per stance: with one each, held-out accuracy was a sum of a few
+    # ...in several unseen wordings per shape: with one each, held-out accuracy was a sum of a few
     # all-or-nothing template outcomes, not a measure of generalisation
     templates = {r["meta"]["response_template"] for r in splits["heldout"]}
     wordings = Counter(template.split("/")[0] for template in templates)
-    assert min(wordings[stance] for stance in ("refuse", "redirect", "comply")) >= 4, wordings
+    common = ("explained_refusal", "step_list", "disclaimer_wrapped", "sectioned_guide", "sectioned_warning")
+    assert min(wordings[shape] for shape in common) >= 3, wordings
     # no near-duplicate of a training sample in held-out
     index = NearDuplicateIndex(threshold=0.85)
     for r in train:

@@ -1,0 +1,89 @@
+"""The offline generator writes responses shaped like real assistants': long and short, lists and prose,
+disclaimers around harmful steps, refusals that comply anyway, explained refusals, refusals that offer
+alternatives, warnings that discuss a harmful topic, and long benign answers. A guard must not be able
+to tell the labels apart by length or layout alone, and held-out keeps layouts training never sees."""
+
+import json
+import re
+import statistics
+
+import pytest
+
+from data_synth.pipeline import offline_config, synthesize
+from data_synth.shapes import HELDOUT_SHAPES, SHAPE_LABELS
+from tests.conftest import read_jsonl
+
+SPLITS = ("stage1", "stage2", "heldout")
+LIST = re.compile(r"(^|\n)(\d+\. |\d+、|第[一二三四五六]步，|（[一二三四五六]）)")
+# a refusal in the first sentence
+REFUSAL_OPENING = re.compile(r"^[^\n。]*(抱歉|对不起|不能|无法|不会|拒绝|恕我|这个请求)")
+DISCLAIMER = re.compile(r"违法|法律风险|仅供|请勿|后果|谨慎|三思")
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    out = tmp_path_factory.mktemp("shapes")
+    synthesize(offline_config(output_dir=str(out), cache_dir=None, num_samples=1400))
+    return out, {s: read_jsonl(out / f"{s}.jsonl") for s in SPLITS}
+
+
+def share(records, predicate) -> float:
+    return sum(1 for r in records if predicate(r)) / len(records)
+
+
+def test_every_real_shape_is_in_training_under_its_label(synth):
+    _, splits = synth
+    train = splits["stage1"] + splits["stage2"]
+    for label in ("安全", "不安全"):
+        records = [r for r in train if r["label"] == label]
+        shapes = {r["meta"]["response_shape"] for r in records}
+        assert {SHAPE_LABELS[s] for s in shapes} == {label}
+        wanted = {s for s, lab in SHAPE_LABELS.items() if lab == label} - set(HELDOUT_SHAPES.values())
+        assert shapes == wanted, (label, wanted - shapes)
+        for shape in wanted:
+            assert share(records, lambda r, s=shape: r["meta"]["response_shape"] == s) >= 0.02, shape
+
+
+def test_the_shapes_are_in_the_text_not_only_in_the_metadata(synth):
+    _, splits = synth
+    train = splits["stage1"] + splits["stage2"]
+    unsafe = [r["response"] for r in train if r["label"] == "不安全"]
+    safe = [r["response"] for r in train if r["label"] == "安全"]
+    # numbered lists under both labels, so a list is no label cue
+    assert share(unsafe, LIST.search) > 0.3 and share(safe, LIST.search) > 0.15
+    # harmful steps wrapped in disclaimers, and refusals that go on to give them anyway
+    assert share(unsafe, DISCLAIMER.search) > 0.1
+    assert share(unsafe, lambda t: REFUSAL_OPENING.search(t) and LIST.search(t)) > 0.03
+    # refusals that explain and offer alternatives: safe answers of a paragraph or more
+    assert share(safe, lambda t: REFUSAL_OPENING.search(t) and len(t) > 100) > 0.2
+    assert share(unsafe, lambda t: "\n\n" in t) > 0.05 and share(safe, lambda t: "\n\n" in t) > 0.02
+
+
+def test_lengths_spread_from_a_sentence_to_paragraphs_under_both_labels(synth):
+    out, splits = synth
+    stats = json.loads((out / "stats.json").read_text())
+    for split in SPLITS:
+        for label in ("安全", "不安全"):
+            lengths = sorted(len(r["response"]) for r in splits[split] if r["label"] == label)
+            assert lengths[0] < 40 and statistics.median(lengths) >= 100 and lengths[-1] >= 250, split
+            summary = stats["response_length"][split][label]
+            assert (summary["min"], summary["median"], summary["max"]) == (
+                lengths[0],
+                statistics.median(lengths),
+                lengths[-1],
+            )
+            shares = stats["response_shapes"][split][label]
+            assert abs(sum(shares.values()) - 1) < 1e-3 and set(shares) <= set(SHAPE_LABELS)
+
+
+def test_held_out_keeps_layouts_training_never_sees(synth):
+    _, splits = synth
+    train = splits["stage1"] + splits["stage2"]
+    unseen = set(HELDOUT_SHAPES.values())
+    assert not unseen & {r["meta"]["response_shape"] for r in train}
+    heldout = splits["heldout"]
+    for label, shape in HELDOUT_SHAPES.items():
+        records = [r for r in heldout if r["label"] == label]
+        assert share(records, lambda r, s=shape: r["meta"]["response_shape"] == s) > 0.1, label
+    assert not any("### " in r["response"] for r in train)
+    assert share(heldout, lambda r: "### " in r["response"]) > 0.1
