@@ -78,6 +78,7 @@ setup(
             "libra-report=libra_train.cli:report_main",
             "libra-mine=libra_train.cli:mine_main",
             "libra-compare=libra_train.cli:compare_main",
+            "libra-export=libra_train.cli:export_main",
             "libra-serve=libra_train.cli:serve_main",
         ]
     },

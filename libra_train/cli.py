@@ -102,6 +102,22 @@ def serve_main(cfg: DictConfig) -> None:
 
 
 @closed_pipe_ok
+@hydra.main(config_path=CLI_CONF_DIR, config_name="export", version_base="1.3")
+@clear_errors
+def export_main(cfg: DictConfig) -> None:
+    """libra-export: a trained guard as a release folder, optionally uploaded (conf/cli/export.yaml)."""
+    from libra_train.command_config import ExportConfig
+    from libra_train.export.release import export_release, upload_release
+
+    quiet_libraries()
+    config = ExportConfig.from_hydra(cfg)
+    written = export_release(config)
+    print(f"wrote {written}")
+    if config.hub_repo:
+        print(upload_release(written, config.hub_repo))
+
+
+@closed_pipe_ok
 @hydra.main(config_path=CLI_CONF_DIR, config_name="compare", version_base="1.3")
 @clear_errors
 def compare_main(cfg: DictConfig) -> None:

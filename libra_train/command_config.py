@@ -62,6 +62,28 @@ def _selection_option(name: str):
     return dataclasses.field(default=option.default, metadata=option.metadata)
 
 
+def _format_on_command_line() -> bool:
+    """Whether the user named a format (format=…, format.KEY=…); outside a command line, the config
+    is taken as given."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return True
+    overrides = HydraConfig.get().overrides.task
+    return any(o.lstrip("+~").split("=")[0].split(".")[0] == "format" for o in overrides)
+
+
+def _recorded_format(model) -> dict | None:
+    """The format recorded in a local checkpoint (data/recorded_format.py), unless the command line
+    names one: a trained checkpoint or an export is then read as it was trained."""
+    from libra_train.data.recorded_format import recorded_format
+    from libra_train.model import looks_local
+
+    if not isinstance(model, str) or not looks_local(model) or _format_on_command_line():
+        return None
+    return recorded_format(Path(model).expanduser())
+
+
 class CommandConfig:
     """What every command config shares: built once from Hydra's config, and recorded from itself."""
 
@@ -71,6 +93,9 @@ class CommandConfig:
         raw = resolve_container(cfg) if isinstance(cfg, DictConfig) else dict(cfg)
         nested = {"format": format_config, "logger": lambda v: build(LoggerConfig, v or {}, "logger")}
         known = {f.name for f in fields(cls)}
+        recorded = _recorded_format(raw.get("model")) if "format" in known else None
+        if recorded is not None:
+            raw["format"] = recorded
         values = {k: nested[k](v) if k in nested and k in known else v for k, v in raw.items()}
         if "format" in known and "format" not in values:
             values["format"] = FormatConfig()
@@ -237,3 +262,22 @@ class CompareConfig(CommandConfig):
                 raise ConfigError(f"guards.{name}.model", "each guard needs a model (a path or openai:NAME)")
         if not self.data:
             raise ConfigError("data", "name at least one data set: +data.NAME=PATH")
+
+
+@dataclass(frozen=True)
+class ExportConfig(CommandConfig):
+    checkpoint: str = opt(help="a run directory (its final guard), a stage checkpoint or an ensemble folder")
+    output_dir: str = opt(help="the release folder: new or empty")
+    classifier: bool = opt(False, "the guard as a sequence classifier (its label-mode p(unsafe) as a head)")
+    threshold: float | None = THRESHOLD()
+    hub_repo: str | None = opt(None, "upload the release to this Hub repo (needs a token: HF_TOKEN)")
+    model_name: str | None = opt(None, "the card's title and model-index name (null: the folder's name)")
+    license: str = opt("other", "the card's licence: the backbone's and the data's terms decide it")
+    trust_remote_code: bool = TRUST()
+    dtype: Dtype = DTYPE()
+    format: FormatConfig = opt(None, "only to override what the checkpoint or its run recorded")
+
+    @property
+    def named_format(self) -> FormatConfig | None:
+        """The format, where the command line named one; else None (the checkpoint's record is read)."""
+        return self.format if _format_on_command_line() else None

@@ -177,6 +177,7 @@ def load_model_and_tokenizer(
     from libra_train.ensemble import is_ensemble, load_ensemble
 
     name_or_path = _checked_source(name_or_path)
+    _refuse_classifier(name_or_path)
     if is_ensemble(name_or_path):
         return load_ensemble(
             name_or_path,
@@ -207,6 +208,17 @@ def load_model_and_tokenizer(
     except (OSError, ValueError, SafetensorError) as err:  # missing files, bad configs, truncated weights
         raise CheckpointError(f"cannot load model {name_or_path}: {err}") from None
     return model, _tokenizer_at(name_or_path, trust_remote_code)
+
+
+def _refuse_classifier(name_or_path: str) -> None:
+    from libra_train.export.classifier import is_classifier
+
+    if looks_local(name_or_path) and is_classifier(name_or_path):
+        raise CheckpointError(
+            f"{name_or_path} is a sequence-classifier export: serve it with vLLM's classify task, TEI or "
+            "transformers' text-classification pipeline (libra-infer mode=prompts writes its inputs); "
+            "libra-train's tools read the merged export (libra-export without classifier=true)"
+        )
 
 
 def load_configured(name_or_path: str, opts=None, **kwargs):

@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from libra_train.config import RunConfig, StageConfig
 from libra_train.data.formats import refuse_conversation, render_prompt, render_target
 from libra_train.data.io import HUB_PREFIX, atomic_write_text, load_records, read_raw
+from libra_train.data.recorded_format import save_format
 from libra_train.data.subset import stratified_subset
 from libra_train.eval.scoring import save_threshold
 from libra_train.redaction import redact
@@ -48,12 +49,13 @@ def save_manifest(manifest: Manifest) -> None:
 
 
 def evaluate_and_keep_threshold(checkpoint: Path, run: RunConfig, out_dir: Path, tracker, name: str) -> dict:
-    """Evaluate a checkpoint on every eval set and save the threshold it was scored with beside it:
-    libra-infer and libra-serve decide with it by default."""
+    """Evaluate a checkpoint on every eval set and save beside it the threshold it was scored with and
+    the format it was trained with: libra-infer and libra-serve decide with and read them by default."""
     results = evaluate_checkpoint(str(checkpoint), run, out_dir, tracker, name)
     if dist.is_main() and results:
         first = next(iter(results.values()))
         save_threshold(checkpoint, first["threshold"], first.get("threshold_source"))
+        save_format(checkpoint, run.format)
     return results
 
 

@@ -11,6 +11,7 @@ from libra_train.data.io import atomic_write_text, load_records, to_jsonl
 from libra_train.eval.endpoint import is_endpoint, predict_endpoint
 from libra_train.eval.evaluator import predict
 from libra_train.eval.scoring import decision_threshold, resolve_mode
+from libra_train.export.classifier import is_classifier, write_classifier_inputs
 from libra_train.model import default_device, load_configured, load_tokenizer
 from libra_train.progress import progress
 from libra_train.runtime import distributed as dist
@@ -40,7 +41,10 @@ def run_inference(cfg: InferConfig) -> Path:
     if cfg.mode == "prompts":  # the exact model input, for debugging templates: no weights are loaded
         records = load_records(cfg.data, require_label=False)
         tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code)
-        return write_prompts(records, tokenizer, fmt, Path(cfg.output_dir) / "prompts.jsonl")
+        out_path = Path(cfg.output_dir) / "prompts.jsonl"
+        if is_classifier(cfg.model):  # what the classifier reads: the prompt up to the label
+            return write_classifier_inputs(records, tokenizer, fmt, cfg.model, out_path)
+        return write_prompts(records, tokenizer, fmt, out_path)
     mode = "generate" if is_endpoint(cfg.model) else resolve_mode(cfg.mode, fmt)
     # Under torchrun every process is one more shard: machine R of M with W ranks each is shard R*W+rank
     # of M*W, so the folder libra-eval reads holds the same files whichever way the work was split.

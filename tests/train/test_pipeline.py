@@ -14,7 +14,7 @@ import pytest
 from safetensors.torch import load_file
 
 from libra_train.model import weights_fingerprint
-from tests.conftest import BIN, TINY_TRAIN, run_cli
+from tests.conftest import BIN, TINY_TRAIN, read_jsonl, run_cli
 
 
 def _weights(path: Path) -> dict:
@@ -82,6 +82,18 @@ def test_lora_two_stage_continues_the_adapter(tmp_path):
     assert manifest["stages"][1]["train"]["init_fingerprint"] == weights_fingerprint(a1.items())
     assert (run_dir / "stage2_sft" / "checkpoint" / "adapter_config.json").exists()
     assert manifest["stages"][1]["eval"]["heldout"]["n"] > 0  # the adapter loaded for evaluation
+    # its export merges the adapter into the base and scores as the run's own evaluation scored it
+    export = tmp_path / "export"
+    run_cli("libra-export", f"checkpoint={run_dir}", f"output_dir={export}")
+    assert not (export / "adapter_config.json").exists() and (export / "model.safetensors").exists()
+    data = run_dir / "data" / "heldout.jsonl"
+    run_cli("libra-infer", f"model={export}", f"data={data}", f"output_dir={tmp_path / 'scored'}")
+    scored = {r["id"]: r for r in read_jsonl(tmp_path / "scored" / "0-of-1.jsonl")}
+    own = read_jsonl(run_dir / "stage2_sft" / "eval" / "heldout" / "predictions.jsonl")
+    assert len(own) == len(scored) > 0
+    for row in own:
+        assert scored[row["id"]]["p_unsafe"] == pytest.approx(row["p_unsafe"], abs=1e-5)
+        assert scored[row["id"]]["pred_label"] == row["pred_label"]
 
 
 def test_killed_stage_resumes_to_the_same_step_and_a_kill_between_stages_keeps_stage1(tmp_path):
