@@ -201,6 +201,11 @@ def part_zero3(out: Path, dry: bool) -> dict | None:
 def table(out: Path) -> str:
     parts = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*.json"))}
     e, k, z = parts.get("eval", {}), parts.get("packing", {}), parts.get("zero3", {})
+    c = parts.get("classify", {})
+    vllm = c.get("vllm", {})
+    vllm_rate = (
+        f"{vllm['requests_per_s']:.1f}" if "requests_per_s" in vllm else f"not run ({vllm.get('error')})"
+    )
     mfu = f"{z['mfu']:.1%}" if z.get("mfu") is not None else "n/a (no known peak)"
     rows = [
         f"device: {e.get('device', '?')}   shape: {e.get('shape', '?')}",
@@ -215,6 +220,9 @@ def table(out: Path) -> str:
         f"| | packed / padded | {k.get('packed_over_padded', 0):.2f}× |",
         f"| ZeRO-3 on {z.get('ranks', '?')} ranks | tokens/s | {z.get('tokens_per_s', 0):.0f} |",
         f"| | MFU | {mfu} |",
+        f"| serving at 32 clients | libra-serve requests/s | {c.get('libra_serve_requests_per_s', 0):.1f} |",
+        f"| | vLLM classify requests/s | {vllm_rate} |",
+        f"| | vLLM vs label-mode p(unsafe), max diff | {c.get('vllm_max_abs_diff', 'n/a')} |",
     ]
     return "\n".join(rows)
 

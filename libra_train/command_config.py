@@ -77,9 +77,8 @@ def _recorded_format(model) -> dict | None:
     """The format recorded in a local checkpoint (data/recorded_format.py), unless the command line
     names one: a trained checkpoint or an export is then read as it was trained."""
     from libra_train.data.recorded_format import recorded_format
-    from libra_train.model import looks_local
 
-    if not isinstance(model, str) or not looks_local(model) or _format_on_command_line():
+    if not isinstance(model, str) or not Path(model).expanduser().is_dir() or _format_on_command_line():
         return None
     return recorded_format(Path(model).expanduser())
 

@@ -210,9 +210,16 @@ def load_model_and_tokenizer(
     return model, _tokenizer_at(name_or_path, trust_remote_code)
 
 
-def _refuse_classifier(name_or_path: str) -> None:
-    from libra_train.export.classifier import is_classifier
+def is_classifier(path) -> bool:
+    """Whether a local checkpoint folder holds a sequence classifier (libra-export classifier=true)."""
+    config = Path(str(path)) / "config.json"
+    if not config.is_file():
+        return False
+    architectures = json.loads(config.read_text()).get("architectures") or []
+    return any(a.endswith("ForSequenceClassification") for a in architectures)
 
+
+def _refuse_classifier(name_or_path: str) -> None:
     if looks_local(name_or_path) and is_classifier(name_or_path):
         raise CheckpointError(
             f"{name_or_path} is a sequence-classifier export: serve it with vLLM's classify task, TEI or "

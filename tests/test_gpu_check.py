@@ -51,4 +51,5 @@ def test_the_gpu_check_dry_run_prints_every_figure(tmp_path):
     for name in SINGLE_PROCESS_FIGURES:
         assert _figure(table, name) > 0, name
     assert re.search(r"ZeRO-3 on 2 ranks \| tokens/s \| [1-9]", table), table
+    assert re.search(r"serving at 32 clients \| libra-serve requests/s \| [1-9]", table), table
     assert "device: cpu" in table and "dry run" in table

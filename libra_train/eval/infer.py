@@ -11,8 +11,8 @@ from libra_train.data.io import atomic_write_text, load_records, to_jsonl
 from libra_train.eval.endpoint import is_endpoint, predict_endpoint
 from libra_train.eval.evaluator import predict
 from libra_train.eval.scoring import decision_threshold, resolve_mode
-from libra_train.export.classifier import is_classifier, write_classifier_inputs
-from libra_train.model import default_device, load_configured, load_tokenizer
+from libra_train.export.classifier import write_classifier_inputs
+from libra_train.model import default_device, is_classifier, load_configured, load_tokenizer
 from libra_train.progress import progress
 from libra_train.runtime import distributed as dist
 

@@ -174,6 +174,7 @@ def _usage(cfg, threshold: float, label_ids) -> str:
     if cfg.classifier:
         code = f'''from transformers import AutoTokenizer, pipeline
 
+PATH = "{cfg.hub_repo or "path/to/this/folder"}"
 tokenizer = AutoTokenizer.from_pretrained(PATH)
 guard = pipeline("text-classification", model=PATH, tokenizer=tokenizer, top_k=None)
 text = tokenizer.apply_chat_template({messages}, chat_template="guard", tokenize=False)
@@ -183,6 +184,7 @@ unsafe = scores["{UNSAFE}"] > {threshold:.6g}'''
         code = f"""import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+PATH = "{cfg.hub_repo or "path/to/this/folder"}"
 tokenizer = AutoTokenizer.from_pretrained(PATH)
 model = AutoModelForCausalLM.from_pretrained(PATH)
 text = tokenizer.apply_chat_template({messages}, chat_template="guard", tokenize=False)

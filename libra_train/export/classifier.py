@@ -132,18 +132,6 @@ def classifier_template(tokenizer, fmt: FormatConfig) -> str:
     return template
 
 
-def is_classifier(path) -> bool:
-    """Whether a local checkpoint folder holds a sequence classifier (a classifier export)."""
-    import json
-    from pathlib import Path
-
-    config = Path(str(path)) / "config.json"
-    if not config.is_file():
-        return False
-    architectures = json.loads(config.read_text()).get("architectures") or []
-    return any(a.endswith("ForSequenceClassification") for a in architectures)
-
-
 def write_classifier_inputs(records: list[dict], tokenizer, fmt: FormatConfig, path, out_path):
     """libra-infer mode=prompts on a classifier export: the exact text the classifier reads, one line
     per view (`id`, `prompt`, and `task` where the format judges both)."""
