@@ -18,6 +18,25 @@ def _rows(manifest: dict):
             yield stage["name"], set_name, metrics
 
 
+SYNTHETIC = "Synthetic Data"
+
+
+def _synthetic_only_note(manifest: dict) -> list[str]:
+    """Say so where an eval set holds synthetic samples only, so its figure is not read as accuracy on
+    real assistant responses."""
+    names = sorted({name for _, name, m in _rows(manifest) if set(m.get("per_source") or {}) == {SYNTHETIC}})
+    if not names:
+        return []
+    listed = ", ".join(f"`{n}`" for n in names)
+    return [
+        "",
+        f"{listed}: synthetic samples only, from the generator that wrote the training data (in attack "
+        "methods, templates and layouts training never uses). Their figures measure generalisation within "
+        "synthetic data, not accuracy on real assistant responses; real sets: `data=jade`, or "
+        "`+data.eval_sets.NAME=FILE`.",
+    ]
+
+
 def write_run_report(run_dir: Path, manifest: dict, title: str) -> Path:
     lines = [
         f"# {title}",
@@ -40,6 +59,7 @@ def write_run_report(run_dir: Path, manifest: dict, title: str) -> Path:
             f"{auprc} | {threshold} | {m.get('parse_failures', 0)} |"
         )
         chart.setdefault(set_name, []).append((stage, a["accuracy"]))
+    lines += _synthetic_only_note(manifest)
     lines += ["", "## Per source", ""]
     for stage, set_name, m in _rows(manifest):
         for src, s in m["per_source"].items():

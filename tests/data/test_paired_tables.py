@@ -136,4 +136,9 @@ def test_data_jade_imports_and_splits_on_first_use(tmp_path):
     metrics = json.loads((run_dir / "manifest.json").read_text())["stages"][0]["eval"]
     assert set(metrics) == {"heldout", "jade_dev", "jade_test"}
     assert metrics["jade_test"]["n"] == len(files["test"])
+    # the report says which sets are synthetic only: the held-out split, not JADE's
+    note = next(
+        line for line in (run_dir / "report.md").read_text().splitlines() if "synthetic samples only" in line
+    )
+    assert "`heldout`" in note and "jade" not in note.split(":")[0]
     assert "imported" in proc.stdout + proc.stderr
