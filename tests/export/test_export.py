@@ -28,6 +28,14 @@ def exports(trained_run, tmp_path_factory):
     return root / "merged", root / "classifier"
 
 
+def test_hub_repo_without_a_token_says_so_in_one_line(trained_run, tmp_path):
+    no_token = {"HF_TOKEN": "", "HF_HOME": str(tmp_path / "hf_home")}  # no token anywhere
+    args = [f"checkpoint={trained_run}", f"output_dir={tmp_path / 'release'}", "hub_repo=me/guard"]
+    proc = run_cli("libra-export", *args, env=no_token)
+    assert "not uploaded to me/guard: no Hugging Face token is set" in proc.stdout
+    assert (tmp_path / "release" / "README.md").exists()
+
+
 def infer(model, data, out, *extra) -> dict:
     run_cli("libra-infer", f"model={model}", f"data={data}", f"output_dir={out}", *extra)
     name = "prompts.jsonl" if "mode=prompts" in extra else "0-of-1.jsonl"
