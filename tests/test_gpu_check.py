@@ -1,7 +1,7 @@
 """benchmarks/gpu_check in its CPU dry-run mode: the GPU check's own code, end to end, so it still runs
-when someone with a GPU needs it. The default run covers its single-process parts; the whole script,
-with its ZeRO-3 part on two DeepSpeed ranks, is a slow check (the pipeline's own ZeRO-3 path is in the
-default run: tests/train/test_distributed.py)."""
+when someone with a GPU needs it. Both checks are slow (`pytest -m slow`): the single-process parts, and
+the whole script with its ZeRO-3 part on two DeepSpeed ranks and its serving part (the pipeline's own
+ZeRO-3 path is in the default run: tests/train/test_distributed.py)."""
 
 import os
 import re
@@ -32,6 +32,7 @@ def _figure(table: str, name: str) -> float:
     return float(value.group(1))
 
 
+@pytest.mark.slow  # covered by the whole dry run below; a benchmark's own check, not the suite's
 def test_the_gpu_checks_single_process_parts_print_their_figures(tmp_path):
     script = str(REPO / "benchmarks" / "gpu_check.py")
     for part in ("eval", "packing"):

@@ -60,6 +60,10 @@ def test_classifier_export_scores_as_label_mode_through_the_text_classification_
     label_mode = infer(checkpoint, data, tmp_path / "label", "mode=label")
     assert infer(merged, data, tmp_path / "merged", "mode=label").keys() == label_mode.keys()
     prompts = infer(classifier, data, tmp_path / "prompts", "mode=prompts")
+    refused = run_cli(
+        "libra-infer", f"model={classifier}", f"data={data}", f"output_dir={tmp_path / 'x'}", check=False
+    )
+    assert refused.returncode == 2 and "sequence-classifier export" in refused.stderr
     assert set(prompts) == set(label_mode) and len(prompts) >= 150
     scores = pipeline_scores(classifier, prompts)
     config = json.loads((classifier / "config.json").read_text())

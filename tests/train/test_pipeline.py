@@ -43,7 +43,7 @@ def test_two_stage_run_learns_and_chains(trained_run):
     # learning, not just a falling loss: the guard ranks held-out samples (unseen attack methods,
     # wordings and response style) better than the untrained backbone and than chance (about 0.5); 50
     # steps are too few to also settle its 0.5 threshold, so accuracy is only required not to fall.
-    # Over seeds 0-5 of this config the gain was 0.14-0.43 and the final AUPRC 0.62-1.00 (42 samples).
+    # On seed 0 of this config held-out AUPRC went from 0.588 to 0.816 (42 samples; at lr 3e-3 to 0.667).
     untrained = manifest["eval_before_training"]["heldout"]
     final = stages[1]["eval"]["heldout"]
     assert final["auprc"] > max(0.6, untrained["auprc"] + 0.1)
@@ -223,7 +223,7 @@ def test_empty_dataset_fails_before_training(tmp_path):
 @pytest.mark.parametrize(
     "sig, status",
     [
-        (signal.SIGINT, 130),
+        pytest.param(signal.SIGINT, 130, marks=pytest.mark.slow),  # over the CI budget
         # SIGTERM takes the same path (runtime/signals.py); the default run checks it on an ensemble
         pytest.param(signal.SIGTERM, 143, marks=pytest.mark.slow),
     ],
