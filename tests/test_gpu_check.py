@@ -1,7 +1,7 @@
 """benchmarks/gpu_check in its CPU dry-run mode: the GPU check's own code, end to end, so it still runs
 when someone with a GPU needs it. Both checks are slow (`pytest -m slow`): the single-process parts, and
 the whole script with its ZeRO-3 part on two DeepSpeed ranks and its serving part (the pipeline's own
-ZeRO-3 path is in the default run: tests/train/test_distributed.py)."""
+ZeRO-3 path: tests/train/test_distributed.py, slow as well)."""
 
 import os
 import re

@@ -20,6 +20,7 @@ FAST = [
 ]
 
 
+@pytest.mark.slow  # over the CI budget: pytest -m slow
 def test_two_point_multirun_then_report(tmp_path):
     sweep_dir = tmp_path / "sweep"
     run_cli("libra-train", "-m", "+sweep=rules_in_prompt", f"hydra.sweep.dir={sweep_dir}", *FAST)

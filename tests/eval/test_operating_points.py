@@ -98,6 +98,7 @@ def test_a_calibrated_threshold_decides_every_set_and_is_marked_where_it_was_cho
     assert f1["dev"]["threshold"] == 0.3
 
 
+@pytest.mark.slow  # over the CI budget; the saved threshold is read in tests/export
 def test_a_runs_threshold_is_saved_beside_its_checkpoint_and_libra_infer_uses_it(tmp_path):
     from tests.conftest import run_cli
 

@@ -163,6 +163,7 @@ def test_truncation_cuts_the_conversation_never_the_target(name):
     assert example["prompt"].startswith("<|im_start|>system\n") and "这是一个很长的回答" in example["prompt"]
 
 
+@pytest.mark.slow  # over the CI budget: pytest -m slow
 def test_a_trained_checkpoint_reloads_with_the_same_tokenizer_and_template(tmp_path):
     """The two-stage pipeline on model=qwen2.5-tiny with LoRA, a few steps; the adapter reloads."""
     from safetensors.torch import load_file

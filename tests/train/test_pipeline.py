@@ -96,6 +96,7 @@ def test_lora_two_stage_continues_the_adapter(tmp_path):
         assert scored[row["id"]]["pred_label"] == row["pred_label"]
 
 
+@pytest.mark.slow  # over the CI budget; tests/train/test_faults.py kills and resumes a stage
 def test_killed_stage_resumes_to_the_same_step_and_a_kill_between_stages_keeps_stage1(tmp_path):
     run_dir = tmp_path / "killed"
     args = [
