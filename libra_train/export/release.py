@@ -136,10 +136,10 @@ def _write(source: Source, fmt: FormatConfig, threshold: float, folder: Path, cf
                 member, fmt, threshold if own is None else own, members[-1], cfg, False
             )
         write_ensemble(folder, members)
-    else:
+        save_threshold(folder, threshold, f"exported from {source.checkpoint}")  # the ensemble's own
+        save_format(folder, fmt)
+    else:  # _write_weights wrote the threshold and the format beside the weights
         label_ids = _write_weights(source.checkpoint, fmt, threshold, folder, cfg, cfg.classifier)
-    save_threshold(folder, threshold, f"exported from {source.checkpoint}")
-    save_format(folder, fmt)
     write_card(folder, source, fmt, threshold, cfg, label_ids)
 
 
