@@ -181,14 +181,14 @@ class WandbTracker(NullTracker):
         paths = [Path(p) for p in paths]
         hashes = {str(p): file_sha256(p) for p in paths if p.is_file()}
         artifact = self.wandb.Artifact(_artifact_name(name), type=kind, metadata={"sha256": hashes})
-        for path in paths:
-            path = Path(path).resolve()
+        for path, entry in zip(paths, artifact_entry_names(paths)):
+            path = path.resolve()
             if reference:
-                artifact.add_reference(path.as_uri(), name=path.name, checksum=False)
+                artifact.add_reference(path.as_uri(), name=entry, checksum=False)
             elif path.is_dir():
-                artifact.add_dir(str(path), name=path.name)
+                artifact.add_dir(str(path), name=entry)
             else:
-                artifact.add_file(str(path), name=path.name)
+                artifact.add_file(str(path), name=entry)
         self.run.log_artifact(artifact)
 
     def finish(self) -> None:
@@ -232,6 +232,17 @@ def mistakes_and_margins(rows: list[dict], threshold: float, cap: int) -> list[d
 def _new_run_id() -> str:
     alphabet = string.ascii_lowercase + string.digits  # what W&B accepts in a run id
     return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+def artifact_entry_names(paths: list[Path]) -> list[str]:
+    """Each path's name inside an artifact: its own name, or, where two share one (every eval set writes
+    a predictions.jsonl), its path below the folder they share (heldout/predictions.jsonl)."""
+    names = [p.name for p in paths]
+    if len(set(names)) == len(names):
+        return names
+    resolved = [p.resolve() for p in paths]
+    root = Path(os.path.commonpath(resolved))
+    return [p.relative_to(root).as_posix() for p in resolved]
 
 
 def _artifact_name(name: str) -> str:

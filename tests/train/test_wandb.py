@@ -171,7 +171,7 @@ def test_libra_infer_and_libra_mine_log_their_outputs(trained_run, tmp_path):
     preds = tmp_path / "preds"
     run_cli("libra-infer", f"model={guard}", f"data={data}", f"output_dir={preds}", "logger=wandb", env=env)
     (row,) = [r for r in history(run_file(_offline_run(preds))) if "infer/samples" in r]
-    assert row["infer/samples"] == 8
+    assert row["infer/samples"] == 8  # the shared guard judges responses: one prediction per sample
     assert [(a.name, a.type) for a in _artifacts(preds)] == [("predictions", "predictions")]
 
     mined = tmp_path / "mined" / "hard.jsonl"
@@ -189,3 +189,26 @@ def test_libra_infer_and_libra_mine_log_their_outputs(trained_run, tmp_path):
     assert row["mine/chosen"] == 10
     (artifact,) = _artifacts(mined.parent)
     assert json.loads(artifact.metadata)["sha256"] == {str(mined): file_sha256(mined)}
+
+
+def test_an_artifact_keeps_every_eval_sets_predictions_though_they_share_a_name(tmp_path, monkeypatch):
+    """Each eval set writes <set>/predictions.jsonl: one artifact of a stage's predictions holds them all
+    (W&B refuses two entries with one name)."""
+    from libra_train.config import LoggerConfig
+    from libra_train.tracking import WandbTracker, artifact_entry_names
+
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    for name in "ab":
+        (tmp_path / "eval" / name).mkdir(parents=True)
+    files = [write_jsonl(tmp_path / "eval" / name / "predictions.jsonl", [{"id": name}]) for name in "ab"]
+    assert artifact_entry_names([tmp_path / "x.jsonl", tmp_path / "y" / "z.jsonl"]) == ["x.jsonl", "z.jsonl"]
+    tracker = WandbTracker(tmp_path, {}, LoggerConfig(backend="wandb", mode="offline"), "t", [])
+    tracker.log_artifact("predictions-stage1", "predictions", files)
+    tracker.finish()
+    (artifact,) = _artifacts(tmp_path)
+    assert sorted(c.path for c in artifact.manifest.contents) == [
+        "a/predictions.jsonl",
+        "b/predictions.jsonl",
+    ]
