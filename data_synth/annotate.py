@@ -10,12 +10,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
 from data_synth.judges import ChatJudge
 from data_synth.pipeline import chat_backend
-from libra_train.cli_utils import CLI_CONF_DIR, clear_errors, quiet_libraries
+from libra_train.cli_utils import CLI_CONF_DIR, hydra_command, quiet_libraries
 from libra_train.data.io import atomic_write_text, load_records, to_jsonl, write_records
 
 
@@ -48,8 +47,7 @@ def annotate_records(records: list[dict], judge, overwrite: bool) -> tuple[list[
     return records, flagged, counts
 
 
-@hydra.main(config_path=CLI_CONF_DIR, config_name="annotate", version_base="1.3")
-@clear_errors
+@hydra_command(CLI_CONF_DIR, "annotate")
 def annotate_main(cfg: DictConfig) -> None:
     quiet_libraries()
     output = Path(cfg.output)

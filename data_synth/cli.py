@@ -9,24 +9,23 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
-from libra_train.cli_utils import CONF_DIR, clear_errors, closed_pipe_ok, quiet_libraries
+from libra_train.cli_utils import CONF_DIR, closed_pipe_ok, hydra_command, quiet_libraries
 
 
-@hydra.main(config_path=CONF_DIR, config_name="synth", version_base="1.3")
-@clear_errors
+@hydra_command(CONF_DIR, "synth")
 def _synth(cfg: DictConfig) -> None:
     from omegaconf import OmegaConf
 
     from data_synth.config import SynthConfig
-    from data_synth.pipeline import synthesize
-    from data_synth.stats import print_stats
     from libra_train.tracking import command_tracker
 
+    config = SynthConfig.from_hydra(cfg)  # checked before the synthesis and its libraries load
+    from data_synth.pipeline import synthesize
+    from data_synth.stats import print_stats
+
     quiet_libraries()
-    config = SynthConfig.from_hydra(cfg)
     tracker = command_tracker(config, "libra-synth", config.output_dir)
     try:
         summary = synthesize(OmegaConf.create(config.resolved))  # the checked values, read as a mapping

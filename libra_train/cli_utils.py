@@ -5,10 +5,12 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import sys
 
 from libra_train.conf_dir import CLI_CONF_DIR, CONF_DIR  # noqa: F401 (the commands' config folders)
-from libra_train.errors import LibraError
+from libra_train.errors import ConfigError, LibraError
+from libra_train.typed import flat_keys, unknown_key
 
 
 def compose_config(name: str, overrides: list[str] | None = None):
@@ -21,6 +23,99 @@ def compose_config(name: str, overrides: list[str] | None = None):
         return compose(name, overrides=overrides or [])
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         return compose(name, overrides=overrides or [])
+
+
+def hydra_command(config_path: str, config_name: str):
+    """A console script's Hydra app: the project's errors as one line (clear_errors), Hydra's own
+    composition errors too (an override of a key the config lacks, a group option that does not exist,
+    an override that does not parse), each naming the key and the nearest valid one; a closed pipe ends
+    quietly. HYDRA_FULL_ERROR=1 set by the user keeps Hydra's own report and stack trace."""
+    import hydra
+
+    def decorate(fn):
+        app = hydra.main(config_path=config_path, config_name=config_name, version_base="1.3")(
+            clear_errors(fn)
+        )
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            from hydra.errors import HydraException
+
+            if os.environ.get("HYDRA_FULL_ERROR"):
+                return app(*args, **kwargs)
+            os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors here instead of printing them
+            try:
+                return app(*args, **kwargs)
+            except HydraException as err:
+                print(f"error: {composition_error(err, config_path, config_name)}", file=sys.stderr)
+                sys.exit(2)
+            finally:
+                os.environ.pop("HYDRA_FULL_ERROR", None)
+
+        return closed_pipe_ok(wrapper)
+
+    return decorate
+
+
+def composition_error(err, config_path: str, config_name: str) -> ConfigError:
+    """Hydra's multi-line composition report as one ConfigError naming the key (or group) at fault."""
+    from hydra.errors import MissingConfigException, OverrideParseException
+
+    text = str(err)
+    if isinstance(err, OverrideParseException):
+        return _unparsable_override(text)
+    if isinstance(err, MissingConfigException) and err.options is not None:
+        group = re.search(r"Could not find '([^']+)/([^']+)'", text)
+        if group:
+            key, option = group.group(1).replace("/", "."), group.group(2)
+            return unknown_key(key, option, err.options, what="option")
+    wrong = re.search(r"Could not override '([^']+)'", text)
+    if wrong:
+        key = wrong.group(1)
+        return unknown_key(key, None, _valid_keys(config_path, config_name, key))
+    present = re.search(r"An item is already at '([^']+)'", text)
+    if present:
+        key = present.group(1)
+        return ConfigError(key, f"exists already: give {key}=VALUE without the leading +")
+    return ConfigError("command line", text.strip().splitlines()[0])
+
+
+def _unparsable_override(text: str) -> ConfigError:
+    """The first override on the command line that Hydra's grammar refuses, named."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for arg in sys.argv[1:]:
+        if arg.startswith("-"):
+            continue
+        try:
+            parser.parse_overrides([arg])
+        except Exception:  # noqa: BLE001 (this is the one)
+            key = arg.split("=")[0].lstrip("+~")
+            reason = text.splitlines()[0]
+            return ConfigError(
+                key, f"cannot parse {arg!r} ({reason}); quote a value holding []{{}},= or spaces"
+            )
+    return ConfigError("command line", text.strip().splitlines()[0])
+
+
+def _valid_keys(config_path: str, config_name: str, bad_key: str) -> list[str]:
+    """Every key of the command's config as composed from this command line, less the bad override
+    (the config without any override where the rest does not compose either)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    rest = [a for a in sys.argv[1:] if "=" in a and not a.startswith("-") and a.split("=")[0] != bad_key]
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_path, version_base="1.3"):
+        for overrides in (rest, []):
+            try:
+                cfg = compose(config_name, overrides=overrides)
+            except Exception:  # noqa: BLE001 (another bad override: fall back to the config as shipped)
+                continue
+            return flat_keys(OmegaConf.to_container(cfg, resolve=False))
+    return []
 
 
 def clear_errors(fn):

@@ -22,7 +22,17 @@ from libra_train.data.subset import check_limit
 from libra_train.data.tables import TableConfig
 from libra_train.data.taxonomy import default_rules
 from libra_train.errors import ConfigError
-from libra_train.typed import build, check_value, fraction, non_negative, opt, positive, resolve_container
+from libra_train.typed import (
+    build,
+    check_value,
+    flat_keys,
+    fraction,
+    non_negative,
+    opt,
+    positive,
+    resolve_container,
+    unknown_key,
+)
 
 
 def _threshold(value) -> str | None:
@@ -255,6 +265,7 @@ class RunConfig:
     def from_hydra(cls, cfg: DictConfig) -> RunConfig:
         """Build and check the whole run config; raises ConfigError naming the first bad key."""
         raw = resolve_container(cfg)
+        _refuse_unknown_keys(raw, cfg)
         if not str(raw["paths"].get("run_dir") or "").strip():
             raise ConfigError("paths.run_dir", "is empty; give the run directory")
         seed = check_value(raw.get("seed", 0), int, "seed")
@@ -365,6 +376,35 @@ def _stage_mapping(stage: StageConfig, base: TrainConfig, seed: int) -> dict:
 
 
 # ------------------------------------------------------------------------------------ conversion
+
+# libra-train's top-level keys and the keys of its untyped groups; everything below them is checked by
+# the group's dataclass (typed.build) or, for data entries, by _data_config.
+RUN_KEYS = {
+    **dict.fromkeys(("experiment_name", "seed", "allow_changes", "model", "data", "train", "format")),
+    **dict.fromkeys(("peft", "deepspeed", "eval", "logger", "run_lock", "distributed", "ensemble")),
+    "paths": ("output_root", "run_dir"),
+    "curriculum": ("name", "stages"),
+}
+DATA_OPTIONS = ("eval_sets", "on_invalid", "prepare", "table")
+
+
+def _refuse_unknown_keys(raw: dict, cfg) -> None:
+    """A key the run would never read (`+trian.max_steps=5`, a misspelt group key) is an error naming it
+    and the nearest valid key, not a setting silently ignored. A key of no group, or a scalar under
+    `data`, is a helper only where an interpolation reads it (data.jade_dir, recipe.lr_stage1)."""
+    unresolved = str(OmegaConf.to_container(cfg, resolve=False)) if OmegaConf.is_config(cfg) else ""
+    read = lambda key: any(f"${{{key}{end}" in unresolved for end in ".}")  # noqa: E731 (an interpolation)
+    candidates = flat_keys({k: v for k, v in raw.items() if k in RUN_KEYS})
+    for name, value in raw.items():
+        if name not in RUN_KEYS and not read(name):  # e.g. `recipe`, read by the Libra-Guard recipes
+            leaf = flat_keys({name: value})[0] if isinstance(value, dict) and value else name
+            raise unknown_key(leaf, None, candidates)
+        for sub in value if RUN_KEYS.get(name) and isinstance(value, dict) else ():
+            if sub not in RUN_KEYS[name]:
+                raise unknown_key(f"{name}.{sub}", None, candidates)
+    for name, value in raw.get("data", {}).items():
+        if not isinstance(value, dict) and name not in DATA_OPTIONS and not read(f"data.{name}"):
+            raise unknown_key(f"data.{name}", None, candidates)
 
 
 def _data_config(raw: dict) -> DataConfig:

@@ -53,7 +53,7 @@ def build(cls, data, key: str):
     known = [f.name for f in fields(cls)]
     unknown = [k for k in data if k not in known]
     if unknown:
-        raise ConfigError(_key(key, unknown[0]), f"unknown key; known: {', '.join(known)}")
+        raise unknown_key(_key(key, unknown[0]), None, [_key(key, k) for k in known])
     hints = typing.get_type_hints(cls)
     values = {f.name: _checked(f, data[f.name], hints[f.name], key) for f in fields(cls) if f.name in data}
     return cls(**values)
@@ -67,6 +67,43 @@ def _checked(f, value, hint, group: str):
     if message:
         raise ConfigError(_key(group, f.name), message)
     return value
+
+
+def flat_keys(data, prefix: str = "") -> list[str]:
+    """The dotted path of every leaf of nested mappings (a list, or an empty mapping, is a leaf)."""
+    keys = []
+    for name, value in data.items() if isinstance(data, dict) else ():
+        path = f"{prefix}{name}"
+        keys += flat_keys(value, path + ".") if isinstance(value, dict) and value else [path]
+    return keys
+
+
+def unknown_key(key: str, option: str | None, candidates: list[str], what: str = "key") -> ConfigError:
+    """One line for a key (or a config group's option) that does not exist: the nearest valid one, or,
+    when none is near, the valid names at that level."""
+    import difflib
+
+    if what == "option":
+        near = difflib.get_close_matches(option, candidates, n=1, cutoff=0.5)
+        hint = f"did you mean {key}={near[0]}? " if near else ""
+        return ConfigError(key, f"no option {option!r}; {hint}options: {', '.join(candidates)}")
+    candidates = [c for c in candidates if c != key and not c.startswith(key + ".")]
+    parent, _, leaf = key.rpartition(".")
+    siblings = [c.rpartition(".")[2] for c in candidates if c.rpartition(".")[0] == parent]
+    near = [f"{parent}.{n}" if parent else n for n in difflib.get_close_matches(leaf, siblings, 1, 0.6)]
+    if not near and (not parent or parent not in {c.rpartition(".")[0] for c in candidates}):
+        near = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)  # a misspelt group: trian.…
+    if near:
+        return ConfigError(key, f"unknown key; did you mean {near[0]}?")
+    parts = key.split(".")
+    for depth in range(len(parts) - 1, -1, -1):  # the deepest level of the key that exists
+        parent = "".join(p + "." for p in parts[:depth])
+        level = dict.fromkeys(c[len(parent) :].split(".")[0] for c in candidates if c.startswith(parent))
+        if level:
+            return ConfigError(
+                key, f"unknown key; known{' in ' + parent[:-1] if parent else ''}: {', '.join(level)}"
+            )
+    return ConfigError(key, "unknown key")
 
 
 def _key(group: str, name: str) -> str:

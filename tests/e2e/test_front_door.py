@@ -168,3 +168,37 @@ def test_each_commands_help_lists_its_own_groups_only(command, own, foreign):
     shown = run_cli(command, "--help").stdout
     groups = next(line for line in shown.splitlines() if line.startswith("Config groups"))
     assert own in groups and foreign not in groups
+
+
+KEY_MISTAKES = [  # (command, a mistaken key=value, the key the error names, the nearest valid one)
+    (["libra-train"], "trian.max_steps=5", "trian.max_steps", "did you mean train.max_steps?"),
+    (["libra-train"], "+trian.max_steps=5", "trian.max_steps", "did you mean train.max_steps?"),
+    (["libra-train"], "train.max_stepz=5", "train.max_stepz", "did you mean train.max_steps?"),
+    (["libra-train"], "+paths.root=x", "paths.root", "known in paths: output_root, run_dir"),
+    (["libra-train"], "+data.jade_dri=x", "data.jade_dri", "known in data: stage1, stage2"),
+    (["libra-train"], "+colour=red", "colour", "known: model, data"),
+    (["libra-train"], "model=tinyy", "model", "no option 'tinyy'; did you mean model=tiny?"),
+    (["libra-train"], "+train.max_steps=5", "train.max_steps", "exists already"),
+    (["libra-train"], "train.max_steps=[1", "train.max_steps", "cannot parse 'train.max_steps=[1'"),
+    (["libra-infer"], "thresold=0.3", "thresold", "did you mean threshold?"),
+    (["libra-infer"], "+thresold=0.3", "thresold", "did you mean threshold?"),
+    (["libra-infer"], "openai.base_ur=x", "openai.base_ur", "did you mean openai.base_url?"),
+    (["libra-synth"], "num_sample=3", "num_sample", "did you mean num_samples?"),
+    (["libra-synth", "annotate"], "inptu=x", "inptu", "did you mean input?"),
+    (["libra-eval"], "+tsk=prompt", "tsk", "did you mean task?"),
+    (["libra-compare"], "output_dri=x", "output_dri", "did you mean output_dir?"),
+]
+
+
+REQUIRED = {"libra-infer": ["model=m", "data=d", "output_dir=o"], "libra-eval": ["predictions=p", "labels=l"]}
+
+
+@pytest.mark.parametrize("words, mistake, key, hint", KEY_MISTAKES, ids=lambda v: str(v))
+def test_a_mistaken_key_is_one_line_naming_it_and_the_nearest_valid_one(words, mistake, key, hint, tmp_path):
+    name, *sub = words
+    run_dir = [f"paths.run_dir={tmp_path / 'run'}"] if name == "libra-train" else []
+    proc = run_cli(name, *sub, *REQUIRED.get(name, []), *run_dir, mistake, check=False)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(f"error: config '{key}': "), proc.stderr
+    assert hint in proc.stderr
+    assert not (tmp_path / "run").exists()  # before any work

@@ -126,7 +126,7 @@ def test_each_bad_value_is_refused_naming_its_key(tmp_path, overrides, key):
     [
         (["model.name_or_path=???"], "model.name_or_path", "Missing mandatory value"),
         (["experiment_name=${nowhere}"], "experiment_name", "nowhere"),
-        (["+format.colour=red"], "format.colour", "unknown key; known: critic, "),
+        (["+format.colour=red"], "format.colour", "unknown key; known in format: critic, "),
         (["+data.stage1.colour=red"], "data.stage1.colour", "unknown key"),
         (["data.eval_sets.heldout=''"], "data.eval_sets.heldout", "must be a path"),
         (["curriculum.stages.0.data=stage1"], "curriculum.stages[0].data", "must be a list"),
