@@ -8,22 +8,40 @@ import json
 import sys
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
-from libra_train.cli_utils import CLI_CONF_DIR, CONF_DIR, clear_errors, closed_pipe_ok, quiet_libraries
+from libra_train.cli_utils import (
+    CLI_CONF_DIR,
+    CONF_DIR,
+    clear_errors,
+    closed_pipe_ok,
+    hydra_command,
+    quiet_libraries,
+)
+from libra_train.errors import LibraError
 
 
-@closed_pipe_ok
-@hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
-@clear_errors
+@hydra_command(CONF_DIR, "train")
 def train_main(cfg: DictConfig) -> None:
     from libra_train.launch import run_pipeline
 
-    quiet_libraries()
     _export_submitit_ranks()
     _place_sweep_point(cfg)
-    run_pipeline(cfg)
+    try:
+        run_pipeline(cfg)
+    except BaseException:
+        _remove_if_empty(cfg)
+        raise
+
+
+def _remove_if_empty(cfg: DictConfig) -> None:
+    """Hydra makes the run's folder before the run starts: a run refused at once (a bad key or value)
+    leaves it empty, and an empty outputs/<experiment>/<time>/ would pass for a run."""
+    from hydra.core.hydra_config import HydraConfig
+
+    folder = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
+    if folder is not None and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def _export_submitit_ranks() -> None:
@@ -68,17 +86,16 @@ def report_main(argv: list[str] | None = None) -> None:
         print(f"wrote {path}")
 
 
-@closed_pipe_ok
-@hydra.main(config_path=CLI_CONF_DIR, config_name="infer", version_base="1.3")
-@clear_errors
+@hydra_command(CLI_CONF_DIR, "infer")
 def infer_main(cfg: DictConfig) -> None:
     """libra-infer: `model=PATH` is a checkpoint here (see conf/cli/infer.yaml)."""
     from libra_train.command_config import InferConfig
-    from libra_train.eval.infer import run_inference
     from libra_train.tracking import command_tracker
 
+    config = InferConfig.from_hydra(cfg)  # checked before torch and transformers are imported
+    from libra_train.eval.infer import run_inference
+
     quiet_libraries()
-    config = InferConfig.from_hydra(cfg)
     tracker = command_tracker(config, "libra-infer", config.output_dir)
     try:
         written = run_inference(config)
@@ -89,45 +106,43 @@ def infer_main(cfg: DictConfig) -> None:
     print(f"wrote {written}")
 
 
-@closed_pipe_ok
-@hydra.main(config_path=CLI_CONF_DIR, config_name="serve", version_base="1.3")
-@clear_errors
+@hydra_command(CLI_CONF_DIR, "serve")
 def serve_main(cfg: DictConfig) -> None:
     """libra-serve: `model=PATH` is a checkpoint (conf/cli/serve.yaml)."""
     from libra_train.command_config import ServeConfig
+
+    config = ServeConfig.from_hydra(cfg)
     from libra_train.serve.server import run_server
 
     quiet_libraries()
-    run_server(ServeConfig.from_hydra(cfg))
+    run_server(config)
 
 
-@closed_pipe_ok
-@hydra.main(config_path=CLI_CONF_DIR, config_name="export", version_base="1.3")
-@clear_errors
+@hydra_command(CLI_CONF_DIR, "export")
 def export_main(cfg: DictConfig) -> None:
     """libra-export: a trained guard as a release folder, optionally uploaded (conf/cli/export.yaml)."""
     from libra_train.command_config import ExportConfig
+
+    config = ExportConfig.from_hydra(cfg)
     from libra_train.export.release import export_release, upload_release
 
     quiet_libraries()
-    config = ExportConfig.from_hydra(cfg)
     written = export_release(config)
     print(f"wrote {written}")
     if config.hub_repo:
         print(upload_release(written, config.hub_repo))
 
 
-@closed_pipe_ok
-@hydra.main(config_path=CLI_CONF_DIR, config_name="compare", version_base="1.3")
-@clear_errors
+@hydra_command(CLI_CONF_DIR, "compare")
 def compare_main(cfg: DictConfig) -> None:
     """libra-compare: every guard over the same data sets, into one leaderboard."""
     from libra_train.command_config import CompareConfig
-    from libra_train.reporting.leaderboard import compare, markdown, write_leaderboard
     from libra_train.tracking import command_tracker
 
-    quiet_libraries()
     config = CompareConfig.from_hydra(cfg)
+    from libra_train.reporting.leaderboard import compare, markdown, write_leaderboard
+
+    quiet_libraries()
     out_dir = Path(config.output_dir)
     defaults = {"batch_size": config.batch_size, "max_new_tokens": config.max_new_tokens}
     defaults["controversial_as"] = config.controversial_as
@@ -141,19 +156,20 @@ def compare_main(cfg: DictConfig) -> None:
         tracker.finish()
     print(markdown(rows))
     print("wrote " + ", ".join(str(p) for p in written))
+    if all("error" in r for r in rows):
+        raise LibraError(f"every guard failed (their errors are in {written[0]})")
 
 
-@closed_pipe_ok
-@hydra.main(config_path=CLI_CONF_DIR, config_name="mine", version_base="1.3")
-@clear_errors
+@hydra_command(CLI_CONF_DIR, "mine")
 def mine_main(cfg: DictConfig) -> None:
     """libra-mine: hard-sample selection as a command; `model=PATH` is a checkpoint (conf/cli/mine.yaml)."""
     from libra_train.command_config import MineConfig
     from libra_train.tracking import command_tracker
+
+    config = MineConfig.from_hydra(cfg)
     from libra_train.train.selection import select_file
 
     quiet_libraries()
-    config = MineConfig.from_hydra(cfg)
     tracker = command_tracker(config, "libra-mine", Path(config.output).parent)
     try:
         summary = select_file(config)
@@ -164,16 +180,15 @@ def mine_main(cfg: DictConfig) -> None:
     print(json.dumps(summary, ensure_ascii=False))
 
 
-@closed_pipe_ok
-@hydra.main(config_path=CONF_DIR, config_name="eval", version_base="1.3")
-@clear_errors
+@hydra_command(CONF_DIR, "eval")
 def eval_main(cfg: DictConfig) -> None:
     from libra_train.command_config import EvalCommandConfig
-    from libra_train.eval.metrics import format_table
-    from libra_train.eval.outputs import join_with_labels, load_predictions, write_metrics
     from libra_train.tracking import command_tracker
 
     config = EvalCommandConfig.from_hydra(cfg)
+    from libra_train.eval.metrics import format_table
+    from libra_train.eval.outputs import join_with_labels, load_predictions, write_metrics
+
     rows, lacking = join_with_labels(load_predictions(config.predictions), config.labels, config.task)
     metrics = write_metrics(rows, config.output_dir, no_prompt_label=lacking)
     tracker = command_tracker(config, "libra-eval", config.output_dir or ".")

@@ -62,25 +62,30 @@ def _selection_option(name: str):
     return dataclasses.field(default=option.default, metadata=option.metadata)
 
 
-def _format_on_command_line() -> bool:
-    """Whether the user named a format (format=…, format.KEY=…); outside a command line, the config
-    is taken as given."""
+def _format_overrides() -> tuple[bool, list[str]]:
+    """What the command line says of the format: whether it picks a format group (format=NAME), and the
+    format keys it sets (format.KEY=…). Outside a command line the config is taken as given, as if picked."""
     from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized():
-        return True
-    overrides = HydraConfig.get().overrides.task
-    return any(o.lstrip("+~").split("=")[0].split(".")[0] == "format" for o in overrides)
+        return True, []
+    names = [o.lstrip("+~").split("=")[0] for o in HydraConfig.get().overrides.task]
+    return "format" in names, [n.split(".")[1] for n in names if n.startswith("format.")]
 
 
-def _recorded_format(model) -> dict | None:
-    """The format recorded in a local checkpoint (data/recorded_format.py), unless the command line
-    names one: a trained checkpoint or an export is then read as it was trained."""
+def _recorded_format(model, given: dict | None) -> dict | None:
+    """The format recorded in a local checkpoint (data/recorded_format.py), with the keys the command line
+    sets (format.KEY=…) on top; None where there is no record or the command line picks a format group
+    (format=NAME replaces the record). A trained checkpoint or an export is read as it was trained."""
     from libra_train.data.recorded_format import recorded_format
 
-    if not isinstance(model, str) or not Path(model).expanduser().is_dir() or _format_on_command_line():
+    group, keys = _format_overrides()
+    if not isinstance(model, str) or not Path(model).expanduser().is_dir() or group:
         return None
-    return recorded_format(Path(model).expanduser())
+    record = recorded_format(Path(model).expanduser())
+    if record is None:
+        return None
+    return {**record, **{k: (given or {})[k] for k in keys if k in (given or {})}}
 
 
 class CommandConfig:
@@ -92,7 +97,7 @@ class CommandConfig:
         raw = resolve_container(cfg) if isinstance(cfg, DictConfig) else dict(cfg)
         nested = {"format": format_config, "logger": lambda v: build(LoggerConfig, v or {}, "logger")}
         known = {f.name for f in fields(cls)}
-        recorded = _recorded_format(raw.get("model")) if "format" in known else None
+        recorded = _recorded_format(raw.get("model"), raw.get("format")) if "format" in known else None
         if recorded is not None:
             raw["format"] = recorded
         values = {k: nested[k](v) if k in nested and k in known else v for k, v in raw.items()}
@@ -250,7 +255,12 @@ class CompareConfig(CommandConfig):
 
         if not Path(self.guards).is_file():
             raise ConfigError("guards", f"no such file: {self.guards}")
-        return OmegaConf.to_container(OmegaConf.load(self.guards), resolve=True)  # ${oc.env:RUN} etc.
+        try:
+            return OmegaConf.to_container(OmegaConf.load(self.guards), resolve=True)  # ${oc.env:RUN} etc.
+        except Exception as err:  # noqa: BLE001 (a YAML or interpolation error: said in one line)
+            where = f" at {err.full_key}" if getattr(err, "full_key", None) else ""
+            reason = str(err).splitlines()[0]
+            raise ConfigError("guards", f"{self.guards}{where}: {reason}") from None
 
     def check(self) -> None:
         specs = self.guard_specs
@@ -261,6 +271,11 @@ class CompareConfig(CommandConfig):
                 raise ConfigError(f"guards.{name}.model", "each guard needs a model (a path or openai:NAME)")
         if not self.data:
             raise ConfigError("data", "name at least one data set: +data.NAME=PATH")
+        from libra_train.data.io import HUB_PREFIX
+
+        for name, path in self.data.items():  # once here, not once per guard
+            if not str(path).startswith(HUB_PREFIX) and not Path(str(path)).exists():
+                raise ConfigError(f"data.{name}", f"no such file or folder: {path}")
 
 
 @dataclass(frozen=True)
@@ -278,5 +293,11 @@ class ExportConfig(CommandConfig):
 
     @property
     def named_format(self) -> FormatConfig | None:
-        """The format, where the command line named one; else None (the checkpoint's record is read)."""
-        return self.format if _format_on_command_line() else None
+        """The format, where the command line picked one (format=NAME); else None (the checkpoint's record
+        is read, with format_keys on top)."""
+        return self.format if _format_overrides()[0] else None
+
+    @property
+    def format_keys(self) -> dict:
+        """The format keys the command line sets (format.KEY=…), laid over the recorded format."""
+        return {k: getattr(self.format, k) for k in _format_overrides()[1]}

@@ -11,8 +11,6 @@ import sys
 
 from libra_train.config import RunConfig
 from libra_train.errors import ConfigError
-from libra_train.members import run_members
-from libra_train.pipeline import run_curriculum
 from libra_train.runtime import distributed as dist
 from libra_train.runtime.run_dir import RunLock
 from libra_train.runtime.signals import Interrupted, stop_on_signals
@@ -23,20 +21,34 @@ def run_pipeline(cfg) -> dict:
     run = RunConfig.from_hydra(cfg)  # every value checked here, before any data or model is touched
     run.format.load_files()  # a bad policy or few-shot file stops the run here too
     check_environment(run)  # a missing extra or launcher is said before any data is made
+    # torch, transformers and the rest load only now: a refused config is said in a second or two
+    from libra_train.cli_utils import quiet_libraries
+    from libra_train.members import run_members
+    from libra_train.pipeline import run_curriculum
+
+    quiet_libraries()
     dist.set_timeout(run.distributed.timeout_s)
     stop_on_signals()
+    fresh = not run.run_dir.exists() or not any(run.run_dir.iterdir())  # Hydra may have made it, empty
     lock = RunLock(run.run_dir, run.run_lock.stale_after_s, run.run_lock.heartbeat_s)
     if dist.is_main():
         lock.acquire()
+    failed = False
     try:
         manifest = run_members(run) if run.ensemble.members > 1 else run_curriculum(run)
     except Interrupted as stop:
         if dist.is_main():
             print(f"libra-train: stopped by {stop.signal}; {resume_hint(run)}", file=sys.stderr)
+            print(f"libra-train: {redone_steps(run)}", file=sys.stderr)
+        raise
+    except Exception:
+        failed = True
         raise
     finally:
         if dist.is_main():
             lock.release()
+            if failed and fresh:
+                remove_unstarted(run)
     if dist.is_main():
         print(ending(run, manifest))
     return manifest
@@ -77,6 +89,36 @@ def resume_hint(run: RunConfig) -> str:
         return f"relaunch the same command with paths.run_dir={run.run_dir} to resume"
     kept = [a for a in sys.argv[1:] if not a.startswith(("paths.run_dir=", "+paths.run_dir="))]
     return "resume with: " + shlex.join(["libra-train", *kept, f"paths.run_dir={run.run_dir}"])
+
+
+def remove_unstarted(run: RunConfig) -> None:
+    """A run that failed before its data was ready (a bad table, an unreachable backend) leaves nothing
+    worth resuming: the folder it made is removed, so outputs/<experiment>/ holds runs only. Under several
+    ranks it stays: the others may still be reading its markers."""
+    import shutil
+
+    if dist.world_size() == 1 and not (run.run_dir / "data" / ".ready").exists():
+        shutil.rmtree(run.run_dir, ignore_errors=True)
+
+
+def redone_steps(run: RunConfig) -> str:
+    """What a resume keeps and what it does again, from where the manifest says the run stopped."""
+    from libra_train.runtime.run_dir import Manifest
+
+    manifest = Manifest(run.run_dir).data
+    stopped = manifest.get("interrupted") or {}
+    stage = stopped.get("stage")
+    status = next((s.get("status") for s in manifest.get("stages", []) if s.get("name") == stage), None)
+    if not stage or stage == "untrained_eval":
+        return "finished stages are kept; the rest starts where it stopped"
+    if status == "trained":
+        return f"finished stages are kept; {stage} is trained, and only its evaluation runs again"
+    if not stopped.get("step"):
+        return f"finished stages are kept; {stage} starts again from its first step (no checkpoint yet)"
+    return (
+        f"finished stages are kept; {stage} resumes from its checkpoint at step {stopped['step']} "
+        "(one every train.save_steps): the steps it took after that are trained again"
+    )
 
 
 def ending(run: RunConfig, manifest: dict) -> str:

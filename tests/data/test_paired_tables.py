@@ -142,3 +142,19 @@ def test_data_jade_imports_and_splits_on_first_use(tmp_path):
     )
     assert "`heldout`" in note and "jade" not in note.split(":")[0]
     assert "imported" in proc.stdout + proc.stderr
+
+
+def test_a_run_that_fails_before_its_data_is_ready_leaves_no_folder(tmp_path):
+    """A bad table stops the run while its data is made: outputs/<experiment>/ keeps no half-made run
+    folder (config.yaml and a .failed marker) to be mistaken for a run."""
+    (tmp_path / "jade").mkdir()
+    (tmp_path / "jade" / "jade_alignment_medium_zh.csv").write_bytes(b"ID,\xe9\x97\xae\n1,\xff\xfe\n")
+    root = tmp_path / "outputs"
+    proc = run_cli("libra-train", "experiment=jade", f"data.jade_dir={tmp_path / 'jade'}",
+                   f"paths.output_root={root}", "logger=none", check=False)  # fmt: skip
+    assert (
+        proc.returncode == 2
+        and proc.stderr.startswith("error: ")
+        and "jade_alignment_medium_zh.csv" in proc.stderr
+    )
+    assert not (root / "jade").exists() or not list((root / "jade").iterdir())

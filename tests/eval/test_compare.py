@@ -47,3 +47,27 @@ def test_the_comparison_ranks_every_guard_and_a_broken_one_is_a_row(trained_run,
     # the W&B run holds the leaderboard as a table
     records = b"".join(p.read_bytes() for p in (out / "wandb").rglob("*.wandb"))
     assert b"compare/leaderboard" in records
+
+
+def test_a_comparison_that_cannot_run_says_so_once_and_fails(trained_run, tmp_path):
+    """A missing data file stops it before any guard runs (once, not once per guard); an unset variable
+    the guards file reads is one line; a comparison where every guard fails exits non-zero."""
+    spec = tmp_path / "guards.yaml"
+    spec.write_text("a:\n  model: ${oc.env:NO_SUCH_RUN}/backbone\nb:\n  model: /no/such/guard\n")
+    heldout = f"+data.heldout={trained_run / 'data' / 'heldout.jsonl'}"
+    unset = run_cli("libra-compare", f"guards={spec}", heldout, f"output_dir={tmp_path / 'o'}", check=False)
+    assert unset.returncode == 2 and unset.stderr.count("\n") == 1 and "Traceback" not in unset.stderr
+    assert unset.stderr.startswith("error: config 'guards':") and "NO_SUCH_RUN" in unset.stderr
+
+    spec.write_text("a:\n  model: /no/such/guard\nb:\n  model: /no/such/guard/either\n")
+    missing = run_cli(
+        "libra-compare", f"guards={spec}", "+data.heldout=/no/data.jsonl", f"output_dir={tmp_path / 'm'}",
+        check=False,
+    )  # fmt: skip
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+    assert missing.stderr == "error: config 'data.heldout': no such file or folder: /no/data.jsonl\n"
+    assert not (tmp_path / "m").exists()
+
+    failed = run_cli("libra-compare", f"guards={spec}", heldout, f"output_dir={tmp_path / 'f'}", check=False)
+    assert failed.returncode == 2 and "every guard failed" in failed.stderr
+    assert len(json.loads((tmp_path / "f" / "leaderboard.json").read_text())) == 2  # both rows written

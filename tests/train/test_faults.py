@@ -120,3 +120,24 @@ def test_a_resume_skips_checkpoints_a_killed_run_was_writing(tmp_path):
     assert last_complete_checkpoint(trainer, remove_partial=True) == str(trainer / "checkpoint-5")
     assert [p.name for p in trainer.iterdir()] == ["checkpoint-5"]
     assert last_complete_checkpoint(tmp_path / "none", remove_partial=True) is None
+
+
+def test_a_stopped_run_says_what_a_resume_keeps_and_what_it_trains_again(tmp_path):
+    from types import SimpleNamespace
+
+    from libra_train.launch import redone_steps
+    from libra_train.runtime.run_dir import Manifest
+
+    run = SimpleNamespace(run_dir=tmp_path)
+    manifest = Manifest(tmp_path)
+    manifest.data.update(stages=[{"name": "stage1_pretrain", "status": "interrupted"}])
+    manifest.data["interrupted"] = {"stage": "stage1_pretrain", "step": 50, "signal": "SIGINT"}
+    manifest.save()
+    said = redone_steps(run)
+    assert "stage1_pretrain resumes from its checkpoint at step 50" in said and "trained again" in said
+    manifest.data["interrupted"]["step"] = 0
+    manifest.save()
+    assert "starts again from its first step" in redone_steps(run)
+    manifest.data["stages"][0]["status"] = "trained"
+    manifest.save()
+    assert "only its evaluation runs again" in redone_steps(run)
