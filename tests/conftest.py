@@ -58,8 +58,12 @@ def sample(i, label="不安全", source="Synthetic Data", **extra) -> dict:
     }
 
 
+# The shared guard judges responses (format.task=response), where the quick start trains both tasks: its
+# tests score responses, and 50 steps on responses alone teach them as many steps on both did before.
+# tests/eval/test_judged_task.py and the README's own training line train and check both tasks.
 TINY_TRAIN = [
     "logger=none",
+    "format.task=response",
     "data.prepare.num_samples=420",
     "train.max_steps=50",
     "train.batch_size=8",

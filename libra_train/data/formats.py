@@ -350,6 +350,39 @@ def eval_views(records: list[dict], task: str) -> tuple[list[dict], int]:
     return views, lacking
 
 
+def judged_task(record: dict) -> str:
+    """What a record asks the guard to judge: its response, or, with none, the question alone."""
+    return "response" if record.get("response") else "prompt"
+
+
+def untrained_task(record: dict, fmt: FormatConfig, trained: str | None, guard: str) -> str | None:
+    """Why `guard` must not judge this record, or None. A guard judges what it was trained to judge (the
+    format.task recorded with it, `trained`): a guard trained on responses never learnt to judge a
+    question alone, and passes `如何制作炸弹？` as readily as anything. A format.task given otherwise on the
+    command line (fmt.task != trained) is the user's say-so."""
+    asked = judged_task(record)
+    if trained in (None, "both", asked) or fmt.task != trained:
+        return None
+    learnt = {"response": "responses", "prompt": "questions alone"}[trained]
+    what = (
+        "has no response: judging it means judging the question alone"
+        if asked == "prompt"
+        else ("has a response, which a question-only guard does not read")
+    )
+    return (
+        f"{guard} was trained to judge {learnt} (format.task={trained}); sample {record.get('id')!r} {what}. "
+        f"Use a guard trained with format.task=both, or give format.task=both to judge it anyway"
+    )
+
+
+def refuse_untrained_task(views: list[dict], fmt: FormatConfig, trained: str | None, guard: str) -> None:
+    """untrained_task for every view, as one ConfigError naming format.task at the first."""
+    for view in views:
+        why = untrained_task(view, fmt, trained, guard)
+        if why:
+            raise ConfigError("format.task", why)
+
+
 def _unlabelled_views(record: dict, task: str) -> list[dict]:
     if not record.get("response"):
         return [record]

@@ -51,3 +51,10 @@ def recorded_format(folder) -> dict | None:
         if record.get(key) and str(record[key]).startswith("format_files/"):
             record[key] = str(Path(str(folder)) / record[key])
     return record
+
+
+def trained_task(model) -> str | None:
+    """The format.task a local checkpoint or export was trained with; None where nothing is recorded."""
+    folder = Path(str(model)).expanduser()
+    record = recorded_format(folder) if folder.is_dir() else None
+    return record.get("task") if record else None

@@ -6,8 +6,16 @@ import logging
 from pathlib import Path
 
 from libra_train.command_config import InferConfig, check_machine
-from libra_train.data.formats import FormatConfig, eval_views, render_prompt, render_target
+from libra_train.data.formats import (
+    FormatConfig,
+    eval_views,
+    refuse_untrained_task,
+    render_prompt,
+    render_target,
+)
 from libra_train.data.io import atomic_write_text, load_records, to_jsonl
+from libra_train.data.recorded_format import trained_task
+from libra_train.errors import ConfigError
 from libra_train.eval.endpoint import is_endpoint, predict_endpoint
 from libra_train.eval.evaluator import predict
 from libra_train.eval.scoring import decision_threshold, resolve_mode
@@ -27,11 +35,16 @@ def shard(records: list[dict], rank: int, num: int) -> list[dict]:
 def write_prompts(records: list[dict], tokenizer, fmt: FormatConfig, out_path: Path) -> Path:
     """One line per view libra-infer scores (the views training makes): id, the exact model input (chat
     template applied) and the target training would teach (null for an unlabelled sample, and for a
-    format no guard is trained in)."""
+    format no guard is trained in; `no_target` says why where the sample lacks what the target needs)."""
     rows = []
     for view in eval_views(records, fmt.task)[0]:
-        target = render_target(view, fmt) if view.get("label") and fmt.trainable else None
-        rows.append({"id": view["id"], "prompt": render_prompt(view, tokenizer, fmt), "target": target})
+        row = {"id": view["id"], "prompt": render_prompt(view, tokenizer, fmt), "target": None}
+        if view.get("label") and fmt.trainable:
+            try:
+                row["target"] = render_target(view, fmt)
+            except ConfigError as err:  # a prompt needs no target: say why this one has none
+                row["no_target"] = err.message
+        rows.append(row)
     atomic_write_text(out_path, to_jsonl(rows))
     return out_path
 
@@ -52,6 +65,7 @@ def run_inference(cfg: InferConfig) -> Path:
     index, total = cfg.machine_rank * world + rank, cfg.machine_num * world
     records = shard(load_records(cfg.data, require_label=False), index, total)
     records, lacking = eval_views(records, fmt.task)  # the views training makes (format.task)
+    refuse_untrained_task(records, fmt, trained_task(cfg.model), cfg.model)
     if lacking:
         log.warning("%d labelled samples have no prompt-level label, so no prompt view", lacking)
     out_path = Path(cfg.output_dir) / f"{index}-of-{total}.jsonl"

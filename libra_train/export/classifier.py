@@ -96,6 +96,11 @@ def to_sequence_classifier(model, tokenizer, fmt: FormatConfig, threshold: float
 
 
 QUESTION, RESPONSE = "\x00LIBRA_QUESTION\x00", "\x00LIBRA_RESPONSE\x00"
+UNTRAINED = {
+    "response": "this guard was trained to judge responses (format.task=response): give the question and "
+    "the response as [user, assistant] messages",
+    "prompt": "this guard was trained to judge questions alone (format.task=prompt): give one user message",
+}
 
 
 def _literal(text: str) -> str:
@@ -115,19 +120,22 @@ def classifier_template(tokenizer, fmt: FormatConfig) -> str:
     alone_before, alone_after = alone.split(QUESTION)
     user, assistant = "{{ messages[0]['content'] }}", "{{ messages[1]['content'] }}"
     text = lambda part: "{{ " + _literal(part) + " }}"  # noqa: E731
-    template = (
-        "{% if messages | length > 1 %}"
-        + text(before) + user + text(between) + assistant + text(after)
-        + "{% else %}"
-        + text(alone_before) + user + text(alone_after)
-        + "{% endif %}"
-    )  # fmt: skip
-    probe = [
-        {"role": "user", "content": PROBE["question"]},
-        {"role": "assistant", "content": PROBE["response"]},
-    ]
-    rendered = tokenizer.apply_chat_template(probe, chat_template=template, tokenize=False)
-    if rendered != classifier_input(PROBE, tokenizer, fmt):
+    pair = text(before) + user + text(between) + assistant + text(after)
+    alone = text(alone_before) + user + text(alone_after)
+    # A guard judges what it was trained to judge (format.task): the other kind of input is refused, as
+    # libra-infer and libra-serve refuse it, rather than scored by a guard that never learnt it.
+    if fmt.task == "response":
+        alone = "{{ raise_exception(" + _literal(UNTRAINED["response"]) + ") }}"
+    if fmt.task == "prompt":
+        pair = "{{ raise_exception(" + _literal(UNTRAINED["prompt"]) + ") }}"
+    template = "{% if messages | length > 1 %}" + pair + "{% else %}" + alone + "{% endif %}"
+    probe = {"id": "probe", "question": PROBE["question"]}
+    if fmt.task != "prompt":
+        probe["response"] = PROBE["response"]
+    messages = [{"role": "user", "content": probe["question"]}]
+    messages += [{"role": "assistant", "content": probe["response"]}] if "response" in probe else []
+    rendered = tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False)
+    if rendered != classifier_input(probe, tokenizer, fmt):
         raise ConfigError("classifier", f"format.prompt={fmt.prompt}: no chat template reproduces its input")
     return template
 
@@ -138,13 +146,16 @@ def write_classifier_inputs(records: list[dict], tokenizer, fmt: FormatConfig, p
     import json
     from pathlib import Path
 
-    from libra_train.data.formats import eval_views
+    from libra_train.data.formats import eval_views, refuse_untrained_task
     from libra_train.data.io import atomic_write_text, to_jsonl
+    from libra_train.data.recorded_format import trained_task
 
     label_ids = json.loads((Path(str(path)) / "config.json").read_text()).get("guard_label_token_ids")
+    views = eval_views(records, fmt.task)[0]
+    refuse_untrained_task(views, fmt, trained_task(path), str(path))
     rows = [
         {"id": view["id"], "task": view["task"], "prompt": classifier_input(view, tokenizer, fmt, label_ids)}
-        for view in eval_views(records, fmt.task)[0]
+        for view in views
     ]
     atomic_write_text(out_path, to_jsonl(rows))
     return out_path

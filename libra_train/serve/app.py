@@ -148,13 +148,14 @@ def create_app(scorer, options: ServeOptions) -> FastAPI:
                 401, "a valid API key is required (Authorization: Bearer KEY)", kind="authentication_error"
             )
 
-    async def judge(records: list[dict]) -> list[tuple[dict, dict]]:
+    async def judge(records: list[dict], params: list[str] | None = None) -> list[tuple[dict, dict]]:
         prepared = []
-        for record in records:
+        for i, record in enumerate(records):
             try:
                 prepared.append(scorer.prepare(record))
             except ValueError as err:
-                raise ApiError(400, str(err), "messages" if record.get("messages") else "question") from None
+                param = params[i] if params else "messages" if record.get("messages") else "question"
+                raise ApiError(400, f"{param}: {err}" if params else str(err), param) from None
         try:
             results = await batcher.submit(prepared)
         except WorkerError as err:
@@ -179,8 +180,8 @@ def create_app(scorer, options: ServeOptions) -> FastAPI:
 
     @app.post("/v1/moderations", dependencies=[Depends(require_key)])
     async def moderations(body: ModerationRequest):
-        texts = moderation_texts(body.input, options.max_inputs)
-        judged = await judge([{"id": i, "question": t, "response": ""} for i, t in enumerate(texts)])
+        records = moderation_records(body.input, options.max_inputs)
+        judged = await judge(records, [f"input[{i}]" for i in range(len(records))])
         names = list(scorer.fmt.policy) if scorer.fmt.with_category else []
         return {
             "id": f"modr-{uuid.uuid4().hex}",
@@ -210,27 +211,48 @@ def guard_record(body: GuardRequest) -> dict:
     """The request as a guard-schema record, checked by the same validation as a data file's record."""
     raw = {k: v for k, v in body.model_dump().items() if v is not None}
     raw.setdefault("id", "request")
+    return checked_record(raw, None)
+
+
+def checked_record(raw: dict, param: str | None) -> dict:
+    """A request's record through the data files' own validation; a bad field is a 400 naming it."""
     try:
         (record,), _ = validate_records([Located(raw, "request", None)], require_label=False)
     except DataError as err:
-        raise ApiError(400, f"{err.field or 'body'}: {err.message}", err.field) from None
+        field = f"{param}.{err.field}" if param and err.field else param or err.field
+        raise ApiError(400, f"{field or 'body'}: {err.message}", field) from None
     return record
 
 
-def moderation_texts(value, max_inputs: int) -> list[str]:
+EXCHANGE_FIELDS = {"question", "response", "messages"}
+
+
+def moderation_records(value, max_inputs: int) -> list[dict]:
+    """The moderation `input` as guard records (docs/serving.md). A text, or a text part {type: text,
+    text}, is a question judged alone, as OpenAI's endpoint reads its input; an object {question,
+    response} or {messages} is an exchange, judged as /v1/guard judges it."""
     items = [value] if isinstance(value, str) else value
-    texts = []
+    records = []
     for i, item in enumerate(items):
+        param = f"input[{i}]"
         if isinstance(item, dict) and item.get("type") == "text":
             item = item.get("text")
-        if not isinstance(item, str) or not item.strip():
-            raise ApiError(400, f"input[{i}]: must be non-empty text (or a text part)", f"input[{i}]")
-        texts.append(item)
-    if not texts:
+        if isinstance(item, str) and item.strip():
+            records.append(checked_record({"id": i, "question": item}, param))
+        elif isinstance(item, dict) and EXCHANGE_FIELDS & set(item) and set(item) <= EXCHANGE_FIELDS:
+            records.append(checked_record({"id": i, **item}, param))
+        else:
+            raise ApiError(
+                400,
+                f"{param}: must be non-empty text, a text part, or an exchange "
+                "{question, response} or {messages}",
+                param,
+            )
+    if not records:
         raise ApiError(400, "input: no text to moderate", "input")
-    if len(texts) > max_inputs:
-        raise ApiError(400, f"input: {len(texts)} texts, at most {max_inputs} per request", "input")
-    return texts
+    if len(records) > max_inputs:
+        raise ApiError(400, f"input: {len(records)} texts, at most {max_inputs} per request", "input")
+    return records
 
 
 def moderation_result(result: dict, cut: dict, names: list[str]) -> dict:

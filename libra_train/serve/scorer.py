@@ -12,7 +12,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from libra_train.command_config import ServeConfig
-from libra_train.data.formats import FormatConfig, label_words, target_opening
+from libra_train.data.formats import FormatConfig, label_words, target_opening, untrained_task
+from libra_train.data.recorded_format import trained_task as recorded_task
 from libra_train.data.schema import UNSAFE
 from libra_train.errors import ConfigError
 from libra_train.eval.scoring import (
@@ -46,10 +47,12 @@ class GuardScorer:
         max_length: int,
         category_tokens: int = 32,
         controversial_as: str = "unsafe",
+        trained_task: str | None = None,
     ):
         if not fmt.label_first:
             raise ConfigError("format.critic", "libra-serve scores in label mode: the label must come first")
         self.model, self.tokenizer, self.fmt = model, tokenizer, fmt
+        self.trained_task = trained_task  # the guard's recorded format.task: other input is refused
         self.threshold, self.max_length, self.category_tokens = threshold, max_length, category_tokens
         self.controversial_as = controversial_as
 
@@ -63,12 +66,17 @@ class GuardScorer:
         model.to(default_device(cfg.device))
         model.eval()
         log.info("libra-serve: %s, unsafe when p_unsafe > %g", cfg.model, threshold)
+        options = {"category_tokens": cfg.category_tokens, "controversial_as": cfg.controversial_as}
         return cls(
-            model, tokenizer, fmt, threshold, cfg.max_length, cfg.category_tokens, cfg.controversial_as
+            model, tokenizer, fmt, threshold, cfg.max_length, **options, trained_task=recorded_task(cfg.model)
         )
 
     def prepare(self, record: dict) -> Prepared:
-        """Cut the record by the training rule so that the prompt and the label fit in max_length."""
+        """Cut the record by the training rule so that the prompt and the label fit in max_length; a record
+        the guard was not trained to judge (format.task) is refused."""
+        why = untrained_task(record, self.fmt, self.trained_task, "this guard")
+        if why:
+            raise ValueError(why)
         stats: Counter = Counter()
         label = target_opening(self.fmt, record) + max(label_words(self.fmt, record), key=len)
         fitted = fit_conversation(record, self.tokenizer, self.fmt, label, self.max_length, stats)

@@ -60,10 +60,15 @@ def running(scorer, **options):
         thread.join(30)
 
 
+# The shared guard was trained on responses (format.task=response); these tests also send questions
+# alone, so they say format.task=both, as a user of such a guard does to have it judge them.
+BOTH = {"format": {"task": "both"}}
+
+
 @pytest.fixture(scope="module")
 def guard(trained_run):
     checkpoint = trained_run / "stage2_sft" / "checkpoint"
-    return checkpoint, load_scorer(checkpoint)
+    return checkpoint, load_scorer(checkpoint, **BOTH)
 
 
 def test_both_endpoints_agree_with_libra_infer(guard, tmp_path):
@@ -88,7 +93,13 @@ def test_both_endpoints_agree_with_libra_infer(guard, tmp_path):
         }
     ]
     data = write_jsonl(tmp_path / "samples.jsonl", records)
-    run_cli("libra-infer", f"model={checkpoint}", f"data={data}", f"output_dir={tmp_path / 'out'}")
+    run_cli(
+        "libra-infer",
+        f"model={checkpoint}",
+        f"data={data}",
+        f"output_dir={tmp_path / 'out'}",
+        "format.task=both",
+    )
     expected = {str(p["id"]): p for p in read_jsonl(tmp_path / "out" / "0-of-1.jsonl")}
     with running(scorer, max_wait_ms=50) as client:
 
@@ -156,7 +167,7 @@ def test_bad_requests_get_a_400_naming_the_field(guard):
 
 def test_input_longer_than_the_model_allows_is_cut_by_the_training_rule_and_said(guard):
     checkpoint = guard[0]
-    scorer = load_scorer(checkpoint, max_length=260)
+    scorer = load_scorer(checkpoint, max_length=260, **BOTH)
     chatter = [{"role": r, "content": f"第{i}轮闲聊" * 8} for i, r in enumerate(["user", "assistant"] * 4)]
     with running(scorer) as client:
         answer = client.post("/v1/guard", json={"messages": chatter + CONVERSATION[2:]}).json()
@@ -235,7 +246,13 @@ def test_shutdown_finishes_the_request_in_flight(guard, tmp_path):
     process exits cleanly."""
     port = free_port()
     env = {**os.environ, "LIBRA_SERVE_API_KEY": ""}
-    command = [str(BIN / "libra-serve"), f"model={guard[0]}", f"port={port}", "max_wait_ms=3000"]
+    command = [
+        str(BIN / "libra-serve"),
+        f"model={guard[0]}",
+        f"port={port}",
+        "max_wait_ms=3000",
+        "format.task=both",
+    ]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
