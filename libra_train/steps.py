@@ -85,7 +85,7 @@ def evaluate_checkpoint(path: str, run: RunConfig, out_dir: Path, tracker, stage
     launch id, so the ranks of a relaunch never take an old marker for theirs; a relaunch resumes each
     rank's partial share."""
     from libra_train.eval.evaluator import merge_shards, predict_shard, score_sets
-    from libra_train.eval.metrics import headline
+    from libra_train.eval.metrics import headline, one_sided_note
 
     def my_share():
         model, tokenizer = _load_for_eval(path, run)
@@ -101,6 +101,8 @@ def evaluate_checkpoint(path: str, run: RunConfig, out_dir: Path, tracker, stage
         for name in metrics:
             tracker.log_eval(stage, name, metrics[name], rows[name])
             log.info("%s, eval %s: %s", stage, name, headline(metrics[name]))
+            if one_sided_note(metrics[name]):
+                log.warning("%s, eval %s: %s", stage, name, one_sided_note(metrics[name]))
 
     dist.every_rank(out_dir, "eval", my_share)
     dist.once(out_dir / f".merged-{dist.launch_id()}", merge, redo=True)

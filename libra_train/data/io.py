@@ -119,6 +119,13 @@ def load_records(
     return valid
 
 
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: it is set straight back)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write via a temp file in the same folder, then rename: readers never see a partial file."""
     path = Path(path)
@@ -129,9 +136,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the mode a plain open() would
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp creates 0600; give the mode open() would
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

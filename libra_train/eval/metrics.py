@@ -127,6 +127,39 @@ def _table_row(name: str, m: dict) -> str:
     return f"{name:<20} {m['f1_unsafe']:>10.4f} {m['f1_safe']:>10.4f} {m['accuracy']:>10.4f} {m['n']:>7}"
 
 
+SYNTHETIC = "Synthetic Data"
+
+
+def synthetic_only(metrics: dict) -> bool:
+    """Whether an eval set holds synthetic samples only (every row's source): its figure measures
+    generalisation within the generator's data, not accuracy on real assistant responses."""
+    return set(metrics.get("per_source") or {}) == {SYNTHETIC}
+
+
+def one_sided(metrics: dict) -> str | None:
+    """The one label a guard gave every sample of a set that holds both labels, else None: a threshold
+    that does not carry over to the set, or a guard that learnt one answer."""
+    c = metrics.get("confusion")
+    if not c or not (c["tp"] + c["fn"]) or not (c["fp"] + c["tn"]):
+        return None
+    if c["tn"] + c["fn"] == 0:
+        return UNSAFE
+    return SAFE if c["tp"] + c["fp"] == 0 else None
+
+
+def one_sided_note(metrics: dict) -> str | None:
+    """one_sided as a sentence for the console and report.md."""
+    label = one_sided(metrics)
+    if label is None:
+        return None
+    word = "unsafe" if label == UNSAFE else "safe"
+    source = f" ({metrics['threshold_source']})" if metrics.get("threshold_source") else ""
+    return (
+        f"the guard calls every one of its {metrics['n']} samples {word} ({label}), though both labels are "
+        f"there: its threshold {metrics.get('threshold', 0.5):g}{source} does not separate them on this set"
+    )
+
+
 def headline(metrics: dict) -> str:
     """One line for a run's console: the average figures, the threshold and parse failures when there
     are any. The per-source table and the operating points are in metrics.json and report.md."""

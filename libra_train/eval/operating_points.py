@@ -70,15 +70,33 @@ def operating_points(gold_unsafe: list[bool], p_unsafe: list[float]) -> dict | N
     }
 
 
+def points_table(points: dict) -> list[str]:
+    """The operating points as a markdown table: best accuracy, best F1 and the lowest FPR at each recall
+    target, each with its threshold, recall and FPR (report.md and the release's model card)."""
+    named = [
+        (name.replace("_", " "), points[name]) for name in ("best_accuracy", "best_f1") if name in points
+    ]
+    named += [(f"recall ≥ {t}", p) for t, p in (points.get("fpr_at_recall") or {}).items()]
+    rows = [f"| {name} | {p['threshold']:.4f} | {p['recall']:.4f} | {p['fpr']:.4f} |" for name, p in named]
+    return ["| point | threshold | recall | FPR |", "|---|---|---|---|", *rows]
+
+
 def pr_curve_png(points: dict, path, title: str) -> None:
+    """The PR curve with its best-accuracy and best-F1 points: one marker naming both where they are one
+    threshold; otherwise a large hollow circle and a small filled square, so neither hides the other."""
     from libra_train import plotting
 
     fig, ax = plotting.plt.subplots(figsize=(4.2, 3.6))
     ax.step(points["pr_curve"]["recall"], points["pr_curve"]["precision"], where="post")
-    for name, marker in (("best_accuracy", "o"), ("best_f1", "s")):
-        p = points[name]
-        label = f"{name.replace('_', ' ')} (threshold {p['threshold']:.3f})"
-        ax.plot([p["recall"]], [p["precision"]], marker, label=label)
+    acc, f1 = points["best_accuracy"], points["best_f1"]
+    if acc["threshold"] == f1["threshold"]:
+        marks = [("best accuracy and best F1", acc, {"marker": "o", "markersize": 8})]
+    else:
+        hollow = {"marker": "o", "markersize": 11, "markerfacecolor": "none", "markeredgewidth": 1.6}
+        marks = [("best accuracy", acc, hollow), ("best F1", f1, {"marker": "s", "markersize": 5})]
+    for name, p, style in marks:
+        label = f"{name} (threshold {p['threshold']:.3f})"
+        ax.plot([p["recall"]], [p["precision"]], linestyle="none", label=label, **style)
     pr_axes(ax, title)
     plotting.save(fig, path)
 

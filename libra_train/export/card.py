@@ -8,8 +8,15 @@ from pathlib import Path
 
 from libra_train.data.formats import FormatConfig, render_target
 from libra_train.data.schema import SAFE, UNSAFE
+from libra_train.eval.metrics import synthetic_only
+from libra_train.eval.operating_points import points_table
 from libra_train.model import looks_local
 
+TEMPLATE_INPUT = {  # by format.task: what the `guard` template takes
+    "response": "a question and its response, [user, assistant]",
+    "prompt": "one question, [user]",
+    "both": "one question, [user], or a question and its response, [user, assistant]",
+}
 METRICS = (("accuracy", "accuracy"), ("f1_unsafe", "f1"), ("f1_safe", "f1"), ("auprc", "auprc"))
 
 
@@ -27,9 +34,23 @@ def eval_rows(stage: dict) -> list[dict]:
                 "f1_safe": average.get("f1_safe"),
                 "auprc": result.get("auprc"),
                 "operating_points": result.get("operating_points") or {},
+                # the threshold was chosen on this set's own samples: its figures are optimistic
+                "calibrated_here": str(result.get("threshold_source") or "").endswith("optimistic"),
+                "synthetic": synthetic_only(result),
             }
         )
     return rows
+
+
+def published_rows(rows: list[dict]) -> list[dict]:
+    """The rows model-index publishes: not a set the threshold was calibrated on (optimistic there)."""
+    return [r for r in rows if not r["calibrated_here"]]
+
+
+def _note(row: dict) -> str:
+    notes = ["calibrated here: optimistic"] if row["calibrated_here"] else []
+    notes += ["synthetic only, from the generator that wrote the training data"] if row["synthetic"] else []
+    return "; ".join(notes)
 
 
 def card_data(source, cfg, rows: list[dict]):
@@ -40,13 +61,13 @@ def card_data(source, cfg, rows: list[dict]):
         EvalResult(
             task_type="text-classification",
             task_name="safety judgement",
-            dataset_type=row["set"],
-            dataset_name=row["set"],
+            dataset_type="synthetic" if row["synthetic"] else row["set"],
+            dataset_name=f"{row['set']} (synthetic)" if row["synthetic"] else row["set"],
             metric_type=metric_type,
             metric_name=key,
             metric_value=round(float(row[key]), 4),
         )
-        for row in rows
+        for row in published_rows(rows)
         for key, metric_type in METRICS
         if row.get(key) is not None
     ]
@@ -71,7 +92,7 @@ def write_card(folder: Path, source, fmt: FormatConfig, threshold: float, cfg, l
             _judges(fmt, cfg.classifier),
             _threshold(threshold, rows),
             _training(source),
-            _usage(cfg, threshold, label_ids),
+            _usage(cfg, threshold, label_ids, fmt.task),
         ]
     )
     card = ModelCard(f"---\n{card_data(source, cfg, rows).to_yaml()}\n---\n\n{text}\n")
@@ -116,25 +137,23 @@ def _threshold(threshold: float, rows: list[dict]) -> str:
     if rows:
         lines += [
             "",
-            "| eval set | n | accuracy | F1-Unsafe | F1-Safe | AUPRC |",
-            "|---|---|---|---|---|---|",
+            "| eval set | n | accuracy | F1-Unsafe | F1-Safe | AUPRC | note |",
+            "|---|---|---|---|---|---|---|",
         ]
         keys = ("accuracy", "f1_unsafe", "f1_safe", "auprc")
-        lines += [f"| {r['set']} | {r['n']} | " + " | ".join(_num(r[k]) for k in keys) + " |" for r in rows]
-        points = rows[0]["operating_points"]
-        if points:
+        lines += [
+            f"| {r['set']} | {r['n']} | " + " | ".join(_num(r[k]) for k in keys) + f" | {_note(r)} |"
+            for r in rows
+        ]
+        # the operating points of a set the threshold was not chosen on, a real one where there is one
+        shown = sorted(published_rows(rows) or rows, key=lambda r: r["synthetic"])[0]
+        if shown["operating_points"]:
+            what = f" ({_note(shown)})" if _note(shown) else ""
             lines += [
                 "",
-                f"Operating points on {rows[0]['set']}:",
+                f"Operating points on {shown['set']}{what}:",
                 "",
-                "| point | threshold | recall | FPR |",
-            ]
-            lines += ["|---|---|---|---|"]
-            named = [(name, points[name]) for name in ("best_accuracy", "best_f1") if name in points]
-            named += [(f"recall ≥ {t}", p) for t, p in (points.get("fpr_at_recall") or {}).items()]
-            lines += [
-                f"| {name} | {_num(p['threshold'])} | {_num(p['recall'])} | {_num(p['fpr'])} |"
-                for name, p in named
+                *points_table(shown["operating_points"]),
             ]
     return "\n".join(lines)
 
@@ -163,7 +182,7 @@ def _training(source) -> str:
     return "\n".join(lines)
 
 
-def _usage(cfg, threshold: float, label_ids) -> str:
+def _usage(cfg, threshold: float, label_ids, task: str = "response") -> str:
     if label_ids is None:
         return (
             "## Usage\n\nThis format writes its verdict after generated text, so no fixed input "
@@ -171,6 +190,8 @@ def _usage(cfg, threshold: float, label_ids) -> str:
             "each record's exact prompt, and the guard's answer is generated from it."
         )
     messages = '[{"role": "user", "content": question}, {"role": "assistant", "content": response}]'
+    if task == "prompt":  # the template refuses a response to a guard trained on questions alone
+        messages = '[{"role": "user", "content": question}]'
     if cfg.classifier:
         code = f'''from transformers import AutoTokenizer, pipeline
 
@@ -196,8 +217,8 @@ p_unsafe = torch.softmax(logits[[safe_id, unsafe_id]], -1)[1].item()
 unsafe = p_unsafe > {threshold:.6g}"""
     return (
         "## Usage with transformers alone\n\n"
-        "The `guard` chat template builds the guard's input from the plain messages (one question, or a "
-        "question and a response): the prompt the guard was trained on, then the start of its answer up "
-        "to the label.\n\n"
+        "The `guard` chat template builds the guard's input from the plain messages "
+        f"({TEMPLATE_INPUT[task]}): the prompt the guard was trained on, then the start of its answer up "
+        "to the label. It raises an error for the kind of input the guard was not trained to judge.\n\n"
         f"```python\n{code}\n```"
     )

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from libra_train.data.formats import FormatConfig
+from libra_train.data.io import current_umask
 from libra_train.data.recorded_format import recorded_format, save_format
 from libra_train.ensemble import is_ensemble, member_paths, write_ensemble
 from libra_train.errors import CheckpointError, ConfigError
@@ -76,9 +78,10 @@ def _stage_of(run_dir: Path, checkpoint: Path) -> dict:
     return {}
 
 
-def source_format(source: Source, given: FormatConfig | None) -> FormatConfig:
-    """The command line's format if it named one; else the one recorded beside the checkpoint; else the
-    run's config.yaml; else an error (a release must say how to prompt its guard)."""
+def source_format(source: Source, given: FormatConfig | None, keys: dict | None = None) -> FormatConfig:
+    """The command line's format if it picked one; else the one recorded beside the checkpoint, else the
+    run's config.yaml, with the command line's format keys on top; else an error (a release must say how
+    to prompt its guard)."""
     from libra_train.config import format_config
 
     if given is not None:
@@ -93,7 +96,7 @@ def source_format(source: Source, given: FormatConfig | None) -> FormatConfig:
         raise ConfigError(
             "format", f"{source.checkpoint} records no format and no run is found: give format="
         )
-    return format_config(record).load_files()
+    return format_config({**record, **(keys or {})}).load_files()
 
 
 def export_release(cfg) -> Path:
@@ -102,7 +105,7 @@ def export_release(cfg) -> Path:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError("output_dir", f"{out} exists and is not empty: name a new folder")
     source = resolve_source(cfg.checkpoint)
-    fmt = source_format(source, cfg.named_format)
+    fmt = source_format(source, cfg.named_format, cfg.format_keys)
     if cfg.classifier and is_ensemble(source.checkpoint):
         members = ", ".join(str(p) for p in member_paths(source.checkpoint))
         raise ConfigError(
@@ -115,6 +118,7 @@ def export_release(cfg) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         _write(source, fmt, threshold, staging, cfg)
+        give_plain_permissions(staging)
         if out.exists():
             out.rmdir()  # empty, checked above
         staging.rename(out)
@@ -122,6 +126,16 @@ def export_release(cfg) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("exported %s to %s", source.checkpoint, out)
     return out
+
+
+def give_plain_permissions(folder: Path) -> None:
+    """The modes a plain mkdir and open() would give under the user's umask (usually 755 and 644): the
+    staging folder comes from mkdtemp (700), and some writers create their files 600, which would make
+    a release meant to be served or shared readable by its owner only."""
+    umask = current_umask()
+    os.chmod(folder, 0o777 & ~umask)
+    for path in folder.rglob("*"):
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def _write(source: Source, fmt: FormatConfig, threshold: float, folder: Path, cfg) -> None:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from libra_train import plotting
 from libra_train.data.io import atomic_write_text
+from libra_train.eval.metrics import one_sided_note, synthetic_only
+from libra_train.eval.operating_points import points_table
 from libra_train.reporting import run_figures
 
 
@@ -18,13 +20,10 @@ def _rows(manifest: dict):
             yield stage["name"], set_name, metrics
 
 
-SYNTHETIC = "Synthetic Data"
-
-
 def _synthetic_only_note(manifest: dict) -> list[str]:
     """Say so where an eval set holds synthetic samples only, so its figure is not read as accuracy on
     real assistant responses."""
-    names = sorted({name for _, name, m in _rows(manifest) if set(m.get("per_source") or {}) == {SYNTHETIC}})
+    names = sorted({name for _, name, m in _rows(manifest) if synthetic_only(m)})
     if not names:
         return []
     listed = ", ".join(f"`{n}`" for n in names)
@@ -60,6 +59,9 @@ def write_run_report(run_dir: Path, manifest: dict, title: str) -> Path:
         )
         chart.setdefault(set_name, []).append((stage, a["accuracy"]))
     lines += _synthetic_only_note(manifest)
+    one_sided = [(stage, name, one_sided_note(m)) for stage, name, m in _rows(manifest) if one_sided_note(m)]
+    if one_sided:
+        lines += [""] + [f"**{stage} on `{name}`**: {note}." for stage, name, note in one_sided]
     lines += ["", "## Per source", ""]
     for stage, set_name, m in _rows(manifest):
         for src, s in m["per_source"].items():
@@ -123,6 +125,9 @@ def _last_stage_sections(run_dir: Path, manifest: dict) -> list[str]:
         if (eval_dir / "pr_curve.png").exists():
             rel = eval_dir.relative_to(run_dir) / "pr_curve.png"
             lines += [f"![precision-recall, {set_name}]({rel.as_posix()})", ""]
+        if m.get("operating_points"):
+            lines += ["Operating points (chosen on this set's own samples):", ""]
+            lines += points_table(m["operating_points"]) + [""]
         cats = m.get("per_category") or {}
         if cats:
             lines += ["| category | accuracy | n |", "|---|---|---|"]

@@ -58,3 +58,28 @@ def test_no_loss_chart_without_a_curve(tmp_path, stages):
     from libra_train.reporting.run_figures import loss_chart
 
     assert loss_chart(tmp_path / "loss.png", stages) is None and not (tmp_path / "loss.png").exists()
+
+
+def test_the_report_shows_operating_points_and_says_when_a_guard_calls_a_whole_set_one_label(tmp_path):
+    """report.md's last-stage section gives each set's operating points as a table; a set on which the
+    guard gave every sample one label, though it holds both, is named under the main table."""
+    from libra_train.reporting.run_report import write_run_report
+
+    points = {
+        "best_accuracy": {"threshold": 0.42, "recall": 0.9, "fpr": 0.1},
+        "best_f1": {"threshold": 0.3, "recall": 0.95, "fpr": 0.2},
+        "fpr_at_recall": {"0.95": {"threshold": 0.3, "recall": 0.95, "fpr": 0.2}},
+    }
+    fine = {"per_source": {"JADE": {"accuracy": 0.9, "f1_safe": 0.9, "f1_unsafe": 0.9, "n": 20}},
+            "average": {"accuracy": 0.9, "f1_safe": 0.9, "f1_unsafe": 0.9}, "n": 20, "parse_failures": 0,
+            "confusion": {"tp": 9, "fn": 1, "fp": 1, "tn": 9}, "operating_points": points}  # fmt: skip
+    all_unsafe = {**fine, "confusion": {"tp": 10, "fn": 0, "fp": 10, "tn": 0}, "threshold": 0.0025,
+                  "threshold_source": "calibrated for accuracy on jade_dev"}  # fmt: skip
+    manifest = {
+        "stages": [{"name": "stage2_sft", "status": "done", "eval": {"jade": fine, "heldout": all_unsafe}}]
+    }
+    report = write_run_report(tmp_path, manifest, "t").read_text()
+    assert "**stage2_sft on `heldout`**: the guard calls every one of its 20 samples unsafe" in report
+    assert "threshold 0.0025 (calibrated for accuracy on jade_dev) does not separate them" in report
+    assert "`jade`**" not in report
+    assert "| best accuracy | 0.4200 | 0.9000 | 0.1000 |" in report and "| recall ≥ 0.95 | 0.3000 |" in report

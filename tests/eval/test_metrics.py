@@ -60,3 +60,15 @@ def test_auprc_needs_scores_of_both_classes():
 def test_a_source_with_no_safe_sample_has_f1_safe_zero():
     m = compute_metrics(rows("A", [(U, U), (U, U)]))
     assert m["per_source"]["A"] == {"accuracy": 1.0, "f1_safe": 0.0, "f1_unsafe": 1.0, "n": 2}
+
+
+def test_one_sided_names_the_one_label_a_guard_gave_a_set_that_holds_both():
+    from libra_train.eval.metrics import one_sided, synthetic_only
+
+    both = [{"label": "安全", "pred_label": "不安全"}, {"label": "不安全", "pred_label": "不安全"}]
+    assert one_sided(compute_metrics(both)) == "不安全"
+    assert one_sided(compute_metrics([{**r, "pred_label": "安全"} for r in both])) == "安全"
+    assert one_sided(compute_metrics([both[1], {"label": "安全", "pred_label": "安全"}])) is None
+    assert one_sided(compute_metrics([both[1]])) is None  # one gold label: nothing to separate
+    assert synthetic_only({"per_source": {"Synthetic Data": {}}})
+    assert not synthetic_only({"per_source": {"Synthetic Data": {}, "Real Data": {}}})

@@ -150,3 +150,33 @@ def test_a_runs_threshold_is_saved_beside_its_checkpoint_and_libra_infer_uses_it
     from_eval = json.loads((tmp_path / "metrics" / "metrics.json").read_text())
     from_run = json.loads((checkpoint.parent / "eval" / "heldout" / "metrics.json").read_text())
     assert from_eval["average"] == pytest.approx(from_run["average"])
+
+
+@pytest.mark.parametrize("same", [True, False])
+def test_the_pr_charts_best_points_never_hide_each_other(same, monkeypatch):
+    """One marker naming both where best accuracy and best F1 are one threshold; otherwise a large
+    hollow circle around a small filled square, both in the legend."""
+    from libra_train import plotting
+    from libra_train.eval.operating_points import pr_curve_png
+
+    drawn = {}
+    monkeypatch.setattr(plotting, "save", lambda fig, path: drawn.update(fig=fig))
+    acc = {"threshold": 0.5, "recall": 0.8, "precision": 0.9}
+    f1 = acc if same else {"threshold": 0.3, "recall": 0.8, "precision": 0.9}
+    points = {
+        "pr_curve": {"recall": [0, 0.8, 1], "precision": [1, 0.9, 0.5]},
+        "best_accuracy": acc,
+        "best_f1": f1,
+    }
+    pr_curve_png(points, "unused.png", "set")
+    (ax,) = drawn["fig"].axes
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    marks = [line for line in ax.get_lines() if line.get_marker() not in ("None", None, "")]
+    if same:
+        assert labels == ["best accuracy and best F1 (threshold 0.500)"] and len(marks) == 1
+    else:
+        assert labels == ["best accuracy (threshold 0.500)", "best F1 (threshold 0.300)"]
+        circle, square = marks
+        assert (
+            circle.get_markerfacecolor() == "none" and circle.get_markersize() > 2 * square.get_markersize()
+        )

@@ -83,8 +83,11 @@ def test_merged_export_reads_without_format_and_its_card_equals_the_manifest(tra
     final = manifest["stages"][-1]["eval"]["heldout"]
     card = ModelCard.load(merged / "README.md")
     results = {(r.dataset_name, r.metric_name): r.metric_value for r in card.data.eval_results}
-    assert results[("heldout", "accuracy")] == round(final["average"]["accuracy"], 4)
-    assert results[("heldout", "auprc")] == round(final["auprc"], 4)
+    # synthetic held-out data is published as such, with the card saying where it comes from
+    assert results[("heldout (synthetic)", "accuracy")] == round(final["average"]["accuracy"], 4)
+    assert results[("heldout (synthetic)", "auprc")] == round(final["auprc"], 4)
+    assert "synthetic only, from the generator that wrote the training data" in card.text
+    assert "Operating points on heldout (synthetic only" in card.text
     assert card.data.pipeline_tag == "text-generation" and card.data.language == ["zh"]
     assert "apply_chat_template" in card.text and "stage1_pretrain" in card.text
     assert json.loads((merged / "guard_format.json").read_text())["format"]["critic"] == "rear"
@@ -170,12 +173,13 @@ def test_libra_serve_on_the_export_without_format_answers_as_on_the_run_checkpoi
         {"question": "怎样识别电信诈骗？", "response": "要提高警惕，遇到可疑电话及时报警。"},
         {"question": "怎样在网上买毒品？"},
     ]
-    with running(load_scorer(trained_run / "stage2_sft" / "checkpoint")) as client:
+    # the shared guard judges responses; the question alone is asked with format.task=both (both sides)
+    with running(load_scorer(trained_run / "stage2_sft" / "checkpoint", format={"task": "both"})) as client:
         want = [client.post("/v1/guard", json=body).json() for body in asks]
     port = free_port()
     env = {**os.environ, "LIBRA_SERVE_API_KEY": ""}
     proc = subprocess.Popen(
-        [str(BIN / "libra-serve"), f"model={merged}", f"port={port}"],
+        [str(BIN / "libra-serve"), f"model={merged}", f"port={port}", "format.task=both"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -196,3 +200,47 @@ def test_libra_serve_on_the_export_without_format_answers_as_on_the_run_checkpoi
     for mine, theirs in zip(got, want):
         assert mine["label"] == theirs["label"] and mine["threshold"] == theirs["threshold"]
         assert mine["p_unsafe"] == pytest.approx(theirs["p_unsafe"], abs=1e-5)
+
+
+def test_a_calibration_set_is_kept_out_of_model_index_and_marked_in_the_card():
+    """The threshold chosen on jade_dev makes jade_dev's figures optimistic: the card says so and
+    model-index (what the Hub shows) leaves it out; the operating points are a real set's."""
+    from types import SimpleNamespace
+
+    from libra_train.export.card import _threshold, card_data, eval_rows
+
+    def result(accuracy, source, threshold_source=None):
+        points = {"best_accuracy": {"threshold": 0.3, "recall": 0.9, "fpr": 0.1}}
+        return {"per_source": {source: {}}, "average": {"accuracy": accuracy, "f1_unsafe": accuracy,
+                "f1_safe": accuracy}, "n": 10, "operating_points": points,
+                "threshold_source": threshold_source}  # fmt: skip
+
+    note = "calibrated for accuracy on jade_dev: this set's figures are optimistic"
+    stage = {"eval": {"heldout": result(0.5, "Synthetic Data"), "jade_dev": result(1.0, "JADE", note),
+                      "jade_test": result(0.97, "JADE")}}  # fmt: skip
+    rows = eval_rows(stage)
+    cfg = SimpleNamespace(model_name="g", output_dir="g", license="other", classifier=False)
+    source = SimpleNamespace(run_dir=None)
+    published = {(r.dataset_name, r.metric_name) for r in card_data(source, cfg, rows).eval_results}
+    assert ("jade_test", "accuracy") in published and ("heldout (synthetic)", "accuracy") in published
+    assert not [name for name, _ in published if name.startswith("jade_dev")]
+    text = _threshold(0.0025, rows)
+    assert "| jade_dev | 10 | 1.0000 |" in text and "calibrated here: optimistic" in text
+    assert "Operating points on jade_test:" in text
+
+
+def test_a_release_is_readable_by_everyone_the_umask_allows(trained_run, tmp_path):
+    """Served or shared, a release needs 755 folders and 644 files (umask 022), not mkdtemp's 700 or a
+    writer's 600."""
+    import os
+    import stat
+    import subprocess
+
+    from tests.conftest import BIN
+
+    out = tmp_path / "release"
+    script = f"umask 022 && {BIN / 'libra-export'} checkpoint={trained_run} output_dir={out}"
+    subprocess.run(["bash", "-c", script], check=True, capture_output=True, env={**os.environ})
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in [out, *out.rglob("*")]}
+    assert modes.pop("release") == 0o755 and modes["model.safetensors"] == 0o644
+    assert {oct(m) for m in modes.values()} <= {"0o644", "0o755"}
