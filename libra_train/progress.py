@@ -55,7 +55,17 @@ def progress(description: str, total: int, unit: str = "samples"):
         if done >= next_report or done == total:
             rate = done / max(time.monotonic() - start, 1e-9)
             eta = (total - done) / rate if rate else 0
-            log.info("%s: %d/%d %s (%.1f/s, ETA %.0fs)", description, done, total, unit, rate, eta)
+            log.info("%s: %d/%d %s (%.1f/s, ETA %s)", description, done, total, unit, rate, duration(eta))
             next_report = done + max(1, total // 10)
 
     yield advance
+
+
+def duration(seconds: float) -> str:
+    """A span for a log line: 42s, 3m05s, 1h02m."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

@@ -38,3 +38,34 @@ def test_evaluation_after_a_stage_reports_its_progress(tiny_backbone, tmp_path, 
     records = [sample(i, label="安全" if i % 2 else "不安全") for i in range(20)]
     evaluate(model, tokenizer, {"heldout": records}, FormatConfig(), None, tmp_path)
     assert any(r.getMessage().startswith("eval heldout: 20/20 samples") for r in caplog.records)
+
+
+def test_a_training_line_shows_the_loss_of_the_step_it_names_with_elapsed_time_and_eta(caplog, monkeypatch):
+    """The Trainer calls on_step_end before on_log: a line written at step end showed the loss logged a
+    logging interval earlier. Lines are written when the loss is logged, every `every` steps."""
+    from types import SimpleNamespace
+
+    from libra_train.progress import duration
+    from libra_train.train import callbacks
+
+    clock = iter(range(0, 1000, 2))  # two seconds a call
+    monkeypatch.setattr(callbacks.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(callbacks.sys.stderr, "isatty", lambda: False)
+    caplog.set_level(logging.INFO, logger="libra_train.train.callbacks")
+    bar, args = callbacks.StageProgress("stage1", every=10), SimpleNamespace(process_index=0)
+    state = SimpleNamespace(global_step=0, max_steps=30)
+    bar.on_train_begin(args, state, None)
+    for step in range(1, 31):
+        state.global_step = step
+        bar.on_step_end(args, state, None)
+        if step % 5 == 0:
+            bar.on_log(args, state, None, logs={"loss": 1.0 / step})
+    bar.on_train_end(args, state, None)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("stage1: step 10/30 loss 0.1000 (") and "elapsed, ETA" in lines[0]
+    assert [line.split(" loss ")[1][:6] for line in lines[:3]] == ["0.1000", "0.0500", "0.0333"]
+    assert (
+        lines[-1].startswith("stage1: trained to step 30/30 in ")
+        and "last loss 0.0333 (step 30)" in lines[-1]
+    )
+    assert (duration(42), duration(185), duration(3720)) == ("42s", "3m05s", "1h02m")

@@ -196,7 +196,9 @@ def train_stage(
     args = trainer.args
     resume = last_complete_checkpoint(Path(args.output_dir), remove_partial=dist.is_main())
     if resume:
-        log.info("%s: resuming from %s", name, resume)
+        step = int(resume.rsplit("-", 1)[-1])
+        log.info("%s: resuming from %s: step %d, its last checkpoint; any steps the stopped run took after "
+                 "it are trained again", name, resume, step)  # fmt: skip
     result = trainer.train(resume_from_checkpoint=resume)
     final = stage_dir / "checkpoint"
     partial = stage_dir / "checkpoint.partial"
