@@ -143,3 +143,36 @@ def test_a_run_on_an_unreachable_libra_test_stops_before_any_model_loads(tmp_pat
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode != 0 and len(lines) == 1 and "caskcsg/Libra-Test" in lines[0], proc.stderr
     assert not (run_dir / "untrained_eval").exists()
+
+
+def test_prompts_show_what_they_can_and_say_why_a_target_is_missing(qwen_backbone, tmp_path):
+    """Showing Qwen3Guard's input needs no target: a response without meta.refusal (for its Refusal:
+    line) gets target null and the reason, instead of stopping the command."""
+    records = [sample(1, meta={"refusal": False}), sample(2), sample(3, label="安全")]
+    data = write_jsonl(tmp_path / "data.jsonl", records)
+    out = tmp_path / "out"
+    run_cli("libra-infer", f"model={qwen_backbone}", f"data={data}", f"output_dir={out}", "mode=prompts",
+            "format=qwen3guard")  # fmt: skip
+    rows = read_jsonl(out / "prompts.jsonl")
+    assert rows[0]["target"].endswith("Refusal: No") and "no_target" not in rows[0]
+    assert rows[1]["target"] is None and "meta.refusal" in rows[1]["no_target"]
+    assert all(row["prompt"].startswith("<|im_start|>user\n# Task:") for row in rows)
+
+
+def test_an_unsafe_qwen3guard_target_names_a_category_and_shieldlm_says_what_to_change():
+    """'Categories: None' is what Qwen3Guard writes for safe content: an unsafe sample with no category it
+    can map cannot be written as a target. ShieldLM's question-only error names the setting to change."""
+    from libra_train.errors import ConfigError
+
+    unsafe = sample(1, category_name="", meta={"refusal": False})
+    with pytest.raises(ConfigError, match="'Categories: None' means safe.*sample 1 has no category_name"):
+        render_target(unsafe, FormatConfig(prompt="qwen3guard"))
+    assert "Categories: None" in render_target({**unsafe, "label": "安全"}, FormatConfig(prompt="qwen3guard"))
+    alone = {"id": 7, "question": "问题"}
+    with pytest.raises(ConfigError, match="sample 7 has none: give every sample a response") as err:
+        render_prompt(alone, None, FormatConfig(prompt="shieldlm"))
+    assert "format.task=response" not in err.value.message  # already the setting: no advice to set it
+    with pytest.raises(
+        ConfigError, match="format.task=both asks for the question alone: use format.task=response"
+    ):
+        render_prompt(alone, None, FormatConfig(prompt="shieldlm", task="both"))

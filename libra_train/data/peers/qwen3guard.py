@@ -111,6 +111,13 @@ def parse(text: str | None, record: dict, fmt) -> Verdict:
 def target(record: dict, fmt) -> str:
     word = "Unsafe" if record["label"] == UNSAFE else "Safe"
     names = category_map.to_guard(categories_of(record), fmt) if record["label"] == UNSAFE else []
+    if record["label"] == UNSAFE and not names:  # "Categories: None" is what Qwen3Guard writes when safe
+        raise ConfigError(
+            "format.prompt",
+            f"qwen3guard's unsafe target names its categories ('Categories: None' means safe); sample "
+            f"{record.get('id')!r} has no category_name that {category_map.map_path(fmt)} maps "
+            f"(it has {categories_of(record) or 'none'}): give it one, or map it there",
+        )
     lines = [f"Safety: {word}", "Categories: " + (", ".join(names) or "None")]
     if record.get("response"):
         refusal = (record.get("meta") or {}).get("refusal")

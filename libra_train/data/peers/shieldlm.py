@@ -77,22 +77,25 @@ def _read_rules(path: str) -> str:
     return numbered_rules(text)
 
 
-def _judged(record: dict) -> tuple[str, str]:
+def _judged(record: dict, fmt) -> tuple[str, str]:
     if context_turns(record):
         raise ConfigError(
             "format.prompt", f"shieldlm judges one exchange; sample {record.get('id')!r} has earlier turns"
         )
     if not record.get("response"):
+        fix = (
+            "give every sample a response"
+            if fmt.task == "response"
+            else f"format.task={fmt.task} asks for the question alone: use format.task=response"
+        )
         raise ConfigError(
-            "format.prompt",
-            f"shieldlm judges responses only; sample {record.get('id')!r} has none "
-            "(use format.task=response)",
+            "format.prompt", f"shieldlm judges responses only; sample {record.get('id')!r} has none: {fix}"
         )
     return record["question"], record["response"]
 
 
 def render(record: dict, fmt) -> str:
-    query, response = _judged(record)
+    query, response = _judged(record, fmt)
     template, after, rules_block = (
         (ZH, ZH_RULES_AFTER, ZH_RULES) if fmt.lang == "zh" else (EN, EN_RULES_AFTER, EN_RULES)
     )
