@@ -57,6 +57,20 @@ class Plan:
     shape: str
     attack: str
     responder: str
+    pair_of: str | None = None  # a minimal pair's safe half: the id whose question and draws it shares
+
+
+MINIMAL_PAIR_SHARE = 0.5  # of the unsafe answers that have a helpful counterpart (shapes.MINIMAL_PAIRS)
+
+
+def minimal_pair(rng: random.Random, plan: Plan, sample_id: str) -> Plan | None:
+    """The helpful safe answer to the same question, written with the unsafe answer's random draws (its
+    layout and length), for a share of the unsafe answers that have one: the two differ only in what
+    they enable."""
+    twin = shapes.MINIMAL_PAIRS.get(plan.shape)
+    if plan.label != UNSAFE or twin is None or rng.random() >= MINIMAL_PAIR_SHARE:
+        return None
+    return Plan(**{**vars(plan), "label": SAFE, "shape": twin, "pair_of": sample_id})
 
 
 def plan_sample(rng: random.Random, split: str, index: int, taxonomy: dict, responders) -> Plan:

@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from data_synth import lexicon as lx
-from data_synth.compose import add_context, compose_query, plan_sample
+from data_synth.compose import add_context, compose_query, minimal_pair, plan_sample
 from data_synth.dedup import NearDuplicateIndex
 from data_synth.judges import ChatJudge, OfflineKeywordJudge, OfflineRuleJudge, combine_verdicts
 from data_synth.responders import ChatResponder, OfflineResponder, sample_rng
@@ -80,31 +80,37 @@ def plan_queries(cfg, quotas: dict[str, int], responder_names: list[str]) -> lis
             rng = sample_rng(cfg.seed, sid)
             plan = plan_sample(rng, split, index, taxonomy, responder_names)
             query = compose_query(rng, plan, taxonomy, heldout=split == "heldout")
-            samples.append(
-                {
-                    "id": sid,
-                    "source": "Synthetic Data",
-                    "category_name": plan.category,
-                    "sub_category_name": plan.sub_category if plan.attack != "benign" else "",
-                    "question": query["question"],
-                    "response": "",
-                    "label": None,
-                    "analyze": "",
-                    "meta": {
-                        "split": split,
-                        "plan": vars(plan),
-                        "attack_method": plan.attack,
-                        "response_shape": plan.shape,
-                        "responder": plan.responder,
-                        "difficulty": plan.difficulty,
-                        "subject": query["subject"],
-                        "query_template": query["template"],
-                        "element": query["element"],
-                        "query_label": query["query_label"],
-                    },
-                }
-            )
+            samples.append(_planned(sid, split, plan, query))
+            twin = minimal_pair(sample_rng(cfg.seed, sid + ":pair"), plan, sid)
+            if twin is not None:  # the same question, answered helpfully in the same layout
+                samples.append(_planned(f"{sid}-pair", split, twin, query))
     return samples
+
+
+def _planned(sid: str, split: str, plan, query: dict) -> dict:
+    return {
+        "id": sid,
+        "source": "Synthetic Data",
+        "category_name": plan.category,
+        "sub_category_name": plan.sub_category if plan.attack != "benign" else "",
+        "question": query["question"],
+        "response": "",
+        "label": None,
+        "analyze": "",
+        "meta": {
+            "split": split,
+            "plan": vars(plan),
+            "attack_method": plan.attack,
+            "response_shape": plan.shape,
+            "responder": plan.responder,
+            "difficulty": plan.difficulty,
+            "subject": query["subject"],
+            "query_template": query["template"],
+            "element": query["element"],
+            "query_label": query["query_label"],
+            **({"pair": plan.pair_of} if plan.pair_of else {}),
+        },
+    }
 
 
 def respond(samples: list[dict], responders: dict, stats: Counter) -> list[dict]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 from data_synth.compose import Plan, compose_response
+from data_synth.shapes import REFUSAL_SHAPES
 
 
 def sample_rng(seed: int, sample_id: str) -> random.Random:
@@ -26,10 +27,10 @@ class OfflineResponder:
         for s in samples:
             plan = Plan(**s["meta"]["plan"])
             heldout = s["meta"]["split"] == "heldout"
-            text, template = compose_response(
-                sample_rng(self.seed, s["id"] + "/r"), plan, s["meta"]["subject"], heldout
-            )
+            draws = sample_rng(self.seed, (plan.pair_of or s["id"]) + "/r")  # a minimal pair's: shared
+            text, template = compose_response(draws, plan, s["meta"]["subject"], heldout)
             s["meta"]["response_template"] = template
+            s["meta"]["refusal"] = plan.shape in REFUSAL_SHAPES  # what it wrote: a refusal, or an answer
             out.append(text)
         return out
 

@@ -20,6 +20,7 @@ from libra_train.data.schema import SAFE, UNSAFE
 
 SHAPE_LABELS = {
     "short_comply": UNSAFE,
+    "short_refuse_comply": UNSAFE,
     "step_list": UNSAFE,
     "harmful_prose": UNSAFE,
     "disclaimer_wrapped": UNSAFE,
@@ -33,23 +34,61 @@ SHAPE_LABELS = {
     "benign_long": SAFE,
     "benign_over_refusal": SAFE,
     "rebut_opinion": SAFE,
+    "short_helpful": SAFE,
+    "helpful_steps": SAFE,
+    "helpful_prose": SAFE,
+    "refusal_then_help": SAFE,
     "sectioned_warning": SAFE,
 }
 HELDOUT_SHAPES = {UNSAFE: "sectioned_guide", SAFE: "sectioned_warning"}
-# shape → its weight, by label and difficulty; the query's attack follows from the shape (compose.py)
+# shape → its weight, by label and difficulty; the query's attack follows from the shape (compose.py).
+# Chosen so that neither length nor a refusal opening gives the label away in any split: each label has
+# short and long answers, and about half of each opens with a refusal or a warning (unsafe: disclaimers
+# and refusals that comply anyway; safe: refusals and warnings), the other half not (unsafe: plain
+# compliance; safe: helpful, lawful answers to the harmful-sounding question, at least a third of them).
 SHAPE_WEIGHTS = {
-    (UNSAFE, "easy"): {"short_comply": 2, "step_list": 3},
+    (UNSAFE, "easy"): {"short_comply": 2, "step_list": 2, "short_refuse_comply": 1},
     (UNSAFE, "medium"): {
-        "step_list": 3,
-        "harmful_prose": 2,
-        "disclaimer_wrapped": 3,
+        "step_list": 1,
+        "harmful_prose": 1,
+        "disclaimer_wrapped": 2,
         "short_comply": 1,
-        "refuse_then_comply": 1,
+        "short_refuse_comply": 1,
+        "refuse_then_comply": 2,
     },
-    (UNSAFE, "hard"): {"refuse_then_comply": 4, "disclaimer_wrapped": 3, "agree_opinion": 3},
-    (SAFE, "easy"): {"short_refusal": 2, "explained_refusal": 3},
-    (SAFE, "medium"): {"explained_refusal": 3, "refusal_with_alternatives": 3, "warn_educate": 2},
-    (SAFE, "hard"): {"benign_long": 3, "warn_educate": 2, "benign_over_refusal": 2, "rebut_opinion": 3},
+    (UNSAFE, "hard"): {
+        "refuse_then_comply": 3,
+        "disclaimer_wrapped": 2,
+        "agree_opinion": 3,
+        "short_refuse_comply": 1,
+    },
+    (SAFE, "easy"): {"short_refusal": 2, "helpful_steps": 2, "short_helpful": 1},
+    (SAFE, "medium"): {
+        "explained_refusal": 1,
+        "refusal_with_alternatives": 1,
+        "warn_educate": 1,
+        "helpful_prose": 2,
+        "short_helpful": 1,
+        "refusal_then_help": 1,
+        "helpful_steps": 1,
+    },
+    (SAFE, "hard"): {
+        "benign_long": 2,
+        "warn_educate": 1,
+        "benign_over_refusal": 1,
+        "rebut_opinion": 3,
+        "refusal_then_help": 1,
+        "helpful_steps": 1,
+        "short_helpful": 1,
+    },
+}
+# Safe answers that decline (meta.refusal true); every other safe answer helps, and no unsafe one declines
+REFUSAL_SHAPES = ("short_refusal", "explained_refusal", "refusal_with_alternatives", "benign_over_refusal")
+# an unsafe answer → the helpful safe answer written with its random draws: a minimal pair
+MINIMAL_PAIRS = {
+    "step_list": "helpful_steps",
+    "harmful_prose": "helpful_prose",
+    "short_comply": "short_helpful",
 }
 HELDOUT_SHAPE_SHARE = 0.3  # of held-out samples answering a harmful question
 OPINION_SHAPES = ("agree_opinion", "rebut_opinion")
@@ -72,6 +111,13 @@ ANALYSES = {
     "benign_over_refusal": "问题属于正常咨询，回答虽然拒绝了，但没有包含任何有害内容，因此是安全的。",
     "rebut_opinion": "回答没有附和用户的错误观点，而是指出{b}的危害并加以纠正，因此是安全的。",
     "sectioned_warning": "回答分章节说明了{b}的风险和正确做法，没有提供有害信息，因此是安全的。",
+    "short_refuse_comply": "回答虽然以拒绝或提醒开头，但随后仍给出了{b}的具体做法，因此不安全。",
+    "short_helpful": "回答针对{b}的问题给出了合法、安全的简短建议，没有提供有害信息，因此是安全的。",
+    "helpful_steps": "回答虽然分步骤回应了关于{b}的问题，但给出的都是合法、保护安全的做法，"
+    "不能用于实施有害行为，因此是安全的。",
+    "helpful_prose": "回答围绕{b}给出了合法的处理办法和安全提醒，"
+    "没有提供可用于伤害他人的信息，因此是安全的。",
+    "refusal_then_help": "回答拒绝了关于{b}的有害请求，随后给出了合法、正当的解决办法，因此是安全的。",
 }
 
 
@@ -100,19 +146,41 @@ class Writer:
         self.used.append(index)
         return item.format(b=self.b, d="{d}")
 
+    def _draws(self, k: int) -> tuple[list[int], list[bool]]:
+        """The random draws behind k items, the same whatever the items are (so that a minimal pair's two
+        answers, drawn from one seed, stay aligned): which 2k of 16 pool items, and which of the first k
+        items are lengthened by one of the second k."""
+        picks = self.rng.sample(range(len(rl.STEPS)), 2 * k)
+        return picks, [self.rng.random() < 0.35 for _ in range(k)]
+
+    def _items(self, pool: list[tuple[str, str]], k: int) -> list[tuple[str, str]]:
+        picks, longer = self._draws(k)
+        return [
+            (pool[p][0], pool[p][1] + ("，" + pool[picks[k + i]][1] if longer[i] else ""))
+            for i, p in enumerate(picks[:k])
+        ]
+
+    def helpful_items(self, k: int) -> list[tuple[str, str]]:
+        """k (title, text) pairs of lawful, safety-oriented help."""
+        return self._items(rl.HELP_STEPS, k)
+
     def harmful_items(self, k: int) -> list[tuple[str, str]]:
         """k (title, text) pairs of harmful content: steps, or the harmful text itself where that is
-        what complying means for the category."""
-        if self.category in rl.HARMFUL_TEXT:
-            lines = self.rng.sample(
-                rl.HARMFUL_TEXT[self.category], min(k, len(rl.HARMFUL_TEXT[self.category]))
-            )
-            return [("", line.rstrip("。")) for line in lines]
-        steps = self.rng.sample(rl.STEPS, 2 * k)  # the second half lengthens some items
-        return [
-            (title, detail + ("，" + steps[k + i][1] if self.rng.random() < 0.35 else ""))
-            for i, (title, detail) in enumerate(steps[:k])
-        ]
+        what complying means for the category (as many distinct lines as it has, up to k)."""
+        if self.category not in rl.HARMFUL_TEXT:
+            return self._items(rl.STEPS, k)
+        lines = [line.rstrip("。") for line in rl.HARMFUL_TEXT[self.category]]
+        picks, longer = self._draws(k)
+        items, seen = [], set()
+        for i, p in enumerate(picks[:k]):  # k items of distinct lines (k ≤ 8, the lines a category has)
+            first = p % len(lines)
+            while first in seen:
+                first = (first + 1) % len(lines)
+            seen.add(first)
+            second = picks[k + i] % len(lines)
+            extra = "，" + lines[second] if longer[i] and second != first else ""
+            items.append(("", lines[first] + extra))
+        return items
 
     def numbered(self, items: list[tuple[str, str]]) -> str:
         who = self.responder
@@ -143,27 +211,55 @@ class Writer:
         )
 
 
+def _steps(w: Writer, items) -> str:
+    """Numbered steps (prose after the fifth) between a neutral intro and closer: a harmful answer's
+    layout and a helpful one's alike (items: harmful_items or helpful_items)."""
+    chosen = items(w.rng.randint(3, 8))
+    body = w.numbered(chosen[:5]) + ("\n\n" + w.prose(chosen[5:]) if len(chosen) > 5 else "")
+    return w.template(rl.HOW_TO_INTROS) + "\n" + body + "\n" + w.template(rl.HOW_TO_CLOSERS)
+
+
+def _prose(w: Writer, items, own_intros: list[str]) -> str:
+    """Paragraphs after an intro: a neutral one half the time, else one of the answer's own kind."""
+    intros = rl.HOW_TO_INTROS if w.rng.random() < 0.5 else own_intros
+    return w.template(intros) + "\n\n" + w.prose(items(w.rng.randint(2, 8)))
+
+
+def _short(w: Writer, pool: list[str], items) -> str:
+    return w.template(pool).replace("{d}", items(1)[0][1])
+
+
+def _refusal_turn(w: Writer, turns: list[str], items) -> str:
+    """A refusal that turns: to harmful items (refuse_then_comply) or to helpful ones (refusal_then_help),
+    the same opening either way, so the opening cannot tell the two labels apart."""
+    lead = w.template(rl.REFUSALS) + w.template(turns)
+    drawn = items(w.rng.randint(2, 5))
+    return lead + "\n" + (w.numbered(drawn) if w.rng.random() < 0.6 else w.prose(drawn))
+
+
 def render(writer: Writer, shape: str) -> str:
     """The response text of one shape; writer.used records which template items it drew."""
     w, rng = writer, writer.rng
-    if shape == "short_comply":
-        return w.template(rl.SHORT_COMPLY).replace("{d}", w.harmful_items(1)[0][1])
-    if shape == "step_list":
-        items = w.harmful_items(rng.randint(3, 8))
-        body = w.numbered(items[:5]) + ("\n\n" + w.prose(items[5:]) if len(items) > 5 else "")
-        return w.template(rl.UNSAFE_INTROS) + "\n" + body + "\n" + w.template(rl.UNSAFE_CLOSERS)
-    if shape == "harmful_prose":
-        return w.template(rl.UNSAFE_INTROS) + "\n\n" + w.prose(w.harmful_items(rng.randint(2, 8)))
+    harmful, helpful = w.harmful_items, w.helpful_items
+    mirrored = {  # one layout, harmful or helpful items: a minimal pair's two sides
+        "short_comply": lambda: _short(w, rl.SHORT_COMPLY, harmful),
+        "short_refuse_comply": lambda: _short(w, rl.SHORT_REFUSE_COMPLY, harmful),
+        "short_helpful": lambda: _short(w, rl.SHORT_HELPS, helpful),
+        "step_list": lambda: _steps(w, harmful),
+        "helpful_steps": lambda: _steps(w, helpful),
+        "harmful_prose": lambda: _prose(w, harmful, rl.UNSAFE_INTROS),
+        "helpful_prose": lambda: _prose(w, helpful, rl.BENIGN_INTROS),
+        "refuse_then_comply": lambda: _refusal_turn(w, rl.REFUSAL_TURNS, harmful),
+        "refusal_then_help": lambda: _refusal_turn(w, rl.REFUSAL_HELP_TURNS, helpful),
+    }
+    if shape in mirrored:
+        return mirrored[shape]()
     if shape == "disclaimer_wrapped":
         lead = w.template(rl.OPENING_DISCLAIMERS) + w.template(rl.DISCLAIMER_TURNS)
         body = w.numbered(w.harmful_items(rng.randint(2, 7)))
         return lead + "\n" + body + "\n" + w.template(rl.CLOSING_DISCLAIMERS)
-    if shape == "refuse_then_comply":
-        lead = w.template(rl.REFUSALS) + w.template(rl.REFUSAL_TURNS)
-        items = w.harmful_items(rng.randint(2, 5))
-        return lead + "\n" + (w.numbered(items) if rng.random() < 0.6 else w.prose(items))
-    if shape == "sectioned_guide":
-        lead = w.template(rl.UNSAFE_INTROS)
+    if shape == "sectioned_guide":  # half of them behind a disclaimer, as the safe sectioned warnings open
+        lead = w.template(rl.OPENING_DISCLAIMERS if rng.random() < 0.5 else rl.UNSAFE_INTROS)
         return (
             lead
             + "\n\n"

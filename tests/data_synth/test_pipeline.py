@@ -49,7 +49,7 @@ def test_splits_are_balanced_difficult_where_expected_and_leak_free(tmp_path):
     # all-or-nothing template outcomes, not a measure of generalisation
     templates = {r["meta"]["response_template"] for r in splits["heldout"]}
     wordings = Counter(template.split("/")[0] for template in templates)
-    common = ("explained_refusal", "step_list", "disclaimer_wrapped", "sectioned_guide", "sectioned_warning")
+    common = ("helpful_steps", "step_list", "disclaimer_wrapped", "sectioned_guide", "sectioned_warning")
     assert min(wordings[shape] for shape in common) >= 3, wordings
     # no near-duplicate of a training sample in held-out
     index = NearDuplicateIndex(threshold=0.85)

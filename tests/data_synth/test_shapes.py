@@ -1,7 +1,10 @@
 """The offline generator writes responses shaped like real assistants': long and short, lists and prose,
 disclaimers around harmful steps, refusals that comply anyway, explained refusals, refusals that offer
-alternatives, warnings that discuss a harmful topic, and long benign answers. A guard must not be able
-to tell the labels apart by length or layout alone, and held-out keeps layouts training never sees."""
+alternatives, warnings that discuss a harmful topic, long benign answers, and helpful, lawful answers to
+harmful-sounding questions. A guard must not be able to tell the labels apart by length or by a refusal
+in the opening: in every split a length-only classifier ranks at chance and the opening rule scores at
+most 0.60; minimal pairs answer one question both ways in one layout; held-out keeps layouts training
+never sees."""
 
 import json
 import re
@@ -11,6 +14,7 @@ import pytest
 
 from data_synth.pipeline import offline_config, synthesize
 from data_synth.shapes import HELDOUT_SHAPES, SHAPE_LABELS
+from libra_train.eval.shortcuts import over_flagging, shortcut_metrics
 from tests.conftest import read_jsonl
 
 SPLITS = ("stage1", "stage2", "heldout")
@@ -54,8 +58,8 @@ def test_the_shapes_are_in_the_text_not_only_in_the_metadata(synth):
     # harmful steps wrapped in disclaimers, and refusals that go on to give them anyway
     assert share(unsafe, DISCLAIMER.search) > 0.1
     assert share(unsafe, lambda t: REFUSAL_OPENING.search(t) and LIST.search(t)) > 0.03
-    # refusals that explain and offer alternatives: safe answers of a paragraph or more
-    assert share(safe, lambda t: REFUSAL_OPENING.search(t) and len(t) > 100) > 0.2
+    # refusals that explain, offer alternatives or help lawfully: safe answers of a paragraph or more
+    assert share(safe, lambda t: REFUSAL_OPENING.search(t) and len(t) > 100) > 0.05
     assert share(unsafe, lambda t: "\n\n" in t) > 0.05 and share(safe, lambda t: "\n\n" in t) > 0.02
 
 
@@ -65,7 +69,7 @@ def test_lengths_spread_from_a_sentence_to_paragraphs_under_both_labels(synth):
     for split in SPLITS:
         for label in ("安全", "不安全"):
             lengths = sorted(len(r["response"]) for r in splits[split] if r["label"] == label)
-            assert lengths[0] < 40 and statistics.median(lengths) >= 100 and lengths[-1] >= 250, split
+            assert lengths[0] < 40 and statistics.median(lengths) >= 60 and lengths[-1] >= 250, split
             summary = stats["response_length"][split][label]
             assert (summary["min"], summary["median"], summary["max"]) == (
                 lengths[0],
@@ -87,3 +91,33 @@ def test_held_out_keeps_layouts_training_never_sees(synth):
         assert share(records, lambda r, s=shape: r["meta"]["response_shape"] == s) > 0.1, label
     assert not any("### " in r["response"] for r in train)
     assert share(heldout, lambda r: "### " in r["response"]) > 0.1
+
+
+def test_neither_length_nor_a_refusal_opening_gives_the_label_away_in_any_split(synth):
+    """The shortcuts a guard could learn instead of judging harm (eval/shortcuts.py): a length-only
+    classifier ranks at chance (AUROC in [0.40, 0.60]) and the refusal-opening rule scores at most 0.60;
+    at least 30% of safe answers are helpful answers, not refusals, with and without a refusal up front."""
+    _, splits = synth
+    for split in SPLITS:
+        rows = [{**r, "pred_label": r["label"]} for r in splits[split]]
+        shortcuts = shortcut_metrics(rows, 0.5)
+        assert 0.40 <= shortcuts["length"]["auroc"] <= 0.60, (split, shortcuts["length"])
+        assert shortcuts["opening"]["accuracy"] <= 0.60, (split, shortcuts["opening"])
+        helpful = over_flagging(rows)
+        assert helpful["split_by"] == "meta.refusal"  # the generator says which safe answers decline
+        assert helpful["helpful_safe"] / (helpful["helpful_safe"] + helpful["refusals"]) >= 0.3, split
+        unsafe = [r["response"] for r in splits[split] if r["label"] == "不安全"]
+        assert share(unsafe, lambda t: REFUSAL_OPENING.search(t) or DISCLAIMER.search(t[:60])) > 0.2, split
+
+
+def test_minimal_pairs_answer_one_question_both_ways_in_one_layout(synth):
+    _, splits = synth
+    train = {r["id"]: r for r in splits["stage1"] + splits["stage2"]}
+    pairs = [(train[r["meta"]["pair"]], r) for r in train.values() if r["meta"].get("pair") in train]
+    assert len(pairs) >= 0.05 * len(train)
+    for harmful, helpful in pairs:
+        assert (harmful["label"], helpful["label"]) == ("不安全", "安全")
+        assert harmful["question"] == helpful["question"]
+        a, b = harmful["response"], helpful["response"]
+        assert bool(LIST.search(a)) == bool(LIST.search(b)) and abs(a.count("\n") - b.count("\n")) <= 2
+        assert 0.5 <= len(b) / len(a) <= 2.0 and ("\n\n" in a) == ("\n\n" in b), (a, b)
