@@ -182,8 +182,20 @@ class EvalConfig:
     threshold: float | Literal["calibrate"] = opt(
         0.5, "unsafe when p_unsafe > threshold; calibrate: chosen on eval.calibration_set", _threshold
     )
-    calibration_set: str | None = opt(None, "the eval set (a key of data.eval_sets) to calibrate on")
+    calibration_set: str | None = opt(
+        None, "the eval set (a key of data.eval_sets) the threshold and the temperature are chosen on"
+    )
     calibrate_for: Literal["accuracy", "f1"] = opt("accuracy", "what the calibrated threshold maximises")
+    calibrate_at: Literal["edge", "middle"] = opt(
+        "edge",
+        "where in the interval of equally good thresholds the calibrated one sits: its lower edge (a score "
+        "of the calibration set), or its middle in logit space",
+    )
+    temperature: Literal["none", "calibrate"] = opt(
+        "none",
+        "calibrate: fit one temperature on eval.calibration_set (p(unsafe) = sigmoid(logit / T)), saved and "
+        "applied with the threshold",
+    )
     controversial_as: Controversial = opt(
         "unsafe", "a guard's third verdict (ShieldLM 有争议, Qwen3Guard Controversial): strict or loose"
     )
@@ -522,17 +534,22 @@ def check_run(run: RunConfig) -> None:
         )
     if run.model.build is None and not run.model.name_or_path:
         raise ConfigError("model.name_or_path", "give a hub id or a local path (or use model=tiny)")
-    if run.eval.threshold == "calibrate" and run.eval.calibration_set not in run.data.eval_sets:
+    calibrating = "calibrate" in (run.eval.threshold, run.eval.temperature)
+    if calibrating and run.eval.calibration_set not in run.data.eval_sets:
         raise ConfigError(
             "eval.calibration_set",
-            f"threshold=calibrate needs one of data.eval_sets: "
+            f"calibrating the threshold or the temperature needs one of data.eval_sets: "
             f"{', '.join(run.data.eval_sets)}; got {run.eval.calibration_set!r}",
         )
-    if run.eval.threshold == "calibrate":
+    if calibrating:
         _check_calibration_set_is_not_trained_on(run)
     if run.eval.threshold != 0.5 and (run.eval.mode == "generate" or not run.format.label_first):
         raise ConfigError(
             "eval.threshold", "a threshold needs p_unsafe (label mode); format.critic=front generates"
+        )
+    if run.eval.temperature != "none" and (run.eval.mode == "generate" or not run.format.label_first):
+        raise ConfigError(
+            "eval.temperature", "a temperature needs p_unsafe (label mode); format.critic=front generates"
         )
     check_mode(run.eval.mode, run.format, "eval.mode")
     if run.run_lock.heartbeat_s >= run.run_lock.stale_after_s:
@@ -587,9 +604,15 @@ IGNORED_KEYS = (
     ),
     (
         "eval",
-        ("calibration_set", "calibrate_for"),
+        ("calibrate_for", "calibrate_at"),
         lambda r: r.eval.threshold != "calibrate",
         "they are read only with eval.threshold=calibrate",
+    ),
+    (
+        "eval",
+        ("calibration_set",),
+        lambda r: r.eval.threshold != "calibrate" and r.eval.temperature != "calibrate",
+        "it is read only with eval.threshold=calibrate or eval.temperature=calibrate",
     ),
     ("ensemble", ("parallel",), lambda r: r.ensemble.members == 1, "ensemble.members=1 trains one model"),
 )

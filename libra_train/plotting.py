@@ -47,6 +47,16 @@ def display_name(name: str) -> str:
     return english_names().get(name, name.encode("unicode_escape").decode()[:12])
 
 
+def unit_axes(ax, xlabel: str, ylabel: str, title: str, legend: str, top: float = 1.0) -> None:
+    """Axes over [0, top]² for probabilities and rates: labels, a small title and legend."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc=legend, fontsize=7)
+
+
 def save(fig, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110, metadata={"Software": None})

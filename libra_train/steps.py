@@ -16,7 +16,7 @@ from libra_train.data.formats import refuse_conversation, render_prompt, render_
 from libra_train.data.io import HUB_PREFIX, atomic_write_text, load_records, read_raw
 from libra_train.data.recorded_format import save_format
 from libra_train.data.subset import stratified_subset
-from libra_train.eval.scoring import save_threshold
+from libra_train.eval.decision import Decision, save_decision
 from libra_train.redaction import redact
 from libra_train.run_record import check_and_record_changes
 from libra_train.runtime import distributed as dist
@@ -54,7 +54,9 @@ def evaluate_and_keep_threshold(checkpoint: Path, run: RunConfig, out_dir: Path,
     results = evaluate_checkpoint(str(checkpoint), run, out_dir, tracker, name)
     if dist.is_main() and results:
         first = next(iter(results.values()))
-        save_threshold(checkpoint, first["threshold"], first.get("threshold_source"))
+        if first.get("threshold") is not None:  # generate mode decides by the text: nothing to keep
+            source = (first.get("threshold_source") or "default").split(": this set")[0]
+            save_decision(checkpoint, Decision(first["threshold"], first.get("temperature", 1.0), source))
         save_format(checkpoint, run.format)
     return results
 

@@ -122,12 +122,14 @@ class WandbTracker(NullTracker):
     def log_leaderboard(self, rows: list[dict]) -> None:
         """libra-compare's rows as one W&B table: each guard and set, with how it was scored."""
         columns = ["guard", "set", "format", "mode", "threshold", "controversial_as", "accuracy", "f1_safe"]
-        columns += ["f1_unsafe", "auprc", "fpr_at_95_recall", "parse_failures", "samples_per_s", "error"]
+        columns += ["f1_unsafe", "auprc", "fpr_at_95_recall", "margin_over_best_shortcut", "helpful_flagged"]
+        columns += ["parse_failures", "samples_per_s", "error"]
         data = [
             [r.get("guard"), r.get("set"), r.get("format"), r.get("mode"), r.get("threshold")]
             + [r.get("controversial_as")]
             + [(r.get("average") or {}).get(k) for k in ("accuracy", "f1_safe", "f1_unsafe")]
-            + [r.get(k) for k in ("auprc", "fpr_at_95_recall", "parse_failures", "samples_per_s", "error")]
+            + [r.get("auprc"), r.get("fpr_at_95_recall"), (r.get("margin") or {}).get("margin")]
+            + [r.get(k) for k in ("helpful_flagged", "parse_failures", "samples_per_s", "error")]
             for r in rows
         ]
         self.log({"compare/leaderboard": self.wandb.Table(columns=columns, data=data)})
@@ -146,6 +148,7 @@ class WandbTracker(NullTracker):
         )
         if metrics.get("auprc") is not None:
             payload[f"{prefix}/auprc"] = metrics["auprc"]
+        payload.update(judgement_scalars(prefix, metrics))
         if rows:
             payload.update(self._prediction_charts(prefix, rows, metrics))
         self.log(payload)
@@ -167,7 +170,8 @@ class WandbTracker(NullTracker):
                 labels=labels,
                 classes_to_plot=[1],
             )
-        picked = mistakes_and_margins(rows, metrics.get("threshold", 0.5), self.settings.table_rows)
+        threshold = metrics["threshold"] if metrics.get("threshold") is not None else 0.5
+        picked = mistakes_and_margins(rows, threshold, self.settings.table_rows)
         charts[f"{prefix}/predictions"] = self.wandb.Table(
             columns=list(TABLE_COLUMNS), data=[[_cell(r, k) for k in TABLE_FIELDS] for r in picked]
         )
@@ -210,6 +214,17 @@ TABLE_FIELDS = (
     "p_unsafe",
     "why",
 )
+
+
+def judgement_scalars(prefix: str, metrics: dict) -> dict:
+    """The figures beside accuracy (eval/shortcuts.py, eval/calibration.py) as W&B scalars."""
+    out = {f"{prefix}/shortcut/{name}": s["accuracy"] for name, s in (metrics.get("shortcuts") or {}).items()}
+    if metrics.get("margin"):
+        out[f"{prefix}/margin_over_best_shortcut"] = metrics["margin"]["margin"]
+    if (metrics.get("over_flagging") or {}).get("rate") is not None:
+        out[f"{prefix}/helpful_safe_flagged"] = metrics["over_flagging"]["rate"]
+    out.update({f"{prefix}/{k}": metrics[k] for k in ("ece", "threshold_gap") if metrics.get(k) is not None})
+    return out
 
 
 def _cell(row: dict, key: str):

@@ -37,7 +37,9 @@ def test_evaluation_after_a_stage_reports_its_progress(tiny_backbone, tmp_path, 
     model, tokenizer = load_model_and_tokenizer(str(tiny_backbone))
     records = [sample(i, label="安全" if i % 2 else "不安全") for i in range(20)]
     evaluate(model, tokenizer, {"heldout": records}, FormatConfig(), None, tmp_path)
-    assert any(r.getMessage().startswith("eval heldout: 20/20 samples") for r in caplog.records)
+    # the 20 samples, then each question alone (the question_only shortcut), said as such
+    said = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("eval heldout: 40/40 inputs (20 of them a question alone)") for m in said), said
 
 
 def test_a_training_line_shows_the_loss_of_the_step_it_names_with_elapsed_time_and_eta(caplog, monkeypatch):

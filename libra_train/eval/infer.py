@@ -16,9 +16,10 @@ from libra_train.data.formats import (
 from libra_train.data.io import atomic_write_text, load_records, to_jsonl
 from libra_train.data.recorded_format import trained_task
 from libra_train.errors import ConfigError
+from libra_train.eval.decision import command_decision
 from libra_train.eval.endpoint import is_endpoint, predict_endpoint
 from libra_train.eval.evaluator import predict
-from libra_train.eval.scoring import decision_threshold, resolve_mode
+from libra_train.eval.scoring import resolve_mode
 from libra_train.export.classifier import write_classifier_inputs
 from libra_train.model import default_device, is_classifier, load_configured, load_tokenizer
 from libra_train.progress import progress
@@ -75,11 +76,12 @@ def run_inference(cfg: InferConfig) -> Path:
     if is_endpoint(cfg.model):
         options = {"max_new_tokens": cfg.max_new_tokens, "controversial_as": cfg.controversial_as}
         return predict_endpoint(cfg.model, cfg.openai, records, fmt, out_path, **options)
-    threshold = decision_threshold(cfg.threshold, cfg.model)
+    decision = command_decision(cfg.threshold, cfg.model)
     model, tokenizer = load_configured(cfg.model, cfg)
     model.to(dist.local_device() if cfg.device == "auto" else default_device(cfg.device))
     if mode == "label":
-        log.info("deciding unsafe when p_unsafe > %g", threshold)
+        tempered = f" (p tempered by {decision.temperature:.3g})" if decision.temperature != 1.0 else ""
+        log.info("deciding unsafe when p_unsafe > %g%s", decision.threshold, tempered)
     with progress(f"libra-infer ({mode})", len(records)) as advance:
         predict(
             model,
@@ -91,7 +93,7 @@ def run_inference(cfg: InferConfig) -> Path:
             batch_size=cfg.batch_size,
             max_new_tokens=cfg.max_new_tokens,
             progress=advance,
-            threshold=threshold,
+            decision=decision,
             controversial_as=cfg.controversial_as,
         )
     return out_path

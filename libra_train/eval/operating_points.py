@@ -26,9 +26,12 @@ def curve(gold_unsafe: list[bool], p_unsafe: list[float]) -> dict[str, np.ndarra
     return {"threshold": thresholds, "tp": tp, "fp": flagged - tp, "positives": int(y.sum()), "n": len(y)}
 
 
-def operating_points(gold_unsafe: list[bool], p_unsafe: list[float]) -> dict | None:
+def operating_points(gold_unsafe: list[bool], p_unsafe: list[float], at: str = "edge") -> dict | None:
     """The thresholds that maximise accuracy and F1 (unsafe positive), and the lowest false-positive
-    rate at 90% and 95% recall; None when the set lacks either class."""
+    rate at 90% and 95% recall; None when the set lacks either class. Every threshold in an interval
+    between two scores decides alike: `edge` takes the interval's lower end (the highest score the cut
+    leaves unflagged), `middle` its middle in logit space, farthest from the samples on either side, so
+    a threshold chosen on one set has room to hold on another."""
     c = curve(gold_unsafe, p_unsafe)
     positives, negatives = c["positives"], c["n"] - c["positives"]
     if positives == 0 or negatives == 0:
@@ -44,7 +47,7 @@ def operating_points(gold_unsafe: list[bool], p_unsafe: list[float]) -> dict | N
     def best(score: np.ndarray) -> dict:
         i = int(np.flatnonzero(score == score.max())[0])  # the first is the highest threshold
         figures = {
-            "threshold": t,
+            "threshold": t if at == "edge" else _middles(t, score == score.max(), i),
             "accuracy": accuracy,
             "f1_unsafe": f1,
             "precision": precision,
@@ -68,6 +71,23 @@ def operating_points(gold_unsafe: list[bool], p_unsafe: list[float]) -> dict | N
         "fpr_at_recall": at_recall,
         "pr_curve": {"recall": recall.tolist(), "precision": precision.tolist()},
     }
+
+
+def _middles(t: np.ndarray, best: np.ndarray, first: int) -> np.ndarray:
+    """t with the first best cut's threshold moved to the middle (in logit space) of the interval its run
+    of equally good cuts decides alike: from the run's lowest threshold to the score above its first."""
+    last = first
+    while last + 1 < len(t) and best[last + 1]:
+        last += 1
+    low, high = t[last], t[first - 1] if first > 0 else 1.0
+
+    def logit(p: float) -> float:
+        p = min(max(float(p), 1e-7), 1 - 1e-7)
+        return np.log(p / (1 - p))
+
+    out = t.copy()
+    out[first] = 1 / (1 + np.exp(-(logit(low) + logit(high)) / 2))
+    return out
 
 
 def points_table(points: dict) -> list[str]:
@@ -103,12 +123,16 @@ def pr_curve_png(points: dict, path, title: str) -> None:
 
 def pr_axes(ax, title: str) -> None:
     """The precision–recall chart's axes, title and legend: one eval set's, or a leaderboard's."""
-    ax.set_xlabel("recall (unsafe)")
-    ax.set_ylabel("precision (unsafe)")
-    ax.set_xlim(0, 1.02)
-    ax.set_ylim(0, 1.02)
-    ax.set_title(f"{title}: precision–recall, unsafe positive", fontsize=9)
-    ax.legend(loc="lower left", fontsize=7)
+    from libra_train import plotting
+
+    plotting.unit_axes(
+        ax,
+        "recall (unsafe)",
+        "precision (unsafe)",
+        f"{title}: precision–recall, unsafe positive",
+        "lower left",
+        1.02,
+    )
 
 
 def mistakes_by_confidence(rows: list[dict], threshold: float) -> list[dict]:

@@ -11,9 +11,12 @@ from libra_train.data.formats import eval_views
 from libra_train.data.io import atomic_write_text, load_records, read_raw, to_jsonl
 from libra_train.data.schema import SAFE, UNSAFE
 from libra_train.errors import DataError
+from libra_train.eval.calibration import ece, reliability, reliability_png, threshold_gap
+from libra_train.eval.decision import Decision
 from libra_train.eval.metrics import compute_metrics
 from libra_train.eval.operating_points import pr_curve_png
 from libra_train.eval.parse import parse_output
+from libra_train.eval.shortcuts import margin, over_flagging, shortcut_metrics
 
 
 class PredictionWriter:
@@ -109,7 +112,10 @@ def join_with_labels(predictions: list[dict], labels_spec, task: str = "response
                 "label": g["label"],
                 "pred_label": p.get("pred_label"),
                 "p_unsafe": p.get("p_unsafe"),
+                **{k: p[k] for k in ("threshold", "temperature") if p.get(k) is not None},
                 "task": g["task"],
+                **({"meta": g["meta"]} if g.get("meta") else {}),
+                **({"p_question": p["p_question"]} if p.get("p_question") is not None else {}),
                 **({"messages": g["messages"]} if g.get("messages") else {}),
                 **({"pred_categories": p["pred_categories"]} if "pred_categories" in p else {}),
             }
@@ -124,22 +130,71 @@ def write_metrics(
     rows: list[dict],
     out_dir: str | Path | None,
     no_prompt_label: int = 0,
-    threshold: float = 0.5,
-    threshold_source: str | None = None,
+    decision: Decision | None = None,
+    calibration: list[dict] | None = None,
+    calibrated_here: bool = False,
 ) -> dict:
+    """The set's metrics (compute_metrics) with the decision that made its labels (given, or the one its
+    rows record: libra-eval, libra-compare), what trivial shortcuts score on it and the guard's margin
+    over the best (eval/shortcuts.py; a length cut is chosen on `calibration`, the calibration set's
+    rows, where the threshold was), over-flagging, and calibration (ECE, the threshold gap); written
+    with their charts when out_dir is given. calibrated_here: the decision was chosen on these rows."""
     metrics = compute_metrics(rows)
-    metrics["threshold"] = threshold
-    if threshold_source:
-        metrics["threshold_source"] = threshold_source
+    decision = decision or recorded_decision(rows)
+    if decision is None:  # generated labels, or a file that does not say: no threshold decided them
+        metrics.update(threshold=None, threshold_source="no threshold recorded in the predictions")
+    else:
+        source = decision.source + (": this set's figures are optimistic" if calibrated_here else "")
+        metrics.update(
+            threshold=decision.threshold, temperature=decision.temperature, threshold_source=source
+        )
     if no_prompt_label:
         metrics["no_prompt_label"] = no_prompt_label
+    threshold = decision.threshold if decision else 0.5
+    metrics.update(judgement_metrics(rows, metrics, threshold, calibration))
     if out_dir is not None:
         out_dir = Path(out_dir)
         atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, ensure_ascii=False, indent=2) + "\n")
         confusion_png(metrics["confusion"], out_dir / "confusion.png")
         if metrics.get("operating_points"):
             pr_curve_png(metrics["operating_points"], out_dir / "pr_curve.png", out_dir.name)
+        if metrics.get("reliability"):
+            reliability_png(metrics["reliability"], out_dir / "reliability.png", out_dir.name)
     return metrics
+
+
+def recorded_decision(rows: list[dict]) -> Decision | None:
+    """The decision the rows record (each decided row names its threshold and temperature); None where
+    none does. Rows decided at different thresholds are not one set's predictions."""
+    seen = {(r.get("threshold"), r.get("temperature", 1.0)) for r in rows if r.get("threshold") is not None}
+    if len(seen) > 1:
+        found = ", ".join(f"{t:g}" for t, _ in sorted(seen))
+        raise DataError("predictions", f"their labels were decided at several thresholds ({found})")
+    if not seen:
+        return None
+    ((threshold, temperature),) = seen
+    return Decision(float(threshold), float(temperature), "recorded in the predictions")
+
+
+def judgement_metrics(rows: list[dict], metrics: dict, threshold: float, calibration) -> dict:
+    """Beside the figures: the shortcuts and the margin over the best, over-flagging, and where every row
+    has p(unsafe), ECE, its reliability bins and the threshold gap."""
+    c = metrics["confusion"]
+    accuracy = (c["tp"] + c["tn"]) / metrics["n"] if metrics["n"] else 0.0
+    shortcuts = shortcut_metrics(rows, threshold, calibration)
+    out = {
+        "shortcuts": shortcuts,
+        "margin": margin(accuracy, shortcuts),
+        "over_flagging": over_flagging(rows),
+    }
+    if metrics.get("operating_points"):
+        gold, p = [r["label"] == UNSAFE for r in rows], [r["p_unsafe"] for r in rows]
+        out.update(
+            ece=ece(gold, p),
+            reliability=reliability(gold, p),
+            threshold_gap=threshold_gap(metrics["operating_points"], accuracy),
+        )
+    return out
 
 
 def confusion_png(c: dict, path: Path) -> None:

@@ -6,44 +6,16 @@ opening `{"答案": "`, at their first differing token. Batches are sorted by le
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import torch
 
 from libra_train.config import EvalMode, check_mode
-from libra_train.data.formats import LABEL_KEY, FormatConfig, label_words, render_prompt, target_opening
+from libra_train.data.formats import FormatConfig, label_words, render_prompt, target_opening
 from libra_train.data.peers import CONTROVERSIAL
 from libra_train.data.schema import SAFE, UNSAFE
 from libra_train.errors import ConfigError
+from libra_train.eval.decision import Decision
 from libra_train.eval.parse import read_output
 from libra_train.typed import check_value
-
-THRESHOLD_FILE = "guard_threshold.json"  # beside a trained checkpoint: the threshold it was evaluated with
-
-
-def saved_threshold(checkpoint) -> float | None:
-    """The decision threshold saved beside a checkpoint by the run that trained it, if any."""
-    path = Path(str(checkpoint)) / THRESHOLD_FILE
-    return float(json.loads(path.read_text())["threshold"]) if path.exists() else None
-
-
-def save_threshold(checkpoint, threshold: float, source: str | None) -> None:
-    """Keep the threshold a checkpoint was evaluated with beside it, for decision_threshold to find."""
-    from libra_train.data.io import atomic_write_text
-
-    decision = {"threshold": threshold, "source": source or "default"}
-    atomic_write_text(Path(str(checkpoint)) / THRESHOLD_FILE, json.dumps(decision, ensure_ascii=False) + "\n")
-
-
-def decision_threshold(given: float | None, checkpoint) -> float:
-    """The threshold a command decides with: `threshold=` as given (checked by the command's config),
-    else the one saved beside the checkpoint by its run, else 0.5 (a saved 0.0, flag everything, is kept).
-    libra-infer and libra-serve read it here."""
-    if given is not None:
-        return float(given)
-    saved = saved_threshold(checkpoint)
-    return 0.5 if saved is None else saved
 
 
 def label_probabilities(probs: list[float], labels: tuple, controversial_as: str = "unsafe") -> dict:
@@ -54,16 +26,6 @@ def label_probabilities(probs: list[float], labels: tuple, controversial_as: str
     if CONTROVERSIAL not in by_label:
         return {"p_unsafe": p_unsafe}
     return {"p_unsafe": p_unsafe, "p_labels": by_label, "controversial_as": controversial_as}
-
-
-def label_result(p_unsafe: float, threshold: float = 0.5) -> dict:
-    """A label-mode prediction: unsafe when p_unsafe > threshold, with the label-only critic it implies."""
-    label = UNSAFE if p_unsafe > threshold else SAFE
-    return {
-        "pred_label": label,
-        "p_unsafe": p_unsafe,
-        "critic": json.dumps({LABEL_KEY: label}, ensure_ascii=False),
-    }
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -100,6 +62,7 @@ def record_label_query(record: dict, tokenizer, fmt: FormatConfig) -> tuple:
 
 
 LABEL_ORDER = (SAFE, UNSAFE, CONTROVERSIAL)
+DEFAULT_DECISION = Decision()  # unsafe when p_unsafe > 0.5
 
 
 def _ordered_words(fmt: FormatConfig, record: dict) -> tuple:
@@ -172,23 +135,17 @@ def score_labels(
     max_batch_tokens: int | None = None,
     on_batch=None,
     share_prefix: bool = True,
-    threshold: float = 0.5,
+    decision: Decision | None = DEFAULT_DECISION,
     controversial_as: str = "unsafe",
 ) -> list[dict]:
-    """One forward pass per batch; returns {pred_label, p_unsafe, critic} per record, in input order;
-    unsafe when p_unsafe > threshold."""
+    """One forward pass per batch; p_unsafe per record, in input order (on_batch sees the batches as they
+    are scored), each decided by `decision` at the end (None: the probabilities alone, to be decided
+    later, as the evaluator does once its threshold is chosen)."""
     queries = [record_label_query(r, tokenizer, fmt) for r in records]
-    return score_label_queries(
-        model,
-        tokenizer,
-        queries,
-        batch_size,
-        max_batch_tokens,
-        on_batch,
-        share_prefix,
-        threshold,
-        controversial_as=controversial_as,
+    scored = score_label_queries(
+        model, tokenizer, queries, batch_size, max_batch_tokens, on_batch, share_prefix, controversial_as
     )
+    return scored if decision is None else [decision.apply(s) for s in scored]
 
 
 @torch.no_grad()
@@ -200,11 +157,11 @@ def score_label_queries(
     max_batch_tokens: int | None = None,
     on_batch=None,
     share_prefix: bool = True,
-    threshold: float = 0.5,
     controversial_as: str = "unsafe",
 ) -> list[dict]:
-    """score_labels on label queries already built (record_label_query): libra-serve builds them in
-    each request's handler, so that its model worker only runs the model."""
+    """p_unsafe (and, for a three-way format, p_labels) of label queries already built
+    (record_label_query): libra-serve builds them in each request's handler, so that its model worker
+    only runs the model. No label is decided here: eval/decision.py does that, for every command."""
     model.eval()
     lengths = [len(q[0]) for q in queries]
     order = sorted(range(len(queries)), key=lambda i: lengths[i], reverse=True)
@@ -217,8 +174,7 @@ def score_label_queries(
         probs = torch.softmax(logits.gather(1, ids).float(), dim=-1).tolist()
         done = []
         for i, p in zip(batch, probs):
-            scored = label_probabilities(p, LABEL_ORDER[: len(p)], controversial_as)  # the query's order
-            results[i] = {**label_result(scored["p_unsafe"], threshold), **scored}
+            results[i] = label_probabilities(p, LABEL_ORDER[: len(p)], controversial_as)  # the query's order
             done.append(i)
         if on_batch:
             on_batch(done, results)

@@ -82,7 +82,7 @@ def card_data(source, cfg, rows: list[dict]):
     )
 
 
-def write_card(folder: Path, source, fmt: FormatConfig, threshold: float, cfg, label_ids=None) -> Path:
+def write_card(folder: Path, source, fmt: FormatConfig, decision, cfg, label_ids=None) -> Path:
     from huggingface_hub import ModelCard
 
     rows = eval_rows(source.stage)
@@ -90,9 +90,9 @@ def write_card(folder: Path, source, fmt: FormatConfig, threshold: float, cfg, l
         [
             f"# {cfg.model_name or Path(cfg.output_dir).name}",
             _judges(fmt, cfg.classifier),
-            _threshold(threshold, rows),
+            _threshold(decision, rows),
             _training(source),
-            _usage(cfg, threshold, label_ids, fmt.task),
+            _usage(cfg, decision, label_ids, fmt.task),
         ]
     )
     card = ModelCard(f"---\n{card_data(source, cfg, rows).to_yaml()}\n---\n\n{text}\n")
@@ -127,12 +127,18 @@ def _judges(fmt: FormatConfig, classifier: bool) -> str:
     )
 
 
-def _threshold(threshold: float, rows: list[dict]) -> str:
+def _threshold(decision, rows: list[dict]) -> str:
+    tempered = (
+        f" p(unsafe) is tempered first: sigmoid(logit / {decision.temperature:.4g}), the temperature fitted "
+        "with the threshold (`temperature` there; the classifier's head holds it already)."
+        if decision.temperature != 1.0
+        else ""
+    )
     lines = [
         "## Threshold and evaluation",
         "",
-        f"Unsafe when p(unsafe) > **{threshold:.6g}** (saved in `guard_threshold.json`"
-        " and, for the classifier, in `config.json` as `guard_threshold`).",
+        f"Unsafe when p(unsafe) > **{decision.threshold:.6g}** (saved in `guard_threshold.json`"
+        " and, for the classifier, in `config.json` as `guard_threshold`)." + tempered,
     ]
     if rows:
         lines += [
@@ -182,7 +188,7 @@ def _training(source) -> str:
     return "\n".join(lines)
 
 
-def _usage(cfg, threshold: float, label_ids, task: str = "response") -> str:
+def _usage(cfg, decision, label_ids, task: str = "response") -> str:
     if label_ids is None:
         return (
             "## Usage\n\nThis format writes its verdict after generated text, so no fixed input "
@@ -200,7 +206,7 @@ tokenizer = AutoTokenizer.from_pretrained(PATH)
 guard = pipeline("text-classification", model=PATH, tokenizer=tokenizer, top_k=None)
 text = tokenizer.apply_chat_template({messages}, chat_template="guard", tokenize=False)
 scores = {{s["label"]: s["score"] for s in guard(text)}}
-unsafe = scores["{UNSAFE}"] > {threshold:.6g}'''
+unsafe = scores["{UNSAFE}"] > {decision.threshold:.6g}'''
     else:
         code = f"""import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -213,8 +219,8 @@ ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)
 with torch.no_grad():
     logits = model(**ids).logits[0, -1]
 safe_id, unsafe_id = {label_ids[0]}, {label_ids[1]}  # the label tokens after the answer's opening
-p_unsafe = torch.softmax(logits[[safe_id, unsafe_id]], -1)[1].item()
-unsafe = p_unsafe > {threshold:.6g}"""
+p_unsafe = torch.softmax(logits[[safe_id, unsafe_id]] / {decision.temperature:.6g}, -1)[1].item()
+unsafe = p_unsafe > {decision.threshold:.6g}"""
     return (
         "## Usage with transformers alone\n\n"
         "The `guard` chat template builds the guard's input from the plain messages "

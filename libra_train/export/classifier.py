@@ -72,8 +72,10 @@ def label_token_ids(tokenizer, fmt: FormatConfig) -> tuple[int, int]:
     return safe_id, unsafe_id
 
 
-def to_sequence_classifier(model, tokenizer, fmt: FormatConfig, threshold: float):
-    """The causal LM `model` as its architecture's sequence classifier with a two-row head."""
+def to_sequence_classifier(model, tokenizer, fmt: FormatConfig, decision):
+    """The causal LM `model` as its architecture's sequence classifier with a two-row head: the LM head's
+    two label rows divided by the guard's temperature, so that the head's softmax is the tempered
+    p(unsafe) its threshold (decision.threshold) was chosen on."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
@@ -84,14 +86,15 @@ def to_sequence_classifier(model, tokenizer, fmt: FormatConfig, threshold: float
     config.num_labels, config.id2label = 2, dict(ID2LABEL)
     config.label2id = {v: k for k, v in ID2LABEL.items()}
     config.pad_token_id = tokenizer.pad_token_id
-    config.guard_threshold = float(threshold)
+    config.guard_threshold = float(decision.threshold)
+    config.guard_temperature = float(decision.temperature)
     config.guard_label_token_ids = list(rows)
     config.tie_word_embeddings = False  # the head is two rows of its own, not the embeddings
     classifier = AutoModelForSequenceClassification.from_config(config, dtype=model.dtype)
     body = type(model).base_model_prefix
     getattr(classifier, body).load_state_dict(getattr(model, body).state_dict())
     with torch.no_grad():
-        classifier.score.weight.copy_(model.get_output_embeddings().weight[rows])
+        classifier.score.weight.copy_(model.get_output_embeddings().weight[rows] / decision.temperature)
     return classifier.eval()
 
 

@@ -22,7 +22,7 @@ from libra_train.data.io import current_umask
 from libra_train.data.recorded_format import recorded_format, save_format
 from libra_train.ensemble import is_ensemble, member_paths, write_ensemble
 from libra_train.errors import CheckpointError, ConfigError
-from libra_train.eval.scoring import decision_threshold, save_threshold, saved_threshold
+from libra_train.eval.decision import Decision, command_decision, save_decision, saved_decision
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -113,11 +113,11 @@ def export_release(cfg) -> Path:
             f"an ensemble averages its members' distributions, which no single classifier head holds: "
             f"export each member instead ({members})",
         )
-    threshold = decision_threshold(cfg.threshold, source.checkpoint)
+    decision = command_decision(cfg.threshold, source.checkpoint)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        _write(source, fmt, threshold, staging, cfg)
+        _write(source, fmt, decision, staging, cfg)
         give_plain_permissions(staging)
         if out.exists():
             out.rmdir()  # empty, checked above
@@ -138,26 +138,26 @@ def give_plain_permissions(folder: Path) -> None:
         os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
 
 
-def _write(source: Source, fmt: FormatConfig, threshold: float, folder: Path, cfg) -> None:
+def _write(source: Source, fmt: FormatConfig, decision: Decision, folder: Path, cfg) -> None:
     from libra_train.export.card import write_card
 
     if is_ensemble(source.checkpoint):
         members = []
         for i, member in enumerate(member_paths(source.checkpoint)):
             members.append(folder / "members" / f"member{i}")
-            own = saved_threshold(member)
             label_ids = _write_weights(
-                member, fmt, threshold if own is None else own, members[-1], cfg, False
+                member, fmt, saved_decision(member) or decision, members[-1], cfg, False
             )
         write_ensemble(folder, members)
-        save_threshold(folder, threshold, f"exported from {source.checkpoint}")  # the ensemble's own
+        exported = f"exported from {source.checkpoint}"
+        save_decision(folder, Decision(decision.threshold, decision.temperature, exported))  # the ensemble's
         save_format(folder, fmt)
     else:  # _write_weights wrote the threshold and the format beside the weights
-        label_ids = _write_weights(source.checkpoint, fmt, threshold, folder, cfg, cfg.classifier)
-    write_card(folder, source, fmt, threshold, cfg, label_ids)
+        label_ids = _write_weights(source.checkpoint, fmt, decision, folder, cfg, cfg.classifier)
+    write_card(folder, source, fmt, decision, cfg, label_ids)
 
 
-def _write_weights(checkpoint: Path, fmt, threshold: float, folder: Path, cfg, classifier: bool):
+def _write_weights(checkpoint: Path, fmt, decision: Decision, folder: Path, cfg, classifier: bool):
     """Merged weights (or the classifier), the tokenizer with the `guard` chat template where the
     format reads its label at a fixed position, the threshold and the format; returns the label
     token ids (None without a fixed position)."""
@@ -175,14 +175,14 @@ def _write_weights(checkpoint: Path, fmt, threshold: float, folder: Path, cfg, c
         label_ids = cls.label_token_ids(tokenizer, fmt)
         templates = {"guard": cls.classifier_template(tokenizer, fmt)}
     if classifier:
-        model = cls.to_sequence_classifier(model, tokenizer, fmt, threshold)
+        model = cls.to_sequence_classifier(model, tokenizer, fmt, decision)
     if label_ids is not None:  # set last: the rendering above uses the backbone's own template
         if tokenizer.chat_template:
             templates["default"] = tokenizer.chat_template
         tokenizer.chat_template = templates
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    save_threshold(folder, threshold, f"exported from {checkpoint}")
+    save_decision(folder, Decision(decision.threshold, decision.temperature, f"exported from {checkpoint}"))
     save_format(folder, fmt)
     return label_ids
 

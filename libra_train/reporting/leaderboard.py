@@ -20,11 +20,12 @@ from libra_train.data.formats import label_words
 from libra_train.data.io import atomic_write_text
 from libra_train.data.peers import CONTROVERSIAL
 from libra_train.errors import LibraError
+from libra_train.eval.decision import command_decision
 from libra_train.eval.endpoint import is_endpoint
 from libra_train.eval.infer import run_inference
 from libra_train.eval.operating_points import pr_axes
 from libra_train.eval.outputs import join_with_labels, load_predictions, write_metrics
-from libra_train.eval.scoring import decision_threshold, resolve_mode
+from libra_train.eval.scoring import resolve_mode
 
 log = logging.getLogger(__name__)
 GUARD_KEYS = {
@@ -63,7 +64,7 @@ def score(name: str, config: InferConfig, set_name: str, data: str, format_name:
         "model": config.model,
         "format": format_name,
         "mode": mode,
-        "threshold": decision_threshold(config.threshold, config.model) if mode == "label" else None,
+        "threshold": command_decision(config.threshold, config.model).threshold if mode == "label" else None,
         "controversial_as": config.controversial_as if three_way(config.format) else None,
     }
     start = time.perf_counter()
@@ -84,6 +85,8 @@ def score(name: str, config: InferConfig, set_name: str, data: str, format_name:
         "auprc": metrics.get("auprc"),
         "fpr_at_95_recall": (points.get("fpr_at_recall") or {}).get("0.95", {}).get("fpr"),
         "parse_failures": metrics["parse_failures"],
+        "margin": metrics.get("margin"),
+        "helpful_flagged": (metrics.get("over_flagging") or {}).get("rate"),
         "samples_per_s": round(metrics["n"] / seconds, 2) if seconds > 0 else None,
         "pr_curve": points.get("pr_curve"),  # the metrics' own curve: drawn, not computed again
     }
@@ -128,7 +131,8 @@ def markdown(rows: list[dict]) -> str:
         sources = list(dict.fromkeys(s for r in mine for s in r.get("per_source", {})))
         head = ["guard", "format", "mode", "threshold", "controversial"]
         head += [f"{s} {m}" for s in sources for m in ("F1-Unsafe", "F1-Safe", "Acc")]
-        head += ["Avg F1-Unsafe", "Avg F1-Safe", "Avg Acc", "AUPRC", "FPR@95%R", "parse fail", "samples/s"]
+        head += ["Avg F1-Unsafe", "Avg F1-Safe", "Avg Acc", "AUPRC", "FPR@95%R"]
+        head += ["margin over the best shortcut", "helpful safe flagged", "parse fail", "samples/s"]
         out += [f"## {set_name}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in mine:
             lead = [r["guard"]] + [
@@ -144,7 +148,10 @@ def markdown(rows: list[dict]) -> str:
             ]
             a = r["average"]
             cells += [_figure(a["f1_unsafe"]), _figure(a["f1_safe"]), _figure(a["accuracy"])]
-            cells += [_figure(r["auprc"]), _figure(r["fpr_at_95_recall"]), str(r["parse_failures"])]
+            cells += [_figure(r["auprc"]), _figure(r["fpr_at_95_recall"])]
+            best = r.get("margin")
+            cells.append(f"{best['margin']:+.4f} ({best['over']})" if best else "–")
+            cells += [_figure(r.get("helpful_flagged")), str(r["parse_failures"])]
             cells.append(_figure(r["samples_per_s"], 1))
             out.append("| " + " | ".join(lead + cells) + " |")
         out.append("")

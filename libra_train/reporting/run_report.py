@@ -6,7 +6,7 @@ from pathlib import Path
 
 from libra_train import plotting
 from libra_train.data.io import atomic_write_text
-from libra_train.eval.metrics import one_sided_note, synthetic_only
+from libra_train.eval.metrics import one_sided_note, synthetic_only, threshold_text
 from libra_train.eval.operating_points import points_table
 from libra_train.reporting import run_figures
 
@@ -36,6 +36,45 @@ def _synthetic_only_note(manifest: dict) -> list[str]:
     ]
 
 
+def _figure(value, sign: bool = False) -> str:
+    return "–" if value is None else f"{value:+.4f}" if sign else f"{value:.4f}"
+
+
+def _judgement_table(manifest: dict) -> list[str]:
+    """Beside each accuracy: what the best trivial shortcut scores on the same set and the guard's margin
+    over it, the share of helpful safe answers flagged, and whether its probabilities and threshold
+    carry over (ECE, accuracy at the best threshold minus at the applied one)."""
+    rows = [(stage, name, m) for stage, name, m in _rows(manifest) if "shortcuts" in m]
+    if not rows:
+        return []
+    lines = [
+        "",
+        'What the set can be passed with, without judging harm (docs/evaluation.md, "Shortcuts"):',
+        "",
+        "| stage | eval set | length | refusal opening | question alone | margin over the best | "
+        "helpful safe flagged | ECE | threshold gap |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for stage, name, m in rows:
+        cut = {k: _figure((m["shortcuts"].get(k) or {}).get("accuracy")) for k in SHORTCUTS}
+        best = m.get("margin") or {}
+        margin = f"{_figure(best.get('margin'), True)} ({best['over']})" if best else "–"
+        flagged = m.get("over_flagging") or {}
+        helpful = (
+            f"{flagged['helpful_flagged']}/{flagged['helpful_safe']} ({flagged['split_by']})"
+            if flagged.get("helpful_safe")
+            else "–"
+        )
+        lines.append(
+            f"| {stage} | {name} | {cut['length']} | {cut['opening']} | {cut['question_only']} | {margin} | "
+            f"{helpful} | {_figure(m.get('ece'))} | {_figure(m.get('threshold_gap'))} |"
+        )
+    return lines
+
+
+SHORTCUTS = ("length", "opening", "question_only")
+
+
 def write_run_report(run_dir: Path, manifest: dict, title: str) -> Path:
     lines = [
         f"# {title}",
@@ -50,15 +89,14 @@ def write_run_report(run_dir: Path, manifest: dict, title: str) -> Path:
     for stage, set_name, m in _rows(manifest):
         a = m["average"]
         auprc = f"{m['auprc']:.4f}" if m.get("auprc") is not None else "–"
-        threshold = f"{m.get('threshold', 0.5):g}" + (
-            f" ({m['threshold_source']})" if m.get("threshold_source") else ""
-        )
+        threshold = threshold_text(m) + (f" ({m['threshold_source']})" if m.get("threshold_source") else "")
         lines.append(
             f"| {stage} | {set_name} | {a['accuracy']:.4f} | {a['f1_safe']:.4f} | {a['f1_unsafe']:.4f} | "
             f"{auprc} | {threshold} | {m.get('parse_failures', 0)} |"
         )
         chart.setdefault(set_name, []).append((stage, a["accuracy"]))
     lines += _synthetic_only_note(manifest)
+    lines += _judgement_table(manifest)
     one_sided = [(stage, name, one_sided_note(m)) for stage, name, m in _rows(manifest) if one_sided_note(m)]
     if one_sided:
         lines += [""] + [f"**{stage} on `{name}`**: {note}." for stage, name, note in one_sided]
@@ -120,14 +158,17 @@ def _last_stage_sections(run_dir: Path, manifest: dict) -> list[str]:
         lines += ["![accuracy per category](per_category.png)", ""]
     for set_name, m in last["eval"].items():
         eval_dir = run_dir / last["name"] / "eval" / set_name
-        threshold = m.get("threshold", 0.5)
-        lines += [f"### {set_name} (threshold {threshold:g})", ""]
+        threshold = m.get("threshold") if m.get("threshold") is not None else 0.5
+        lines += [f"### {set_name} (threshold {threshold_text(m)})", ""]
         if (eval_dir / "pr_curve.png").exists():
             rel = eval_dir.relative_to(run_dir) / "pr_curve.png"
             lines += [f"![precision-recall, {set_name}]({rel.as_posix()})", ""]
         if m.get("operating_points"):
             lines += ["Operating points (chosen on this set's own samples):", ""]
             lines += points_table(m["operating_points"]) + [""]
+        if (eval_dir / "reliability.png").exists():
+            rel = eval_dir.relative_to(run_dir) / "reliability.png"
+            lines += [f"![reliability, {set_name} (ECE {_figure(m.get('ece'))})]({rel.as_posix()})", ""]
         cats = m.get("per_category") or {}
         if cats:
             lines += ["| category | accuracy | n |", "|---|---|---|"]

@@ -16,8 +16,8 @@ from libra_train.data.formats import FormatConfig, label_words, target_opening, 
 from libra_train.data.recorded_format import trained_task as recorded_task
 from libra_train.data.schema import UNSAFE
 from libra_train.errors import ConfigError
+from libra_train.eval.decision import Decision, command_decision
 from libra_train.eval.scoring import (
-    decision_threshold,
     generate_labels,
     record_label_query,
     score_label_queries,
@@ -43,7 +43,7 @@ class GuardScorer:
         model,
         tokenizer,
         fmt: FormatConfig,
-        threshold: float,
+        decision: Decision,
         max_length: int,
         category_tokens: int = 32,
         controversial_as: str = "unsafe",
@@ -53,7 +53,7 @@ class GuardScorer:
             raise ConfigError("format.critic", "libra-serve scores in label mode: the label must come first")
         self.model, self.tokenizer, self.fmt = model, tokenizer, fmt
         self.trained_task = trained_task  # the guard's recorded format.task: other input is refused
-        self.threshold, self.max_length, self.category_tokens = threshold, max_length, category_tokens
+        self.decision, self.max_length, self.category_tokens = decision, max_length, category_tokens
         self.controversial_as = controversial_as
 
     @classmethod
@@ -61,15 +61,19 @@ class GuardScorer:
         from libra_train.model import default_device, load_configured
 
         fmt = cfg.format.load_files()
-        threshold = decision_threshold(cfg.threshold, cfg.model)  # refused before any weights are read
+        decision = command_decision(cfg.threshold, cfg.model)  # refused before any weights are read
         model, tokenizer = load_configured(cfg.model, cfg)
         model.to(default_device(cfg.device))
         model.eval()
-        log.info("libra-serve: %s, unsafe when p_unsafe > %g", cfg.model, threshold)
+        log.info("libra-serve: %s, unsafe when p_unsafe > %g", cfg.model, decision.threshold)
         options = {"category_tokens": cfg.category_tokens, "controversial_as": cfg.controversial_as}
         return cls(
-            model, tokenizer, fmt, threshold, cfg.max_length, **options, trained_task=recorded_task(cfg.model)
+            model, tokenizer, fmt, decision, cfg.max_length, **options, trained_task=recorded_task(cfg.model)
         )
+
+    @property
+    def threshold(self) -> float:
+        return self.decision.threshold
 
     def prepare(self, record: dict) -> Prepared:
         """Cut the record by the training rule so that the prompt and the label fit in max_length; a record
@@ -93,14 +97,14 @@ class GuardScorer:
     def score(self, prepared: list[Prepared]) -> list[dict]:
         """{pred_label, p_unsafe, categories?} per record, in order: one label-mode batch, then (with
         format.with_category) a short generation for the flagged ones to name their categories."""
-        results = score_label_queries(
+        scored = score_label_queries(
             self.model,
             self.tokenizer,
             [p.query for p in prepared],
             batch_size=len(prepared),
-            threshold=self.threshold,
             controversial_as=self.controversial_as,
         )
+        results = [self.decision.apply(s) for s in scored]
         records = [p.record for p in prepared]
         if self.fmt.with_category:
             flagged = [i for i, r in enumerate(results) if r["pred_label"] == UNSAFE]

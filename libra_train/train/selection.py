@@ -1,9 +1,11 @@
 """Hard-sample selection for stage 2 (`libra-mine`, and `select: hard` in a curriculum stage).
 
-A pool of labelled real samples is scored by one or more guards in `label` mode. A sample is hard
-when the guards' mean p_unsafe gets it wrong (misclassified), sits within `margin` of 0.5 (low
-margin), or the guards disagree. The chosen set mixes hard samples with a share of easy ones (against
-forgetting), picked round-robin over label × category cells so it stays balanced, deterministically.
+A pool of labelled real samples is scored by one or more guards in `label` mode, each deciding as it
+does everywhere (its saved threshold and temperature: eval/decision.py). A sample is hard when the
+guards' mean p_unsafe gets it wrong against their mean threshold (misclassified), sits within `margin`
+of it (low margin), or the guards' own decisions disagree. The chosen set mixes hard samples with a
+share of easy ones (against forgetting), picked round-robin over label × category cells so it stays
+balanced, deterministically.
 """
 
 from __future__ import annotations
@@ -28,16 +30,19 @@ def _tiebreak(seed: int, sample_id) -> str:
     return hashlib.sha256(f"{seed}:{sample_id}".encode()).hexdigest()
 
 
-def judge_sample(record: dict, p_per_guard: list[float], cfg: SelectionConfig) -> dict:
-    p = sum(p_per_guard) / len(p_per_guard)
+def judge_sample(
+    record: dict, p_per_guard: list[float], cfg: SelectionConfig, thresholds: list[float] | None = None
+) -> dict:
+    thresholds = thresholds or [0.5] * len(p_per_guard)
+    p, threshold = sum(p_per_guard) / len(p_per_guard), sum(thresholds) / len(thresholds)
     gold_unsafe = record["label"] == UNSAFE
     found = {
-        "misclassified": (p > 0.5) != gold_unsafe,
-        "low_margin": abs(p - 0.5) < cfg.margin,
-        "disagreement": len({q > 0.5 for q in p_per_guard}) > 1,
+        "misclassified": (p > threshold) != gold_unsafe,
+        "low_margin": abs(p - threshold) < cfg.margin,
+        "disagreement": len({q > t for q, t in zip(p_per_guard, thresholds)}) > 1,
     }
     reasons = [c for c in CRITERIA if found[c] and c in cfg.criteria]
-    return {"p_unsafe": p, "per_guard": list(p_per_guard), "reasons": reasons}
+    return {"p_unsafe": p, "threshold": threshold, "per_guard": list(p_per_guard), "reasons": reasons}
 
 
 def _round_robin(groups: dict[tuple, list], count: int) -> list:
@@ -51,12 +56,18 @@ def _round_robin(groups: dict[tuple, list], count: int) -> list:
     return chosen
 
 
-def select(pool: list[dict], scores: dict[str, list[float]], cfg: SelectionConfig) -> tuple[list[dict], dict]:
-    """The chosen samples (pool order) with meta.difficulty and meta.selection, and a summary."""
+def select(
+    pool: list[dict],
+    scores: dict[str, list[float]],
+    cfg: SelectionConfig,
+    thresholds: list[float] | None = None,
+) -> tuple[list[dict], dict]:
+    """The chosen samples (pool order) with meta.difficulty and meta.selection, and a summary; each guard
+    decides at its own threshold (thresholds, in guard order; none given: 0.5)."""
     missing = [r["id"] for r in pool if str(r["id"]) not in scores]
     if missing:
         raise ConfigError("scores", f"{len(missing)} pool samples have no score, e.g. id {missing[0]!r}")
-    judged = [(i, r, judge_sample(r, scores[str(r["id"])], cfg)) for i, r in enumerate(pool)]
+    judged = [(i, r, judge_sample(r, scores[str(r["id"])], cfg, thresholds)) for i, r in enumerate(pool)]
     hard_cells: dict[tuple, list] = {}
     easy_cells: dict[tuple, list] = {}
     for item in judged:
@@ -66,7 +77,7 @@ def select(pool: list[dict], scores: dict[str, list[float]], cfg: SelectionConfi
         items.sort(
             key=lambda it: (
                 "misclassified" not in it[2]["reasons"],
-                abs(it[2]["p_unsafe"] - 0.5),
+                abs(it[2]["p_unsafe"] - it[2]["threshold"]),
                 _tiebreak(cfg.seed, it[1]["id"]),
             )
         )
@@ -122,11 +133,13 @@ def score_pool(
     load_opts=None,
     rank: int = 0,
     world: int = 1,
-) -> dict[str, list[float]] | None:
-    """p_unsafe of every pool sample under each guard; each guard's scores are written as they come
-    (libra-infer's resumable writer), so an interrupted selection does not score twice. Under several
+) -> tuple[dict[str, list[float]], list[float]] | None:
+    """p_unsafe of every pool sample under each guard, and each guard's threshold (read_scores); each
+    guard's scores are written as they come (libra-infer's resumable writer, each row decided as the
+    guard decides), so an interrupted selection does not score twice. Under several
     ranks each scores its share (pool[rank::world]) and returns None: read_scores merges the shares
     once every rank is done."""
+    from libra_train.eval.decision import command_decision
     from libra_train.eval.evaluator import predict
     from libra_train.model import load_configured
     from libra_train.progress import progress
@@ -145,6 +158,7 @@ def score_pool(
                 mode="label",
                 batch_size=batch_size,
                 progress=advance,
+                decision=command_decision(None, guard),  # as the guard decides everywhere else
             )
         del model
     return read_scores(pool, len(guards), work_dir, world) if world == 1 else None
@@ -156,14 +170,20 @@ def _scores_file(work_dir: Path, guard: int, rank: int, world: int) -> Path:
     )
 
 
-def read_scores(pool: list[dict], n_guards: int, work_dir: Path, world: int = 1) -> dict[str, list[float]]:
-    """Every pool sample's p_unsafe under each guard, from the score files of all ranks."""
+def read_scores(
+    pool: list[dict], n_guards: int, work_dir: Path, world: int = 1
+) -> tuple[dict[str, list[float]], list[float]]:
+    """Every pool sample's p_unsafe under each guard, from the score files of all ranks, and the threshold
+    each guard decided at (recorded in its rows)."""
     from libra_train.data.io import read_raw
 
     scores: dict[str, list[float]] = {str(r["id"]): [] for r in pool}
+    thresholds = []
     for k in range(n_guards):
         files = [_scores_file(work_dir, k, rank, world) for rank in range(world)]
-        got = {str(i.record["id"]): float(i.record["p_unsafe"]) for f in files for i in read_raw(f)}
+        rows = [i.record for f in files for i in read_raw(f)]
+        got = {str(r["id"]): float(r["p_unsafe"]) for r in rows}
+        thresholds.append(float(rows[0].get("threshold", 0.5)) if rows else 0.5)
         missing = [i for i in scores if i not in got]
         if missing:
             raise ConfigError(
@@ -171,7 +191,7 @@ def read_scores(pool: list[dict], n_guards: int, work_dir: Path, world: int = 1)
             )
         for i in scores:
             scores[i].append(got[i])
-    return scores
+    return scores, thresholds
 
 
 def select_hard(
@@ -201,8 +221,8 @@ def select_hard(
         )
 
     def choose():
-        scores = read_scores(pool, len(guards), work_dir, dist.world_size())
-        chosen, summary = select(pool, scores, cfg)
+        scores, thresholds = read_scores(pool, len(guards), work_dir, dist.world_size())
+        chosen, summary = select(pool, scores, cfg, thresholds)
         write_records(chosen, output)
         atomic_write_text(summary_path, json.dumps({**summary, "guards": guards}, indent=1))
         log.info("selection: chose %d of %d pool samples (%d hard)", len(chosen), len(pool), summary["hard"])

@@ -48,11 +48,13 @@ def test_the_table_and_the_pr_curve_say_which_threshold_each_figure_used(tmp_pat
             "label": "不安全" if g else "安全",
             "pred_label": "不安全" if p > 0.5 else "安全",
             "p_unsafe": p,
+            "threshold": 0.5,  # each decided row records the threshold that decided it
             "source": "Real Data",
         }
         for g, p in zip(GOLD, P)
     ]
     metrics = write_metrics(rows, tmp_path)
+    assert metrics["threshold"] == 0.5 and metrics["threshold_source"] == "recorded in the predictions"
     table = format_table(metrics)
     assert "decision threshold 0.5" in table and "best accuracy 0.8333 at 0.700" in table
     assert "FPR at recall ≥ 90%: 0.3333 (threshold 0.300)" in table

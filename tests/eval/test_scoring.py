@@ -3,6 +3,7 @@ the two label tokens, p(unsafe) against a plain forward pass, the 0.5 decision, 
 by tokens, and the shared-prefix cache."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -175,15 +176,35 @@ def test_a_bad_mode_names_the_key(mode, critic):
         assert err.value.key == "mode"
 
 
-def test_the_decision_threshold_is_given_else_saved_else_one_half(tmp_path):
-    from libra_train.eval.scoring import decision_threshold, save_threshold
+def test_the_decision_is_given_else_saved_else_one_half(tmp_path):
+    from libra_train.eval.decision import Decision, command_decision, save_decision
 
-    assert decision_threshold(None, tmp_path) == 0.5  # nothing saved
-    save_threshold(tmp_path, 0.0, "calibrated")  # a saved 0.0 (flag everything) is kept, not taken as unset
-    assert decision_threshold(None, tmp_path) == 0.0
-    save_threshold(tmp_path, 0.37, None)
-    assert decision_threshold(None, tmp_path) == 0.37
-    assert decision_threshold(0.8, tmp_path) == 0.8 and decision_threshold(1, tmp_path) == 1.0
+    assert command_decision(None, tmp_path) == Decision()  # nothing saved: 0.5, no temperature
+    save_decision(tmp_path, Decision(0.0, 1.0, "calibrated"))  # a saved 0.0 (flag everything) is kept
+    assert command_decision(None, tmp_path).threshold == 0.0
+    save_decision(tmp_path, Decision(0.37, 2.0, "calibrated"))
+    assert (command_decision(None, tmp_path).threshold, command_decision(None, tmp_path).temperature) == (
+        0.37,
+        2,
+    )
+    given = command_decision(0.8, tmp_path)  # threshold= on the command line keeps the saved temperature
+    assert (given.threshold, given.temperature) == (0.8, 2.0) and command_decision(
+        1, tmp_path
+    ).threshold == 1.0
+
+
+def test_a_decision_tempers_then_compares_and_records_what_decided():
+    from libra_train.eval.decision import Decision
+
+    plain = Decision(0.37).apply({"p_unsafe": 0.4})
+    assert plain["pred_label"] == "不安全" and plain["threshold"] == 0.37 and "temperature" not in plain
+    assert plain["critic"] == '{"答案": "不安全"}'
+    hot = Decision(0.37, 4.0).apply({"p_unsafe": 0.9, "p_question": 0.1})  # logit 2.197 / 4 = 0.549
+    assert hot["p_unsafe"] == pytest.approx(1 / (1 + math.exp(-math.log(9) / 4)))
+    assert hot["p_question"] == pytest.approx(1 / (1 + math.exp(math.log(9) / 4)))
+    assert hot["pred_label"] == "不安全" and hot["temperature"] == 4.0
+    generated = Decision(0.37).apply({"p_unsafe": None, "pred_label": "安全"})  # generate mode: the text's
+    assert generated["pred_label"] == "安全" and generated["threshold"] is None
 
 
 @pytest.mark.parametrize("bad", [2, -1, 1.5, "0.3", True])

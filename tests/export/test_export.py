@@ -207,6 +207,7 @@ def test_a_calibration_set_is_kept_out_of_model_index_and_marked_in_the_card():
     model-index (what the Hub shows) leaves it out; the operating points are a real set's."""
     from types import SimpleNamespace
 
+    from libra_train.eval.decision import Decision
     from libra_train.export.card import _threshold, card_data, eval_rows
 
     def result(accuracy, source, threshold_source=None):
@@ -224,7 +225,7 @@ def test_a_calibration_set_is_kept_out_of_model_index_and_marked_in_the_card():
     published = {(r.dataset_name, r.metric_name) for r in card_data(source, cfg, rows).eval_results}
     assert ("jade_test", "accuracy") in published and ("heldout (synthetic)", "accuracy") in published
     assert not [name for name, _ in published if name.startswith("jade_dev")]
-    text = _threshold(0.0025, rows)
+    text = _threshold(Decision(0.0025), rows)
     assert "| jade_dev | 10 | 1.0000 |" in text and "calibrated here: optimistic" in text
     assert "Operating points on jade_test:" in text
 

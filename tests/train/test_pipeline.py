@@ -167,7 +167,8 @@ def test_wandb_offline_run_holds_the_eval_metrics_and_no_secret(tmp_path):
     console = (proc.stdout + proc.stderr).splitlines()
     said = [line for line in console if not re.search(r": (step )?\d+/\d+ ", line)]
     assert not [line for line in said if line.startswith("wandb:")], said
-    assert len(said) <= 12 and said[-1].startswith("report:"), said
+    # (up to two of them are warnings a 4-step guard may earn: a one-sided set, a missing prompt view)
+    assert len(said) <= 14 and len(set(said)) == len(said) and said[-1].startswith("report:"), said
     # Secrets: neither the env-held key nor one typed into the config reaches any file or the logs.
     for path in [p for p in run_dir.rglob("*") if p.is_file()]:
         data = path.read_bytes()

@@ -57,7 +57,7 @@ def test_selects_exactly_the_hard_samples_in_the_requested_mix():
     assert summary["hard"] == 8 and summary["easy"] == 2 and summary["reasons"]["misclassified"] == 4
     assert len({(r["label"], r["category_name"]) for r in easy}) == 2  # easy ones from different cells
     first = next(r for r in chosen if r["id"] == "s00")["meta"]["selection"]
-    assert first == {"p_unsafe": 0.9, "per_guard": [0.9], "reasons": ["misclassified"]}
+    assert first == {"p_unsafe": 0.9, "per_guard": [0.9], "reasons": ["misclassified"], "threshold": 0.5}
     # Deterministic whatever the pool order.
     shuffled = pool[:]
     random.Random(3).shuffle(shuffled)
@@ -65,6 +65,19 @@ def test_selects_exactly_the_hard_samples_in_the_requested_mix():
     assert sorted((r["id"], r["meta"]["difficulty"]) for r in again) == sorted(
         (r["id"], r["meta"]["difficulty"]) for r in chosen
     )
+
+
+def test_a_guard_is_judged_at_its_own_threshold_not_at_one_half():
+    pool, scores = _pool()
+    # At 0.95 every unsafe sample but the confident ones (0.98) is called safe, so the low-margin
+    # unsafe ones (0.55) become misclassified too; the safe ones at 0.9 are now right.
+    cfg = SelectionConfig(budget=4, easy_share=0.0, criteria=("misclassified",))
+    chosen, _ = select(pool, scores, cfg, thresholds=[0.95])
+    unsafe_low = {f"s{i:02d}" for i in range(4, 8) if i % 2}
+    unsafe_wrong = {f"s{i:02d}" for i in range(4) if i % 2}
+    hard = [r for r in chosen if r["meta"]["difficulty"] == "hard"]
+    assert {r["id"] for r in hard} == unsafe_low | unsafe_wrong
+    assert {r["meta"]["selection"]["threshold"] for r in hard} == {0.95}
 
 
 def test_criteria_budget_shortfall_and_guard_disagreement():

@@ -92,10 +92,10 @@ def test_sharded_selection_chooses_what_one_process_chooses(tiny_backbone, tmp_p
     pool = [{**r, "analyze": "x"} for r in _records(40)]
     guards, fmt = [str(tiny_backbone), str(tiny_backbone)], FormatConfig()
     cfg = SelectionConfig(budget=12, easy_share=0.25, margin=0.45, seed=3)
-    alone = select(pool, score_pool(pool, guards, fmt, tmp_path / "one", batch_size=4), cfg)[0]
+    alone = select(pool, *score_pool(pool, guards, fmt, tmp_path / "one", batch_size=4)[:1], cfg)[0]
     for rank in (0, 1):  # each rank's share, as two ranks write them
         assert score_pool(pool, guards, fmt, tmp_path / "two", batch_size=4, rank=rank, world=2) is None
-    shared = select(pool, read_scores(pool, len(guards), tmp_path / "two", world=2), cfg)[0]
+    shared = select(pool, read_scores(pool, len(guards), tmp_path / "two", world=2)[0], cfg)[0]
     assert [r["id"] for r in shared] == [r["id"] for r in alone] and len(alone) == 12
 
 
