@@ -10,10 +10,13 @@
 # and the initial weights. PARALLEL runs (default 2) go at once, each on one thread, so that the wall
 # times stay comparable between arms.
 set -euo pipefail
+. "$(dirname "$0")/arms.sh"
 jade="$1" out="$2" steps="${3:-240}" seeds="${4:-0 1 2}" parallel="${5:-2}"
 half=$((steps / 2))
 mkdir -p "$out"
 common=(experiment=jade "data.jade_dir=$jade" logger=none "~data.eval_sets.heldout" train.save_steps=100000)
+# two_stage_hard's budget is HALF_POOL rows (default 401: half of JADE train's 802 at the shipped
+# shares), the size of two_stage_random's half (data.stage2.limit=0.5)
 arm_args() {
   case "$1" in
     stage1_only) echo "curriculum=pretrain_only train.max_steps=$steps eval.before_training=true" ;;
@@ -26,29 +29,6 @@ arm_args() {
                            "+curriculum.stages.0.max_steps=$half +curriculum.stages.1.max_steps=$half" ;;
   esac
 }
-run_arm() {  # arm seed
-  local dir="$out/$1-seed$2" start args
-  # two_stage_hard's budget is HALF_POOL rows (default 401: half of JADE train's 802 at the shipped
-  # shares), the size of two_stage_random's half (data.stage2.limit=0.5)
-  args=$(arm_args "$1")
-  [ -f "$dir/report.md" ] && return 0  # finished by an earlier invocation
-  start=$(date +%s)
-  # shellcheck disable=SC2086
-  OMP_NUM_THREADS=1 libra-train "${common[@]}" $args "seed=$2" "model.init_seed=$2" "paths.run_dir=$dir" \
-    > "$dir.log" 2>&1 || { echo "$1 seed $2: failed, see $dir.log" | tee -a "$out/walls.txt"; return 0; }
-  echo "$1 seed $2: $(($(date +%s) - start)) s" | tee -a "$out/walls.txt"
-}
-jobs_running=0
-for seed in $seeds; do
-  for arm in stage1_only sft_only two_stage mixed two_stage_hard two_stage_random; do
-    run_arm "$arm" "$seed" &
-    jobs_running=$((jobs_running + 1))
-    if [ "$jobs_running" -ge "$parallel" ]; then
-      wait -n
-      jobs_running=$((jobs_running - 1))
-    fi
-  done
-done
-wait
+run_arms "stage1_only sft_only two_stage mixed two_stage_hard two_stage_random" "$seeds" "$parallel"
 libra-report "$out"
 python benchmarks/jade_curriculum_table.py "$out"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Harm, not refusal, on JADE: which of synthetic replay in stage 2, a fitted temperature and a threshold
+# from the middle of its interval makes experiment=jade's shipped threshold hold and its helpful safe
+# answers pass. Every arm: stage 1 on the synthetic set, stage 2 on JADE train (STEPS each), the
+# decision chosen on JADE dev, scored on JADE test and on the synthetic held-out split.
+#   bash benchmarks/jade_transfer.sh JADE_DIR OUT_DIR [STEPS] [SEEDS] [PARALLEL]
+# JADE_DIR holds jade_alignment_medium_zh.csv (never committed). Then:
+#   python benchmarks/jade_transfer_table.py OUT_DIR
+set -euo pipefail
+. "$(dirname "$0")/arms.sh"
+jade="$1" out="$2" steps="${3:-150}" seeds="${4:-0 1 2}" parallel="${5:-2}"
+mkdir -p "$out"
+common=(experiment=jade "data.jade_dir=$jade" logger=none train.save_steps=100000 eval.before_training=false
+        "+curriculum.stages.0.max_steps=$steps" "+curriculum.stages.1.max_steps=$steps")
+arm_args() {
+  case "$1" in
+    edge) echo "curriculum.stages.1.data=[stage2] eval.temperature=none eval.calibrate_at=edge" ;;
+    replay) echo "curriculum.stages.1.data=[stage2,synthetic_stage2] eval.temperature=none eval.calibrate_at=edge" ;;
+    calibrated) echo "curriculum.stages.1.data=[stage2] eval.temperature=calibrate eval.calibrate_at=middle" ;;
+    replay_calibrated) echo "curriculum.stages.1.data=[stage2,synthetic_stage2] eval.temperature=calibrate" \
+                            "eval.calibrate_at=middle" ;;
+  esac
+}
+run_arms "${ARMS:-edge replay calibrated replay_calibrated}" "$seeds" "$parallel"
