@@ -189,7 +189,10 @@ def load_model_and_tokenizer(
     torch_dtype = {"auto": "auto", "bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}[
         dtype
     ]
-    kwargs = {"trust_remote_code": trust_remote_code, "dtype": torch_dtype}
+    # use_kernels=False: transformers (5.2x) otherwise swaps layers for hub kernels on a GPU, which fetches
+    # code from the hub at load and train time (and refuses an unverified publisher): an offline or
+    # air-gapped node then cannot load a model at all, and the weights' numerics would depend on the hub.
+    kwargs = {"trust_remote_code": trust_remote_code, "dtype": torch_dtype, "use_kernels": False}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     if device_map:  # e.g. auto: spread over the GPUs present (accelerate)
