@@ -54,3 +54,22 @@ def test_a_full_checkpoint_gets_a_new_adapter_in_the_configured_dtype(tiny_backb
     assert peft_config is not None and peft_config.r == 4
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
     assert model.config._attn_implementation == "sdpa"
+
+
+def test_models_load_without_hub_kernels_so_an_offline_gpu_node_can_load_them(tiny_backbone, monkeypatch):
+    """transformers swaps layers for hub kernels by default on a GPU, fetching code from the hub at load
+    and at train(): the one loader turns that off, for plain checkpoints and adapters alike."""
+    from transformers import AutoModelForCausalLM
+
+    from libra_train.model import load_model_and_tokenizer
+
+    seen = []
+    real = AutoModelForCausalLM.from_pretrained
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("use_kernels"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", spy)
+    model, _ = load_model_and_tokenizer(str(tiny_backbone))
+    assert seen == [False] and not model.use_kernels
