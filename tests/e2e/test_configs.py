@@ -26,6 +26,7 @@ NEEDS = {
     ("curriculum", "zero_shot"): ["model=qwen2.5-0.5b"],
     ("data", "jade"): ["data.jade_dir=/data/jade"],
     ("experiment", "jade"): ["data.jade_dir=/data/jade"],
+    ("curriculum", "two_stage_replay"): ["data=jade", "data.jade_dir=/data/jade"],
 }
 
 
