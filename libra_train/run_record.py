@@ -7,6 +7,7 @@ logger), config.yaml becomes the new config and the manifest records what change
 from __future__ import annotations
 
 import logging
+import os
 
 from omegaconf import OmegaConf
 
@@ -48,7 +49,9 @@ def check_and_record_changes(run: RunConfig, previous: dict, manifest: Manifest)
         return
     now = _flat(run_mapping(run))
     changed = {
-        k: [before.get(k), now.get(k)] for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)
+        k: [before.get(k), now.get(k)]
+        for k in sorted(set(before) | set(now))
+        if not _same(before.get(k), now.get(k))
     }
     changed.pop("allow_changes", None)
     if not changed:
@@ -85,6 +88,16 @@ def _future_only(key: str, started: list[str], stage_names: list[str]) -> bool:
         index = int(key.split(".")[2])
         return index >= len(stage_names) or stage_names[index] not in started
     return False
+
+
+def _same(before, now) -> bool:
+    """Equal, or one path written relative to the working directory and the other absolute: a run
+    started as paths.run_dir=outputs/x and rerun as paths.run_dir=$PWD/outputs/x is the same run."""
+    if before == now:
+        return True
+    return (
+        isinstance(before, str) and isinstance(now, str) and os.path.abspath(before) == os.path.abspath(now)
+    )
 
 
 def _flat(mapping, prefix: str = "") -> dict:

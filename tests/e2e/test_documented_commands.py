@@ -202,6 +202,7 @@ def test_a_documented_command_that_needs_more_than_a_cpu_composes(block, tmp_pat
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_the_cold_import_lines_run_as_written(workspace):
     loop = "for split in train dev test; do\n" + COLD_IMPORT.format(split="$split") + "\ndone"
     for script in (loop, COLD_IMPORT.format(split="train")):
@@ -220,6 +221,7 @@ def test_the_quick_start_comparison_runs_as_written(workspace):
     assert not [r for r in board if "error" in r]
 
 
+@pytest.mark.slow
 def test_the_release_lines_run_as_written(workspace):
     (block,) = [b for b in RUN if b.startswith("libra-export")]
     done = _shell(_as_run(block), workspace)

@@ -7,6 +7,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO, read_jsonl
 
 
@@ -28,6 +30,7 @@ def _not_source(folder, names):
     ]
 
 
+@pytest.mark.slow
 def test_a_wheel_installed_outside_the_tree_runs_a_short_pipeline(tmp_path):
     source = tmp_path / "source"  # a copy: setuptools' build/ cache in the checkout could hold stale files
     shutil.copytree(REPO, source, symlinks=True, ignore=_not_source)

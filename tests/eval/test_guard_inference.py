@@ -68,6 +68,7 @@ def test_infer_shards_and_eval_scores_them(trained_run, tmp_path):
     assert metrics["n"] == len(ids) and (tmp_path / "m" / "confusion.png").exists()
 
 
+@pytest.mark.slow
 def test_infer_with_few_shot_examples_and_plain_prompts(trained_run, tmp_path):
     heldout = load_records(trained_run / "data" / "heldout.jsonl")
     shots = write_jsonl(tmp_path / "shots.jsonl", load_records(trained_run / "data" / "stage1.jsonl")[:2])

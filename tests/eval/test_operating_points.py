@@ -118,7 +118,7 @@ def test_a_runs_threshold_is_saved_beside_its_checkpoint_and_libra_infer_uses_it
     )
     checkpoint = run_dir / "stage2_sft" / "checkpoint"
     saved = json.loads((checkpoint / "guard_threshold.json").read_text())
-    assert saved == {"threshold": 0.37, "source": "eval.threshold"}
+    assert saved == {"threshold": 0.37, "temperature": 1.0, "source": "eval.threshold"}
     assert "| 0.37 (eval.threshold) |" in (run_dir / "report.md").read_text()  # the report says it too
     run_cli(
         "libra-infer",

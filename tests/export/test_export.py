@@ -51,6 +51,7 @@ def pipeline_scores(export, prompts: dict) -> dict:
     return {key: {s["label"]: s["score"] for s in row} for key, row in zip(prompts, scores)}
 
 
+@pytest.mark.slow
 def test_classifier_export_scores_as_label_mode_through_the_text_classification_pipeline(
     trained_run, exports, tmp_path
 ):

@@ -120,6 +120,7 @@ def test_completion_only_labels_cover_the_target_and_im_end_only(qwen_backbone, 
         assert set(labels[n_prompt + n_target :]) <= {-100}
 
 
+@pytest.mark.slow
 def test_generation_stops_at_im_end_and_the_label_parses(qwen_backbone):
     """Teach the untrained model one target, then decode: it stops at <|im_end|>, not at max_new_tokens."""
     model, tokenizer = load_model_and_tokenizer(str(qwen_backbone))

@@ -26,6 +26,7 @@ if shutil.which("gcc") is None:
 # Same global batch (2 ranks × 4 = 1 × 8), seed and steps as the single-process reference.
 SMALL = [
     "logger=none",
+    "format.task=response",  # one view per sample: the checks below are about ranks, not tasks
     "data.prepare.num_samples=420",
     "train.max_steps=6",
     "train.save_steps=3",

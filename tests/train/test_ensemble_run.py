@@ -4,6 +4,7 @@ libra-infer; a rerun redoes nothing."""
 
 import json
 
+import pytest
 from safetensors.torch import load_file
 
 from tests.conftest import TINY_TRAIN, read_jsonl, run_cli
@@ -21,6 +22,7 @@ ARGS = [
 ]
 
 
+@pytest.mark.slow
 def test_two_members_become_one_evaluated_guard(tmp_path):
     run_dir = tmp_path / "run"
     proc = run_cli("libra-train", f"paths.run_dir={run_dir}", *ARGS)
@@ -82,6 +84,7 @@ def test_two_members_become_one_evaluated_guard(tmp_path):
     assert (checkpoint / "ensemble.json").stat().st_mtime_ns == before
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_run_stops_its_member_processes_at_once(tmp_path):
     """A preempted ensemble run (SIGTERM to the main process only, as `docker stop` sends it) stops its
     members instead of waiting for them to finish; each member keeps its checkpoints for a rerun."""

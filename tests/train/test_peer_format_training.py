@@ -30,6 +30,7 @@ def test_a_guard_trained_in_another_guards_format_writes_and_is_scored_in_it(tmp
         f"train.save_steps={steps}",
         "train.learning_rate=3e-3",
         f"format={group}",
+        "format.task=response",  # ShieldLM judges responses only; the embedded default trains both tasks
     )
     stage = json.loads((run_dir / "manifest.json").read_text())["stages"][0]
     assert stage["train"]["loss_last"] < stage["train"]["loss_first"] / 3

@@ -63,6 +63,7 @@ def test_rerun_on_a_finished_run_redoes_nothing(trained_run):
     assert (trained_run / "stage2_sft" / "checkpoint" / "model.safetensors").stat().st_mtime_ns == before
 
 
+@pytest.mark.slow
 def test_lora_two_stage_continues_the_adapter(tmp_path):
     run_dir = tmp_path / "lora"
     run_cli(

@@ -14,6 +14,7 @@ ARGS = [
 ]
 
 
+@pytest.mark.slow
 def test_a_rerun_is_refused_if_it_would_change_a_finished_stage_and_recorded_if_intended(tmp_path):
     finished = tmp_path / "run"
     run_cli("libra-train", f"paths.run_dir={finished}", *ARGS)
@@ -80,3 +81,38 @@ def test_a_config_yaml_that_cannot_be_read_back_is_refused_unless_the_change_is_
     assert (
         change["changed"]["config.yaml"][0].startswith("unreadable") and change["from_stage"] == "stage2_sft"
     )
+
+
+def test_a_finished_stages_curriculum_entry_is_guarded_and_a_path_may_be_written_either_way(
+    tmp_path, monkeypatch
+):
+    """The record's check alone, without training: a change to a finished stage's curriculum entry is
+    refused naming the key; the run directory given relative, then absolute, is no change at all."""
+    from hydra import compose, initialize_config_dir
+
+    from libra_train.cli_utils import CONF_DIR
+    from libra_train.config import RunConfig
+    from libra_train.errors import ConfigError
+    from libra_train.run_record import check_and_record_changes
+    from libra_train.runtime.run_dir import Manifest
+
+    monkeypatch.chdir(tmp_path)
+
+    def run_config(run_dir, *overrides):
+        with initialize_config_dir(CONF_DIR, version_base="1.3"):
+            return RunConfig.from_hydra(compose("train", [f"paths.run_dir={run_dir}", *overrides]))
+
+    (tmp_path / "outputs" / "x").mkdir(parents=True)
+    manifest = Manifest(tmp_path / "outputs" / "x")
+    manifest.stage("stage1_pretrain")["status"] = "done"
+    before = run_config("outputs/x").resolved
+    check_and_record_changes(run_config(tmp_path / "outputs" / "x"), before, manifest)
+    assert "config_changes" not in manifest.data
+    with pytest.raises(ConfigError, match="differs from .*stage1_pretrain") as err:
+        check_and_record_changes(
+            run_config("outputs/x", "curriculum.stages.0.data=[stage2]"), before, manifest
+        )
+    assert err.value.key == "curriculum.stages.0.data.0"
+    # the stage not yet started may change: recorded, from that stage on
+    check_and_record_changes(run_config("outputs/x", "curriculum.stages.1.data=[stage1]"), before, manifest)
+    assert manifest.data["config_changes"][-1]["from_stage"] == "stage2_sft"

@@ -64,6 +64,7 @@ def test_two_ranks_give_the_predictions_and_metrics_of_one_process(tiny_backbone
     assert not list((tmp_path / "eval2" / "heldout").glob("rank*"))  # the shares were merged away
 
 
+@pytest.mark.slow
 def test_a_dead_rank_is_named_within_the_timeout_and_a_relaunch_resumes(tiny_backbone, tmp_path):
     data = write_jsonl(tmp_path / "heldout.jsonl", _records(400))
     out = tmp_path / "eval"
