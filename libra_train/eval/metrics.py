@@ -177,7 +177,9 @@ def headline(metrics: dict) -> str:
     if metrics.get("auprc") is not None:
         parts.append(f"AUPRC {metrics['auprc']:.4f}")
     if metrics.get("margin"):
-        parts.append(f"margin {metrics['margin']['margin']:+.4f} over {metrics['margin']['over']}")
+        best = metrics["margin"]
+        on = f" on {best['on']}" if best.get("on") else ""
+        parts.append(f"margin {best['margin']:+.4f} over {best['over']}{on}")
     flagged = metrics.get("over_flagging") or {}
     if flagged.get("helpful_safe"):
         parts.append(f"helpful safe flagged {flagged['helpful_flagged']}/{flagged['helpful_safe']}")
