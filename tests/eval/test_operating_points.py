@@ -115,6 +115,7 @@ def test_a_runs_threshold_is_saved_beside_its_checkpoint_and_libra_infer_uses_it
         "train.save_steps=3",
         "eval.before_training=false",
         "eval.threshold=0.37",
+        "format.task=response",  # one view per sample, so every command's rows line up one to one
     )
     checkpoint = run_dir / "stage2_sft" / "checkpoint"
     saved = json.loads((checkpoint / "guard_threshold.json").read_text())
