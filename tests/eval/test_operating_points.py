@@ -153,6 +153,7 @@ def test_a_runs_threshold_is_saved_beside_its_checkpoint_and_libra_infer_uses_it
     from_eval = json.loads((tmp_path / "metrics" / "metrics.json").read_text())
     from_run = json.loads((checkpoint.parent / "eval" / "heldout" / "metrics.json").read_text())
     assert from_eval["average"] == pytest.approx(from_run["average"])
+    assert from_eval["threshold"] == from_run["threshold"] == 0.37  # the one that decided the rows
 
 
 @pytest.mark.parametrize("same", [True, False])
