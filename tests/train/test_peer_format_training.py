@@ -15,7 +15,7 @@ LAYOUT = {"llama_guard3": ("\n\nsafe", "\n\nunsafe"), "shieldlm": ("[答案] 安
 # Past the CI budget (a minute of training and generation each): `pytest -m slow`. ShieldLM's target
 # carries the analysis after the label, so its layout takes longer to learn.
 @pytest.mark.slow
-@pytest.mark.parametrize("group, steps", [("llama_guard3", 60), ("shieldlm", 150)])
+@pytest.mark.parametrize("group, steps", [("llama_guard3", 100), ("shieldlm", 150)])
 def test_a_guard_trained_in_another_guards_format_writes_and_is_scored_in_it(tmp_path, group, steps):
     run_dir = tmp_path / "run"
     run_cli(
