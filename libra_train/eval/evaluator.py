@@ -153,7 +153,8 @@ def predict_shard(
         mine = mine[rank::world]
         label = f"eval {name}" if world == 1 else f"eval {name} (rank {rank} of {world})"
         unit = "samples"
-        if resolve_mode(opts.mode, fmt) == "label":  # the question_only shortcut: p(unsafe) of the question
+        if resolve_mode(opts.mode, fmt) == "label" and fmt.prompt not in RESPONSE_ONLY_PROMPTS:
+            # the question_only shortcut: p(unsafe) of the question alone
             alone = question_views(mine)
             mine += alone
             unit = f"inputs ({len(alone)} of them a question alone)" if alone else unit
@@ -193,6 +194,7 @@ def merge_shards(eval_sets: dict, fmt: FormatConfig, out_dir: str | Path, world:
 
 
 QUESTION = "#question"
+RESPONSE_ONLY_PROMPTS = ("shieldlm",)  # prompts that cannot hold a question alone: no question_only
 
 
 def question_views(views: list[dict]) -> list[dict]:
