@@ -14,6 +14,7 @@ from libra_train.config import EvalConfig
 from libra_train.data.conversation import without_response
 from libra_train.data.formats import FormatConfig, eval_views
 from libra_train.data.io import atomic_write_text, load_records, read_raw, to_jsonl
+from libra_train.data.peers import judges_questions
 from libra_train.data.schema import UNSAFE
 from libra_train.errors import DataError
 from libra_train.eval.calibration import fit_temperature, tempered
@@ -153,7 +154,7 @@ def predict_shard(
         mine = mine[rank::world]
         label = f"eval {name}" if world == 1 else f"eval {name} (rank {rank} of {world})"
         unit = "samples"
-        if resolve_mode(opts.mode, fmt) == "label" and fmt.prompt not in RESPONSE_ONLY_PROMPTS:
+        if resolve_mode(opts.mode, fmt) == "label" and judges_questions(fmt.prompt):
             # the question_only shortcut: p(unsafe) of the question alone
             alone = question_views(mine)
             mine += alone
@@ -194,7 +195,6 @@ def merge_shards(eval_sets: dict, fmt: FormatConfig, out_dir: str | Path, world:
 
 
 QUESTION = "#question"
-RESPONSE_ONLY_PROMPTS = ("shieldlm",)  # prompts that cannot hold a question alone: no question_only
 
 
 def question_views(views: list[dict]) -> list[dict]:

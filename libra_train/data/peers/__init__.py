@@ -33,3 +33,9 @@ class Verdict:
 def peer(name: str):
     """The format module of another guard (`format.prompt`), or None for ours and Libra's."""
     return importlib.import_module(f"libra_train.data.peers.{name}") if name in PEERS else None
+
+
+def judges_questions(name: str) -> bool:
+    """Whether a format's prompt can hold a question alone (a module says JUDGES_QUESTIONS = False when
+    it cannot, as ShieldLM's, which judges responses only)."""
+    return getattr(peer(name), "JUDGES_QUESTIONS", True)
