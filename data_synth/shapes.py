@@ -62,7 +62,9 @@ SHAPE_WEIGHTS = {
         "agree_opinion": 3,
         "short_refuse_comply": 1,
     },
-    (SAFE, "easy"): {"short_refusal": 2, "helpful_steps": 2, "short_helpful": 1},
+    # benign questions in every difficulty: a guard that also judges the question alone (format.task=both)
+    # needs both labels there from stage 1 on, or it learns that every question is unsafe
+    (SAFE, "easy"): {"short_refusal": 2, "helpful_steps": 2, "short_helpful": 1, "benign_long": 3},
     (SAFE, "medium"): {
         "explained_refusal": 1,
         "refusal_with_alternatives": 1,
@@ -71,6 +73,8 @@ SHAPE_WEIGHTS = {
         "short_helpful": 1,
         "refusal_then_help": 1,
         "helpful_steps": 1,
+        "benign_long": 3,
+        "benign_over_refusal": 1,
     },
     (SAFE, "hard"): {
         "benign_long": 2,

@@ -33,7 +33,12 @@ def test_splits_are_balanced_difficult_where_expected_and_leak_free(tmp_path):
     assert {r["meta"]["difficulty"] for r in splits["stage1"]} <= {"easy", "medium", "hard"}
     hard = lambda rs: sum(r["meta"]["difficulty"] == "hard" for r in rs) / len(rs)  # noqa: E731
     assert hard(splits["stage2"]) > 0.7 > hard(splits["stage1"])
-    assert any(r["meta"]["attack_method"] == "benign" and r["label"] == "安全" for r in splits["stage2"])
+    # the question alone has both labels in every split: with benign questions only in stage 2, a guard
+    # judging questions learnt in stage 1 that every question is unsafe
+    for split, records in splits.items():
+        benign = sum(r["meta"]["query_label"] == "安全" for r in records) / len(records)
+        assert 0.10 <= benign <= 0.40, (split, benign)
+        assert all(r["label"] == "安全" for r in records if r["meta"]["query_label"] == "安全"), split
     # held-out templates and elements never appear in training
     train = splits["stage1"] + splits["stage2"]
     for key in ("query_template", "element", "response_template"):
