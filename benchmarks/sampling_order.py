@@ -1,5 +1,7 @@
-"""Length-grouped vs shuffled batches on COLD: the same stage trainer, the same data, seed and steps;
-only the Trainer's sampling strategy differs. Prints dev accuracy (label mode, threshold 0.5) per arm.
+"""Length-grouped vs shuffled vs length-bucketed batches on COLD: the same stage trainer, data, seed and
+steps; only the order of the samples differs. Prints, per arm, dev accuracy (label mode, threshold 0.5)
+and what its batches look like over the steps trained: the pad share, how far each batch's unsafe share
+is from the set's, and the correlation of consecutive batches' unsafe shares (runs of one label).
 
   python benchmarks/sampling_order.py COLD_DIR BACKBONE [--steps 400] [--rows 13000] [--dev 1000]
 
@@ -46,25 +48,62 @@ def dev_accuracy(model, tokenizer, fmt, dev: list[dict]) -> float:
     return right / len(dev)
 
 
-def arm(strategy: str, args, records: list[dict], dev: list[dict]) -> dict:
+ARMS = {  # arm → (the Trainer's sampling strategy, train.length_buckets)
+    "group_by_length": ("group_by_length", 0),
+    "shuffled": ("random", 0),
+    "bucketed": ("random", 64),
+}
+
+
+def batch_mix(trainer, unsafe: list[bool], steps: int) -> dict:
+    """Pad share, mean |batch unsafe share - overall unsafe share|, and the lag-1 correlation of the
+    batches' unsafe shares, over the first `steps` batches the trainer draws (example i is record i)."""
+    lengths = [len(ids) for ids in trainer.train_dataset["input_ids"]]
+    shares, real, total = [], 0, 0
+    for i, batch in enumerate(trainer.get_train_dataloader().batch_sampler):
+        if i == steps:
+            break
+        real += sum(lengths[j] for j in batch)
+        total += max(lengths[j] for j in batch) * len(batch)
+        shares.append(sum(unsafe[j] for j in batch) / len(batch))
+    s = torch.tensor(shares)
+    overall = float(s.mean())
+    lag1 = float(torch.corrcoef(torch.stack([s[:-1], s[1:]]))[0, 1])
+    return {
+        "pad_share": round(1 - real / total, 3),
+        "label_skew": round(float((s - overall).abs().mean()), 3),
+        "lag1_corr": round(lag1, 3),
+    }
+
+
+def arm(name: str, args, records: list[dict], dev: list[dict]) -> dict:
+    strategy, buckets = ARMS[name]
     work = Path(tempfile.mkdtemp())
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         overrides = ["logger=none", "experiment=cold_tune", f"data.cold_dir={args.cold}"]
         cfg = compose(
-            "train", overrides=[*overrides, f"paths.run_dir={work}", f"train.max_steps={args.steps}"]
+            "train",
+            overrides=[
+                *overrides,
+                f"paths.run_dir={work}",
+                f"train.max_steps={args.steps}",
+                f"train.length_buckets={buckets}",
+            ],
         )
     run = RunConfig.from_hydra(cfg)
     trainer, tokenizer, _, _ = build_trainer(
         run.stages[0], records, args.backbone, work / "s", run, NullTracker()
     )
-    trainer.args.train_sampling_strategy = strategy  # the one difference between the arms
+    trainer.args.train_sampling_strategy = strategy  # with length_buckets, the one difference between arms
+    mix = batch_mix(trainer, [r["label"] == "不安全" for r in records], args.steps)
     start = time.time()
     trainer.train()
     seconds = time.time() - start
     accuracy = dev_accuracy(trainer.model.eval(), tokenizer, run.format, dev)
     shutil.rmtree(work, ignore_errors=True)
     return {
-        "strategy": strategy,
+        "arm": name,
+        **mix,
         "dev_accuracy": accuracy,
         "train_s": round(seconds, 1),
         "last_loss": [h["loss"] for h in trainer.state.log_history if "loss" in h][-1],
@@ -78,12 +117,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--rows", type=int, default=13000)
     parser.add_argument("--dev", type=int, default=1000)
+    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
     args = parser.parse_args()
     records = _jsonl(args.cold / "train.jsonl")
     random.Random(0).shuffle(records)
     dev = _jsonl(args.cold / "dev.jsonl", args.dev)
-    for strategy in ("group_by_length", "random"):
-        print(json.dumps(arm(strategy, args, records[: args.rows], dev)), flush=True)
+    for name in args.arms:
+        print(json.dumps(arm(name, args, records[: args.rows], dev)), flush=True)
 
 
 if __name__ == "__main__":

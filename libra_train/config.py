@@ -94,6 +94,12 @@ class TrainConfig:
         lambda v: None if v >= 32 else f"must be at least 32 tokens, got {v}",
     )
     packing: Literal["auto"] | bool = opt("auto", "auto: BFD packing where flash attention runs, else padded")
+    length_buckets: int = opt(
+        64,
+        "padded batches: cut from megabatches of this many batches sorted by length, dealt in a random "
+        "order (train/batching.py); 0: plain shuffled batches",
+        non_negative,
+    )
     gradient_checkpointing: bool = opt(False, "recompute activations to save memory")
     logging_steps: int = opt(10, "log the loss every N steps", positive)
     save_steps: int = opt(200, "checkpoint every N steps (what a killed run resumes from)", positive)

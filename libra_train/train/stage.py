@@ -16,6 +16,7 @@ from trl import SFTTrainer
 from libra_train.config import ModelConfig, RunConfig, StageConfig, TrainConfig
 from libra_train.model import load_configured, weights_fingerprint
 from libra_train.runtime import distributed as dist
+from libra_train.train.batching import BucketedSampler
 from libra_train.train.callbacks import StageProgress, TrackerLogs
 from libra_train.train.examples import build_examples, tokenize_example
 from libra_train.train.lm_head import score_supervised_positions_only
@@ -100,9 +101,9 @@ def sft_args(hp: TrainConfig, stage_dir: Path, run: RunConfig):
         max_length=int(hp.max_length),
         packing=packing,
         packing_strategy="bfd",
-        # Never length-grouped: on COLD, batches of equal-length samples kept a from-scratch model at chance
-        # (dev accuracy 0.491 after 400 steps) where shuffled padded batches reached 0.862, everything else
-        # the same (BENCHMARKS.md, "Shuffled, not length-grouped"); grouping is 1.7x faster per token.
+        # Never the Trainer's length grouping: it orders each megabatch's batches longest first, and on COLD
+        # that kept a from-scratch guard at chance (BENCHMARKS.md, "Length buckets"). GuardTrainer deals
+        # length buckets in a random order instead (train.length_buckets).
         train_sampling_strategy="random",
         completion_only_loss=True,
         activation_checkpointing=bool(hp.gradient_checkpointing),
@@ -127,9 +128,21 @@ def sft_args(hp: TrainConfig, stage_dir: Path, run: RunConfig):
 
 
 class GuardTrainer(SFTTrainer):
-    """TRL's SFTTrainer, less the model card it writes into every checkpoint: a stage's card would read
-    "fine-tuned version of [None]", and writing it asks W&B for a URL that an offline run does not have.
-    The run's own report.md describes what was trained."""
+    """TRL's SFTTrainer with length-bucketed batches (`length_buckets` > 0, padded batches only), less the
+    model card it writes into every checkpoint: a stage's card would read "fine-tuned version of [None]",
+    and writing it asks W&B for a URL that an offline run does not have. The run's own report.md describes
+    what was trained."""
+
+    def __init__(self, *args, length_buckets: int = 0, **kwargs):
+        self.length_buckets = length_buckets
+        super().__init__(*args, **kwargs)
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if not self.length_buckets or self.args.packing or dataset is None:
+            return super()._get_train_sampler(train_dataset)
+        lengths = [len(ids) for ids in dataset["input_ids"]]
+        return BucketedSampler(lengths, self.args.train_batch_size, self.length_buckets, self.args.seed)
 
     def create_model_card(self, *args, **kwargs) -> None:
         return None
@@ -165,6 +178,7 @@ def build_trainer(
         processing_class=tokenizer,
         peft_config=peft_config,
         callbacks=[StageProgress(stage.name), TrackerLogs(tracker, stage.name)],
+        length_buckets=stage.train.length_buckets,
     )
     trainer.remove_callback(PrinterCallback)  # StageProgress reports instead of raw dict prints
     return trainer, tokenizer, init_fingerprint, data_stats

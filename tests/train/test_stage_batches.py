@@ -158,3 +158,20 @@ def test_a_bos_adding_tokenizer_trains_on_the_ids_scoring_reads(bos_backbones, t
         n_prompt = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
         labels = batch["labels"][row].tolist()
         assert set(labels[:n_prompt]) == {-100} and labels[n_prompt] == ids[n_prompt]  # the target's first
+
+
+def test_a_stage_deals_length_buckets_unless_told_not_to(tiny_backbone, tmp_path):
+    labels = ["安全", "不安全"] * 4
+    records = [sample(i, label=labels[i], response="回答" * (1 + i * 3)) for i in range(8)]
+    batches = {}
+    for buckets in (4, 0):  # 4 batches of 2: one megabatch holds all 8 samples
+        run = _run(tmp_path, "train.batch_size=2", f"train.length_buckets={buckets}", "seed=1")
+        trainer, _, _, _ = build_trainer(
+            run.stages[0], records, str(tiny_backbone), tmp_path / str(buckets), run, NullTracker()
+        )
+        lengths = [len(ids) for ids in trainer.train_dataset["input_ids"]]
+        batches[buckets] = [sorted(b) for b in trainer.get_train_dataloader().batch_sampler]
+    by_length = sorted(range(8), key=lengths.__getitem__)
+    pairs = [sorted(by_length[i : i + 2]) for i in range(0, 8, 2)]
+    assert sorted(batches[4]) == sorted(pairs)  # neighbours in length share a batch
+    assert sorted(batches[0]) != sorted(pairs)  # shuffled: seed 1 happens to mix them
