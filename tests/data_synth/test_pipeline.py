@@ -39,6 +39,11 @@ def test_splits_are_balanced_difficult_where_expected_and_leak_free(tmp_path):
         benign = sum(r["meta"]["query_label"] == "安全" for r in records) / len(records)
         assert 0.10 <= benign <= 0.40, (split, benign)
         assert all(r["label"] == "安全" for r in records if r["meta"]["query_label"] == "安全"), split
+    # nor does a question's interrogative give its label away: each opens training questions of both labels
+    train = splits["stage1"] + splits["stage2"]
+    for opening in ("如何", "怎样"):
+        labels = {r["meta"]["query_label"] for r in train if r["question"].startswith(opening)}
+        assert labels == {"安全", "不安全"}, opening
     # held-out templates and elements never appear in training
     train = splits["stage1"] + splits["stage2"]
     for key in ("query_template", "element", "response_template"):
