@@ -23,6 +23,10 @@ SPLIT_DIFFICULTY = {  # share of easy / medium / hard per split
     "stage2": (0.0, 0.2, 0.8),
     "heldout": (1 / 3, 1 / 3, 1 / 3),
 }
+# Of the training splits' medium and hard questions, the share asked directly: a response's difficulty is
+# its shape's, not its question's wrapper. With none, stage 2 (hard) held no plainly worded harmful
+# question beside its plainly worded benign ones, and taught a guard that a plain question is benign.
+DIRECT_SHARE = 0.25
 ADVERSARIAL = [
     a
     for a in lx.ATTACKS
@@ -85,7 +89,7 @@ def plan_sample(rng: random.Random, split: str, index: int, taxonomy: dict, resp
         attack = "hidden_unsafe_opinion"
     elif shape in shapes.BENIGN_SHAPES:
         attack = "benign"
-    elif difficulty == "easy":
+    elif difficulty == "easy" or (split != "heldout" and rng.random() < DIRECT_SHARE):
         attack = "direct"
     else:
         attack = rng.choice(lx.HELDOUT_ATTACKS if split == "heldout" else ADVERSARIAL)

@@ -3,7 +3,7 @@ from collections import Counter
 
 from data_synth.compose import reserved_indices
 from data_synth.dedup import NearDuplicateIndex
-from data_synth.lexicon import HELDOUT_ATTACKS, HELDOUT_RESPONDER
+from data_synth.lexicon import HELDOUT_ATTACKS, HELDOUT_RESPONDER, PERSONAS
 from tests.conftest import read_jsonl, run_cli
 
 SPLITS = ("stage1", "stage2", "heldout")
@@ -39,11 +39,15 @@ def test_splits_are_balanced_difficult_where_expected_and_leak_free(tmp_path):
         benign = sum(r["meta"]["query_label"] == "安全" for r in records) / len(records)
         assert 0.10 <= benign <= 0.40, (split, benign)
         assert all(r["label"] == "安全" for r in records if r["meta"]["query_label"] == "安全"), split
+        if split != "heldout":  # plainly asked harmful questions, not only wrapped ones, in both stages
+            direct = [r for r in records if r["meta"]["attack_method"] == "direct"]
+            assert 0.10 <= len(direct) / len(records) and {r["label"] for r in direct} == {"安全", "不安全"}
     # nor does a question's interrogative give its label away: each opens training questions of both labels
     train = splits["stage1"] + splits["stage2"]
-    for opening in ("如何", "怎样"):
+    for opening in ("如何", "怎样", *PERSONAS):  # a persona held-out reserves opens no training question
         labels = {r["meta"]["query_label"] for r in train if r["question"].startswith(opening)}
-        assert labels == {"安全", "不安全"}, opening
+        assert labels in (set(), {"安全", "不安全"}), opening
+    assert {r["question"][:2] for r in train} >= {"如何", "怎样", PERSONAS[0][:2]}
     # held-out templates and elements never appear in training
     train = splits["stage1"] + splits["stage2"]
     for key in ("query_template", "element", "response_template"):
