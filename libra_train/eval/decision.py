@@ -46,6 +46,11 @@ class Decision:
             row["temperature"] = self.temperature
         return row
 
+    def __str__(self) -> str:
+        """What a command says it decides by: 'unsafe when p_unsafe > 0.37 (p tempered by 1.8)'."""
+        tempered_by = f" (p tempered by {self.temperature:.3g})" if self.temperature != 1.0 else ""
+        return f"unsafe when p_unsafe > {self.threshold:g}{tempered_by}"
+
     @property
     def record(self) -> dict:
         """What guard_threshold.json and metrics.json hold of it."""

@@ -80,8 +80,7 @@ def run_inference(cfg: InferConfig) -> Path:
     model, tokenizer = load_configured(cfg.model, cfg)
     model.to(dist.local_device() if cfg.device == "auto" else default_device(cfg.device))
     if mode == "label":
-        tempered = f" (p tempered by {decision.temperature:.3g})" if decision.temperature != 1.0 else ""
-        log.info("deciding unsafe when p_unsafe > %g%s", decision.threshold, tempered)
+        log.info("deciding %s", decision)
     with progress(f"libra-infer ({mode})", len(records)) as advance:
         predict(
             model,

@@ -65,7 +65,7 @@ class GuardScorer:
         model, tokenizer = load_configured(cfg.model, cfg)
         model.to(default_device(cfg.device))
         model.eval()
-        log.info("libra-serve: %s, unsafe when p_unsafe > %g", cfg.model, decision.threshold)
+        log.info("libra-serve: %s, %s", cfg.model, decision)
         options = {"category_tokens": cfg.category_tokens, "controversial_as": cfg.controversial_as}
         return cls(
             model, tokenizer, fmt, decision, cfg.max_length, **options, trained_task=recorded_task(cfg.model)

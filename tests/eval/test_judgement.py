@@ -6,6 +6,7 @@ import math
 import pytest
 
 from libra_train.eval.calibration import ece, fit_temperature, tempered, threshold_gap
+from libra_train.eval.decision import Decision
 from libra_train.eval.metrics import compute_metrics
 from libra_train.eval.outputs import judgement_metrics
 from libra_train.eval.shortcuts import margin, over_flagging, shortcut_metrics
@@ -98,3 +99,13 @@ def test_the_fitted_temperature_makes_an_overconfident_guard_honest():
     assert fit_temperature(gold, p) == pytest.approx(2.0, abs=1e-3)
     assert tempered(0.9, 2.0) == pytest.approx(0.75) and tempered(0.3, 1.0) == 0.3
     assert tempered(0.1, 2.0) == pytest.approx(1 - 0.75) and not math.isnan(tempered(1.0, 2.0))
+
+
+def test_a_decision_says_its_threshold_and_a_fitted_temperature():
+    # what libra-infer and libra-serve log at start-up
+    assert str(Decision()) == "unsafe when p_unsafe > 0.5"
+    assert str(Decision(0.37, 1.8)) == "unsafe when p_unsafe > 0.37 (p tempered by 1.8)"
+    # p 0.3 at T 2: sigmoid(logit(0.3) / 2) = sigmoid(-0.4236) = 0.3957, over 0.37: unsafe, as 0.3 is not
+    decided = Decision(0.37, 2.0).apply({"p_unsafe": 0.3})
+    assert decided["p_unsafe"] == pytest.approx(0.3957, abs=1e-4) and decided["pred_label"] == "不安全"
+    assert Decision(0.37).apply({"p_unsafe": 0.3})["pred_label"] == "安全"
