@@ -95,9 +95,9 @@ class TrainConfig:
     )
     packing: Literal["auto"] | bool = opt("auto", "auto: BFD packing where flash attention runs, else padded")
     length_buckets: int = opt(
-        64,
-        "padded batches: cut from megabatches of this many batches sorted by length, dealt in a random "
-        "order (train/batching.py); 0: plain shuffled batches",
+        0,
+        "> 0: padded batches cut from megabatches of this many batches sorted by length within each label, "
+        "dealt in a random order (train/batching.py); 0: shuffled batches",
         non_negative,
     )
     gradient_checkpointing: bool = opt(False, "recompute activations to save memory")

@@ -79,7 +79,9 @@ def build_examples(
             if view is None:
                 stats["too_long_for_target"] += 1
                 continue
-            examples.append({"prompt": render_prompt(view, tokenizer, fmt), "completion": target})
+            examples.append(
+                {"prompt": render_prompt(view, tokenizer, fmt), "completion": target, "label": view["label"]}
+            )
     stats["examples"] = len(examples)
     if stats["no_prompt_label"]:
         log.warning(

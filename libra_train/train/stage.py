@@ -103,7 +103,7 @@ def sft_args(hp: TrainConfig, stage_dir: Path, run: RunConfig):
         packing_strategy="bfd",
         # Never the Trainer's length grouping: it orders each megabatch's batches longest first, and on COLD
         # that kept a from-scratch guard at chance (BENCHMARKS.md, "Length buckets"). GuardTrainer deals
-        # length buckets in a random order instead (train.length_buckets).
+        # label-mixed length buckets in a random order instead, where asked (train.length_buckets).
         train_sampling_strategy="random",
         completion_only_loss=True,
         activation_checkpointing=bool(hp.gradient_checkpointing),
@@ -127,6 +127,9 @@ def sft_args(hp: TrainConfig, stage_dir: Path, run: RunConfig):
     )
 
 
+BUCKET_LABEL = "bucket_label"  # a training example's label, read by GuardTrainer's length buckets
+
+
 class GuardTrainer(SFTTrainer):
     """TRL's SFTTrainer with length-bucketed batches (`length_buckets` > 0, padded batches only), less the
     model card it writes into every checkpoint: a stage's card would read "fine-tuned version of [None]",
@@ -136,13 +139,20 @@ class GuardTrainer(SFTTrainer):
     def __init__(self, *args, length_buckets: int = 0, **kwargs):
         self.length_buckets = length_buckets
         super().__init__(*args, **kwargs)
+        # each example's label, for buckets that keep the labels mixed; then dropped, as TRL drops what
+        # the model does not take
+        self.bucket_labels = None
+        if BUCKET_LABEL in self.train_dataset.column_names:
+            self.bucket_labels = self.train_dataset[BUCKET_LABEL]
+            self.train_dataset = self.train_dataset.remove_columns(BUCKET_LABEL)
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         if not self.length_buckets or self.args.packing or dataset is None:
             return super()._get_train_sampler(train_dataset)
         lengths = [len(ids) for ids in dataset["input_ids"]]
-        return BucketedSampler(lengths, self.args.train_batch_size, self.length_buckets, self.args.seed)
+        buckets, batch = self.length_buckets, self.args.train_batch_size
+        return BucketedSampler(lengths, batch, buckets, self.args.seed, labels=self.bucket_labels)
 
     def create_model_card(self, *args, **kwargs) -> None:
         return None
@@ -174,7 +184,9 @@ def build_trainer(
     trainer = GuardTrainer(
         model=model,
         args=args,
-        train_dataset=Dataset.from_list([tokenize_example(e, tokenizer) for e in examples]),
+        train_dataset=Dataset.from_list(
+            [{**tokenize_example(e, tokenizer), BUCKET_LABEL: e["label"]} for e in examples]
+        ),
         processing_class=tokenizer,
         peft_config=peft_config,
         callbacks=[StageProgress(stage.name), TrackerLogs(tracker, stage.name)],

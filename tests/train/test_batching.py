@@ -56,3 +56,14 @@ def test_sampler_repeats_an_epoch_and_changes_between_epochs():
     assert sorted(second) == list(range(100)) and second != first
     assert len(sampler) == 100
     assert list(BucketedSampler(lengths, 4, 5, seed=4)) != first
+
+
+def test_with_labels_each_batch_takes_the_labels_in_proportion_at_like_length_ranks():
+    # label a: lengths 10 20 30 40 (rank quantiles 1/8 3/8 5/8 7/8); label b: 100 200 (1/4 3/4).
+    # Sorted by quantile: a10 b100 a20 a30 b200 a40; plain length order would pair b100 with b200.
+    lengths = [10, 20, 30, 40, 100, 200]
+    labels = ["a", "a", "a", "a", "b", "b"]
+    order = bucketed_order(lengths, 2, 3, torch.Generator().manual_seed(0), labels)
+    assert sorted(map(sorted, _batches(order, 2))) == [[0, 4], [1, 2], [3, 5]]
+    plain = bucketed_order(lengths, 2, 3, torch.Generator().manual_seed(0))
+    assert [4, 5] in map(sorted, _batches(plain, 2))
