@@ -4,6 +4,7 @@ data, batch size, max_length, steps and seed, one invocation. Also reports each 
 tokens. The last line is `ratio_vs_trl_defaults: X.XX` (libra-train stage ÷ TRL defaults).
 
     python benchmarks/train_throughput.py [--steps 60] [--batch-size 16] [--max-length 384]
+        [--task response|both] [--length-buckets K]
 """
 
 import argparse
@@ -22,6 +23,7 @@ from libra_train.data.formats import render_prompt, render_target
 from libra_train.data.io import load_records
 from libra_train.model import build_tiny, load_model_and_tokenizer
 from libra_train.tracking import NullTracker
+from libra_train.train.examples import build_examples
 from libra_train.train.stage import build_trainer
 
 
@@ -67,10 +69,8 @@ def trl_defaults(run: RunConfig, records, backbone: str, out: Path, steps: int) 
 
     hp = run.stages[0].train
     model, tokenizer = load_model_and_tokenizer(backbone)
-    fmt = run.format
-    rows = [
-        {"prompt": render_prompt(r, tokenizer, fmt), "completion": render_target(r, fmt)} for r in records
-    ]
+    examples, _ = build_examples(records, tokenizer, run.format, int(hp.max_length), run.seed)
+    rows = [{"prompt": e["prompt"], "completion": e["completion"]} for e in examples]  # the stage's views
     args = SFTConfig(
         output_dir=str(out),
         max_steps=steps,
@@ -91,13 +91,10 @@ def trl_defaults(run: RunConfig, records, backbone: str, out: Path, steps: int) 
 def plain(run: RunConfig, records, backbone: str, out: Path, steps: int) -> dict:
     hp = run.stages[0].train
     model, tokenizer = load_model_and_tokenizer(backbone)
-    fmt = run.format
     rows = []
-    for r in records:
-        prompt = tokenizer(render_prompt(r, tokenizer, fmt), add_special_tokens=False)["input_ids"]
-        target = tokenizer(render_target(r, fmt), add_special_tokens=False)["input_ids"] + [
-            tokenizer.eos_token_id
-        ]
+    for e in build_examples(records, tokenizer, run.format, int(hp.max_length), run.seed)[0]:
+        prompt = tokenizer(e["prompt"], add_special_tokens=False)["input_ids"]
+        target = tokenizer(e["completion"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
         ids = (prompt + target)[: hp.max_length]
         pad = hp.max_length - len(ids)
         rows.append(
@@ -133,6 +130,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=384)
     parser.add_argument("--samples", type=int, default=1500)
+    parser.add_argument("--task", choices=["response", "both"], default="response", help="format.task")
+    parser.add_argument("--length-buckets", type=int, default=0, help="train.length_buckets of our stage")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -145,6 +144,8 @@ def main() -> None:
                 f"train.batch_size={args.batch_size}",
                 f"train.max_length={args.max_length}",
                 "train.save_steps=100000",
+                f"format.task={args.task}",
+                f"train.length_buckets={args.length_buckets}",
                 "train.logging_steps=10",
             ],
         )
