@@ -43,7 +43,8 @@ def test_two_stage_run_learns_and_chains(trained_run):
     # learning, not just a falling loss: the guard ranks held-out samples (unseen attack methods,
     # wordings and response style) better than the untrained backbone and than chance (about 0.5); 50
     # steps are too few to also settle its 0.5 threshold, so accuracy is only required not to fall.
-    # On seed 0 of this config held-out AUPRC went from 0.588 to 0.816 (42 samples; at lr 3e-3 to 0.667).
+    # On seed 0 of this config held-out AUPRC went from 0.634 to 0.877 (42 samples; with length buckets
+    # to 0.531).
     untrained = manifest["eval_before_training"]["heldout"]
     final = stages[1]["eval"]["heldout"]
     assert final["auprc"] > max(0.6, untrained["auprc"] + 0.1)
