@@ -48,10 +48,11 @@ def dev_accuracy(model, tokenizer, fmt, dev: list[dict]) -> float:
     return right / len(dev)
 
 
-ARMS = {  # arm → (the Trainer's sampling strategy, train.length_buckets)
-    "group_by_length": ("group_by_length", 0),
-    "shuffled": ("random", 0),
-    "bucketed": ("random", 64),
+ARMS = {  # arm → (the Trainer's sampling strategy, train.length_buckets, buckets keep both labels)
+    "group_by_length": ("group_by_length", 0, False),
+    "shuffled": ("random", 0, False),
+    "bucketed_by_length": ("random", 64, False),
+    "bucketed": ("random", 64, True),
 }
 
 
@@ -77,7 +78,7 @@ def batch_mix(trainer, unsafe: list[bool], steps: int) -> dict:
 
 
 def arm(name: str, args, records: list[dict], dev: list[dict]) -> dict:
-    strategy, buckets = ARMS[name]
+    strategy, buckets, label_mixed = ARMS[name]
     work = Path(tempfile.mkdtemp())
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         overrides = ["logger=none", "experiment=cold_tune", f"data.cold_dir={args.cold}"]
@@ -94,7 +95,9 @@ def arm(name: str, args, records: list[dict], dev: list[dict]) -> dict:
     trainer, tokenizer, _, _ = build_trainer(
         run.stages[0], records, args.backbone, work / "s", run, NullTracker()
     )
-    trainer.args.train_sampling_strategy = strategy  # with length_buckets, the one difference between arms
+    trainer.args.train_sampling_strategy = strategy  # with the buckets, the one difference between arms
+    if not label_mixed:
+        trainer.bucket_labels = None  # buckets sorted by length alone
     mix = batch_mix(trainer, [r["label"] == "不安全" for r in records], args.steps)
     start = time.time()
     trainer.train()

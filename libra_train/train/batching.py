@@ -1,14 +1,15 @@
-"""Length-bucketed batches whose order is shuffled: padding-free in effect, without the label runs that
-stopped length-grouped training from learning.
+"""Length-bucketed batches dealt in a random order (`train.length_buckets`, off by default).
 
-A padded batch costs its longest sample times its size. With the quick start's data (prompts of 40 to
-380 tokens) shuffled batches were 55% padding. Sorting samples by length before cutting batches removes
-almost all of it, which is what the Trainer's `group_by_length` does; but it also orders the batches of
-each megabatch from longest to shortest, so dozens of consecutive steps see only long samples, then
-dozens only short ones. Where length goes with the label (COLD; the question-only views of
-`format.task=both` are all short) that is dozens of steps of one label, then of the other, and a guard
-trained so stayed at chance. Here the batches are cut the same way and then dealt in a random order, so
-neighbouring steps are as mixed as shuffled batches are (BENCHMARKS.md, "Length buckets").
+A padded batch costs its longest sample times its size, and where a stage mixes short and long samples
+(the quick start's question alone beside a long answer) shuffled batches are mostly padding. Sorting
+samples by length before cutting batches removes most of it, which is what the Trainer's
+`group_by_length` does; but it also runs each megabatch's batches longest first, so dozens of
+consecutive steps see only long samples, then dozens only short ones. Where length goes with the label
+(COLD) those are runs of one label, and a guard trained so stayed at chance. Here the batches of all
+megabatches are dealt in a random order, which removes the runs, and with labels each megabatch is
+sorted by length rank within its label, so each batch also holds both labels. Such batches learn, but
+on COLD still below shuffled ones, which is why they are off by default (BENCHMARKS.md, "Length
+buckets").
 """
 
 from __future__ import annotations
