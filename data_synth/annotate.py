@@ -47,14 +47,17 @@ def annotate_records(records: list[dict], judge, overwrite: bool) -> tuple[list[
     return records, flagged, counts
 
 
-@hydra_command(CLI_CONF_DIR, "annotate")
+@hydra_command(CLI_CONF_DIR, "annotate", "data_synth.config:AnnotateConfig")
 def annotate_main(cfg: DictConfig) -> None:
+    from data_synth.config import AnnotateConfig
+
+    config = AnnotateConfig.from_hydra(cfg)
     quiet_libraries()
-    output = Path(cfg.output)
-    records = load_records(cfg.input)
-    spec = {"backend": cfg.backend, **({"name": cfg.judge_name} if cfg.judge_name else {})}
-    judge = ChatJudge(chat_backend(spec, cfg, Path(cfg.cache_dir or f"{output}.cache")))
-    records, flagged, counts = annotate_records(records, judge, bool(cfg.overwrite))
+    output = Path(config.output)
+    records = load_records(config.input)
+    spec = {"backend": config.backend, **({"name": config.judge_name} if config.judge_name else {})}
+    judge = ChatJudge(chat_backend(spec, config, Path(config.cache_dir or f"{output}.cache")))
+    records, flagged, counts = annotate_records(records, judge, config.overwrite)
     write_records(records, output)
     atomic_write_text(Path(f"{output}.flagged.jsonl"), to_jsonl(flagged))
     summary = {**counts, "judge": judge.name, "output": str(output), "flagged": f"{output}.flagged.jsonl"}

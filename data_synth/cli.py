@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 from libra_train.cli_utils import CONF_DIR, closed_pipe_ok, hydra_command, quiet_libraries
 
 
-@hydra_command(CONF_DIR, "synth")
+@hydra_command(CONF_DIR, "synth", "data_synth.config:SynthConfig")
 def _synth(cfg: DictConfig) -> None:
     from omegaconf import OmegaConf
 

@@ -39,3 +39,19 @@ class SynthConfig(CommandConfig):
     openai: dict = opt(help="the OpenAI-compatible backend (conf/llm)", factory=dict)
     hf: dict = opt(help="the local transformers backend (conf/llm)", factory=dict)
     logger: LoggerConfig = opt(None, "logger=wandb: one W&B run per output folder")
+
+
+@dataclass(frozen=True)
+class AnnotateConfig(CommandConfig):
+    """libra-synth annotate: a judge LLM writes the analysis of labelled data (data_synth/annotate.py)."""
+
+    input: str = opt(help="a labelled guard-schema file or folder")
+    output: str = opt(help="the annotated records; OUTPUT.flagged.jsonl and OUTPUT.summary.json beside it")
+    backend: Literal["openai", "hf"] = opt(
+        "openai", "the judge: an OpenAI-compatible endpoint, or a local model"
+    )
+    judge_name: str | None = opt(None, "how the judge is named in meta.annotation; null: the model's name")
+    overwrite: bool = opt(False, "false: samples that already have an analysis are left as they are")
+    cache_dir: str | None = opt(None, "completion cache (a rerun pays nothing twice); null: OUTPUT.cache/")
+    openai: dict = opt(help="the OpenAI-compatible backend (conf/llm)", factory=dict)
+    hf: dict = opt(help="the local transformers backend (conf/llm)", factory=dict)

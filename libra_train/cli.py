@@ -21,7 +21,7 @@ from libra_train.cli_utils import (
 from libra_train.errors import LibraError
 
 
-@hydra_command(CONF_DIR, "train")
+@hydra_command(CONF_DIR, "train", "libra_train.config:help_keys")
 def train_main(cfg: DictConfig) -> None:
     from libra_train.launch import run_pipeline
 
@@ -86,7 +86,7 @@ def report_main(argv: list[str] | None = None) -> None:
         print(f"wrote {path}")
 
 
-@hydra_command(CLI_CONF_DIR, "infer")
+@hydra_command(CLI_CONF_DIR, "infer", "libra_train.command_config:InferConfig")
 def infer_main(cfg: DictConfig) -> None:
     """libra-infer: `model=PATH` is a checkpoint here (see conf/cli/infer.yaml)."""
     from libra_train.command_config import InferConfig
@@ -106,7 +106,7 @@ def infer_main(cfg: DictConfig) -> None:
     print(f"wrote {written}")
 
 
-@hydra_command(CLI_CONF_DIR, "serve")
+@hydra_command(CLI_CONF_DIR, "serve", "libra_train.command_config:ServeConfig")
 def serve_main(cfg: DictConfig) -> None:
     """libra-serve: `model=PATH` is a checkpoint (conf/cli/serve.yaml)."""
     from libra_train.command_config import ServeConfig
@@ -118,7 +118,7 @@ def serve_main(cfg: DictConfig) -> None:
     run_server(config)
 
 
-@hydra_command(CLI_CONF_DIR, "export")
+@hydra_command(CLI_CONF_DIR, "export", "libra_train.command_config:ExportConfig")
 def export_main(cfg: DictConfig) -> None:
     """libra-export: a trained guard as a release folder, optionally uploaded (conf/cli/export.yaml)."""
     from libra_train.command_config import ExportConfig
@@ -133,7 +133,7 @@ def export_main(cfg: DictConfig) -> None:
         print(upload_release(written, config.hub_repo))
 
 
-@hydra_command(CLI_CONF_DIR, "compare")
+@hydra_command(CLI_CONF_DIR, "compare", "libra_train.command_config:CompareConfig")
 def compare_main(cfg: DictConfig) -> None:
     """libra-compare: every guard over the same data sets, into one leaderboard."""
     from libra_train.command_config import CompareConfig
@@ -160,7 +160,7 @@ def compare_main(cfg: DictConfig) -> None:
         raise LibraError(f"every guard failed (their errors are in {written[0]})")
 
 
-@hydra_command(CLI_CONF_DIR, "mine")
+@hydra_command(CLI_CONF_DIR, "mine", "libra_train.command_config:MineConfig")
 def mine_main(cfg: DictConfig) -> None:
     """libra-mine: hard-sample selection as a command; `model=PATH` is a checkpoint (conf/cli/mine.yaml)."""
     from libra_train.command_config import MineConfig
@@ -180,7 +180,7 @@ def mine_main(cfg: DictConfig) -> None:
     print(json.dumps(summary, ensure_ascii=False))
 
 
-@hydra_command(CONF_DIR, "eval")
+@hydra_command(CONF_DIR, "eval", "libra_train.command_config:EvalCommandConfig")
 def eval_main(cfg: DictConfig) -> None:
     from libra_train.command_config import EvalCommandConfig
     from libra_train.tracking import command_tracker

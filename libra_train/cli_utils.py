@@ -25,11 +25,13 @@ def compose_config(name: str, overrides: list[str] | None = None):
         return compose(name, overrides=overrides or [])
 
 
-def hydra_command(config_path: str, config_name: str):
+def hydra_command(config_path: str, config_name: str, keys: str):
     """A console script's Hydra app: the project's errors as one line (clear_errors), Hydra's own
     composition errors too (an override of a key the config lacks, a group option that does not exist,
     an override that does not parse), each naming the key and the nearest valid one; a closed pipe ends
-    quietly. HYDRA_FULL_ERROR=1 set by the user keeps Hydra's own report and stack trace."""
+    quietly. HYDRA_FULL_ERROR=1 set by the user keeps Hydra's own report and stack trace.
+    `keys` ("module:name") is the command's typed config, or a function of none returning its key lines:
+    --help lists every key from it, with its type, default and help (typed.describe)."""
     import hydra
 
     def decorate(fn):
@@ -41,6 +43,8 @@ def hydra_command(config_path: str, config_name: str):
         def wrapper(*args, **kwargs):
             from hydra.errors import HydraException
 
+            if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
+                return _help(app, keys)
             if os.environ.get("HYDRA_FULL_ERROR"):
                 return app(*args, **kwargs)
             os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors here instead of printing them
@@ -55,6 +59,25 @@ def hydra_command(config_path: str, config_name: str):
         return closed_pipe_ok(wrapper)
 
     return decorate
+
+
+def _help(app, keys: str) -> None:
+    """Hydra's help (the command's header, usage and groups), then every key of its typed config."""
+    import importlib
+
+    from libra_train.typed import describe
+
+    try:
+        app()
+    except SystemExit as done:
+        if done.code:
+            raise
+    module, name = keys.split(":")
+    source = getattr(importlib.import_module(module), name)
+    lines = describe(source) if isinstance(source, type) else source()
+    print("\n== Keys (key: type = default, then what it does; set one with key=value) ==")
+    print("\n".join(lines))
+    print("--cfg job prints the resolved config without running.")
 
 
 def composition_error(err, config_path: str, config_name: str) -> ConfigError:

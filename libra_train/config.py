@@ -25,6 +25,7 @@ from libra_train.errors import ConfigError
 from libra_train.typed import (
     build,
     check_value,
+    describe,
     flat_keys,
     fraction,
     non_negative,
@@ -256,6 +257,42 @@ class EnsembleConfig:
 
 
 @dataclass(frozen=True)
+class RunKeys:
+    """libra-train's keys outside every group (conf/train.yaml)."""
+
+    experiment_name: str = opt("default", "names the run in its folder, reports and W&B")
+    seed: int = opt(0, "seeds training, the data subsets and the tiny backbone")
+    allow_changes: bool = opt(False, "a rerun may change the settings of stages that have started")
+
+
+# libra-train's config groups whose keys are one dataclass's fields (data and curriculum are assembled)
+RUN_GROUPS = {
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "format": FormatConfig,
+    "peft": PeftConfig,
+    "deepspeed": DeepSpeedConfig,
+    "eval": EvalConfig,
+    "logger": LoggerConfig,
+    "run_lock": LockConfig,
+    "distributed": DistributedConfig,
+    "ensemble": EnsembleConfig,
+}
+
+
+def help_keys() -> list[str]:
+    """libra-train --help: every key, from the dataclasses that check it."""
+    lines = describe(RunKeys) + [
+        "  paths.run_dir: text = outputs/<experiment_name>/<time>",
+        "      the run directory; an existing one is resumed",
+    ]
+    lines += describe(DataEntry, "data.<key>.") + describe(DataConfig, "data.", exclude=("entries",))
+    for group, cls in RUN_GROUPS.items():
+        lines += describe(cls, group + ".")
+    return lines
+
+
+@dataclass(frozen=True)
 class RunConfig:
     experiment_name: str
     seed: int
@@ -286,25 +323,20 @@ class RunConfig:
         _refuse_unknown_keys(raw, cfg)
         if not str(raw["paths"].get("run_dir") or "").strip():
             raise ConfigError("paths.run_dir", "is empty; give the run directory")
-        seed = check_value(raw.get("seed", 0), int, "seed")
+        top = build(RunKeys, {f.name: raw[f.name] for f in fields(RunKeys) if f.name in raw}, "")
+        built_apart = ("train", "format")  # into each stage's TrainConfig (_stages); format_config
+        groups = {g: build(c, raw.get(g) or {}, g) for g, c in RUN_GROUPS.items() if g not in built_apart}
         run = cls(
-            experiment_name=str(raw.get("experiment_name", "default")),
-            seed=seed,
+            experiment_name=top.experiment_name,
+            seed=top.seed,
             run_dir=Path(str(raw["paths"]["run_dir"])),
-            model=build(ModelConfig, raw["model"], "model"),
             data=_data_config(raw["data"]),
             stages=_stages(raw),
             format=format_config(raw["format"]),
-            peft=build(PeftConfig, raw["peft"], "peft"),
-            deepspeed=build(DeepSpeedConfig, raw["deepspeed"], "deepspeed"),
-            eval=build(EvalConfig, raw["eval"], "eval"),
-            logger=build(LoggerConfig, raw["logger"], "logger"),
-            run_lock=build(LockConfig, raw.get("run_lock") or {}, "run_lock"),
-            distributed=build(DistributedConfig, raw.get("distributed") or {}, "distributed"),
-            ensemble=build(EnsembleConfig, raw.get("ensemble") or {}, "ensemble"),
+            **groups,
             curriculum_name=check_value(raw["curriculum"].get("name") or "", str, "curriculum.name"),
-            allow_changes=check_value(raw.get("allow_changes", False), bool, "allow_changes"),
-            subset_seed=seed,
+            allow_changes=top.allow_changes,
+            subset_seed=top.seed,
         )
         check_run(run)
         return run

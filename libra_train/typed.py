@@ -7,6 +7,7 @@ format (data/formats.py) all use it.
 
 from __future__ import annotations
 
+import dataclasses
 import types
 import typing
 from dataclasses import MISSING, field, fields
@@ -160,3 +161,42 @@ def check_fields(obj, group: str) -> None:
     hints = typing.get_type_hints(type(obj))
     for f in fields(obj):
         _checked(f, getattr(obj, f.name), hints[f.name], group)
+
+
+def describe(cls, prefix: str = "", exclude: tuple = ()) -> list[str]:
+    """What --help lists: every key of a typed config, nested configs by their dotted path, as
+    `key: type = default` over its help text. A key without help text is refused (a TypeError naming it):
+    each key a user can set says what it does."""
+    hints = typing.get_type_hints(cls)
+    lines = []
+    for f in (f for f in fields(cls) if f.name not in exclude):
+        hint, key = hints[f.name], prefix + f.name
+        nested = [a for a in (hint, *typing.get_args(hint)) if dataclasses.is_dataclass(a)]
+        if nested and f.name != "selection":  # a group of keys: listed key by key
+            lines += describe(nested[0], key + ".")
+            continue
+        if not f.metadata.get("help"):
+            raise TypeError(f"config key {key} ({cls.__name__}.{f.name}) has no help text")
+        lines += [f"  {key}: {type_name(hint)} = {_default_text(f)}", f"      {f.metadata['help']}"]
+    return lines
+
+
+def type_name(hint) -> str:
+    """A type hint as --help writes it: choices for a Literal, `or null` for an optional value."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        return " | ".join(str(a).lower() if isinstance(a, bool) else str(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else type_name(a) for a in args)
+    names = {bool: "bool", int: "int", float: "float", str: "text", tuple: "list", dict: "mapping"}
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _default_text(f) -> str:
+    if f.default is MISSING and f.default_factory is MISSING:
+        return "required"
+    value = f.default if f.default is not MISSING else f.default_factory()
+    if isinstance(value, tuple):
+        value = list(value)
+    text = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    return text if len(text) <= 60 else text[:57] + "…"  # a taxonomy's rules: --cfg job prints them whole

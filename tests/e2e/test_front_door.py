@@ -4,32 +4,51 @@ stops libra-train before data preparation and before any model is built or loade
 import pytest
 import yaml
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
+from data_synth.config import AnnotateConfig, SynthConfig
 from libra_train import launch, steps
 from libra_train import model as model_module
 from libra_train.cli_utils import CONF_DIR
+from libra_train.command_config import (
+    CompareConfig,
+    EvalCommandConfig,
+    ExportConfig,
+    InferConfig,
+    MineConfig,
+    ServeConfig,
+)
+from libra_train.config import help_keys
 from libra_train.errors import ConfigError
+from libra_train.typed import describe
 from tests.conftest import run_cli
 
-COMMANDS = [  # (command words, a key its config has)
-    (["libra-train"], "curriculum"),
-    (["libra-synth"], "num_samples"),
-    (["libra-synth", "annotate"], "judge_name"),
-    (["libra-infer"], "machine_rank"),
-    (["libra-eval"], "predictions"),
-    (["libra-mine"], "easy_share"),
-    (["libra-serve"], "max_batch_size"),
-    (["libra-compare"], "controversial_as"),
+COMMANDS = [  # (command words, a key its config has, the typed config its --help lists)
+    (["libra-train"], "train.max_steps", help_keys),
+    (["libra-synth"], "num_samples", SynthConfig),
+    (["libra-synth", "annotate"], "judge_name", AnnotateConfig),
+    (["libra-infer"], "machine_rank", InferConfig),
+    (["libra-eval"], "predictions", EvalCommandConfig),
+    (["libra-mine"], "easy_share", MineConfig),
+    (["libra-serve"], "max_batch_size", ServeConfig),
+    (["libra-compare"], "controversial_as", CompareConfig),
+    (["libra-export"], "classifier", ExportConfig),
 ]
 
 
-@pytest.mark.parametrize("words, key", COMMANDS, ids=lambda c: " ".join(c) if isinstance(c, list) else c)
-def test_help_and_cfg_job(words, key, tmp_path):
+def _command_id(value) -> str:
+    return " ".join(value) if isinstance(value, list) else ""
+
+
+@pytest.mark.parametrize("words, key, typed", COMMANDS, ids=_command_id)
+def test_help_lists_every_typed_key_and_cfg_job_prints_the_config(words, key, typed, tmp_path):
     name, *sub = words
-    helped = run_cli(name, *sub, "--help")
-    assert "Usage:" in helped.stdout and f"{key}:" in helped.stdout
-    shown = run_cli(name, *sub, "--cfg", "job")
-    assert key in yaml.safe_load(shown.stdout)
+    helped = run_cli(name, *sub, "--help").stdout
+    assert "Usage:" in helped and f"\n  {key}: " in helped
+    listed = typed() if callable(typed) and not isinstance(typed, type) else describe(typed)
+    assert len(listed) > 10 and all(line in helped.splitlines() for line in listed)
+    shown = yaml.safe_load(run_cli(name, *sub, "--cfg", "job").stdout)
+    assert OmegaConf.select(OmegaConf.create(shown), key) is not None or key in shown
     assert not (tmp_path / "outputs").exists()
 
 
