@@ -6,7 +6,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
 from libra_train.cli_utils import CONF_DIR
-from libra_train.config import ModelConfig, RunConfig
+from libra_train.config import _TINY_SHAPE as IGNORED_SHAPE
+from libra_train.config import IGNORED_KEYS, ModelConfig, RunConfig
 from libra_train.errors import ConfigError
 from libra_train.typed import build, check_value
 
@@ -239,3 +240,34 @@ def test_data_is_prepared_only_for_the_files_the_stages_read(tmp_path, monkeypat
     assert calls == []
     prepare_data(RunConfig.from_hydra(_cfg(tmp_path, *over)))  # two_stage reads stage1, which is missing
     assert calls == [str(tmp_path / "data")]
+
+
+# Every key IGNORED_KEYS names, under the option that ignores it: (the overrides choosing that option, a
+# value other than the field's default). A new entry without a case here fails the coverage test below.
+IGNORED_CASES = {
+    "model.name_or_path": ([], "Qwen/Qwen2.5-0.5B-Instruct"),
+    **{f"model.{k}": (["model=qwen2.5-0.5b"], 7) for k in IGNORED_SHAPE if k != "vocab_size"},
+    "model.vocab_size": (["model=qwen2.5-tiny"], 5000),  # also ignored by a hub backbone (the entry above)
+    "peft.r": ([], 8),
+    "peft.alpha": ([], 8),
+    "peft.dropout": ([], 0.2),
+    "peft.target_modules": ([], "[q_proj]"),
+    "deepspeed.config": ([], "{zero_optimization: {stage: 2}}"),
+    "eval.calibrate_for": ([], "f1"),
+    "eval.calibrate_at": ([], "middle"),
+    "eval.calibration_set": ([], "heldout"),
+    "ensemble.parallel": ([], 2),
+}
+
+
+def test_every_ignored_key_has_a_case():
+    named = {f"{group}.{name}" for group, names, _, _ in IGNORED_KEYS for name in names}
+    assert named == set(IGNORED_CASES)
+
+
+@pytest.mark.parametrize("key", sorted(IGNORED_CASES))
+def test_each_key_an_option_ignores_is_refused_when_set(tmp_path, key):
+    choose, value = IGNORED_CASES[key]
+    with pytest.raises(ConfigError) as err:
+        RunConfig.from_hydra(_cfg(tmp_path, *choose, f"++{key}={value}"))
+    assert err.value.key == key and "is ignored here" in err.value.message, err.value
