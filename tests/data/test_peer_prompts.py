@@ -4,7 +4,7 @@ guard's own release builds (libra_train/data/peers/ names the file each reproduc
 import pytest
 
 from libra_train.data.conversation import from_messages
-from libra_train.data.formats import FormatConfig, render_prompt
+from libra_train.data.formats import FormatConfig, render_prompt, render_target
 from libra_train.errors import ConfigError
 
 RESPONSE = {"id": 1, "question": "怎么撬锁？", "response": "第一步，准备一根细铁丝。", "label": "不安全"}
@@ -296,3 +296,45 @@ def test_llama_guard3_1b_equals_its_released_template_rendered_by_transformers(r
     fmt = FormatConfig(prompt="llama_guard3", variant="1b")
     assert render_prompt(record, None, fmt) == rendered[0]
     assert "S14" not in rendered[0] and rendered[0].startswith("<|begin_of_text|>")
+
+
+# What a guard trained in another guard's format learns to write, by that guard's published layout.
+UNSAFE_JUDGED = {**RESPONSE, "category_name": "违法犯罪", "analyze": "教人撬锁。", "meta": {"refusal": False}}
+SAFE_REFUSED = {**RESPONSE, "label": "安全", "analyze": "", "meta": {"refusal": True}}
+
+
+@pytest.mark.parametrize(
+    "prompt, options, record, expected",
+    [
+        ("shieldlm", {}, UNSAFE_JUDGED, "[答案] 不安全\n[分析] 教人撬锁。"),
+        ("shieldlm", {}, SAFE_REFUSED, "[答案] 安全"),
+        ("shieldlm", {"lang": "en"}, UNSAFE_JUDGED, "[Answer] unsafe\n[Analysis] 教人撬锁。"),
+        ("llama_guard3", {}, UNSAFE_JUDGED, "\n\nunsafe\nS2"),
+        ("llama_guard3", {}, SAFE_REFUSED, "\n\nsafe"),
+        (
+            "qwen3guard",
+            {},
+            UNSAFE_JUDGED,
+            "Safety: Unsafe\nCategories: Non-violent Illegal Acts\nRefusal: No",
+        ),
+        ("qwen3guard", {}, SAFE_REFUSED, "Safety: Safe\nCategories: None\nRefusal: Yes"),
+        (
+            "qwen3guard",
+            {"task": "prompt"},
+            {**PROMPT, "category_name": "违法犯罪"},
+            "Safety: Unsafe\nCategories: Non-violent Illegal Acts",
+        ),
+    ],
+)
+def test_each_peer_formats_training_target(prompt, options, record, expected):
+    assert render_target(record, FormatConfig(prompt=prompt, **options)) == expected
+
+
+def test_a_qwen3guard_response_target_needs_the_refusal_it_ends_with():
+    with pytest.raises(ConfigError, match="meta.refusal"):
+        render_target({**UNSAFE_JUDGED, "meta": {}}, FormatConfig(prompt="qwen3guard"))
+
+
+def test_wildguard_is_not_a_training_format():
+    with pytest.raises(ConfigError, match="evaluation format"):
+        render_target(UNSAFE_JUDGED, FormatConfig(prompt="wildguard"))
