@@ -74,16 +74,38 @@ TINY_TRAIN = [
 ]
 
 
+def _code_key() -> str:
+    """A digest of everything a built fixture depends on: the package's code and configs, and this file."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    files = [REPO / "tests" / "conftest.py"]
+    for folder, pattern in (("libra_train", "*.py"), ("data_synth", "*.py"), ("conf", "*.yaml")):
+        files += sorted((REPO / folder).rglob(pattern))
+    for path in files:
+        digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def built_once(tmp_path_factory, name: str, build) -> Path:
-    """A folder built by the first test session process that needs it and reused by the others: under
-    pytest-xdist each worker is a session of its own, and the trained guard is the suite's costliest
-    fixture. The folder sits beside the workers' own temp folders, behind a file lock."""
+    """A folder built by the first test process that needs it and reused by the others: under
+    pytest-xdist each worker is a session of its own, CI's slow suite is a session after the default one,
+    and the trained guard is the suite's costliest fixture. The folder sits beside pytest's numbered
+    temp folders, behind a file lock, named by a digest of the code that builds it (_code_key)."""
+    import hashlib
+    import shutil
+
     from filelock import FileLock
 
-    root = tmp_path_factory.getbasetemp()
+    base = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent  # shared by every worker of this run
-    folder = root / name
+        base = base.parent  # this run's folder, shared by its workers
+    root, key = base.parent, _code_key()  # beside the numbered runs; pytest prunes those, not this
+    checkout = hashlib.sha256(str(REPO).encode()).hexdigest()[:8]  # two clones never share or prune
+    folder = root / f"libra-shared-{name}-{checkout}-{key}"
+    for stale in root.glob(f"libra-shared-{name}-{checkout}-*"):  # built by an older version of the code
+        if stale.name != folder.name and not stale.name.endswith(".lock"):
+            shutil.rmtree(stale, ignore_errors=True)
     with FileLock(str(folder) + ".lock"):
         if not (folder / ".built").exists():
             build(folder)
@@ -128,3 +150,14 @@ def qwen_backbone(tmp_path_factory) -> Path:
 
     model_cfg = OmegaConf.load(REPO / "conf" / "model" / "qwen2.5-tiny.yaml")
     return build_tiny([], tmp_path_factory.mktemp("qwen") / "backbone", model_cfg)
+
+
+def pytest_collection_modifyitems(items):
+    """The shared trained guard's first user runs first and its other users last: under pytest-xdist the
+    worker that trains the guard (two to three minutes) starts at once, while the other runs the tests that
+    need no guard, instead of waiting on the lock. Every worker sorts its items alike, as xdist requires."""
+    users = [item for item in items if "trained_run" in getattr(item, "fixturenames", ())]
+    if users:
+        shared = {id(item) for item in users}
+        rest = [item for item in items if id(item) not in shared]
+        items[:] = [users[0], *rest, *users[1:]]

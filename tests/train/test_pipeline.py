@@ -106,7 +106,7 @@ def test_killed_stage_resumes_to_the_same_step_and_a_kill_between_stages_keeps_s
         f"paths.run_dir={run_dir}",
         "eval.before_training=false",
         *[a for a in TINY_TRAIN if not a.startswith(("train.max_steps", "eval.before", "train.save_steps"))],
-        "train.max_steps=40",
+        "train.max_steps=20",
         "train.save_steps=5",
     ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
@@ -136,13 +136,13 @@ def test_killed_stage_resumes_to_the_same_step_and_a_kill_between_stages_keeps_s
     assert "resuming from" in log.read_text()
     stage1 = json.loads(manifest_path.read_text())["stages"][0]
     weights = run_dir / "stage1_pretrain" / "checkpoint" / "model.safetensors"
-    assert stage1["status"] == "done" and stage1["train"]["steps"] == 40
+    assert stage1["status"] == "done" and stage1["train"]["steps"] == 20
     written = weights.stat().st_mtime_ns
     out = run_cli("libra-train", *args[1:])
     assert "stage1_pretrain: done already, skipped" in out.stdout + out.stderr
     manifest = json.loads(manifest_path.read_text())
     assert manifest["stages"][0] == stage1 and weights.stat().st_mtime_ns == written  # stage 1 not redone
-    assert [s["train"]["steps"] for s in manifest["stages"]] == [40, 40]
+    assert [s["train"]["steps"] for s in manifest["stages"]] == [20, 20]
 
 
 PLANTED_ENV_KEY, PLANTED_CONFIG_KEY = "sk-planted-env-7f3a9c2e11", "sk-planted-cfg-4b8d0e6f22"
