@@ -81,8 +81,12 @@ def report_main(argv: list[str] | None = None) -> None:
         prog="libra-report", description="Aggregate a sweep into a table and charts."
     )
     parser.add_argument("sweep_dir", help="a multirun directory (its numbered subfolders are the points)")
+    parser.add_argument(
+        "--baseline",
+        help="AXIS=VALUE[,AXIS=VALUE]: the arm every other is compared with (default: the first arm)",
+    )
     args = parser.parse_args(argv)
-    for path in write_ablation_report(Path(args.sweep_dir)):
+    for path in write_ablation_report(Path(args.sweep_dir), args.baseline):
         print(f"wrote {path}")
 
 

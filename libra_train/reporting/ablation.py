@@ -15,6 +15,7 @@ from libra_train import plotting
 from libra_train.config import ablation_axes
 from libra_train.data.io import atomic_write_text
 from libra_train.errors import DataError
+from libra_train.reporting.intervals import interval_lines, interval_table
 
 log = logging.getLogger(__name__)
 METRICS = ("accuracy", "f1_safe", "f1_unsafe")
@@ -49,7 +50,14 @@ def load_points(sweep_dir: Path) -> list[dict]:
         if status != "done":
             log.warning("%s did not finish; its row has whatever metrics it reached", folder)
         points.append(
-            {"point": folder.name, "status": status, "final_stage": stage, "axes": axes, "eval": evals}
+            {
+                "point": folder.name,
+                "dir": str(folder),
+                "status": status,
+                "final_stage": stage,
+                "axes": axes,
+                "eval": evals,
+            }
         )
     return points
 
@@ -151,7 +159,9 @@ def _num(value):
     return round(value, 4) if isinstance(value, float) else value
 
 
-def write_ablation_report(sweep_dir: Path) -> list[Path]:
+def write_ablation_report(sweep_dir: Path, baseline: str | None = None) -> list[Path]:
+    """report.md, ablation.csv, intervals.json and the charts; `baseline` (AXIS=VALUE[,…]) names the arm
+    every other is compared with (default: the first)."""
     points = load_points(sweep_dir)
     axes = varying_axes(points)
     header, rows = table_rows(points, axes)
@@ -170,9 +180,15 @@ def write_ablation_report(sweep_dir: Path) -> list[Path]:
         "|" + "---|" * len(header),
     ]
     lines += ["| " + " | ".join("–" if v is None else str(v) for v in row) + " |" for row in rows]
+    arm_axes = [a for a in axes if a != "seed"]
     if "seed" in axes:
-        lines += seed_summary_lines(points, [a for a in axes if a != "seed"])
-    lines += [""] + [f"![{p.stem}]({p.name})" for p in written[1:]]
+        lines += seed_summary_lines(points, arm_axes)
+    sets = sorted({s for p in points for s in p["eval"]})
+    table = interval_table(points, arm_axes, sets, baseline)
+    lines += interval_lines(table, arm_axes)
+    written.append(sweep_dir / "intervals.json")
+    atomic_write_text(written[-1], json.dumps(table, ensure_ascii=False, indent=1) + "\n")
+    lines += [""] + [f"![{p.stem}]({p.name})" for p in written[1:] if p.suffix == ".png"]
     atomic_write_text(sweep_dir / "report.md", "\n".join(lines) + "\n")
     return [sweep_dir / "report.md", *written]
 

@@ -6,9 +6,9 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
-from libra_train.errors import DataError
+from libra_train.errors import ConfigError, DataError
 from libra_train.reporting.ablation import load_points, seed_summary, write_ablation_report
-from tests.conftest import run_cli
+from tests.conftest import run_cli, write_jsonl
 
 FAST = [
     "logger=none",
@@ -44,9 +44,17 @@ def test_two_point_multirun_then_report(tmp_path):
     assert report.count("| done |") == 2 and (sweep_dir / "bar_rules.png").stat().st_size > 1000
 
 
-def _point(root, name, critic, accuracy, done=True, limit=None, seed=0):
+def _point(root, name, critic, accuracy, done=True, limit=None, seed=0, correct=None):
+    """A sweep point's files; `correct` (one bool per sample): its last stage's held-out predictions."""
     folder = root / name
     folder.mkdir(parents=True)
+    if correct is not None:
+        rows = [
+            {"id": i, "task": "response", "label": "不安全", "pred_label": "不安全" if ok else "安全"}
+            for i, ok in enumerate(correct)
+        ]
+        (folder / "s2" / "eval" / "heldout").mkdir(parents=True)
+        write_jsonl(folder / "s2" / "eval" / "heldout" / "predictions.jsonl", rows)
     cfg = {
         "seed": seed,
         "format": {"critic": critic, "rules": False, "task": "response"},
@@ -109,6 +117,28 @@ def test_repeats_over_seeds_give_mean_and_spread(tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert "## Over seeds" in report and "| rear | 0,1 | 0.7500 ± 0.0707 (0.7000–0.8000)" in report
     assert "| front | 0 | 0.6000 (1 seed)" in report  # one seed has no spread to show
+
+
+def test_each_arm_gets_an_interval_and_a_verdict_against_the_baseline(tmp_path):
+    _point(tmp_path, "0", "rear", 0.9, seed=0, correct=[True] * 36 + [False] * 4)
+    _point(tmp_path, "1", "rear", 0.95, seed=1, correct=[True] * 38 + [False] * 2)
+    _point(tmp_path, "2", "front", 0.5, seed=0, correct=[True, False] * 20)
+    _point(tmp_path, "3", "front", 0.5, seed=1, correct=[False, True] * 20)
+    _point(tmp_path, "4", "none", 0.9, seed=0, correct=[True] * 37 + [False] * 3)
+    write_ablation_report(tmp_path, baseline="critic=rear")
+    table = json.loads((tmp_path / "intervals.json").read_text())["heldout"]
+    rear, front, none = table["arms"]
+    assert table["baseline"] == 0 and rear["difference"] is None
+    assert (rear["seeds"], rear["samples"], rear["mean"]) == (2, 40, pytest.approx(0.925))
+    assert front["mean"] == 0.5 and front["difference"]["mean"] == pytest.approx(-0.425)
+    assert front["difference"]["verdict"] == "worse" and front["difference"]["high"] < 0
+    assert none["seeds"] == 1 and none["difference"]["mean"] == pytest.approx(0.0)  # 37/40 against 74/80
+    assert none["difference"]["verdict"] == "not distinguishable at this n"
+    report = (tmp_path / "report.md").read_text()
+    assert "## heldout: 95% intervals" in report and "(critic=rear)" in report
+    assert "| front | 2 | 40 | 0.5000 [" in report and "| worse |" in report
+    with pytest.raises(ConfigError, match="no arm has critic=middle"):
+        write_ablation_report(tmp_path, baseline="critic=middle")
 
 
 def test_report_draws_scale_lines(tmp_path):
