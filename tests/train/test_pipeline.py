@@ -275,6 +275,36 @@ def test_a_stopped_run_says_where_and_how_to_resume_and_the_resume_finishes(tmp_
     ]
 
 
+@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_ends_the_run_with_128_plus_its_number_and_one_line_saying_how_to_resume(
+    tmp_path, sig, status
+):
+    """The default suite's check of the exit statuses (the slow one stops a run mid-stage and resumes it):
+    the signal lands while the run makes its data, once the run holds its directory's lock."""
+    run_dir = tmp_path / "run"
+    args = [
+        str(BIN / "libra-train"),
+        f"paths.run_dir={run_dir}",
+        "logger=none",
+        "data.prepare.num_samples=20000",
+    ]
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy()
+    )
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline and not (run_dir / ".lock").exists():
+        time.sleep(0.1)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == status, err[-2000:]
+    assert "Traceback" not in err
+    (said,) = [line for line in err.splitlines() if line.startswith("libra-train: stopped by")]
+    assert said == (
+        f"libra-train: stopped by {sig.name}; resume with: libra-train logger=none "
+        f"data.prepare.num_samples=20000 paths.run_dir={run_dir}"
+    )
+
+
 def test_a_checkpoint_being_written_when_the_run_stops_is_not_left_as_a_resume_point(tmp_path):
     from types import SimpleNamespace
 
