@@ -15,6 +15,7 @@ from libra_train import plotting
 from libra_train.config import ablation_axes
 from libra_train.data.io import atomic_write_text
 from libra_train.errors import DataError
+from libra_train.reporting import curves
 from libra_train.reporting.intervals import interval_lines, interval_table
 
 log = logging.getLogger(__name__)
@@ -186,6 +187,11 @@ def write_ablation_report(sweep_dir: Path, baseline: str | None = None) -> list[
     sets = sorted({s for p in points for s in p["eval"]})
     table = interval_table(points, arm_axes, sets, baseline)
     lines += interval_lines(table, arm_axes)
+    for axis in (a for a in arm_axes if a in SCALE_AXES):
+        for eval_set, entry in table.items():
+            curve = curves.curves(entry, axis)
+            written.append(curves.draw(sweep_dir / f"curve_{axis}_{eval_set}.png", curve, axis, eval_set))
+            lines += curves.transferred_lines(curves.transferred(curve), axis, eval_set)
     written.append(sweep_dir / "intervals.json")
     atomic_write_text(written[-1], json.dumps(table, ensure_ascii=False, indent=1) + "\n")
     lines += [""] + [f"![{p.stem}]({p.name})" for p in written[1:] if p.suffix == ".png"]

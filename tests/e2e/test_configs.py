@@ -117,8 +117,11 @@ def test_every_sweep_point_composes_and_validates(name, tmp_path):
 
 
 def test_sweeps_cover_the_paper_ablations():
-    assert {"critic_position", "curriculum_order", "data_scale", "rules_in_prompt"} <= set(_choices("sweep"))
+    sweeps = {"critic_position", "curriculum_order", "data_scale", "synth_scale", "rules_in_prompt"}
+    assert sweeps <= set(_choices("sweep"))
     assert len(_sweep_points("curriculum_order")) == 5 and len(_sweep_points("critic_position")) == 3
+    # the real budget on a log scale × sft_only, two_stage, mixed × three seeds
+    assert len(_sweep_points("data_scale")) == 5 * 3 * 3
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,7 @@ def test_two_point_multirun_then_report(tmp_path):
     assert report.count("| done |") == 2 and (sweep_dir / "bar_rules.png").stat().st_size > 1000
 
 
-def _point(root, name, critic, accuracy, done=True, limit=None, seed=0, correct=None):
+def _point(root, name, critic, accuracy, done=True, limit=None, seed=0, correct=None, **axes):
     """A sweep point's files; `correct` (one bool per sample): its last stage's held-out predictions."""
     folder = root / name
     folder.mkdir(parents=True)
@@ -58,8 +58,8 @@ def _point(root, name, critic, accuracy, done=True, limit=None, seed=0, correct=
     cfg = {
         "seed": seed,
         "format": {"critic": critic, "rules": False, "task": "response"},
-        "curriculum": {"name": "two_stage"},
-        "data": {"stage1": {"limit": limit}, "stage2": {"limit": None}},
+        "curriculum": {"name": axes.get("curriculum", "two_stage")},
+        "data": {"stage1": {"limit": limit}, "stage2": {"limit": axes.get("limit2")}},
         "model": {"name": "tiny"},
         "peft": {"method": "none"},
     }
@@ -139,6 +139,34 @@ def test_each_arm_gets_an_interval_and_a_verdict_against_the_baseline(tmp_path):
     assert "| front | 2 | 40 | 0.5000 [" in report and "| worse |" in report
     with pytest.raises(ConfigError, match="no arm has critic=middle"):
         write_ablation_report(tmp_path, baseline="critic=middle")
+
+
+def test_a_data_scale_sweep_gets_curves_with_bands_and_the_data_transferred(tmp_path):
+    right = {"sft_only": {50: 20, 100: 28, 200: 36}, "two_stage": {50: 28, 100: 32, 200: 38}}  # of 40
+    i = 0
+    for curriculum, by_budget in right.items():
+        for budget, n_right in by_budget.items():
+            for seed in (0, 1):
+                correct = [True] * n_right + [False] * (40 - n_right)
+                _point(
+                    tmp_path,
+                    str(i),
+                    "rear",
+                    0.5,
+                    seed=seed,
+                    correct=correct,
+                    curriculum=curriculum,
+                    limit2=budget,
+                )
+                i += 1
+    paths = write_ablation_report(tmp_path, baseline="curriculum=sft_only,stage2_limit=50")
+    assert tmp_path / "curve_stage2_limit_heldout.png" in paths
+    assert (tmp_path / "curve_stage2_limit_heldout.png").stat().st_size > 1000
+    report = (tmp_path / "report.md").read_text()
+    assert "## heldout: effective data transferred (stage2_limit)" in report
+    # two_stage at 50 samples (0.70) is what sft_only reaches at 100 (0.70): 50 more samples
+    assert "| two_stage | 50 | 0.7000 | 100 | +50 |" in report
+    assert "| two_stage | 200 | 0.9500 | more than measured | – |" in report
 
 
 def test_report_draws_scale_lines(tmp_path):

@@ -1,0 +1,107 @@
+"""libra-report's learning curves over a data-scale axis (data.stage2.limit or data.stage1.limit): one line
+per curriculum with its 95% band (from reporting/intervals.py), and the effective data transferred: how
+many more samples sft_only needs to match another curriculum at each budget, read off the curves.
+
+A limit of null (all of the data) sits at the right end of the curve, as the largest budget measured."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from libra_train import plotting
+
+
+def curves(table: dict, axis: str) -> dict[str, list[dict]]:
+    """{curriculum (and any other axis): [{x, mean, low, high}] by budget} from one eval set's intervals;
+    `x` is the limit as given (a count or a fraction), null (all) drawn last."""
+    lines: dict[str, list[dict]] = {}
+    for row in table["arms"]:
+        others = {k: v for k, v in row["axes"].items() if k != axis}
+        name = ", ".join(f"{v}" if k == "curriculum" else f"{k}={v}" for k, v in others.items()) or "all"
+        point = {"x": row["axes"][axis], "mean": row["mean"], "low": row["low"], "high": row["high"]}
+        lines.setdefault(name, []).append(point)
+    for points in lines.values():
+        points.sort(key=lambda p: math.inf if p["x"] is None else float(p["x"]))
+    return lines
+
+
+def samples_to_reach(curve: list[dict], accuracy: float) -> float | None:
+    """The budget at which a curve first reaches `accuracy`, interpolated linearly in log budget between
+    measured points; None where it never does. The first point counts as reached if it is already above."""
+    points = [p for p in curve if p["x"] is not None and float(p["x"]) > 0]
+    if not points:
+        return None
+    if points[0]["mean"] >= accuracy:
+        return float(points[0]["x"])
+    for left, right in zip(points, points[1:]):
+        if right["mean"] >= accuracy:
+            lo, hi = math.log(float(left["x"])), math.log(float(right["x"]))
+            share = (accuracy - left["mean"]) / (right["mean"] - left["mean"])
+            return math.exp(lo + share * (hi - lo))
+    return None
+
+
+def transferred(lines: dict[str, list[dict]], baseline: str = "sft_only") -> list[dict]:
+    """For each other curriculum and each budget N it was measured at: the budget sft_only needs to reach
+    its accuracy, and the difference (what its synthetic stage is worth in real samples at N)."""
+    if baseline not in lines:
+        return []
+    rows = []
+    for name, curve in lines.items():
+        if name == baseline:
+            continue
+        for point in curve:
+            if point["x"] is None:
+                continue
+            needed = samples_to_reach(lines[baseline], point["mean"])
+            rows.append(
+                {
+                    "curriculum": name,
+                    "budget": point["x"],
+                    "accuracy": point["mean"],
+                    "baseline_needs": needed,
+                    "transferred": None if needed is None else needed - float(point["x"]),
+                }
+            )
+    return rows
+
+
+def transferred_lines(rows: list[dict], axis: str, eval_set: str) -> list[str]:
+    if not rows:
+        return []
+    lines = [
+        "",
+        f"## {eval_set}: effective data transferred ({axis})",
+        "",
+        "The budget sft_only needs to reach each curriculum's accuracy at budget N (interpolated in log N "
+        "between the budgets measured), and how much more that is than N.",
+        "",
+        "| curriculum | N | accuracy | sft_only needs | transferred |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        needs = "more than measured" if r["baseline_needs"] is None else f"{r['baseline_needs']:.4g}"
+        moved = "–" if r["transferred"] is None else f"{r['transferred']:+.4g}"
+        lines.append(f"| {r['curriculum']} | {r['budget']} | {r['accuracy']:.4f} | {needs} | {moved} |")
+    return lines
+
+
+def draw(path: Path, lines: dict[str, list[dict]], axis: str, eval_set: str) -> Path:
+    """Accuracy against budget, one line and 95% band per curriculum; the budget axis is logarithmic."""
+    fig, ax = plotting.plt.subplots(figsize=(5.6, 3.6))
+    budgets = sorted({float(p["x"]) for c in lines.values() for p in c if p["x"] is not None})
+    all_at = budgets[-1] * 2 if budgets else 1.0  # where "all" (null) is drawn
+    for name, curve in sorted(lines.items()):
+        xs = [all_at if p["x"] is None else float(p["x"]) for p in curve]
+        ax.plot(xs, [p["mean"] for p in curve], marker="o", label=name)
+        ax.fill_between(xs, [p["low"] for p in curve], [p["high"] for p in curve], alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_title(f"{eval_set}: accuracy against {axis} (95% bands)")
+    ax.set_xlabel(f"{axis} (null, all of it, at the right)")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    plotting.save(fig, path)
+    return path
