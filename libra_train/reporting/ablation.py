@@ -1,5 +1,6 @@
 """`libra-report <sweep dir>`: one row per sweep point (its axis values against the final metrics),
-as ablation.csv and report.md, with a bar chart per categorical axis and accuracy-vs-scale lines."""
+as ablation.csv and report.md, with a bar chart per categorical axis, learning curves per data-scale
+axis (reporting/curves.py) and intervals per arm (reporting/intervals.py)."""
 
 from __future__ import annotations
 
@@ -188,8 +189,10 @@ def write_ablation_report(sweep_dir: Path, baseline: str | None = None) -> list[
     table = interval_table(points, arm_axes, sets, baseline)
     lines += interval_lines(table, arm_axes)
     for axis in (a for a in arm_axes if a in SCALE_AXES):
-        for eval_set, entry in table.items():
-            curve = curves.curves(entry, axis)
+        for eval_set in sets:  # with 95% bands where the points' predictions are there, else means only
+            curve = curves.curves(
+                table.get(eval_set) or curves.from_metrics(points, arm_axes, eval_set), axis
+            )
             written.append(curves.draw(sweep_dir / f"curve_{axis}_{eval_set}.png", curve, axis, eval_set))
             lines += curves.transferred_lines(curves.transferred(curve), axis, eval_set)
     written.append(sweep_dir / "intervals.json")
@@ -207,9 +210,7 @@ def _charts(sweep_dir: Path, points: list[dict], axes: list[str]) -> list[Path]:
     sets = sorted({s for p in points for s in p["eval"]})
     paths = []
     for axis in axes:
-        if axis in SCALE_AXES:
-            paths.append(_scale_chart(sweep_dir / f"scale_{axis}.png", points, axis, sets))
-        else:
+        if axis not in SCALE_AXES:  # a scale axis gets its learning curves (write_ablation_report)
             paths.append(_bar_chart(sweep_dir / f"bar_{axis}.png", points, axis, sets))
     return paths
 
@@ -236,31 +237,3 @@ def _bar_chart(path: Path, points: list[dict], axis: str, sets: list[str]) -> Pa
     ax.legend(fontsize="small")
     plotting.save(fig, path)
     return path
-
-
-def _scale_chart(path: Path, points: list[dict], axis: str, sets: list[str]) -> Path:
-    """Accuracy against the data limit, one line per curriculum (and per value of the other limit)."""
-    other = next(a for a in SCALE_AXES if a != axis)
-    fig, axes = plotting.plt.subplots(1, len(sets), figsize=(4.8 * len(sets), 3.4), squeeze=False)
-    for ax, eval_set in zip(axes[0], sets):
-        lines: dict[str, list] = {}
-        for p in points:
-            acc = _average_accuracy(p, eval_set)
-            if acc is not None:
-                key = f"{p['axes']['curriculum']}, {other}={p['axes'][other]}"
-                lines.setdefault(key, []).append((_scale_value(p["axes"][axis]), acc))
-        for key, pts in sorted(lines.items()):
-            pts.sort()
-            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=key)
-        ax.set_title(eval_set)
-        ax.set_xlabel(f"{axis} (fraction or count; none = all)")
-        ax.set_ylabel("accuracy")
-        ax.set_ylim(0, 1)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
-    plotting.save(fig, path)
-    return path
-
-
-def _scale_value(limit) -> float:
-    return 1.0 if limit is None else float(limit)

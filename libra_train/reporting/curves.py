@@ -6,6 +6,7 @@ A limit of null (all of the data) sits at the right end of the curve, as the lar
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -24,6 +25,20 @@ def curves(table: dict, axis: str) -> dict[str, list[dict]]:
     for points in lines.values():
         points.sort(key=lambda p: math.inf if p["x"] is None else float(p["x"]))
     return lines
+
+
+def from_metrics(points: list[dict], axes: list[str], eval_set: str) -> dict:
+    """The curves' input from the points' metrics alone (no predictions, so no bands): each arm's mean
+    accuracy over its finished seeds."""
+    arms: dict[str, dict] = {}
+    for p in points:
+        accuracy = ((p["eval"].get(eval_set) or {}).get("average") or {}).get("accuracy")
+        if p["status"] == "done" and accuracy is not None:
+            key = json.dumps([p["axes"][a] for a in axes])
+            arm = arms.setdefault(key, {"axes": {a: p["axes"][a] for a in axes}, "values": []})
+            arm["values"].append(accuracy)
+    rows = [{"axes": a["axes"], "mean": sum(a["values"]) / len(a["values"])} for a in arms.values()]
+    return {"arms": [{**r, "low": None, "high": None} for r in rows]}
 
 
 def samples_to_reach(curve: list[dict], accuracy: float) -> float | None:
@@ -95,9 +110,11 @@ def draw(path: Path, lines: dict[str, list[dict]], axis: str, eval_set: str) -> 
     for name, curve in sorted(lines.items()):
         xs = [all_at if p["x"] is None else float(p["x"]) for p in curve]
         ax.plot(xs, [p["mean"] for p in curve], marker="o", label=name)
-        ax.fill_between(xs, [p["low"] for p in curve], [p["high"] for p in curve], alpha=0.2)
+        if all(p["low"] is not None for p in curve):
+            ax.fill_between(xs, [p["low"] for p in curve], [p["high"] for p in curve], alpha=0.2)
     ax.set_xscale("log")
-    ax.set_title(f"{eval_set}: accuracy against {axis} (95% bands)")
+    banded = all(p["low"] is not None for c in lines.values() for p in c)
+    ax.set_title(f"{eval_set}: accuracy against {axis}" + (" (95% bands)" if banded else ""))
     ax.set_xlabel(f"{axis} (null, all of it, at the right)")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)

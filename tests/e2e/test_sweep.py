@@ -173,7 +173,7 @@ def test_report_draws_scale_lines(tmp_path):
     for i, limit in enumerate([0.25, 0.5, None]):
         _point(tmp_path, str(i), "rear", 0.5 + 0.1 * i, limit=limit)
     paths = write_ablation_report(tmp_path)
-    assert tmp_path / "scale_stage1_limit.png" in paths
+    assert tmp_path / "curve_stage1_limit_heldout.png" in paths  # means only: no predictions, no bands
 
 
 def test_report_on_a_folder_with_no_points_is_a_clear_error(tmp_path):
