@@ -55,8 +55,9 @@ def timed(trainer, name: str, steps: int) -> dict:
 
 
 def ours(run: RunConfig, records, backbone: str, out: Path, steps: int) -> dict:
-    """The stage exactly as libra-train builds it (build_trainer): length-bucketed padded batches,
-    completion-only loss, the LM head run on the supervised positions only."""
+    """The stage exactly as libra-train builds it (build_trainer): padded batches (shuffled, or length
+    buckets with --length-buckets), completion-only loss, the LM head run on the supervised positions
+    only."""
     trainer, _, _, _ = build_trainer(run.stages[0], records, backbone, out, run, NullTracker())
     return timed(trainer, "libra-train stage (build_trainer: length-bucketed padded batches)", steps)
 
