@@ -59,13 +59,15 @@ def ours(run: RunConfig, records, backbone: str, out: Path, steps: int) -> dict:
     buckets with --length-buckets), completion-only loss, the LM head run on the supervised positions
     only."""
     trainer, _, _, _ = build_trainer(run.stages[0], records, backbone, out, run, NullTracker())
-    return timed(trainer, "libra-train stage (build_trainer: length-bucketed padded batches)", steps)
+    return timed(trainer, "libra-train stage (build_trainer)", steps)
 
 
 def trl_defaults(run: RunConfig, records, backbone: str, out: Path, steps: int) -> dict:
     """TRL's SFTTrainer as its documentation starts one: prompt/completion text, SFTConfig's defaults but
-    for the batch, length, steps and seed all three arms share. Run before `ours`, whose stage points
-    TRL's fused LM head at the supervised positions for the rest of the process."""
+    for the batch, length, steps and seed all three arms share, and the weights' precision: SFTConfig
+    asks for bf16, which transformers refuses without a GPU, so this arm trains in fp32 as ours does on
+    a CPU. Run before `ours`, whose stage points TRL's fused LM head at the supervised positions for the
+    rest of the process."""
     from trl import SFTConfig, SFTTrainer
 
     hp = run.stages[0].train
@@ -82,6 +84,7 @@ def trl_defaults(run: RunConfig, records, backbone: str, out: Path, steps: int) 
         disable_tqdm=True,
         seed=run.seed,
         include_num_input_tokens_seen="non_padding",
+        bf16=False,
     )
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer
