@@ -95,7 +95,11 @@ class CommandConfig:
     def from_hydra(cls, cfg):
         """Resolve and check the whole config; raises ConfigError naming the first bad key."""
         raw = resolve_container(cfg) if isinstance(cfg, DictConfig) else dict(cfg)
-        nested = {"format": format_config, "logger": lambda v: build(LoggerConfig, v or {}, "logger")}
+        nested = {
+            "format": format_config,
+            "logger": lambda v: build(LoggerConfig, v or {}, "logger"),
+            "openai": lambda v: build(EndpointConfig, v or {}, "openai"),
+        }
         known = {f.name for f in fields(cls)}
         recorded = _recorded_format(raw.get("model"), raw.get("format")) if "format" in known else None
         if recorded is not None:
@@ -114,6 +118,21 @@ class CommandConfig:
     def resolved(self) -> dict:
         """The config as the command ran it: what W&B records (secrets masked there)."""
         return OmegaConf.to_container(OmegaConf.create(dataclasses.asdict(self)))
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """A guard behind an OpenAI-compatible chat endpoint (model=openai:NAME): libra-infer's `openai.*`,
+    and a compared guard's `openai:` mapping."""
+
+    base_url: str | None = opt(
+        None, "e.g. https://api.openai.com/v1, or http://127.0.0.1:8000/v1 for vLLM / SGLang"
+    )
+    api_key_env: str = opt("OPENAI_API_KEY", "the key is read from this environment variable only")
+    concurrency: int = opt(8, "requests in flight at once", positive)
+    max_retries: int = opt(5, "retries of a failed request", non_negative)
+    timeout: float = opt(60.0, "seconds a request may take", positive)
+    top_logprobs: int = opt(0, "> 0: ask for log-probabilities and read p(unsafe) at the label", non_negative)
 
 
 @dataclass(frozen=True)
@@ -139,20 +158,17 @@ class InferConfig(CommandConfig):
     device: str = opt("auto", "auto: cuda if available, else cpu")
     format: FormatConfig = opt(None, "the prompt and target format the guard was trained with")
     logger: LoggerConfig = opt(None, "logger=wandb: one W&B run per output folder")
-    openai: dict = opt(
-        help="model=openai:NAME: the endpoint (base_url, api_key_env, concurrency, max_retries, timeout)",
-        factory=dict,
-    )
+    openai: EndpointConfig = opt(help="model=openai:NAME: the endpoint", factory=EndpointConfig)
 
     def check(self) -> None:
         check_machine(self.machine_rank, self.machine_num)
         check_mode(self.mode, self.format, "mode")
         if self.model.startswith("openai:"):
-            if not self.openai.get("base_url"):
+            if not self.openai.base_url:
                 raise ConfigError("openai.base_url", f"model={self.model} needs the endpoint's URL")
             if self.mode == "label":
                 raise ConfigError("mode", "an endpoint answers in text: mode=generate (or auto)")
-        elif self.openai.get("base_url"):
+        elif self.openai.base_url:
             raise ConfigError("openai.base_url", f"is ignored here: model={self.model} is not openai:NAME")
 
 

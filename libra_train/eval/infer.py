@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from pathlib import Path
 
 from libra_train.command_config import InferConfig, check_machine
@@ -75,7 +76,7 @@ def run_inference(cfg: InferConfig) -> Path:
         return out_path
     if is_endpoint(cfg.model):
         options = {"max_new_tokens": cfg.max_new_tokens, "controversial_as": cfg.controversial_as}
-        return predict_endpoint(cfg.model, cfg.openai, records, fmt, out_path, **options)
+        return predict_endpoint(cfg.model, asdict(cfg.openai), records, fmt, out_path, **options)
     decision = command_decision(cfg.threshold, cfg.model)
     model, tokenizer = load_configured(cfg.model, cfg)
     model.to(dist.local_device() if cfg.device == "auto" else default_device(cfg.device))

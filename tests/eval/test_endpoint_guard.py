@@ -89,3 +89,32 @@ def test_an_endpoints_log_probabilities_give_p_unsafe_at_the_label(tmp_path):
     total = sum(math.exp(v) for v in (-0.1, -2.4, -3.0))
     assert probs == pytest.approx([math.exp(-2.4) / total, math.exp(-0.1) / total, math.exp(-3.0) / total])
     assert label_probs([["I cannot", [["I cannot", 0.0]]]], {"response": "r"}, fmt) is None
+
+
+@pytest.mark.parametrize(
+    "openai, key, says",
+    [
+        (
+            {"base_url": "http://x/v1", "concurency": 4},
+            "openai.concurency",
+            "did you mean openai.concurrency",
+        ),
+        ({"base_url": "http://x/v1", "timeout": "soon"}, "openai.timeout", "must be a number"),
+        ({"base_url": "http://x/v1", "concurrency": 0}, "openai.concurrency", "must be > 0"),
+    ],
+)
+def test_endpoint_options_are_typed_and_a_bad_one_is_named(openai, key, says):
+    """A compared guard's `openai:` mapping reaches InferConfig as data, not through Hydra's checks."""
+    from libra_train.command_config import InferConfig
+    from libra_train.errors import ConfigError
+
+    raw = {"model": "openai:m", "data": "d.jsonl", "output_dir": "out", "openai": openai}
+    with pytest.raises(ConfigError) as err:
+        InferConfig.from_hydra(raw)
+    assert err.value.key == key and says in err.value.message, err.value
+    typed = InferConfig.from_hydra({**raw, "openai": {"base_url": "http://x/v1", "timeout": 5}})
+    assert (typed.openai.timeout, typed.openai.concurrency, typed.openai.api_key_env) == (
+        5.0,
+        8,
+        "OPENAI_API_KEY",
+    )
