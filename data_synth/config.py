@@ -20,7 +20,10 @@ class SynthConfig(CommandConfig):
     output_dir: str = opt("data/synth", "writes stage1/stage2/heldout.jsonl, stats.json and stats.png here")
     seed: int = opt(0, "fixes every draw")
     num_samples: int = opt(3000, "total over the three splits, after dedup and balancing", positive)
-    split_ratios: dict = opt(help="share of each split: stage1, stage2, heldout", factory=dict)
+    split_ratios: dict = opt(
+        help="share of each split: stage1, stage2, heldout",
+        factory=lambda: {"stage1": 0.7, "stage2": 0.2, "heldout": 0.1},
+    )
     multi_turn_share: float = opt(0.0, "share of samples made conversations", fraction)
     oversample: float = opt(
         1.5,
@@ -32,8 +35,14 @@ class SynthConfig(CommandConfig):
     )
     responders: tuple | None = opt(None, "who writes the model turn, e.g. [{backend: openai, model: …}]")
     judges: tuple | None = opt(None, "who labels it; the first is primary; null: the backend's defaults")
-    annotation: dict = opt(help="on_disagreement: tag_hard or drop", factory=dict)
-    dedup: dict = opt(help="MinHash dedup: threshold, num_perm, ngram", factory=dict)
+    annotation: dict = opt(
+        help="on_disagreement: tag_hard (keep, marked hard) or drop",
+        factory=lambda: {"on_disagreement": "tag_hard"},
+    )
+    dedup: dict = opt(
+        help="MinHash dedup: threshold, num_perm, ngram",
+        factory=lambda: {"threshold": 0.85, "num_perm": 64, "ngram": 4},
+    )
     cache_dir: str | None = opt(None, "on-disk completion cache; null: <output_dir>/cache")
     taxonomy: dict = opt(help="the harm taxonomy (conf/taxonomy)", factory=dict)
     openai: dict = opt(help="the OpenAI-compatible backend (conf/llm)", factory=dict)

@@ -10,6 +10,7 @@ config) is derived from the typed object (`resolved`), not carried beside it.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal
@@ -95,11 +96,9 @@ class CommandConfig:
     def from_hydra(cls, cfg):
         """Resolve and check the whole config; raises ConfigError naming the first bad key."""
         raw = resolve_container(cfg) if isinstance(cfg, DictConfig) else dict(cfg)
-        nested = {
-            "format": format_config,
-            "logger": lambda v: build(LoggerConfig, v or {}, "logger"),
-            "openai": lambda v: build(EndpointConfig, v or {}, "openai"),
-        }
+        nested = {"format": format_config, "logger": lambda v: build(LoggerConfig, v or {}, "logger")}
+        if typing.get_type_hints(cls).get("openai") is EndpointConfig:  # libra-synth's is its LLM backend
+            nested["openai"] = lambda v: build(EndpointConfig, v or {}, "openai")
         known = {f.name for f in fields(cls)}
         recorded = _recorded_format(raw.get("model"), raw.get("format")) if "format" in known else None
         if recorded is not None:
