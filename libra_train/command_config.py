@@ -96,9 +96,13 @@ class CommandConfig:
     def from_hydra(cls, cfg):
         """Resolve and check the whole config; raises ConfigError naming the first bad key."""
         raw = resolve_container(cfg) if isinstance(cfg, DictConfig) else dict(cfg)
-        nested = {"format": format_config, "logger": lambda v: build(LoggerConfig, v or {}, "logger")}
-        if typing.get_type_hints(cls).get("openai") is EndpointConfig:  # libra-synth's is its LLM backend
-            nested["openai"] = lambda v: build(EndpointConfig, v or {}, "openai")
+        # every field typed as a config of its own (logger, an endpoint) is built as one; format has its own
+        nested = {
+            name: (lambda v, group=hint, key=name: build(group, v or {}, key))
+            for name, hint in typing.get_type_hints(cls).items()
+            if dataclasses.is_dataclass(hint)
+        }
+        nested["format"] = format_config
         known = {f.name for f in fields(cls)}
         recorded = _recorded_format(raw.get("model"), raw.get("format")) if "format" in known else None
         if recorded is not None:

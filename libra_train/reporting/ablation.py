@@ -202,10 +202,6 @@ def write_ablation_report(sweep_dir: Path, baseline: str | None = None) -> list[
     return [sweep_dir / "report.md", *written]
 
 
-def _average_accuracy(point: dict, eval_set: str):
-    return ((point["eval"].get(eval_set) or {}).get("average") or {}).get("accuracy")
-
-
 def _charts(sweep_dir: Path, points: list[dict], axes: list[str]) -> list[Path]:
     sets = sorted({s for p in points for s in p["eval"]})
     paths = []
@@ -226,7 +222,7 @@ def _bar_chart(path: Path, points: list[dict], axis: str, sets: list[str]) -> Pa
             accs = [
                 a
                 for p in points
-                if str(p["axes"][axis]) == v and (a := _average_accuracy(p, eval_set)) is not None
+                if str(p["axes"][axis]) == v and (a := curves.average_accuracy(p, eval_set)) is not None
             ]
             heights.append(sum(accs) / len(accs) if accs else 0.0)
         ax.bar([x + i * width for x in range(len(values))], heights, width, label=eval_set)

@@ -6,11 +6,11 @@ A limit of null (all of the data) sits at the right end of the curve, as the lar
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 from libra_train import plotting
+from libra_train.reporting import intervals
 
 
 def curves(table: dict, axis: str) -> dict[str, list[dict]]:
@@ -30,15 +30,17 @@ def curves(table: dict, axis: str) -> dict[str, list[dict]]:
 def from_metrics(points: list[dict], axes: list[str], eval_set: str) -> dict:
     """The curves' input from the points' metrics alone (no predictions, so no bands): each arm's mean
     accuracy over its finished seeds."""
-    arms: dict[str, dict] = {}
-    for p in points:
-        accuracy = ((p["eval"].get(eval_set) or {}).get("average") or {}).get("accuracy")
-        if p["status"] == "done" and accuracy is not None:
-            key = json.dumps([p["axes"][a] for a in axes])
-            arm = arms.setdefault(key, {"axes": {a: p["axes"][a] for a in axes}, "values": []})
-            arm["values"].append(accuracy)
-    rows = [{"axes": a["axes"], "mean": sum(a["values"]) / len(a["values"])} for a in arms.values()]
-    return {"arms": [{**r, "low": None, "high": None} for r in rows]}
+    rows = []
+    for arm in intervals.arms(points, axes):
+        values = [a for p in arm["points"] if (a := average_accuracy(p, eval_set)) is not None]
+        if values:
+            rows.append({"axes": arm["axes"], "mean": sum(values) / len(values), "low": None, "high": None})
+    return {"arms": rows}
+
+
+def average_accuracy(point: dict, eval_set: str) -> float | None:
+    """A point's accuracy on an eval set (the unweighted mean over sources), from its metrics."""
+    return ((point["eval"].get(eval_set) or {}).get("average") or {}).get("accuracy")
 
 
 def samples_to_reach(curve: list[dict], accuracy: float) -> float | None:
