@@ -16,8 +16,6 @@ from libra_train.cli_utils import CONF_DIR, closed_pipe_ok, hydra_command, quiet
 
 @hydra_command(CONF_DIR, "synth", "data_synth.config:SynthConfig")
 def _synth(cfg: DictConfig) -> None:
-    from omegaconf import OmegaConf
-
     from data_synth.config import SynthConfig
     from libra_train.tracking import command_tracker
 
@@ -28,7 +26,7 @@ def _synth(cfg: DictConfig) -> None:
     quiet_libraries()
     tracker = command_tracker(config, "libra-synth", config.output_dir)
     try:
-        summary = synthesize(OmegaConf.create(config.resolved))  # the checked values, read as a mapping
+        summary = synthesize(config)
         tracker.log({f"synth/{split}": n for split, n in summary["totals"].items()})
         files = sorted(Path(config.output_dir).glob("*.jsonl")) + [Path(config.output_dir) / "stats.json"]
         tracker.log_artifact("synthetic-data", "dataset", files)

@@ -1,8 +1,8 @@
 """libra-synth's typed config, built and checked like every other command's (libra_train/command_config.py).
 
-The top-level keys are typed and range-checked; the groups the synthesis reads as mappings (taxonomy,
-openai, hf, dedup, annotation, split ratios) are checked for being mappings here and for their contents
-where they are read.
+libra-synth and libra-train's data step both build a SynthConfig and hand it to the synthesis. The keys
+and the groups it reads by name (split_ratios, annotation, dedup) are typed and range-checked; the
+taxonomy and the LLM backends' options are mappings whose contents are checked where they are read.
 """
 
 from __future__ import annotations
@@ -15,16 +15,42 @@ from libra_train.config import LoggerConfig
 from libra_train.typed import fraction, opt, positive
 
 
+def share(value) -> str | None:
+    return None if 0 <= value <= 1 else f"must be in [0, 1], got {value}"
+
+
+@dataclass(frozen=True)
+class SplitRatios:
+    """Each split's share of num_samples (normalised by their sum)."""
+
+    stage1: float = opt(0.7, "guard pretraining", positive)
+    stage2: float = opt(0.2, "the hard split stage 2 trains on", positive)
+    heldout: float = opt(0.1, "held out: reserved templates, attacks and shapes", positive)
+
+
+@dataclass(frozen=True)
+class AnnotationOptions:
+    on_disagreement: Literal["tag_hard", "drop"] = opt(
+        "tag_hard", "judges that disagree: tag_hard keeps it marked meta.difficulty=hard; drop rejects it"
+    )
+
+
+@dataclass(frozen=True)
+class DedupOptions:
+    """MinHash near-duplicate removal over question + response."""
+
+    threshold: float = opt(0.85, "estimated Jaccard similarity at which two samples are duplicates", fraction)
+    num_perm: int = opt(64, "MinHash permutations", positive)
+    ngram: int = opt(4, "character n-gram length", positive)
+
+
 @dataclass(frozen=True)
 class SynthConfig(CommandConfig):
     output_dir: str = opt("data/synth", "writes stage1/stage2/heldout.jsonl, stats.json and stats.png here")
     seed: int = opt(0, "fixes every draw")
     num_samples: int = opt(3000, "total over the three splits, after dedup and balancing", positive)
-    split_ratios: dict = opt(
-        help="share of each split: stage1, stage2, heldout",
-        factory=lambda: {"stage1": 0.7, "stage2": 0.2, "heldout": 0.1},
-    )
-    multi_turn_share: float = opt(0.0, "share of samples made conversations", fraction)
+    split_ratios: SplitRatios = opt(help="share of each split: stage1, stage2, heldout", factory=SplitRatios)
+    multi_turn_share: float = opt(0.0, "share of samples made conversations", share)
     oversample: float = opt(
         1.5,
         "planned per split ÷ kept: headroom for dedup and balancing",
@@ -35,14 +61,8 @@ class SynthConfig(CommandConfig):
     )
     responders: tuple | None = opt(None, "who writes the model turn, e.g. [{backend: openai, model: …}]")
     judges: tuple | None = opt(None, "who labels it; the first is primary; null: the backend's defaults")
-    annotation: dict = opt(
-        help="on_disagreement: tag_hard (keep, marked hard) or drop",
-        factory=lambda: {"on_disagreement": "tag_hard"},
-    )
-    dedup: dict = opt(
-        help="MinHash dedup: threshold, num_perm, ngram",
-        factory=lambda: {"threshold": 0.85, "num_perm": 64, "ngram": 4},
-    )
+    annotation: AnnotationOptions = opt(help="what the judges' disagreement does", factory=AnnotationOptions)
+    dedup: DedupOptions = opt(help="MinHash dedup: threshold, num_perm, ngram", factory=DedupOptions)
     cache_dir: str | None = opt(None, "on-disk completion cache; null: <output_dir>/cache")
     taxonomy: dict = opt(help="the harm taxonomy (conf/taxonomy)", factory=dict)
     openai: dict = opt(help="the OpenAI-compatible backend (conf/llm)", factory=dict)

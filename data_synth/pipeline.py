@@ -10,6 +10,7 @@ from pathlib import Path
 
 from data_synth import lexicon as lx
 from data_synth.compose import add_context, compose_query, minimal_pair, plan_sample
+from data_synth.config import SynthConfig
 from data_synth.dedup import NearDuplicateIndex
 from data_synth.judges import ChatJudge, OfflineKeywordJudge, OfflineRuleJudge, combine_verdicts
 from data_synth.responders import ChatResponder, OfflineResponder, sample_rng
@@ -64,8 +65,8 @@ def build_agents(cfg, cache_dir: Path):
 
 
 def split_quotas(cfg) -> dict[str, int]:
-    ratios = {s: float(cfg.split_ratios[s]) for s in SPLITS}
-    if cfg.num_samples < 3 * len(cfg.taxonomy) * 2 or any(r <= 0 for r in ratios.values()):
+    ratios = {s: getattr(cfg.split_ratios, s) for s in SPLITS}
+    if cfg.num_samples < 3 * len(cfg.taxonomy) * 2:
         raise ConfigError("num_samples", "too small: each split needs every category × label cell")
     total = sum(ratios.values())
     return {s: max(len(cfg.taxonomy) * 2, round(cfg.num_samples * ratios[s] / total)) for s in SPLITS}
@@ -161,22 +162,19 @@ def balance(samples: list[dict], quota: int, categories: list[str], stats: Count
 def make_multi_turn(samples: list[dict], cfg, split: str, stats: Counter) -> list[dict]:
     """A share (cfg.multi_turn_share) of the split's samples, drawn per sample id, become conversations:
     after the judges and balancing, so labels and cell counts are those of the judged exchange."""
-    share = float(cfg.get("multi_turn_share") or 0.0)
-    if not 0.0 <= share <= 1.0:
-        raise ConfigError("multi_turn_share", f"a share in [0, 1], got {share!r}")
     out = []
     for s in samples:
         rng = sample_rng(cfg.seed, s["id"] + ":turns")
-        if rng.random() < share:
+        if rng.random() < cfg.multi_turn_share:
             s = add_context(rng, s, heldout=split == "heldout")
             stats[f"multi_turn/{split}"] += 1
         out.append(s)
     return out
 
 
-def offline_config(**overrides):
-    """conf/synth.yaml composed outside the libra-synth app (for libra-train's own data and the
-    benchmarks), with `overrides` merged on top."""
+def offline_config(**overrides) -> SynthConfig:
+    """conf/synth.yaml composed outside the libra-synth app (libra-train's data step, the benchmarks),
+    `overrides` merged on top, and built and checked into the SynthConfig libra-synth builds."""
     from omegaconf import OmegaConf, open_dict
 
     from libra_train.cli_utils import compose_config
@@ -185,7 +183,16 @@ def offline_config(**overrides):
     with open_dict(cfg):
         cfg.pop("hydra", None)
         cfg.merge_with(OmegaConf.create(overrides))
-    return cfg
+    return SynthConfig.from_hydra(cfg)
+
+
+def check_run_data_options(options: dict, key: str) -> None:
+    """libra-train's config check calls this before any work, so a mistyped `data.prepare` option of the
+    synthesis is named there as every other key is (the same SynthConfig, the key prefixed)."""
+    try:
+        offline_config(output_dir="data", cache_dir=None, **options)
+    except ConfigError as err:
+        raise ConfigError(f"{key}.{err.key}", err.message) from None
 
 
 def synthesize_run_data(output_dir: str, **options) -> dict:
@@ -205,7 +212,10 @@ def synthesize_run_data(output_dir: str, **options) -> dict:
     return summary
 
 
-def synthesize(cfg) -> dict:
+synthesize_run_data.check_options = check_run_data_options  # read by libra-train's data.prepare check
+
+
+def synthesize(cfg: SynthConfig) -> dict:
     out_dir = Path(cfg.output_dir)
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out_dir / "cache"
     stats: Counter = Counter()

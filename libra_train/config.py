@@ -476,9 +476,25 @@ def _data_config(raw: dict) -> DataConfig:
     for name, path in data.eval_sets.items():
         if not isinstance(path, str) or not path:
             raise ConfigError(f"data.eval_sets.{name}", f"must be a path, got {path!r}")
-    if data.prepare is not None and "_target_" not in data.prepare:
-        raise ConfigError("data.prepare", "needs a _target_ (the function to call), or null for none")
+    if data.prepare is not None:
+        check_prepare(data.prepare)
     return data
+
+
+def check_prepare(prepare: dict) -> None:
+    """data.prepare names a function that exists; a step that can check its options (data_synth's
+    synthesis: its SynthConfig) checks them now, before any work."""
+    from hydra.utils import get_method
+
+    if "_target_" not in prepare:
+        raise ConfigError("data.prepare", "needs a _target_ (the function to call), or null for none")
+    try:
+        step = get_method(prepare["_target_"])
+    except Exception as err:  # Hydra's own message says which part of the dotted path failed
+        raise ConfigError("data.prepare._target_", str(err).splitlines()[0]) from None
+    check = getattr(step, "check_options", None)
+    if check is not None:
+        check({k: v for k, v in prepare.items() if k != "_target_"}, "data.prepare")
 
 
 def format_config(raw: dict) -> FormatConfig:

@@ -127,3 +127,26 @@ def test_a_share_of_samples_become_conversations_around_the_same_judged_exchange
                 assert r["question"] == before["question"]
         assert {r["meta"]["turns"] for r in convos} == {"small_talk", "follow_up"}
     assert small_talk["heldout"] <= reserved and not (small_talk["stage1"] | small_talk["stage2"]) & reserved
+
+
+def test_the_data_step_builds_the_same_typed_config_as_libra_synth_and_names_a_bad_nested_key():
+    import pytest
+
+    from data_synth.config import DedupOptions, SynthConfig
+    from data_synth.pipeline import offline_config
+    from libra_train.errors import ConfigError
+
+    config = offline_config(output_dir="out", num_samples=420, dedup={"threshold": 0.9})
+    assert isinstance(config, SynthConfig) and config.num_samples == 420
+    assert config.dedup == DedupOptions(threshold=0.9, num_perm=64, ngram=4)  # the rest from conf/synth.yaml
+    assert config.split_ratios.stage2 == 0.2 and config.annotation.on_disagreement == "tag_hard"
+    bad = [
+        ({"dedup": {"threshhold": 0.9}}, "'dedup.threshhold': unknown key; did you mean dedup.threshold?"),
+        ({"split_ratios": {"heldout": 0}}, "'split_ratios.heldout': must be > 0"),
+        ({"annotation": {"on_disagreement": "vote"}}, "'annotation.on_disagreement': 'vote' is not one of"),
+        ({"dedup": {"num_perm": "many"}}, "'dedup.num_perm'"),
+    ]
+    for override, message in bad:
+        with pytest.raises(ConfigError) as err:
+            offline_config(output_dir="out", **override)
+        assert message in str(err.value), override

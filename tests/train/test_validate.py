@@ -77,6 +77,11 @@ def _cfg(tmp_path, *overrides):
         (["curriculum.stages.0.data=stage1"], "curriculum.stages[0].data"),
         (["data.prepare=5"], "data.prepare"),
         (["~data.prepare._target_"], "data.prepare"),
+        (["data.prepare._target_=data_synth.pipeline.synthesise"], "data.prepare._target_"),
+        # the synthesis's own options, checked by its SynthConfig before any work
+        (["+data.prepare.num_sampels=400"], "data.prepare.num_sampels"),
+        (["data.prepare.multi_turn_share=1.5"], "data.prepare.multi_turn_share"),
+        (["+data.prepare.dedup.threshhold=0.9"], "data.prepare.dedup.threshhold"),
         (["eval.before_training=maybe"], "eval.before_training"),
         (["model.name_or_path=5"], "model.name_or_path"),
         (["+model.foo=1"], "model.foo"),
