@@ -253,10 +253,44 @@ class EvalCommandConfig(CommandConfig):
 
 
 @dataclass(frozen=True)
+class GuardSpec:
+    """One guard libra-compare runs (guards.NAME): the libra-infer keys a guard may set. An unset one is
+    compare's own (batch_size, max_new_tokens, controversial_as) or libra-infer's default."""
+
+    model: str = opt(help="a checkpoint, run directory or export; openai:NAME for an endpoint")
+    format: str | dict = opt(
+        "rear", "a format group's name (conf/format/NAME.yaml) or a mapping of format keys"
+    )
+    mode: Literal["auto", "label", "generate"] = opt(
+        "auto", "auto: label when the format puts the label first"
+    )
+    threshold: float | None = THRESHOLD()
+    controversial_as: Controversial | None = opt(
+        None, "a third verdict's side; null: compare's controversial_as"
+    )
+    max_new_tokens: int | None = opt(None, "generate mode's token budget; null: compare's", positive)
+    batch_size: int | None = opt(None, "samples per forward pass; null: compare's", positive)
+    trust_remote_code: bool = TRUST()
+    dtype: Dtype = DTYPE()
+    attn_implementation: str | None = ATTN()
+    openai: EndpointConfig | None = opt(None, "model=openai:NAME: the endpoint (base_url, api_key_env, …)")
+
+
+def guard_spec(name: str, raw) -> GuardSpec:
+    """guards.NAME built and checked; an unknown or mistyped key is named as guards.NAME.KEY."""
+    key = f"guards.{name}"
+    if not isinstance(raw, dict) or not raw.get("model"):
+        raise ConfigError(f"{key}.model", "each guard needs a model (a path or openai:NAME)")
+    if isinstance(raw.get("openai"), dict):
+        raw = {**raw, "openai": build(EndpointConfig, raw["openai"], f"{key}.openai")}
+    return build(GuardSpec, raw, key)
+
+
+@dataclass(frozen=True)
 class CompareConfig(CommandConfig):
     guards: dict | str = opt(
-        help="name → {model, format, mode, threshold, controversial_as, openai, max_new_tokens}, or a YAML "
-        "file of that mapping"
+        help="name → {model, format, mode, threshold, controversial_as, openai, max_new_tokens, …} "
+        "(GuardSpec), or a YAML file of that mapping"
     )
     output_dir: str = opt(help="leaderboard.md, leaderboard.json, pr_<set>.png; each guard's outputs")
     data: dict = opt(help="name → a labelled guard-schema file or folder (+data.NAME=PATH)", factory=dict)
@@ -266,8 +300,14 @@ class CompareConfig(CommandConfig):
     logger: LoggerConfig = opt(None, "logger=wandb: the leaderboard as a W&B table")
 
     @property
-    def guard_specs(self) -> dict:
-        """The guards, read from their YAML file when `guards` names one."""
+    def guard_specs(self) -> dict[str, GuardSpec]:
+        """The guards, each checked (read from their YAML file when `guards` names one)."""
+        specs = self._raw_guards()
+        if not isinstance(specs, dict) or not specs:
+            raise ConfigError("guards", "name at least one guard: name → {model: …, format: …}")
+        return {name: guard_spec(name, spec) for name, spec in specs.items()}
+
+    def _raw_guards(self):
         if isinstance(self.guards, dict):
             return self.guards
         from omegaconf import OmegaConf
@@ -282,12 +322,7 @@ class CompareConfig(CommandConfig):
             raise ConfigError("guards", f"{self.guards}{where}: {reason}") from None
 
     def check(self) -> None:
-        specs = self.guard_specs
-        if not isinstance(specs, dict) or not specs:
-            raise ConfigError("guards", "name at least one guard: name → {model: …, format: …}")
-        for name, spec in specs.items():
-            if not isinstance(spec, dict) or not spec.get("model"):
-                raise ConfigError(f"guards.{name}.model", "each guard needs a model (a path or openai:NAME)")
+        self.guard_specs  # noqa: B018 (every guard checked at start-up, before any guard runs)
         if not self.data:
             raise ConfigError("data", "name at least one data set: +data.NAME=PATH")
         from libra_train.data.io import HUB_PREFIX

@@ -9,17 +9,18 @@ what is done and resumes what was cut.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
 from pathlib import Path
 
 from libra_train import plotting
-from libra_train.command_config import InferConfig
+from libra_train.command_config import GuardSpec, InferConfig
 from libra_train.data.formats import label_words
 from libra_train.data.io import atomic_write_text
 from libra_train.data.peers import CONTROVERSIAL
-from libra_train.errors import LibraError
+from libra_train.errors import ConfigError, LibraError
 from libra_train.eval.decision import command_decision
 from libra_train.eval.endpoint import is_endpoint
 from libra_train.eval.infer import run_inference
@@ -28,19 +29,12 @@ from libra_train.eval.outputs import join_with_labels, load_predictions, write_m
 from libra_train.eval.scoring import resolve_mode
 
 log = logging.getLogger(__name__)
-GUARD_KEYS = {
-    *("model", "format", "mode", "threshold", "controversial_as", "openai", "max_new_tokens", "batch_size"),
-    *("trust_remote_code", "dtype", "attn_implementation"),
-}
 
 
-def guard_config(name: str, spec: dict, data: str, out_dir: Path, defaults: dict) -> InferConfig:
+def guard_config(name: str, spec: GuardSpec, data: str, out_dir: Path, defaults: dict) -> InferConfig:
     """One guard on one set, as the libra-infer config it runs: `format` is a format group's name
     (conf/format/NAME.yaml) or a mapping of format keys, checked as libra-infer checks them."""
-    unknown = set(spec) - GUARD_KEYS
-    if unknown:
-        raise LibraError(f"guards.{name}: unknown keys {sorted(unknown)}; allowed: {sorted(GUARD_KEYS)}")
-    fmt = spec.get("format", "rear")
+    fmt = spec.format
     if isinstance(fmt, str):
         from omegaconf import OmegaConf
 
@@ -48,10 +42,14 @@ def guard_config(name: str, spec: dict, data: str, out_dir: Path, defaults: dict
 
         path = Path(CONF_DIR) / "format" / f"{fmt}.yaml"
         if not path.is_file():
-            raise LibraError(f"guards.{name}.format: no format group {fmt!r} (conf/format/)")
+            raise ConfigError(f"guards.{name}.format", f"no format group {fmt!r} (conf/format/)")
         fmt = OmegaConf.to_container(OmegaConf.load(path))
-    values = {**defaults, **spec, "format": fmt, "data": data, "output_dir": str(out_dir)}
-    return InferConfig.from_hydra(values)
+    given = {k: v for k, v in dataclasses.asdict(spec).items() if v is not None}
+    values = {**defaults, **given, "format": fmt, "data": data, "output_dir": str(out_dir)}
+    try:
+        return InferConfig.from_hydra(values)
+    except ConfigError as err:  # a key that spans the guard's settings, e.g. mode=label for an endpoint
+        raise ConfigError(f"guards.{name}.{err.key}", err.message) from None
 
 
 def score(name: str, config: InferConfig, set_name: str, data: str, format_name: str) -> dict:
@@ -102,15 +100,13 @@ def compare(guards: dict, data: dict, out_dir: Path, defaults: dict) -> list[dic
     for name, spec in guards.items():
         for set_name, path in data.items():
             try:
-                config = guard_config(name, dict(spec), path, out_dir / name / set_name, defaults)
+                config = guard_config(name, spec, path, out_dir / name / set_name, defaults)
             except LibraError as err:
                 rows.append({"guard": name, "set": set_name, "error": str(err)})
                 continue
             log.info("%s on %s", name, set_name)
-            fmt = spec.get("format", "rear")
-            rows.append(
-                score(name, config, set_name, path, fmt if isinstance(fmt, str) else config.format.prompt)
-            )
+            fmt = spec.format if isinstance(spec.format, str) else config.format.prompt
+            rows.append(score(name, config, set_name, path, fmt))
     return rows
 
 

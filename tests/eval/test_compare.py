@@ -3,6 +3,7 @@ local OpenAI-compatible server, and one that cannot load, over the same data, in
 
 import json
 
+import pytest
 import yaml
 
 from tests.chat_server import ChatServer
@@ -71,3 +72,45 @@ def test_a_comparison_that_cannot_run_says_so_once_and_fails(trained_run, tmp_pa
     failed = run_cli("libra-compare", f"guards={spec}", heldout, f"output_dir={tmp_path / 'f'}", check=False)
     assert failed.returncode == 2 and "every guard failed" in failed.stderr
     assert len(json.loads((tmp_path / "f" / "leaderboard.json").read_text())) == 2  # both rows written
+
+
+@pytest.mark.parametrize(
+    "spec, key, says",
+    [
+        ({"model": "m", "treshold": 0.3}, "guards.g.treshold", "did you mean guards.g.threshold?"),
+        ({"model": "m", "mode": "prompts"}, "guards.g.mode", "not one of auto, label, generate"),
+        ({"model": "m", "threshold": 2}, "guards.g.threshold", "[0, 1]"),
+        ({"model": "m", "batch_size": 0}, "guards.g.batch_size", "> 0"),
+        ({"model": "m", "dtype": "int3"}, "guards.g.dtype", "not one of"),
+        ({"format": "rear"}, "guards.g.model", "needs a model"),
+        (
+            {"model": "openai:x", "openai": {"base_url": "http://h/v1", "retries": 2}},
+            "guards.g.openai.retries",
+            "",
+        ),
+    ],
+)
+def test_a_compared_guards_spec_is_typed_and_a_bad_key_is_named_before_any_guard_runs(spec, key, says):
+    from libra_train.command_config import CompareConfig
+    from libra_train.errors import ConfigError
+
+    raw = {"guards": {"ok": {"model": "m"}, "g": spec}, "output_dir": "out", "data": {}}
+    with pytest.raises(ConfigError) as err:
+        CompareConfig.from_hydra(raw)  # checked before data and before any guard: the spec comes first
+    assert err.value.key == key and says in err.value.message, err.value
+
+
+def test_a_guards_unset_keys_are_compares_own_and_a_spanning_error_names_the_guard(tmp_path):
+    from libra_train.command_config import guard_spec
+    from libra_train.errors import ConfigError
+    from libra_train.reporting.leaderboard import guard_config
+
+    defaults = {"batch_size": 3, "max_new_tokens": 7, "controversial_as": "safe"}
+    spec = guard_spec("g", {"model": "m", "format": "qwen3guard", "max_new_tokens": 64})
+    config = guard_config("g", spec, "d.jsonl", tmp_path, defaults)
+    assert (config.batch_size, config.max_new_tokens, config.controversial_as) == (3, 64, "safe")
+    assert config.format.prompt == "qwen3guard" and config.threshold is None
+    endpoint = guard_spec("e", {"model": "openai:x", "mode": "label", "openai": {"base_url": "http://h/v1"}})
+    with pytest.raises(ConfigError) as err:  # a check across keys, made by libra-infer's config
+        guard_config("e", endpoint, "d.jsonl", tmp_path, defaults)
+    assert err.value.key == "guards.e.mode"
