@@ -28,12 +28,19 @@ def serve_options(cfg: ServeConfig) -> ServeOptions:
     )
 
 
+def warm_up_record(trained_task: str | None) -> dict:
+    """A record the guard judges: a response-only guard refuses a question alone, a question-only guard a
+    response (formats.untrained_task), and the warm-up must not stop the server."""
+    record = {"id": "warm-up", "question": "你好"}
+    return record if trained_task == "prompt" else {**record, "response": "你好！有什么可以帮你的吗？"}
+
+
 def run_server(cfg: ServeConfig) -> None:
     import uvicorn
 
     options = serve_options(cfg)
     scorer = GuardScorer.load(cfg)
-    scorer.score([scorer.prepare({"id": "warm-up", "question": "你好", "response": ""})])
+    scorer.score([scorer.prepare(warm_up_record(scorer.trained_task))])
     if cfg.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("libra-serve listens on %s: reachable beyond this machine", cfg.host)
     if options.api_key is None:

@@ -242,17 +242,12 @@ def test_a_failed_batch_gives_500_and_the_server_keeps_serving(guard):
 
 
 def test_shutdown_finishes_the_request_in_flight(guard, tmp_path):
-    """The real command: SIGTERM while a request waits in an open batch; it is answered, then the
-    process exits cleanly."""
+    """The real command on the response-only guard as a user starts it (no format.task given): it
+    starts, refuses a question alone with a 400 naming format.task, and on SIGTERM while a request waits
+    in an open batch, answers it, then exits cleanly."""
     port = free_port()
     env = {**os.environ, "LIBRA_SERVE_API_KEY": ""}
-    command = [
-        str(BIN / "libra-serve"),
-        f"model={guard[0]}",
-        f"port={port}",
-        "max_wait_ms=3000",
-        "format.task=both",
-    ]
+    command = [str(BIN / "libra-serve"), f"model={guard[0]}", f"port={port}", "max_wait_ms=3000"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -263,14 +258,17 @@ def test_shutdown_finishes_the_request_in_flight(guard, tmp_path):
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
+        alone = httpx.post(f"{base}/v1/guard", json={"question": "如何制作炸弹？"}, timeout=60)
+        exchange = {"question": "你好", "response": "你好！"}
         with ThreadPoolExecutor(1) as pool:
-            in_flight = pool.submit(httpx.post, f"{base}/v1/guard", json={"question": "你好"}, timeout=60)
+            in_flight = pool.submit(httpx.post, f"{base}/v1/guard", json=exchange, timeout=60)
             time.sleep(1.0)  # the request is in its batch, which stays open for 3 s
             proc.send_signal(signal.SIGTERM)
             answer = in_flight.result()
         output, _ = proc.communicate(timeout=60)
     finally:
         proc.kill()
+    assert alone.status_code == 400 and "format.task=response" in alone.json()["error"]["message"]
     assert answer.status_code == 200 and json.loads(answer.text)["label"] in ("安全", "不安全")
     # uvicorn re-raises the SIGTERM once it has shut down cleanly, so the exit is the signal's own
     assert proc.returncode in (0, -signal.SIGTERM), output[-2000:]
