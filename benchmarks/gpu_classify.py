@@ -15,16 +15,14 @@ import importlib.util
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
-
-import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import gpu_check  # noqa: E402
 import serve_load  # noqa: E402
+import vllm_serving  # noqa: E402
 
 BIN = Path(sys.executable).parent
 CLIENTS = 32
@@ -52,43 +50,14 @@ def classifier_inputs(export: Path, records: list[dict], out: Path) -> list[str]
     return [json.loads(line)["prompt"] for line in lines if line]
 
 
-async def classify_load(base: str, model: str, texts: list[str], requests: int) -> tuple[float, list]:
-    """CLIENTS workers, one text per request, until `requests` are answered; (requests/s, probs)."""
-    queue = list(range(requests))
-    probs: dict[int, list] = {}
-    async with httpx.AsyncClient(base_url=base, timeout=120) as client:
-
-        async def worker():
-            while queue:
-                i = queue.pop()
-                body = {"model": model, "input": [texts[i % len(texts)]]}
-                probs[i] = (await client.post("/classify", json=body)).json()["data"][0]["probs"]
-
-        start = time.perf_counter()
-        await asyncio.gather(*[worker() for _ in range(CLIENTS)])
-        return requests / (time.perf_counter() - start), [probs[i] for i in range(min(64, len(texts)))]
-
-
-def run_vllm(export: Path, texts: list[str], requests: int) -> dict:
+def run_vllm(export: Path, texts: list[str], requests: int, out: Path) -> dict:
     if importlib.util.find_spec("vllm") is None:
         return {"error": "vLLM is not installed"}
-    port = serve_load.free_port()
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(export)]
-    server = subprocess.Popen([*cmd, "--runner", "pooling", "--port", str(port)], stdout=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 900
-        while time.time() < deadline and server.poll() is None:
-            try:
-                if httpx.get(f"{base}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(1)
-        rate, probs = asyncio.run(classify_load(base, str(export), texts, requests))
-        return {"requests_per_s": rate, "p_unsafe": [p[1] for p in probs]}
-    finally:
-        server.terminate()
-        server.wait(60)
+    with vllm_serving.vllm_served(sys.executable, export, "pooling", out / "vllm.log", dtype="auto") as base:
+        probs = vllm_serving.classify(base, export, texts[:64])
+        bodies = [{"model": str(export), "input": [t]} for t in texts]
+        load = asyncio.run(serve_load.level(base, bodies, CLIENTS, requests, 600, path="/classify"))
+    return {"requests_per_s": load["throughput_rps"], "p_unsafe": probs}
 
 
 def main() -> None:
@@ -106,7 +75,7 @@ def main() -> None:
     options = argparse.Namespace(requests=n, seconds=300, max_wait_ms=5)
     served = serve_load.run_server(str(backbone), 32, serve_load.bodies(records), options)
     at_32 = next(lv for lv in served["levels"] if lv["clients"] == CLIENTS)
-    vllm = run_vllm(export, texts, n)
+    vllm = run_vllm(export, texts, n, out)
     result = {"libra_serve_requests_per_s": at_32["throughput_rps"], "vllm": vllm, "records": n}
     if "p_unsafe" in vllm:
         from libra_train.data.formats import FormatConfig

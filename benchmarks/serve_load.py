@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -62,7 +63,11 @@ def bodies(records: list[dict]) -> list[dict]:
     return out
 
 
-async def level(base: str, payloads: list[dict], clients: int, requests: int, seconds: float) -> dict:
+async def level(
+    base: str, payloads: list[dict], clients: int, requests: int, seconds: float, path: str = "/v1/guard"
+) -> dict:
+    """`clients` concurrent clients POST the payloads in turn to `path` until `requests` are sent or
+    `seconds` pass: throughput and latency."""
     latencies, errors, sent = [], 0, 0
     deadline = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -75,7 +80,7 @@ async def level(base: str, payloads: list[dict], clients: int, requests: int, se
                 sent += 1
                 start = time.perf_counter()
                 try:
-                    ok = (await client.post("/v1/guard", json=body)).status_code == 200
+                    ok = (await client.post(path, json=body)).status_code == 200
                 except httpx.HTTPError:
                     ok = False
                 latencies.append(time.perf_counter() - start)
@@ -96,14 +101,17 @@ async def level(base: str, payloads: list[dict], clients: int, requests: int, se
     }
 
 
-def run_server(checkpoint: str, max_batch_size: int, payloads, args) -> dict:
+@contextlib.contextmanager
+def served(checkpoint: str, max_batch_size: int = 32, max_wait_ms: float = 5):
+    """libra-serve on CHECKPOINT at a free port, up and warmed (allocator and caches, not measured);
+    yields (base URL, server process) and stops it after."""
     port = free_port()
     command = [
         str(Path(sys.executable).parent / "libra-serve"),
         f"model={checkpoint}",
         f"port={port}",
         f"max_batch_size={max_batch_size}",
-        f"max_wait_ms={args.max_wait_ms}",
+        f"max_wait_ms={max_wait_ms}",
         "log_level=warning",
     ]
     env = {**os.environ, "LIBRA_SERVE_API_KEY": ""}
@@ -111,12 +119,22 @@ def run_server(checkpoint: str, max_batch_size: int, payloads, args) -> dict:
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):
+            if server.poll() is not None:
+                raise RuntimeError(f"libra-serve exited: {server.stderr.read()[-2000:]}")
             try:
                 if httpx.get(f"{base}/health").status_code == 200:
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
-        asyncio.run(level(base, payloads, 4, 40, 30))  # warm-up: allocator and caches, not measured
+        yield base, server
+    finally:
+        server.terminate()
+        server.wait(60)
+
+
+def run_server(checkpoint: str, max_batch_size: int, payloads, args) -> dict:
+    with served(checkpoint, max_batch_size, args.max_wait_ms) as (base, server):
+        asyncio.run(level(base, payloads, 4, 40, 30))  # warm-up
         start_memory = memory_kib(server.pid)
         levels = []
         for clients in LEVELS:
@@ -126,9 +144,6 @@ def run_server(checkpoint: str, max_batch_size: int, payloads, args) -> dict:
             levels[-1]["mean_batch"] = round((after[0] - before[0]) / max(1.0, after[1] - before[1]), 1)
             levels[-1]["rss_mib_after"] = round(memory_kib(server.pid)["VmRSS"] / 1024)
         end_memory = memory_kib(server.pid)
-    finally:
-        server.terminate()
-        server.wait(60)
     return {
         "max_batch_size": max_batch_size,
         "levels": levels,
