@@ -12,7 +12,7 @@ from typing import Literal
 
 from libra_train.command_config import CommandConfig
 from libra_train.config import LoggerConfig
-from libra_train.typed import fraction, opt, positive
+from libra_train.typed import defaults_node, fraction, opt, positive, register_defaults
 
 
 def share(value) -> str | None:
@@ -84,3 +84,7 @@ class AnnotateConfig(CommandConfig):
     cache_dir: str | None = opt(None, "completion cache (a rerun pays nothing twice); null: OUTPUT.cache/")
     openai: dict = opt(help="the OpenAI-compatible backend (conf/llm)", factory=dict)
     hf: dict = opt(help="the local transformers backend (conf/llm)", factory=dict)
+
+
+register_defaults("synth", defaults_node(SynthConfig))  # conf/synth.yaml's first default
+register_defaults("annotate", defaults_node(AnnotateConfig))

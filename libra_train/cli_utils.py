@@ -19,10 +19,18 @@ def compose_config(name: str, overrides: list[str] | None = None):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    register_typed_defaults()
     if GlobalHydra.instance().is_initialized():
         return compose(name, overrides=overrides or [])
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         return compose(name, overrides=overrides or [])
+
+
+def register_typed_defaults() -> None:
+    """Every command's YAML lists NAME_defaults first: the typed configs' defaults, which their modules
+    hand to Hydra when imported (typed.register_defaults)."""
+    import data_synth.config  # noqa: F401
+    import libra_train.command_config  # noqa: F401
 
 
 def hydra_command(config_path: str, config_name: str, keys: str):
@@ -42,6 +50,8 @@ def hydra_command(config_path: str, config_name: str, keys: str):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             from hydra.errors import HydraException
+
+            register_typed_defaults()
 
             if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
                 return _help(app, keys)

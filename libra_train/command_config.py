@@ -20,7 +20,15 @@ from omegaconf import DictConfig, OmegaConf
 from libra_train.config import Controversial, Dtype, LoggerConfig, SelectionConfig, check_mode, format_config
 from libra_train.data.formats import FormatConfig
 from libra_train.errors import ConfigError
-from libra_train.typed import build, non_negative, opt, positive, resolve_container
+from libra_train.typed import (
+    build,
+    defaults_node,
+    non_negative,
+    opt,
+    positive,
+    register_defaults,
+    resolve_container,
+)
 
 
 def _probability(value) -> str | None:
@@ -355,3 +363,15 @@ class ExportConfig(CommandConfig):
     def format_keys(self) -> dict:
         """The format keys the command line sets (format.KEY=…), laid over the recorded format."""
         return {k: getattr(self.format, k) for k in _format_overrides()[1]}
+
+
+# Each command's defaults are its dataclass's, handed to Hydra as conf/cli/NAME.yaml's first default.
+for _name, _config in {
+    "infer": InferConfig,
+    "serve": ServeConfig,
+    "mine": MineConfig,
+    "export": ExportConfig,
+    "compare": CompareConfig,
+    "eval": EvalCommandConfig,
+}.items():
+    register_defaults(_name, defaults_node(_config))

@@ -25,12 +25,14 @@ from libra_train.errors import ConfigError
 from libra_train.typed import (
     build,
     check_value,
+    defaults_node,
     describe,
     flat_keys,
     fraction,
     non_negative,
     opt,
     positive,
+    register_defaults,
     resolve_container,
     unknown_key,
 )
@@ -731,3 +733,16 @@ def _check_data_paths(run: RunConfig) -> None:
         made = run.data.table is not None and p in run.data.table.files().values()  # imported first
         if not p.exists() and not made and not (run.data.prepare is not None and p.parent == run_data):
             raise ConfigError(key, f"no such file or folder: {p}")
+
+
+# conf/train.yaml's own keys (the rest come from its groups' YAML), from the dataclasses above
+register_defaults(
+    "train",
+    {
+        **defaults_node(RunKeys),
+        **{
+            group: defaults_node(RUN_GROUPS[group])
+            for group in ("train", "eval", "run_lock", "distributed", "ensemble")
+        },
+    },
+)

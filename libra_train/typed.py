@@ -70,6 +70,35 @@ def _checked(f, value, hint, group: str):
     return value
 
 
+def defaults_node(cls) -> dict:
+    """A typed config's defaults as the mapping Hydra composes: every key with its default ('???' where
+    the user must give one), nested configs as mappings. A config-typed key whose default is None is a
+    config group's (format, logger): the group's YAML supplies it, so it is left out."""
+    node = {}
+    for f in fields(cls):
+        if f.default is not MISSING:
+            value = f.default
+        elif f.default_factory is not MISSING:
+            value = f.default_factory()
+        else:
+            value = "???"
+        if value is None and dataclasses.is_dataclass(typing.get_type_hints(cls)[f.name]):
+            continue
+        if dataclasses.is_dataclass(value):
+            value = dataclasses.asdict(value)
+        node[f.name] = list(value) if isinstance(value, tuple) else value
+    return node
+
+
+def register_defaults(name: str, node: dict) -> None:
+    """Store a command's typed defaults as Hydra's config NAME_defaults, which the command's YAML lists
+    first in its defaults: the defaults are written once, in the dataclass, and the YAML holds only its
+    groups and Hydra's own settings."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name=f"{name}_defaults", node=node)
+
+
 def flat_keys(data, prefix: str = "") -> list[str]:
     """The dotted path of every leaf of nested mappings (a list, or an empty mapping, is a leaf)."""
     keys = []

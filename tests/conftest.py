@@ -16,6 +16,11 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Tests compose the YAML with Hydra directly; each lists NAME_defaults, which the typed configs provide.
+from libra_train.cli_utils import register_typed_defaults  # noqa: E402
+
+register_typed_defaults()
 BIN = Path(sys.executable).parent
 
 

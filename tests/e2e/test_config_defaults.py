@@ -1,53 +1,58 @@
-"""A command's YAML and its typed config agree on every default they both state, so that --help (which
-lists the typed defaults) says what a run without overrides does."""
-
-import dataclasses
+"""Every command's defaults are written once, in its typed config: its YAML states none of those keys and
+lists NAME_defaults first, so that what --help lists (the typed defaults) is what a run without
+overrides does."""
 
 import pytest
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from data_synth.config import AnnotateConfig, SynthConfig
 from libra_train import command_config, config
+from libra_train.cli_utils import CONF_DIR
+from libra_train.conf_dir import CLI_CONF_DIR
+from libra_train.typed import defaults_node
 from tests.conftest import REPO
 
-PAIRS = [
-    ("conf/cli/infer.yaml", None, command_config.InferConfig),
-    ("conf/cli/serve.yaml", None, command_config.ServeConfig),
-    ("conf/cli/mine.yaml", None, command_config.MineConfig),
-    ("conf/cli/export.yaml", None, command_config.ExportConfig),
-    ("conf/cli/compare.yaml", None, command_config.CompareConfig),
-    ("conf/eval.yaml", None, command_config.EvalCommandConfig),
-    ("conf/synth.yaml", None, SynthConfig),
-    ("conf/cli/annotate.yaml", None, AnnotateConfig),
-    ("conf/train.yaml", "train", config.TrainConfig),
-    ("conf/train.yaml", "eval", config.EvalConfig),
+TRAIN_KEYS = {"train": config.TrainConfig, "eval": config.EvalConfig, "run_lock": config.LockConfig}
+TRAIN_KEYS |= {"distributed": config.DistributedConfig, "ensemble": config.EnsembleConfig}
+COMMANDS = [
+    ("cli/infer", command_config.InferConfig),
+    ("cli/serve", command_config.ServeConfig),
+    ("cli/mine", command_config.MineConfig),
+    ("cli/export", command_config.ExportConfig),
+    ("cli/compare", command_config.CompareConfig),
+    ("eval", command_config.EvalCommandConfig),
+    ("synth", SynthConfig),
+    ("cli/annotate", AnnotateConfig),
+    ("train", None),
 ]
 
 
-def _typed_default(field):
-    if field.default is not dataclasses.MISSING:
-        value = field.default
-    elif field.default_factory is not dataclasses.MISSING:
-        value = field.default_factory()
-    else:
-        return dataclasses.MISSING
-    if dataclasses.is_dataclass(value):
-        return dataclasses.asdict(value)
-    return list(value) if isinstance(value, tuple) else value
+def _typed(name, typed) -> dict:
+    if typed is not None:
+        return defaults_node(typed)
+    return {**defaults_node(config.RunKeys), **{k: defaults_node(v) for k, v in TRAIN_KEYS.items()}}
 
 
-@pytest.mark.parametrize("path, group, typed", PAIRS, ids=lambda v: v if isinstance(v, str) else None)
-def test_the_yaml_and_the_typed_config_state_the_same_defaults(path, group, typed):
-    stated = OmegaConf.to_container(OmegaConf.load(REPO / path))
-    stated = stated[group] if group else stated
-    differ = []
-    for field in dataclasses.fields(typed):
-        if field.name not in stated or stated[field.name] == "???":
-            continue
-        default = _typed_default(field)
-        value = stated[field.name]
-        if isinstance(default, dict) and isinstance(value, dict):  # a nested group: the keys both state
-            differ += [f"{field.name}.{k}" for k, v in value.items() if k in default and default[k] != v]
-        elif default is not dataclasses.MISSING and default != value:
-            differ.append(f"{field.name}: yaml {value!r}, typed {default!r}")
-    assert not differ, differ
+@pytest.mark.parametrize("name, typed", COMMANDS, ids=[n for n, _ in COMMANDS])
+def test_a_commands_yaml_states_no_default_of_its_typed_config_and_composes_to_them(name, typed):
+    stated = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / f"{name}.yaml"))
+    node = _typed(name, typed)
+    assert stated["defaults"][0] == f"{name.split('/')[-1]}_defaults"
+    assert not set(stated) & set(node), sorted(set(stated) & set(node))  # written twice
+    folder, file = (CLI_CONF_DIR, name[4:]) if name.startswith("cli/") else (CONF_DIR, name)
+    with initialize_config_dir(folder, version_base="1.3"):
+        composed = OmegaConf.to_container(compose(file, overrides=["~experiment"] * (name == "train")))
+    leaves = _leaves(node)
+    composed = _leaves(composed)
+    assert not [key for key, value in leaves.items() if composed[key] != value]
+
+
+def _leaves(mapping: dict) -> dict:
+    """{dotted key: value} one level deep (the typed configs nest one group at most); an empty mapping
+    is one a config group fills (taxonomy, the LLM backends), so it has no leaf of its own."""
+    out = {}
+    for key, value in mapping.items():
+        inner = value.items() if isinstance(value, dict) else [(None, value)]
+        out.update({f"{key}.{name}" if name else key: v for name, v in inner})
+    return out

@@ -195,7 +195,7 @@ KEY_MISTAKES = [  # (command, a mistaken key=value, the key the error names, the
     (["libra-train"], "train.max_stepz=5", "train.max_stepz", "did you mean train.max_steps?"),
     (["libra-train"], "+paths.root=x", "paths.root", "known in paths: output_root, run_dir"),
     (["libra-train"], "+data.jade_dri=x", "data.jade_dri", "known in data: stage1, stage2"),
-    (["libra-train"], "+colour=red", "colour", "known: model, data"),
+    (["libra-train"], "+colour=red", "colour", "known: experiment_name, seed, allow_changes, train, eval"),
     (["libra-train"], "model=tinyy", "model", "no option 'tinyy'; did you mean model=tiny?"),
     (["libra-train"], "+train.max_steps=5", "train.max_steps", "exists already"),
     (["libra-train"], "train.max_steps=[1", "train.max_steps", "cannot parse 'train.max_steps=[1'"),
