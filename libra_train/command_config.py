@@ -250,6 +250,16 @@ class MineConfig(CommandConfig):
 
 
 @dataclass(frozen=True)
+class ReportConfig(CommandConfig):
+    """libra-report's options (argparse, not Hydra: its one argument is a folder), typed like the others
+    so that its W&B run records them."""
+
+    sweep_dir: str = opt(help="a multirun directory (its numbered subfolders are the points)")
+    baseline: str | None = opt(None, "AXIS=VALUE[,AXIS=VALUE]: the arm every other is compared with")
+    logger: LoggerConfig = opt(None, "--wandb: the intervals and charts in the sweep's W&B group")
+
+
+@dataclass(frozen=True)
 class EvalCommandConfig(CommandConfig):
     """libra-eval's config (the run's `eval` group is config.EvalConfig)."""
 

@@ -40,6 +40,9 @@ class NullTracker:
     def log_leaderboard(self, rows: list[dict]) -> None:
         pass
 
+    def log_report(self, table: dict, axes: list[str], charts: list) -> None:
+        pass
+
     def log_artifact(self, name: str, kind: str, paths: list, reference: bool = False) -> None:
         pass
 
@@ -133,6 +136,26 @@ class WandbTracker(NullTracker):
             for r in rows
         ]
         self.log({"compare/leaderboard": self.wandb.Table(columns=columns, data=data)})
+
+    def log_report(self, table: dict, axes: list[str], charts: list) -> None:
+        """libra-report's intervals (reporting/intervals.interval_table) as one W&B table per eval set,
+        and its charts as images."""
+        columns = [*axes, "seeds", "samples", "accuracy", "low", "high", "sd_over_seeds"]
+        columns += ["difference", "difference_low", "difference_high", "verdict"]
+        payload = {}
+        for eval_set, entry in table.items():
+            data = []
+            for arm in entry["arms"]:
+                diff = arm["difference"] or {}
+                data.append(
+                    [arm["axes"][a] for a in axes]
+                    + [arm[k] for k in ("seeds", "samples", "mean", "low", "high", "sd_over_seeds")]
+                    + [diff.get(k) for k in ("mean", "low", "high")]
+                    + [diff.get("verdict", "baseline")]
+                )
+            payload[f"report/{eval_set}/intervals"] = self.wandb.Table(columns=columns, data=data)
+        payload.update({f"report/{Path(c).stem}": self.wandb.Image(str(c)) for c in charts})
+        self.log(payload)
 
     def log_eval(self, stage: str, set_name: str, metrics: dict, rows: list[dict]) -> None:
         """An eval set's figures, and its scored rows (with gold labels, as the evaluator holds them) for

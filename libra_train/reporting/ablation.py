@@ -32,6 +32,15 @@ def final_eval(manifest: dict) -> tuple[str, dict]:
     return "untrained", manifest.get("eval_before_training") or {}
 
 
+def sweep_group(sweep_dir: Path) -> str:
+    """The W&B group the sweep's points logged to (their config's logger.group), else the folder's name."""
+    for config in sorted(Path(sweep_dir).glob("*/config.yaml")):
+        group = OmegaConf.load(config).get("logger", {}).get("group")
+        if group:
+            return str(group)
+    return Path(sweep_dir).name
+
+
 def load_points(sweep_dir: Path) -> list[dict]:
     if not sweep_dir.is_dir():
         raise DataError(sweep_dir, "no such sweep directory")

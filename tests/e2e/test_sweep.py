@@ -141,6 +141,29 @@ def test_each_arm_gets_an_interval_and_a_verdict_against_the_baseline(tmp_path):
         write_ablation_report(tmp_path, baseline="critic=middle")
 
 
+def test_libra_report_logs_its_intervals_and_charts_to_wandb_in_the_sweeps_group(tmp_path):
+    from tests.wandb_records import history, nested, records, run_file
+
+    sweep = tmp_path / "sweep"
+    _point(sweep, "0", "rear", 0.9, seed=0, correct=[True] * 36 + [False] * 4)
+    _point(sweep, "1", "front", 0.5, seed=0, correct=[True, False] * 20)
+    config = OmegaConf.load(sweep / "0" / "config.yaml")
+    config.logger = {"group": "jade/multirun_x"}  # what a sweep point records (cli._place_sweep_point)
+    (sweep / "0" / "config.yaml").write_text(OmegaConf.to_yaml(config))
+    env = {"WANDB_MODE": "offline", "HOME": str(tmp_path)}
+    run_cli("libra-report", str(sweep), "--baseline", "critic=rear", "--wandb", env=env)
+    (run_dir,) = (sweep / "wandb").glob("offline-run-*")
+    (run,) = [r.run for r in records(run_file(run_dir)) if r.WhichOneof("record_type") == "run"]
+    assert (run.run_group, run.job_type) == ("jade/multirun_x", "libra-report")
+    (row,) = [r for r in history(run_file(run_dir)) if "report/heldout/intervals/path" in r]
+    saved = json.loads((run_dir / "files" / nested(row, "report/heldout/intervals")["path"]).read_text())
+    by_arm = {r[0]: dict(zip(saved["columns"], r)) for r in saved["data"]}
+    assert by_arm["rear"]["verdict"] == "baseline" and by_arm["rear"]["accuracy"] == pytest.approx(0.9)
+    assert by_arm["front"]["verdict"] == "worse" and by_arm["front"]["difference"] == pytest.approx(-0.4)
+    assert (by_arm["front"]["seeds"], by_arm["front"]["samples"]) == (1, 40)
+    assert nested(row, "report/bar_critic")["_type"] == "image-file"  # the charts, as images
+
+
 def test_a_data_scale_sweep_gets_curves_with_bands_and_the_data_transferred(tmp_path):
     right = {"sft_only": {50: 20, 100: 28, 200: 36}, "two_stage": {50: 28, 100: 32, 200: 38}}  # of 40
     i = 0
