@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import os
 import re
@@ -15,22 +16,15 @@ from libra_train.typed import flat_keys, unknown_key
 
 def compose_config(name: str, overrides: list[str] | None = None):
     """conf/<name>.yaml composed by Hydra outside a Hydra app (the pipeline's data step, benchmarks,
-    tests); inside a running app the app's own Hydra instance composes it."""
+    tests); inside a running app the app's own Hydra instance composes it. The caller has imported the
+    command's typed config (its import registers the YAML's NAME_defaults: typed.register_defaults)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    register_typed_defaults()
     if GlobalHydra.instance().is_initialized():
         return compose(name, overrides=overrides or [])
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         return compose(name, overrides=overrides or [])
-
-
-def register_typed_defaults() -> None:
-    """Every command's YAML lists NAME_defaults first: the typed configs' defaults, which their modules
-    hand to Hydra when imported (typed.register_defaults)."""
-    import data_synth.config  # noqa: F401
-    import libra_train.command_config  # noqa: F401
 
 
 def hydra_command(config_path: str, config_name: str, keys: str):
@@ -51,7 +45,7 @@ def hydra_command(config_path: str, config_name: str, keys: str):
         def wrapper(*args, **kwargs):
             from hydra.errors import HydraException
 
-            register_typed_defaults()
+            importlib.import_module(keys.split(":")[0])  # registers the YAML's NAME_defaults (typed.py)
 
             if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
                 return _help(app, keys)
@@ -73,8 +67,6 @@ def hydra_command(config_path: str, config_name: str, keys: str):
 
 def _help(app, keys: str) -> None:
     """Hydra's help (the command's header, usage and groups), then every key of its typed config."""
-    import importlib
-
     from libra_train.typed import describe
 
     try:

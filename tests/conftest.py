@@ -17,10 +17,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parent.parent
 
-# Tests compose the YAML with Hydra directly; each lists NAME_defaults, which the typed configs provide.
-from libra_train.cli_utils import register_typed_defaults  # noqa: E402
+# Tests compose the YAML with Hydra directly; each lists NAME_defaults, which the typed configs' modules
+# register when imported.
+import data_synth.config  # noqa: E402, F401
+import libra_train.command_config  # noqa: E402, F401
 
-register_typed_defaults()
 BIN = Path(sys.executable).parent
 
 

@@ -118,7 +118,8 @@ COMPOSED = {
     "output_dir=preds": LONG,
     "libra-train -m +sweep=critic_position experiment=quickstart_small\n"
     "libra-report outputs/quickstart_small/multirun_<time>\n"
-    "libra-report outputs/quickstart_small/multirun_<time> --baseline critic=rear": LONG,
+    "libra-report outputs/quickstart_small/multirun_<time> --baseline critic=rear\n"
+    "libra-report outputs/quickstart_small/multirun_<time> --wandb": LONG,
     "libra-train experiment=jade data.jade_dir=DIR": "JADE's CSV, which a clone does not hold",
     "export OPENAI_API_KEY=…\nlibra-synth output_dir=data/synth backend=openai "
     "openai.base_url=http://127.0.0.1:8000/v1 openai.model=Qwen2.5-72B-Instruct openai.concurrency=16": API,
