@@ -10,14 +10,13 @@ config) is derived from the typed object (`resolved`), not carried beside it.
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal
 
 from omegaconf import DictConfig, OmegaConf
 
-from libra_train.config import Controversial, Dtype, LoggerConfig, SelectionConfig, check_mode, format_config
+from libra_train.config import Controversial, Dtype, LoggerConfig, SelectionConfig, check_mode
 from libra_train.data.formats import FormatConfig
 from libra_train.errors import ConfigError
 from libra_train.typed import (
@@ -104,21 +103,13 @@ class CommandConfig:
     def from_hydra(cls, cfg):
         """Resolve and check the whole config; raises ConfigError naming the first bad key."""
         raw = resolve_container(cfg) if isinstance(cfg, DictConfig) else dict(cfg)
-        # every field typed as a config of its own (logger, an endpoint) is built as one; format has its own
-        nested = {
-            name: (lambda v, group=hint, key=name: build(group, v or {}, key))
-            for name, hint in typing.get_type_hints(cls).items()
-            if dataclasses.is_dataclass(hint)
-        }
-        nested["format"] = format_config
         known = {f.name for f in fields(cls)}
         recorded = _recorded_format(raw.get("model"), raw.get("format")) if "format" in known else None
         if recorded is not None:
             raw["format"] = recorded
-        values = {k: nested[k](v) if k in nested and k in known else v for k, v in raw.items()}
-        if "format" in known and "format" not in values:
-            values["format"] = FormatConfig()
-        config = build(cls, values, "")
+        if "format" in known and "format" not in raw:
+            raw["format"] = FormatConfig()
+        config = build(cls, raw, "")  # a field typed as a config of its own (format, logger) is built as one
         config.check()
         return config
 
@@ -299,8 +290,6 @@ def guard_spec(name: str, raw) -> GuardSpec:
     key = f"guards.{name}"
     if not isinstance(raw, dict) or not raw.get("model"):
         raise ConfigError(f"{key}.model", "each guard needs a model (a path or openai:NAME)")
-    if isinstance(raw.get("openai"), dict):
-        raw = {**raw, "openai": build(EndpointConfig, raw["openai"], f"{key}.openai")}
     return build(GuardSpec, raw, key)
 
 

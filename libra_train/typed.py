@@ -142,7 +142,8 @@ def _key(group: str, name: str) -> str:
 
 
 def check_value(value, hint, key: str):
-    """`value` checked against a type hint (Literal, X | None, bool, int, float, str, tuple, dict)."""
+    """`value` checked against a type hint (Literal, X | None, a config dataclass, bool, int, float, str,
+    tuple, dict)."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is Literal:
         if not any(a == value and type(a) is type(value) for a in args):  # 1 is not True here
@@ -151,13 +152,18 @@ def check_value(value, hint, key: str):
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # X | None: X's own error, with its own key (a nested config's field)
+            return check_value(value, options[0], key)
         errors = []
-        for option in (a for a in args if a is not type(None)):
+        for option in options:
             try:
                 return check_value(value, option, key)
             except ConfigError as err:
                 errors.append(err.message)
         raise ConfigError(key, " or ".join(dict.fromkeys(errors)))
+    if dataclasses.is_dataclass(hint):  # a config of its own (logger, an endpoint): built, its keys named
+        return value if isinstance(value, hint) else build(hint, {} if value is None else value, key)
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(key, f"{value!r} is not one of true, false")
