@@ -21,7 +21,7 @@ class RunLock:
     dead pid frees the lock at once); one on another host cannot be, so its lock is taken over only once
     its heartbeat is older than `stale_after_s`."""
 
-    def __init__(self, run_dir: Path, stale_after_s: float = 600.0, heartbeat_s: float = 30.0):
+    def __init__(self, run_dir: Path, stale_after_s: float, heartbeat_s: float):
         self.path = Path(run_dir) / ".lock"
         self.stale_after_s, self.heartbeat_s = stale_after_s, heartbeat_s
         self.owner = {"host": socket.gethostname(), "pid": os.getpid()}

@@ -114,3 +114,8 @@ def test_a_guards_unset_keys_are_compares_own_and_a_spanning_error_names_the_gua
     with pytest.raises(ConfigError) as err:  # a check across keys, made by libra-infer's config
         guard_config("e", endpoint, "d.jsonl", tmp_path, defaults)
     assert err.value.key == "guards.e.mode"
+    assert err.value.message == "an endpoint answers in text: mode=generate (or auto)"
+    missing = guard_spec("m", {"model": "m", "format": "llama_guard9"})
+    with pytest.raises(ConfigError) as err:
+        guard_config("m", missing, "d.jsonl", tmp_path, defaults)
+    assert str(err.value) == "config 'guards.m.format': no format group 'llama_guard9' (conf/format/)"

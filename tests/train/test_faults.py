@@ -22,13 +22,13 @@ def test_a_live_lock_refuses_and_a_dead_one_is_taken_over(tmp_path):
     try:
         (tmp_path / ".lock").write_text(str(holder.pid))
         with pytest.raises(LibraError, match=f"in use by process {holder.pid}"):
-            RunLock(tmp_path).acquire()
+            RunLock(tmp_path, 600, 30).acquire()
         proc = run_cli("libra-train", f"paths.run_dir={tmp_path}", "logger=none", check=False)
         assert proc.returncode == 2 and "in use by process" in proc.stderr and "Traceback" not in proc.stderr
     finally:
         holder.kill()
         holder.wait()
-    lock = RunLock(tmp_path)  # the holder is dead now: its lock is stale
+    lock = RunLock(tmp_path, 600, 30)  # the holder is dead now: its lock is stale
     lock.acquire()
     assert json.loads((tmp_path / ".lock").read_text()) == {"host": socket.gethostname(), "pid": os.getpid()}
     lock.release()
@@ -45,10 +45,10 @@ def _lock_from_another_host(run_dir, age_s: float):
 def test_a_lock_from_another_host_holds_until_its_heartbeat_is_stale(tmp_path):
     _lock_from_another_host(tmp_path, age_s=30)
     with pytest.raises(LibraError, match="on host node-7") as err:
-        RunLock(tmp_path, stale_after_s=120).acquire()
+        RunLock(tmp_path, stale_after_s=120, heartbeat_s=30).acquire()
     assert "run_lock.stale_after_s=120s" in str(err.value)
     _lock_from_another_host(tmp_path, age_s=300)  # its holder stopped beating 5 minutes ago
-    lock = RunLock(tmp_path, stale_after_s=120)
+    lock = RunLock(tmp_path, stale_after_s=120, heartbeat_s=30)
     lock.acquire()
     assert json.loads((tmp_path / ".lock").read_text())["host"] == socket.gethostname()
     lock.release()

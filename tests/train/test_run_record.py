@@ -1,5 +1,6 @@
 """A run directory's record stays true: config.yaml is what trained the stages that are there."""
 
+import copy
 import json
 
 import pytest
@@ -116,3 +117,49 @@ def test_a_finished_stages_curriculum_entry_is_guarded_and_a_path_may_be_written
     # the stage not yet started may change: recorded, from that stage on
     check_and_record_changes(run_config("outputs/x", "curriculum.stages.1.data=[stage1]"), before, manifest)
     assert manifest.data["config_changes"][-1]["from_stage"] == "stage2_sft"
+
+
+def test_the_refusal_shows_each_change_and_an_intended_one_is_recorded_from_the_first_stage_to_run(
+    tmp_path, caplog
+):
+    """Unit check of the record: the whole refusal sentence; the recorded pairs (before, now), without
+    allow_changes itself; the first stage still to run (an interrupted one runs again); the log line."""
+    from hydra import compose, initialize_config_dir
+
+    from libra_train.cli_utils import CONF_DIR
+    from libra_train.config import RunConfig
+    from libra_train.errors import ConfigError
+    from libra_train.run_record import check_and_record_changes
+    from libra_train.runtime.run_dir import Manifest
+
+    def run_config(*overrides):
+        with initialize_config_dir(CONF_DIR, version_base="1.3"):
+            return RunConfig.from_hydra(compose("train", [f"paths.run_dir={tmp_path}", *overrides]))
+
+    manifest = Manifest(tmp_path)
+    manifest.stage("stage1_pretrain")["status"] = "done"
+    manifest.stage("stage2_sft")["status"] = "interrupted"
+    before = run_config().resolved
+    with pytest.raises(ConfigError) as err:
+        check_and_record_changes(
+            run_config("train.learning_rate=0.5", "train.warmup_ratio=0.5"), before, manifest
+        )
+    assert str(err.value) == (
+        f"config 'train.learning_rate': differs from {tmp_path / 'config.yaml'}, which trained "
+        "stage1_pretrain, stage2_sft (train.learning_rate: 0.002 → 0.5; train.warmup_ratio: 0.05 → 0.5). "
+        "Start a new run with another paths.run_dir, or add allow_changes=true to go on in this one with "
+        "the change from the next stage on"
+    )
+    assert "config_changes" not in manifest.data
+    with caplog.at_level("INFO", logger="libra_train.run_record"):
+        check_and_record_changes(run_config("train.warmup_ratio=0.5", "allow_changes=true"), before, manifest)
+    assert manifest.data["config_changes"] == [
+        {"changed": {"train.warmup_ratio": [0.05, 0.5]}, "from_stage": "stage2_sft", "allowed": True}
+    ]
+    assert "config changed from stage2_sft on: train.warmup_ratio" in caplog.text
+    # a stage dropped from the end of the curriculum had not run: no permission needed
+    longer = copy.deepcopy(before)
+    longer["curriculum"]["stages"].append({**longer["curriculum"]["stages"][1], "name": "stage3"})
+    check_and_record_changes(run_config(), longer, manifest)
+    last = manifest.data["config_changes"][-1]
+    assert last["allowed"] is False and last["changed"]["curriculum.stages.2.name"] == ["stage3", None]

@@ -1,0 +1,79 @@
+"""The run directory's own files: manifest.json as other tools read it, and the lock's details that a
+second host or a crashed run depends on."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from libra_train.errors import LibraError
+from libra_train.runtime.run_dir import Manifest, RunLock, _alive
+
+
+def test_the_manifest_is_manifest_json_readable_as_written(tmp_path):
+    manifest = Manifest(tmp_path)
+    entry = manifest.stage("stage1_pretrain")
+    assert entry == {"name": "stage1_pretrain", "status": "pending"}
+    entry["status"] = "done"
+    assert manifest.stage("stage1_pretrain") is entry  # found again, not added twice
+    manifest.stage("stage2_sft")["note"] = "不安全"
+    manifest.save()
+    text = (tmp_path / "manifest.json").read_text(encoding="utf-8")
+    # indented, Chinese as written (not \\u escapes), one line end at the close: a diff-friendly record
+    assert text == (
+        '{\n  "stages": [\n    {\n      "name": "stage1_pretrain",\n      "status": "done"\n    },\n'
+        '    {\n      "name": "stage2_sft",\n      "status": "pending",\n      "note": "不安全"\n    }\n'
+        "  ]\n}\n"
+    )
+    assert Manifest(tmp_path).data == json.loads(text)
+    assert not list(tmp_path.glob("*.tmp*"))  # written atomically: no temporary file left beside it
+
+
+def test_a_lock_is_taken_in_a_run_directory_not_yet_made_and_its_heartbeat_never_holds_the_process(
+    tmp_path,
+):
+    run_dir = tmp_path / "outputs" / "new"
+    lock = RunLock(run_dir, stale_after_s=60, heartbeat_s=30)
+    lock.acquire()
+    assert json.loads((run_dir / ".lock").read_text()) == {"host": socket.gethostname(), "pid": os.getpid()}
+    assert lock._beat.is_alive() and lock._beat.daemon  # a crash never waits on the heartbeat
+    lock.release()
+    lock._beat.join(timeout=5)
+    assert not lock._beat.is_alive() and not (run_dir / ".lock").exists()
+
+
+def test_the_holders_own_lock_and_an_unreadable_one_are_taken_and_stale_ones_are_cleared(tmp_path):
+    lock = RunLock(tmp_path, stale_after_s=60, heartbeat_s=30)
+    (tmp_path / ".lock").write_text(json.dumps(lock.owner))  # left by this very process
+    lock.acquire()
+    lock.release()
+    (tmp_path / ".lock").write_text("not a lock")  # unreadable: no holder to wait for
+    (tmp_path / ".lock.stale-node-7-12").write_text("{}")
+    lock.acquire()
+    lock.release()
+    assert not list(tmp_path.glob(".lock*"))
+
+
+def test_a_refusal_names_the_holder_its_heartbeat_and_what_to_do(tmp_path):
+    path = tmp_path / ".lock"
+    path.write_text(json.dumps({"host": "node-7", "pid": 4321}))
+    os.utime(path, (time.time() - 30, time.time() - 30))
+    with pytest.raises(LibraError) as err:
+        RunLock(tmp_path, stale_after_s=120, heartbeat_s=30).acquire()
+    assert str(err.value) == (
+        f"run directory {tmp_path} is in use by process 4321 on host node-7 (heartbeat 30s ago; taken over "
+        f"after run_lock.stale_after_s=120s) (lock {path}); wait for it or use another paths.run_dir"
+    )
+
+
+def test_only_a_running_process_counts_as_alive():
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    assert _alive(os.getpid()) and _alive(1)  # pid 1 is someone else's: alive, though not ours to signal
+    assert not _alive(dead.pid)
+    # 0 and negative pids would signal a process group (kill(0, 0) always succeeds): never a holder
+    assert not _alive(0) and not _alive(-1)
