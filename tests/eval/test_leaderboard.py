@@ -1,0 +1,141 @@
+"""libra-compare's leaderboard, in process: the table a user reads, the files it writes, and the row of
+a guard that could not run. The console-script tests (test_compare.py) run it end to end."""
+
+import json
+
+from libra_train.command_config import guard_spec
+from libra_train.reporting.leaderboard import compare, guard_config, markdown, score, write_leaderboard
+
+SOURCES = {
+    "JADE": {"f1_unsafe": 0.9, "f1_safe": 0.8, "accuracy": 0.85},
+    "COLD": {"f1_unsafe": 0.5, "f1_safe": 0.25, "accuracy": 0.375},
+}
+SCORED = {
+    "guard": "ours",
+    "set": "test",
+    "model": "runs/x",
+    "format": "rear",
+    "mode": "label",
+    "threshold": 0.37,
+    "controversial_as": None,
+    "n": 8,
+    "per_source": SOURCES,
+    "average": {"f1_unsafe": 0.7, "f1_safe": 0.525, "accuracy": 0.6125},
+    "auprc": 0.91234,
+    "fpr_at_95_recall": 0.2,
+    "parse_failures": 0,
+    "margin": {"margin": -0.0625, "over": "opening"},
+    "helpful_flagged": 0.25,
+    "samples_per_s": 12.345,
+    "pr_curve": {"recall": [0.0, 0.5, 1.0], "precision": [1.0, 1.0, 0.5]},
+}
+# a generate-mode peer on one source only, no p(unsafe), with the controversial mapping it needs
+PEER = {
+    **SCORED,
+    "guard": "peer",
+    "format": "qwen3guard",
+    "mode": "generate",
+    "threshold": None,
+    "controversial_as": "unsafe",
+    "per_source": {"COLD": {"f1_unsafe": 1.0, "f1_safe": 0.0, "accuracy": 0.5}},
+    "auprc": None,
+    "fpr_at_95_recall": None,
+    "margin": None,
+    "helpful_flagged": None,
+    "parse_failures": 3,
+    "samples_per_s": None,
+    "pr_curve": None,
+}
+BROKEN = {
+    "guard": "gone",
+    "set": "test",
+    "format": "rear",
+    "mode": "label",
+    "error": "CheckpointError: 无此目录",
+}
+OTHER_SET = {**SCORED, "set": "dev", "per_source": {"JADE": SOURCES["JADE"]}, "pr_curve": None}
+
+TEST_TABLE = (
+    "## test\n\n"
+    "| guard | format | mode | threshold | controversial | JADE F1-Unsafe | JADE F1-Safe | JADE Acc "
+    "| COLD F1-Unsafe | COLD F1-Safe | COLD Acc | Avg F1-Unsafe | Avg F1-Safe | Avg Acc | AUPRC | FPR@95%R "
+    "| margin over the best shortcut | helpful safe flagged | parse fail | samples/s |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    "| ours | rear | label | 0.37 | – | 0.9000 | 0.8000 | 0.8500 | 0.5000 | 0.2500 | 0.3750 | 0.7000 "
+    "| 0.5250 | 0.6125 | 0.9123 | 0.2000 | -0.0625 (opening) | 0.2500 | 0 | 12.3 |\n"
+    "| peer | qwen3guard | generate | – | unsafe | – | – | – | 1.0000 | 0.0000 | 0.5000 | 0.7000 "
+    "| 0.5250 | 0.6125 | – | – | – | – | 3 | – |\n"
+    "| gone | rear | label | – | – | error: CheckpointError: 无此目录 |" + "  |" * 14 + "\n"
+)
+
+
+def test_the_leaderboard_table_is_one_table_per_set_with_a_column_per_source_and_figure():
+    table = markdown([SCORED, PEER, BROKEN, OTHER_SET])
+    assert table.startswith(TEST_TABLE + "\n## dev\n\n")
+    dev_row = table.split("## dev\n\n")[1].splitlines()[2]
+    assert dev_row == (
+        "| ours | rear | label | 0.37 | – | 0.9000 | 0.8000 | 0.8500 | 0.7000 | 0.5250 | 0.6125 | 0.9123 "
+        "| 0.2000 | -0.0625 (opening) | 0.2500 | 0 | 12.3 |"
+    )
+    # every row has as many cells as its head, an error row included
+    for line in TEST_TABLE.splitlines()[2:]:
+        assert line.count("|") == TEST_TABLE.splitlines()[2].count("|"), line
+
+
+def test_the_leaderboard_files_keep_every_row_and_chart_only_the_sets_with_a_curve(tmp_path):
+    written = write_leaderboard([SCORED, PEER, BROKEN, OTHER_SET], tmp_path)
+    assert written == [tmp_path / "leaderboard.md", tmp_path / "leaderboard.json", tmp_path / "pr_test.png"]
+    assert (
+        (tmp_path / "leaderboard.md").read_text(encoding="utf-8").startswith("# Leaderboard\n\n" + TEST_TABLE)
+    )
+    text = (tmp_path / "leaderboard.json").read_text(encoding="utf-8")
+    kept = json.loads(text)
+    # indented, Chinese as written, one line end at the close
+    assert text.startswith('[\n  {\n    "guard": "ours",') and text.endswith("}\n]\n") and "无此目录" in text
+    assert [r["guard"] for r in kept] == ["ours", "peer", "gone", "ours"]
+    assert all("pr_curve" not in r for r in kept) and kept[0]["auprc"] == 0.91234
+    assert (tmp_path / "pr_test.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / "pr_dev.png").exists()
+
+
+def test_a_guard_that_cannot_load_is_a_row_with_its_error_and_its_settings(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"id": 1, "question": "q", "response": "r", "label": "安全"}\n', encoding="utf-8")
+    defaults = {"batch_size": 2, "controversial_as": "safe"}
+    spec = guard_spec("g", {"model": str(tmp_path / "no_model"), "format": "qwen3guard", "mode": "generate"})
+    row = score(
+        "g", guard_config("g", spec, str(data), tmp_path / "out", defaults), "s", str(data), "qwen3guard"
+    )
+    assert row["error"].startswith("CheckpointError: ") and str(tmp_path / "no_model") in row["error"]
+    assert {
+        k: row[k] for k in ("guard", "set", "model", "format", "mode", "threshold", "controversial_as")
+    } == {
+        "guard": "g",
+        "set": "s",
+        "model": str(tmp_path / "no_model"),
+        "format": "qwen3guard",
+        "mode": "generate",
+        "threshold": None,  # a generated label has no threshold
+        "controversial_as": "safe",  # a three-way format: its mapping is part of the row
+    }
+    two_way = guard_spec("h", {"model": str(tmp_path / "no_model"), "format": "rear", "threshold": 0.37})
+    config = guard_config("h", two_way, str(data), tmp_path / "out2", defaults)
+    row = score("h", config, "s", str(data), "rear")
+    assert (row["mode"], row["threshold"], row["controversial_as"]) == ("label", 0.37, None)
+
+
+def test_a_guard_whose_spec_is_refused_is_one_row_per_set_and_the_others_still_run(tmp_path):
+    specs = {"bad": guard_spec("bad", {"model": "m", "format": "llama_guard9"})}
+    rows = compare(specs, {"a": "a.jsonl", "b": "b.jsonl"}, tmp_path, {})
+    assert rows == [
+        {
+            "guard": "bad",
+            "set": "a",
+            "error": "config 'guards.bad.format': no format group 'llama_guard9' (conf/format/)",
+        },
+        {
+            "guard": "bad",
+            "set": "b",
+            "error": "config 'guards.bad.format': no format group 'llama_guard9' (conf/format/)",
+        },
+    ]
