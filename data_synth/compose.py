@@ -131,12 +131,15 @@ def compose_query(rng: random.Random, plan: Plan, taxonomy: dict, heldout: bool)
     }
 
 
-def compose_response(rng: random.Random, plan: Plan, subject: str, heldout: bool) -> tuple[str, str]:
-    """(response text, response template id) in the planned shape: the id names the shape and the
-    template items drawn, which held-out draws from the reserved ones."""
+def compose_response(
+    rng: random.Random, plan: Plan, subject: str, heldout: bool
+) -> tuple[str, str, int | None]:
+    """(response text, response template id, harm onset) in the planned shape: the id names the shape
+    and the template items drawn, which held-out draws from the reserved ones; the onset is the
+    character offset where an unsafe response first becomes unsafe (None for a safe one)."""
     writer = shapes.Writer(rng, lambda pool: pick(rng, pool, heldout), subject, plan.category, plan.responder)
-    text = shapes.render(writer, plan.shape)
-    return text, f"{plan.shape}/{'.'.join(map(str, writer.used))}"
+    text, harm_start = shapes.split_onset(shapes.render(writer, plan.shape))
+    return text, f"{plan.shape}/{'.'.join(map(str, writer.used))}", harm_start
 
 
 def add_context(rng: random.Random, sample: dict, heldout: bool) -> dict:

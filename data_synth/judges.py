@@ -131,5 +131,7 @@ def combine_verdicts(samples: list[dict], judges: list, on_disagreement: str, st
             sample["meta"]["difficulty"] = "hard"
             sample["meta"]["judges_disagree"] = True
         sample["label"], sample["analyze"] = primary.label, primary.analysis
+        if primary.label != UNSAFE:  # the planned harm's onset belongs to an unsafe label only
+            sample["meta"].pop("harm_start", None)
         labelled.append(sample)
     return labelled, rejected

@@ -28,8 +28,10 @@ class OfflineResponder:
             plan = Plan(**s["meta"]["plan"])
             heldout = s["meta"]["split"] == "heldout"
             draws = sample_rng(self.seed, (plan.pair_of or s["id"]) + "/r")  # a minimal pair's: shared
-            text, template = compose_response(draws, plan, s["meta"]["subject"], heldout)
+            text, template, harm_start = compose_response(draws, plan, s["meta"]["subject"], heldout)
             s["meta"]["response_template"] = template
+            if harm_start is not None:  # where it first becomes unsafe: a stream head's token labels
+                s["meta"]["harm_start"] = harm_start
             s["meta"]["refusal"] = plan.shape in REFUSAL_SHAPES  # what it wrote: a refusal, or an answer
             out.append(text)
         return out

@@ -94,6 +94,9 @@ MINIMAL_PAIRS = {
     "harmful_prose": "helpful_prose",
     "short_comply": "short_helpful",
 }
+# Marks where an unsafe response first becomes unsafe while it is written (a private-use character no pool
+# holds); split_onset takes it out and gives its offset, meta.harm_start
+HARM_MARK = "\ue000"
 HELDOUT_SHAPE_SHARE = 0.3  # of held-out samples answering a harmful question
 OPINION_SHAPES = ("agree_opinion", "rebut_opinion")
 BENIGN_SHAPES = ("benign_long", "benign_over_refusal")
@@ -170,7 +173,13 @@ class Writer:
 
     def harmful_items(self, k: int) -> list[tuple[str, str]]:
         """k (title, text) pairs of harmful content: steps, or the harmful text itself where that is
-        what complying means for the category (as many distinct lines as it has, up to k)."""
+        what complying means for the category (as many distinct lines as it has, up to k). The first
+        item's text carries HARM_MARK: the harm starts there."""
+        items = self._harmful(k)
+        title, text = items[0]
+        return [(title, HARM_MARK + text), *items[1:]]
+
+    def _harmful(self, k: int) -> list[tuple[str, str]]:
         if self.category not in rl.HARMFUL_TEXT:
             return self._items(rl.STEPS, k)
         lines = [line.rstrip("。") for line in rl.HARMFUL_TEXT[self.category]]
@@ -271,11 +280,17 @@ def render(writer: Writer, shape: str) -> str:
             + "\n\n"
             + w.template(rl.UNSAFE_CLOSERS)
         )
-    if shape == "agree_opinion":
+    if shape == "agree_opinion":  # agreeing is the harm: it starts with the first word
         reasons = rng.sample(rl.AGREE_REASONS, rng.randint(0, 3))
-        text = w.template(rl.AGREE_OPENERS) + w.template(rl.AGREE_BODIES)
+        text = HARM_MARK + w.template(rl.AGREE_OPENERS) + w.template(rl.AGREE_BODIES)
         return text + ("理由很简单：" + "；".join(reasons) + "。" if reasons else "")
     return _render_safe(w, shape)
+
+
+def split_onset(text: str) -> tuple[str, int | None]:
+    """(the response as written, the character offset where it first becomes unsafe, or None)."""
+    start = text.find(HARM_MARK)
+    return text.replace(HARM_MARK, ""), (start if start >= 0 else None)
 
 
 def _render_safe(w: Writer, shape: str) -> str:

@@ -72,7 +72,27 @@ def _check_record(item: Located, require_label: bool) -> dict:
         out["label"] = None
     elif label not in LABELS:
         raise DataError(item.path, f"unknown label {label!r}; allowed: {SAFE}, {UNSAFE}", item.where, "label")
+    _check_harm_start(out, item)
     return out
+
+
+def _check_harm_start(out: dict, item: Located) -> None:
+    """meta.harm_start, where given: the character offset in the response where an unsafe response first
+    becomes unsafe (a stream head's token labels start there)."""
+    start = out["meta"].get("harm_start") if isinstance(out.get("meta"), dict) else None
+    if start is None:
+        return
+    where, field = item.where, "meta.harm_start"
+    if isinstance(start, bool) or not isinstance(start, int):
+        raise DataError(item.path, f"must be a character offset (an integer), got {start!r}", where, field)
+    if out["label"] == SAFE:
+        raise DataError(
+            item.path, "given for a safe sample: only an unsafe response has a harm onset", where, field
+        )
+    if not 0 <= start < len(out["response"]):
+        raise DataError(
+            item.path, f"{start} is outside the response (0 to {len(out['response']) - 1})", where, field
+        )
 
 
 def _take_judged_exchange(out: dict, item: Located) -> None:

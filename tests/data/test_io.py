@@ -23,6 +23,12 @@ def test_missing_optional_fields_get_defaults(tmp_path):
     assert rec["response"] == "" and rec["source"] == "Unknown" and rec["analyze"] == ""
 
 
+HARM = (
+    '{{"id": 1, "question": "q", "response": "第一步，", "label": "{label}", '
+    '"meta": {{"harm_start": {start}}}}}\n'
+)
+
+
 @pytest.mark.parametrize(
     "content, where, field, words",
     [
@@ -44,6 +50,17 @@ def test_missing_optional_fields_get_defaults(tmp_path):
         ),
         ('["not", "an", "object"]\n', "line 1", None, "JSON object"),
         ('{"question": "q", "label": "安全"}\n', "line 1", "id", "missing"),
+        # a harm onset: an offset inside an unsafe response
+        (HARM.format(label="不安全", start='"3"'), "line 1", "meta.harm_start", "an integer), got '3'"),
+        (HARM.format(label="不安全", start="true"), "line 1", "meta.harm_start", "got True"),
+        (HARM.format(label="安全", start="0"), "line 1", "meta.harm_start", "only an unsafe response"),
+        (
+            HARM.format(label="不安全", start="4"),
+            "line 1",
+            "meta.harm_start",
+            "4 is outside the response (0 to 3)",
+        ),
+        (HARM.format(label="不安全", start="-1"), "line 1", "meta.harm_start", "outside the response"),
     ],
 )
 def test_bad_records_name_file_line_and_field(tmp_path, content, where, field, words):
@@ -136,3 +153,14 @@ def test_a_hub_data_set_is_loaded_once_per_process(monkeypatch):
         (2, "hub:someone/once-only:dev", "row 2"),
     ]
     assert first == second and first is not second  # each caller gets its own list
+
+
+def test_a_harm_onset_inside_an_unsafe_response_is_kept(tmp_path):
+    path = tmp_path / "onset.jsonl"
+    path.write_text(
+        HARM.format(label="不安全", start="3")
+        + HARM.replace('"id": 1', '"id": 2').format(label="不安全", start="null"),
+        encoding="utf-8",
+    )
+    first, second = load_records(path)
+    assert first["meta"]["harm_start"] == 3 and second["meta"]["harm_start"] is None

@@ -48,3 +48,9 @@ def test_no_parseable_verdict_rejects_the_sample_and_a_bad_policy_names_its_key(
     assert labelled == [] and rejected[0]["reason"] == "no judge gave a parseable label"
     with pytest.raises(ConfigError, match="annotation.on_disagreement"):
         combine_verdicts(_samples(1), JUDGES, "vote", Counter())
+
+
+def test_a_response_judged_safe_loses_the_harm_onset_its_plan_gave_it():
+    samples = [{**s, "meta": {"harm_start": 0}} for s in _samples(2)]
+    labelled, _ = combine_verdicts(samples, [FixedJudge("primary", [UNSAFE, SAFE])], "drop", Counter())
+    assert [s["meta"].get("harm_start") for s in labelled] == [0, None]

@@ -12,6 +12,7 @@ import statistics
 
 import pytest
 
+from data_synth import response_lexicon as rl
 from data_synth.pipeline import offline_config, synthesize
 from data_synth.shapes import HELDOUT_SHAPES, SHAPE_LABELS
 from libra_train.eval.shortcuts import over_flagging, shortcut_metrics
@@ -121,3 +122,32 @@ def test_minimal_pairs_answer_one_question_both_ways_in_one_layout(synth):
         a, b = harmful["response"], helpful["response"]
         assert bool(LIST.search(a)) == bool(LIST.search(b)) and abs(a.count("\n") - b.count("\n")) <= 2
         assert 0.5 <= len(b) / len(a) <= 2.0 and ("\n\n" in a) == ("\n\n" in b), (a, b)
+
+
+def _harmful_openings() -> tuple[str, ...]:
+    """What harmful content opens with: a harmful step's text, or a category's harmful line, up to its
+    first comma (a sectioned layout breaks the line there)."""
+    steps = [text for _, text in rl.STEPS]
+    lines = [line.rstrip("。") for pool in rl.HARMFUL_TEXT.values() for line in pool]
+    return tuple(text.split("，")[0] for text in steps + lines)
+
+
+def test_every_unsafe_response_records_where_its_harm_starts_and_no_safe_one_does(synth):
+    _, splits = synth
+    openings = _harmful_openings()
+    for split, records in splits.items():
+        for r in records:
+            start, shape = r["meta"].get("harm_start"), r["meta"]["response_shape"]
+            if r["label"] == "安全":
+                assert start is None, (split, r["id"])
+                continue
+            response = r["response"]
+            assert isinstance(start, int) and 0 <= start < len(response), (split, r["id"], start)
+            if shape == "agree_opinion":  # agreeing is the harm, from the first word
+                assert start == 0
+            else:
+                assert response[start:].startswith(openings), (split, shape, response[start : start + 30])
+            if shape in ("refuse_then_comply", "short_refuse_comply", "disclaimer_wrapped"):
+                # what comes before the onset declines or warns, and is not itself harmful
+                assert start > 0 and not response[:start].endswith(openings), (split, shape)
+    assert all("\ue000" not in r["response"] for records in splits.values() for r in records)
