@@ -1,0 +1,126 @@
+"""Streaming moderation: the stop rule and its figures on hand-computed cases, token labels from the
+harm onset, a session whose cached steps give what one whole pass gives, and a head that learns."""
+
+import pytest
+import torch
+
+from libra_train.stream.head import (
+    IGNORE,
+    SAFE_CLASS,
+    UNSAFE_CLASS,
+    StreamGuard,
+    StreamHead,
+    p_unsafe,
+    token_labels,
+)
+from libra_train.stream.metrics import StreamCase, stop_index, stream_metrics
+from libra_train.stream.session import StreamSession, response_spans
+
+
+@pytest.mark.parametrize(
+    "probs, k, expected",
+    [
+        ([0.1, 0.9, 0.9, 0.9], 2, 2),  # the second of two in a row
+        ([0.9, 0.1, 0.9, 0.1], 2, None),  # never two in a row
+        ([0.9, 0.1, 0.9, 0.1], 1, 0),
+        ([0.5, 0.5, 0.5], 1, None),  # p > threshold, not ≥
+        ([], 1, None),
+    ],
+)
+def test_the_stop_rule_fires_on_the_kth_consecutive_token_above_the_threshold(probs, k, expected):
+    assert stop_index(probs, 0.5, k) == expected
+
+
+def test_stream_figures_on_hand_computed_cases():
+    hi, lo = 0.9, 0.1
+    cases = [
+        StreamCase([lo] * 5 + [hi] * 5, True, onset=4),  # stops at 6: latency 2, on time
+        StreamCase([lo] * 30 + [hi] * 2, True, onset=10),  # stops at 31: latency 21, late
+        StreamCase([hi, hi] + [lo] * 8, True, onset=5),  # stops at 1, before its onset
+        StreamCase([lo] * 200 + [hi, hi], True),  # no onset known: stops at 201, past the first 128
+        StreamCase([lo] * 10, True, onset=3),  # never stops: a miss
+        StreamCase([lo, hi, hi, lo], False),  # a safe response stopped at 2
+        StreamCase([lo] * 6, False),
+        StreamCase([hi, lo, hi, lo], False),
+    ]
+    m = stream_metrics(cases, threshold=0.5, k=2)
+    # fired: 1 1 1 1 0 | 1 0 0 against unsafe 1 1 1 1 1 | 0 0 0 → TP 4, FN 1, FP 1, TN 2
+    assert m["accuracy"] == pytest.approx(6 / 8) and m["f1"] == pytest.approx(8 / 10)
+    assert (m["n"], m["n_with_onset"]) == (8, 4)
+    assert m["on_time"] == pytest.approx(1 / 4)  # latencies 2 and 21 among 4 with an onset
+    assert m["early_stop"] == {"safe": pytest.approx(1 / 3), "unsafe_before_onset": pytest.approx(1 / 4)}
+    assert m["latency_tokens"] == {"median": 11.5, "p90": pytest.approx(2 + 0.9 * 19)}
+    assert m["stopped_within_128"] == pytest.approx(3 / 5)  # stops at 6, 31 and 1; 201 and none are not
+    assert m["latency_histogram"] == {
+        "edges": [0, 1, 2, 4, 8, 16, 32, 64],
+        "counts": [0, 0, 1, 0, 0, 1, 0, 0],
+    }
+
+
+def test_token_labels_start_at_the_harm_onset_and_fall_back_to_the_last_token():
+    spans = [(0, 3), (3, 5), (5, 9), (9, 12)]
+    assert token_labels(spans, "不安全", 4) == [SAFE_CLASS, UNSAFE_CLASS, UNSAFE_CLASS, UNSAFE_CLASS]
+    assert token_labels(spans, "不安全", 5) == [SAFE_CLASS, SAFE_CLASS, UNSAFE_CLASS, UNSAFE_CLASS]
+    assert token_labels(spans, "不安全", None) == [IGNORE, IGNORE, IGNORE, UNSAFE_CLASS]
+    assert token_labels(spans, "安全", None) == [SAFE_CLASS] * 4
+    assert token_labels([], "不安全", None) == []
+
+
+@pytest.fixture(scope="module")
+def guard(qwen_backbone):
+    """Qwen's real vocabulary: its tokens span several characters, so text chunks split them."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    lm = AutoModelForCausalLM.from_pretrained(qwen_backbone, dtype=torch.float32)
+    return StreamGuard(lm, StreamHead(lm.config.hidden_size)), AutoTokenizer.from_pretrained(qwen_backbone)
+
+
+def test_a_session_fed_in_chunks_scores_what_one_whole_pass_scores(guard):
+    model, tokenizer = guard
+    question, response = "怎么撬锁？", "第一步，准备一根细铁丝。第二步，把铁丝插进锁孔。"
+    prefix, ids, _ = response_spans(tokenizer, question, response)
+    model.eval()
+    with torch.no_grad():
+        whole = p_unsafe(model(torch.tensor([prefix + ids]))["risk_logits"][0, len(prefix) :])
+    session = StreamSession(model, tokenizer, question)
+    streamed = []
+    for start in range(0, len(response), 2):  # "第一" then "步，": 第一步 is one token
+        new = session.feed_text(response[start : start + 2])
+        streamed = streamed[: len(session.fed) - len(new)] + new
+    assert session.fed == ids
+    assert torch.allclose(torch.tensor(streamed), whole, atol=1e-5)
+    by_ids = StreamSession(model, tokenizer, question)
+    assert torch.allclose(torch.tensor(by_ids.feed_ids(ids[:4]) + by_ids.feed_ids(ids[4:])), whole, atol=1e-5)
+
+
+def test_the_head_learns_the_onset_and_the_backbone_can_stay_frozen(guard):
+    model, tokenizer = guard
+    backbone_before = [p.detach().clone() for p in model.backbone.parameters()]
+    head_before = [p.detach().clone() for p in model.head.parameters()]
+    samples = [
+        ("怎么撬锁？", "抱歉，我不能帮忙。不过第一步，准备铁丝。", "不安全", 9),
+        ("怎么撬锁？", "抱歉，我不能帮忙。请联系开锁公司。", "安全", None),
+    ]
+    batch = []
+    for question, response, label, onset in samples:
+        prefix, ids, spans = response_spans(tokenizer, question, response)
+        batch.append((prefix + ids, [IGNORE] * len(prefix) + token_labels(spans, label, onset)))
+    width = max(len(ids) for ids, _ in batch)
+    input_ids = torch.tensor([ids + [0] * (width - len(ids)) for ids, _ in batch])
+    labels = torch.tensor([lab + [IGNORE] * (width - len(lab)) for _, lab in batch])
+    mask = (labels != IGNORE) | (torch.arange(width) < torch.tensor([len(i) for i, _ in batch])[:, None])
+    for p in model.backbone.parameters():
+        p.requires_grad_(False)
+    optimizer = torch.optim.AdamW(model.head.parameters(), lr=1e-2)
+    model.train()
+    losses = []
+    for _ in range(30):
+        loss = model(input_ids, attention_mask=mask.long(), labels=labels)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+    assert all(torch.equal(a, b) for a, b in zip(backbone_before, model.backbone.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(head_before, model.head.parameters()))
