@@ -142,6 +142,9 @@ class StageConfig:
     train: TrainConfig = opt(help="effective hyperparameters (train block + the stage's overrides)")
     selection: SelectionConfig | None = opt(None, "select: hard — train on the hard samples of the pool only")
     guards: tuple | None = opt(None, "selection: guards that score the pool (null: the previous stage's)")
+    kind: Literal["sft", "stream"] = opt(
+        "sft", "sft: train the guard; stream: a stream head on the previous stage's guard, which stays frozen"
+    )
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,10 @@ class EvalConfig:
     controversial_as: Controversial = opt(
         "unsafe", "a guard's third verdict (ShieldLM 有争议, Qwen3Guard Controversial): strict or loose"
     )
+    stream_threshold: float = opt(
+        0.5, "a stream stage: a token counts when its p(unsafe) is above this", fraction
+    )
+    stream_k: int = opt(2, "a stream stage: the rule stops a response at k consecutive such tokens", positive)
 
 
 @dataclass(frozen=True)
@@ -529,7 +536,12 @@ def _stages(raw: dict) -> tuple:
         if select == "hard":
             options = {k: v for k, v in stage.items() if k in selection_keys}
             selection = build(SelectionConfig, {"seed": raw.get("seed", 0), **options}, where)
-        own = {"name", "data", "select", "guards", *train_keys, *selection_keys}
+        kind = stage.get("kind", "sft")
+        if kind not in ("sft", "stream"):
+            raise ConfigError(f"{where}.kind", f"{kind!r} is not one of sft, stream")
+        if kind == "stream" and selection is not None:
+            raise ConfigError(f"{where}.select", "a stream stage trains on every sample it is given")
+        own = {"name", "data", "select", "guards", "kind", *train_keys, *selection_keys}
         unknown = [k for k in stage if k not in own]
         if unknown:
             raise ConfigError(f"{where}.{unknown[0]}", f"unknown stage key; known: {', '.join(sorted(own))}")
@@ -543,6 +555,7 @@ def _stages(raw: dict) -> tuple:
                 guards=None
                 if guards is None
                 else tuple(str(g) for g in check_value(guards, tuple, f"{where}.guards")),
+                kind=kind,
             )
         )
     return tuple(stages)

@@ -90,6 +90,7 @@ def record_interruption(manifest: Manifest, where: str, stop: Interrupted, run: 
 def run_stage(
     stage: StageConfig, records, init_path: str, run: RunConfig, manifest: Manifest, tracker
 ) -> str:
+    from libra_train.stream.train import evaluate_stream, train_stream_stage
     from libra_train.train.stage import train_stage
 
     entry = manifest.stage(stage.name)
@@ -104,10 +105,15 @@ def run_stage(
         if stage.selection is not None:
             records, entry["selection"] = select_hard_records(stage, records, init_path, stage_dir, run)
             save_manifest(manifest)
-        entry["train"] = train_stage(stage, records, init_path, stage_dir, run, tracker)
+        if stage.kind == "stream":
+            entry["train"] = train_stream_stage(stage, records, init_path, stage_dir, run)
+        else:
+            entry["train"] = train_stage(stage, records, init_path, stage_dir, run, tracker)
         entry.update(status="trained", checkpoint=f"{stage.name}/checkpoint")
         save_manifest(manifest)
     entry["eval"] = evaluate_and_keep_threshold(checkpoint, run, stage_dir / "eval", tracker, stage.name)
+    if stage.kind == "stream" and dist.is_main():
+        entry["stream"] = evaluate_stream(checkpoint, run, stage_dir / "eval", stage.train.max_length)
     entry["status"] = "done"
     save_manifest(manifest)
     return str(checkpoint)

@@ -8,6 +8,8 @@ token safe."""
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 
@@ -54,16 +56,16 @@ class StreamGuard(nn.Module):
         super().__init__()
         self.backbone, self.head = causal_lm, head
 
-    def forward(self, input_ids, attention_mask=None, past_key_values=None, labels=None):
-        out = self.backbone.get_decoder()(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            past_key_values=past_key_values,
-            use_cache=past_key_values is not None or not self.training,
+    def forward(self, input_ids, attention_mask=None, cache=None, labels=None):
+        decoder = self.backbone.get_decoder()
+        # transformers 5.25 names the KV cache argument `cache`; 5.23 and 5.24 `past_key_values`
+        key = "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
+        out = decoder(
+            input_ids=input_ids, attention_mask=attention_mask, use_cache=cache is not None, **{key: cache}
         )
         risk, category = self.head(out.last_hidden_state)
         loss = None
         if labels is not None:
             flat = risk.flatten(0, 1).float()
             loss = nn.functional.cross_entropy(flat, labels.flatten(), ignore_index=IGNORE)
-        return {"loss": loss, "risk_logits": risk, "category_logits": category, "cache": out.past_key_values}
+        return {"loss": loss, "risk_logits": risk, "category_logits": category}

@@ -38,7 +38,7 @@ class StreamSession:
         if not ids:
             return []
         self.guard.eval()
-        out = self.guard(torch.tensor([ids]), past_key_values=self.cache)
+        out = self.guard(torch.tensor([ids]), cache=self.cache)
         return p_unsafe(out["risk_logits"][0], self.controversial_as).tolist()
 
     def feed_ids(self, ids: list[int]) -> list[float]:

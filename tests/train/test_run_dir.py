@@ -41,6 +41,7 @@ def test_a_lock_is_taken_in_a_run_directory_not_yet_made_and_its_heartbeat_never
     lock.acquire()
     assert json.loads((run_dir / ".lock").read_text()) == {"host": socket.gethostname(), "pid": os.getpid()}
     assert lock._beat.is_alive() and lock._beat.daemon  # a crash never waits on the heartbeat
+    assert lock._beat.name == "run-lock-heartbeat"  # how it shows in a thread dump
     lock.release()
     lock._beat.join(timeout=5)
     assert not lock._beat.is_alive() and not (run_dir / ".lock").exists()
@@ -49,6 +50,9 @@ def test_a_lock_is_taken_in_a_run_directory_not_yet_made_and_its_heartbeat_never
 def test_the_holders_own_lock_and_an_unreadable_one_are_taken_and_stale_ones_are_cleared(tmp_path):
     lock = RunLock(tmp_path, stale_after_s=60, heartbeat_s=30)
     (tmp_path / ".lock").write_text(json.dumps(lock.owner))  # left by this very process
+    lock.acquire()
+    lock.release()
+    (tmp_path / ".lock").write_text(json.dumps({"host": lock.owner["host"]}))  # no pid: no process holds it
     lock.acquire()
     lock.release()
     (tmp_path / ".lock").write_text("not a lock")  # unreadable: no holder to wait for
@@ -77,3 +81,40 @@ def test_only_a_running_process_counts_as_alive():
     assert not _alive(dead.pid)
     # 0 and negative pids would signal a process group (kill(0, 0) always succeeds): never a holder
     assert not _alive(0) and not _alive(-1)
+
+
+def test_alive_only_asks_whether_the_process_exists(monkeypatch):
+    sent = []
+
+    def kill(pid, sig):
+        sent.append((pid, sig))
+        raise PermissionError  # another user's process: it exists
+
+    monkeypatch.setattr(os, "kill", kill)
+    assert _alive(4321) and sent == [(4321, 0)]  # signal 0: a check, never a signal sent
+
+
+def test_a_stop_signal_becomes_interrupted_and_a_second_ctrl_c_is_pythons_own():
+    import signal
+    import threading
+
+    from libra_train.runtime.signals import Interrupted, stop_on_signals
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        worker = threading.Thread(target=stop_on_signals)
+        worker.start()
+        worker.join()
+        assert {s: signal.getsignal(s) for s in saved} == saved  # only the main thread may set handlers
+        stop_on_signals()
+        with pytest.raises(Interrupted) as stopped:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        assert (stopped.value.code, stopped.value.signal) == (143, "SIGTERM")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)

@@ -82,6 +82,7 @@ def test_a_config_yaml_that_cannot_be_read_back_is_refused_unless_the_change_is_
     assert (
         change["changed"]["config.yaml"][0].startswith("unreadable") and change["from_stage"] == "stage2_sft"
     )
+    assert change["changed"]["config.yaml"][1] == "this run's"
 
 
 def test_a_finished_stages_curriculum_entry_is_guarded_and_a_path_may_be_written_either_way(
@@ -151,12 +152,42 @@ def test_the_refusal_shows_each_change_and_an_intended_one_is_recorded_from_the_
         "the change from the next stage on"
     )
     assert "config_changes" not in manifest.data
-    with caplog.at_level("INFO", logger="libra_train.run_record"):
-        check_and_record_changes(run_config("train.warmup_ratio=0.5", "allow_changes=true"), before, manifest)
-    assert manifest.data["config_changes"] == [
-        {"changed": {"train.warmup_ratio": [0.05, 0.5]}, "from_stage": "stage2_sft", "allowed": True}
+    six = [
+        f"train.{k}={v}"
+        for k, v in [
+            ("learning_rate", 0.5),
+            ("warmup_ratio", 0.5),
+            ("epochs", 3),
+            ("batch_size", 3),
+            ("weight_decay", 0.1),
+            ("max_length", 99),
+        ]
     ]
-    assert "config changed from stage2_sft on: train.warmup_ratio" in caplog.text
+    with pytest.raises(ConfigError) as err:  # the first five changes are shown, and no more
+        check_and_record_changes(run_config(*six), before, manifest)
+    assert str(err.value).count(" → ") == 5
+    with caplog.at_level("INFO", logger="libra_train.run_record"):
+        check_and_record_changes(
+            run_config("train.warmup_ratio=0.5", "eval.batch_size=3", "allow_changes=true"), before, manifest
+        )
+    assert manifest.data["config_changes"] == [
+        {
+            "changed": {"eval.batch_size": [16, 3], "train.warmup_ratio": [0.05, 0.5]},
+            "from_stage": "stage2_sft",
+            "allowed": True,
+        }
+    ]
+    assert caplog.records[-1].getMessage() == (
+        "config changed from stage2_sft on: eval.batch_size, train.warmup_ratio"
+    )
+    # a key that touches only work still to run needs no permission; with every stage done, none runs
+    manifest.stage("stage2_sft")["status"] = "done"
+    check_and_record_changes(run_config("eval.batch_size=3"), before, manifest)
+    assert manifest.data["config_changes"][-1] == {
+        "changed": {"eval.batch_size": [16, 3]},
+        "from_stage": None,
+        "allowed": False,
+    }
     # a stage dropped from the end of the curriculum had not run: no permission needed
     longer = copy.deepcopy(before)
     longer["curriculum"]["stages"].append({**longer["curriculum"]["stages"][1], "name": "stage3"})

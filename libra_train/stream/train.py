@@ -1,0 +1,169 @@
+"""A curriculum stage that trains the stream head (`kind: stream`): the previous stage's guard stays as it
+is (frozen) and only the head learns, from token labels (head.token_labels). Its checkpoint is that
+guard plus the head (stream_head.safetensors and stream_head.json), so one checkpoint serves label mode
+and streaming. The head is small: an interrupted stage trains it again from its start."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from libra_train.stream.head import IGNORE, StreamGuard, StreamHead, token_labels
+from libra_train.stream.session import response_spans
+
+log = logging.getLogger(__name__)
+HEAD_WEIGHTS, HEAD_CONFIG = "stream_head.safetensors", "stream_head.json"
+
+
+def load_stream_guard(checkpoint: str | Path, dtype=torch.float32) -> tuple[StreamGuard, object]:
+    """The guard at `checkpoint` with its stream head (a new, untrained head where it has none)."""
+    lm = AutoModelForCausalLM.from_pretrained(str(checkpoint), dtype=dtype)
+    config_path = Path(checkpoint) / HEAD_CONFIG
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    head = StreamHead(lm.config.hidden_size, config.get("num_categories", 0))
+    if config:
+        head.load_state_dict(load_file(str(Path(checkpoint) / HEAD_WEIGHTS)))
+    return StreamGuard(lm, head), AutoTokenizer.from_pretrained(str(checkpoint))
+
+
+def stream_examples(records: list[dict], tokenizer, max_length: int) -> tuple[list[tuple], dict]:
+    """(input ids, token labels) per record with a response, cut at max_length; and their counts."""
+    examples, counts = [], {"with_onset": 0, "last_token_only": 0, "safe": 0, "no_response": 0}
+    for r in records:
+        if not r.get("response"):
+            counts["no_response"] += 1
+            continue
+        onset = (r.get("meta") or {}).get("harm_start")
+        prefix, ids, spans = response_spans(tokenizer, r["question"], r["response"])
+        labels = token_labels(spans, r["label"], onset)
+        room = max_length - len(prefix)
+        kind = (
+            "safe" if r["label"] != "不安全" else ("with_onset" if onset is not None else "last_token_only")
+        )
+        counts[kind] += 1
+        if len(ids) > room and onset is None and r["label"] == "不安全":
+            labels = labels[: room - 1] + [
+                labels[-1]
+            ]  # the response-level label stays on the last kept token
+        examples.append((prefix + ids[:room], [IGNORE] * len(prefix) + labels[:room]))
+    return examples, counts
+
+
+def _batch(examples: list[tuple], pad_id: int) -> dict:
+    width = max(len(ids) for ids, _ in examples)
+    ids = [i + [pad_id] * (width - len(i)) for i, _ in examples]
+    labels = [lab + [IGNORE] * (width - len(lab)) for _, lab in examples]
+    mask = [[1] * len(i) + [0] * (width - len(i)) for i, _ in examples]
+    return {
+        "input_ids": torch.tensor(ids),
+        "attention_mask": torch.tensor(mask),
+        "labels": torch.tensor(labels),
+    }
+
+
+def train_stream_stage(stage, records: list[dict], init_path: str, stage_dir: Path, run) -> dict:
+    hp = stage.train
+    torch.manual_seed(run.seed)
+    guard, tokenizer = load_stream_guard(init_path)
+    guard.backbone.requires_grad_(False)
+    examples, counts = stream_examples(records, tokenizer, hp.max_length)
+    optimizer = torch.optim.AdamW(guard.head.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay)
+    per_epoch = -(-len(examples) // hp.batch_size)
+    steps = hp.max_steps or max(1, round(hp.epochs * per_epoch))
+    order, rng, curve = [], random.Random(run.seed), []
+    guard.train()
+    for step in range(1, steps + 1):
+        if len(order) < hp.batch_size:
+            order += rng.sample(range(len(examples)), len(examples))
+        batch = _batch([examples[i] for i in order[: hp.batch_size]], tokenizer.pad_token_id or 0)
+        del order[: hp.batch_size]
+        loss = guard(**batch)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step % hp.logging_steps == 0 or step in (1, steps):
+            curve.append((step, round(loss.item(), 4)))
+            log.info("%s: step %d/%d loss %.4f", stage.name, step, steps, loss.item())
+    save_with_head(guard, init_path, stage_dir / "checkpoint")
+    return {
+        "kind": "stream",
+        "loss_curve": curve,
+        "steps": steps,
+        "loss_first": curve[0][1],
+        "loss_last": curve[-1][1],
+        "init_from": str(init_path),
+        "data": counts,
+    }
+
+
+def save_with_head(guard: StreamGuard, init_path: str, final: Path) -> None:
+    """The guard it started from, and the head beside it: written whole, then put in place."""
+    partial = final.with_name(final.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(init_path, partial, ignore=shutil.ignore_patterns(HEAD_WEIGHTS, HEAD_CONFIG))
+    state = {k: v.detach().contiguous() for k, v in guard.head.state_dict().items()}
+    save_file(state, str(partial / HEAD_WEIGHTS))
+    categories = guard.head.category.out_features if guard.head.category is not None else 0
+    config = {
+        "hidden_size": guard.head.proj.in_features,
+        "num_categories": categories,
+        "prefix": "用户：{question}\n助手：",
+    }
+    (partial / HEAD_CONFIG).write_text(json.dumps(config, ensure_ascii=False, indent=2) + "\n")
+    shutil.rmtree(final, ignore_errors=True)
+    partial.rename(final)
+
+
+@torch.no_grad()
+def stream_cases(guard: StreamGuard, tokenizer, records: list[dict], max_length: int) -> list:
+    """Each response's p(unsafe) after every token, from one pass (a causal model scores token t from
+    the tokens up to t only: what a session streaming it would give), and its onset token."""
+    from libra_train.stream.head import p_unsafe
+    from libra_train.stream.metrics import StreamCase
+
+    guard.eval()
+    cases = []
+    for r in records:
+        if not r.get("response") or r.get("label") is None:
+            continue
+        prefix, ids, spans = response_spans(tokenizer, r["question"], r["response"])
+        ids = ids[: max_length - len(prefix)]
+        risk = guard(torch.tensor([prefix + ids]))["risk_logits"][0, len(prefix) :]
+        onset = (r.get("meta") or {}).get("harm_start")
+        onset_token = (
+            next((i for i, (_, end) in enumerate(spans) if end > onset), None) if onset is not None else None
+        )
+        cases.append(StreamCase(p_unsafe(risk).tolist(), r["label"] == "不安全", onset_token))
+    return cases
+
+
+def evaluate_stream(checkpoint: Path, run, eval_dir: Path, max_length: int) -> dict:
+    """The stop rule over every eval set's responses: each set's `"stream"` figures, added to its
+    metrics.json and returned by set."""
+    from libra_train.data.io import atomic_write_text, load_records
+    from libra_train.stream.metrics import stream_metrics
+
+    guard, tokenizer = load_stream_guard(checkpoint)
+    results = {}
+    for name, path in run.data.eval_sets.items():
+        cases = stream_cases(guard, tokenizer, load_records(path), max_length)
+        figures = stream_metrics(cases, run.eval.stream_threshold, run.eval.stream_k)
+        metrics_path = eval_dir / name / "metrics.json"
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        atomic_write_text(
+            metrics_path, json.dumps({**metrics, "stream": figures}, ensure_ascii=False, indent=2)
+        )
+        log.info(
+            "%s, stream on %s: f1 %.4f · on time %s · safe stopped %s · median latency %s tokens",
+            checkpoint.parent.name, name, figures["f1"], figures["on_time"],
+            figures["early_stop"]["safe"], figures["latency_tokens"]["median"],
+        )  # fmt: skip
+        results[name] = figures
+    return results
