@@ -124,3 +124,45 @@ def test_the_head_learns_the_onset_and_the_backbone_can_stay_frozen(guard):
     assert losses[-1] < 0.5 * losses[0]
     assert all(torch.equal(a, b) for a, b in zip(backbone_before, model.backbone.parameters()))
     assert not all(torch.equal(a, b) for a, b in zip(head_before, model.head.parameters()))
+
+
+def test_a_stream_stage_trains_the_head_on_a_frozen_guard_and_scores_every_eval_set(trained_run, tmp_path):
+    """The stage in process on the shared trained guard: the head learns (loss falls, its weights move),
+    the guard's own weights are copied unchanged, and each eval set's metrics gain a "stream" block."""
+    import json
+
+    from hydra import compose, initialize_config_dir
+    from safetensors.torch import load_file
+
+    from libra_train.cli_utils import CONF_DIR
+    from libra_train.config import RunConfig
+    from libra_train.data.io import load_records
+    from libra_train.stream.train import evaluate_stream, train_stream_stage
+
+    heldout = trained_run / "data" / "heldout.jsonl"
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        cfg = compose(
+            "train",
+            [f"paths.run_dir={tmp_path}", "curriculum=stream", f"data.eval_sets={{heldout: {heldout}}}",
+             "train.batch_size=8", "train.logging_steps=5", "+curriculum.stages.2.max_steps=40"],
+        )  # fmt: skip
+    run = RunConfig.from_hydra(cfg)
+    stage = run.stages[2]
+    init = trained_run / "stage2_sft" / "checkpoint"
+    records = load_records(trained_run / "data" / "stage1.jsonl")[:120]
+    result = train_stream_stage(stage, records, str(init), tmp_path / stage.name, run)
+    checkpoint = tmp_path / stage.name / "checkpoint"
+    assert result["steps"] == 40 and result["loss_last"] < result["loss_first"]
+    assert result["data"]["with_onset"] > 0 and result["data"]["safe"] > 0
+    assert (
+        load_file(str(checkpoint / "model.safetensors")).keys()
+        == load_file(str(init / "model.safetensors")).keys()
+    )
+    assert (checkpoint / "model.safetensors").read_bytes() == (init / "model.safetensors").read_bytes()
+    head = json.loads((checkpoint / "stream_head.json").read_text())
+    assert head["num_categories"] == 0 and head["prefix"] == "用户：{question}\n助手："
+    figures = evaluate_stream(checkpoint, run, tmp_path / stage.name / "eval", stage.train.max_length)
+    written = json.loads((tmp_path / stage.name / "eval" / "heldout" / "metrics.json").read_text())
+    assert written["stream"] == figures["heldout"]
+    assert figures["heldout"]["n"] == len([r for r in load_records(heldout) if r["response"]])
+    assert (figures["heldout"]["k"], figures["heldout"]["threshold"]) == (2, 0.5)
