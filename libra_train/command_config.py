@@ -22,6 +22,7 @@ from libra_train.errors import ConfigError
 from libra_train.typed import (
     build,
     defaults_node,
+    fraction,
     non_negative,
     opt,
     positive,
@@ -203,6 +204,13 @@ class ServeConfig(CommandConfig):
     device: str = opt("auto", "auto: cuda if available, else cpu")
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = opt("info", "uvicorn's")
     format: FormatConfig = opt(None, "the prompt format the guard was trained with")
+    stream_max_sessions: int = opt(64, "streaming sessions open at once (each keeps a KV cache)", positive)
+    stream_ttl_s: float = opt(300, "a streaming session expires this long after its last chunk", positive)
+    stream_max_tokens: int = opt(4096, "response tokens one streaming session may hold", positive)
+    stream_threshold: float = opt(
+        0.5, "the stop rule: a token counts when its p(unsafe) is above this", fraction
+    )
+    stream_k: int = opt(2, "the stop rule: k consecutive such tokens stop the response", positive)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import secrets
 import time
 import uuid
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,6 +19,7 @@ from libra_train.data.schema import UNSAFE, Located, validate_records
 from libra_train.errors import DataError
 from libra_train.serve.batcher import DynamicBatcher, WorkerError
 from libra_train.serve.metrics import ServeMetrics
+from libra_train.serve.streaming import SessionError, StreamLimits, StreamStore, add_stream_routes
 
 
 @dataclass
@@ -29,6 +30,7 @@ class ServeOptions:
     max_request_bytes: int = 1_000_000
     max_inputs: int = 64
     api_key: str | None = None  # from the environment variable named in config; None: no key needed
+    stream: StreamLimits = field(default_factory=StreamLimits)
 
 
 INVALID = "invalid_request_error"
@@ -130,6 +132,10 @@ def create_app(scorer, options: ServeOptions) -> FastAPI:
     async def api_error(request: Request, err: ApiError):
         return error_body(err.status, err.message, err.param, err.kind)
 
+    @app.exception_handler(SessionError)
+    async def session_error(request: Request, err: SessionError):
+        return error_body(err.status, err.message, err.param, INVALID)
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, err: RequestValidationError):
         first = err.errors()[0]
@@ -188,6 +194,12 @@ def create_app(scorer, options: ServeOptions) -> FastAPI:
             "model": options.model_name,
             "results": [moderation_result(result, cut, names) for result, cut in judged],
         }
+
+    stream_guard = getattr(scorer, "stream_guard", None)
+    store = None
+    if stream_guard is not None:
+        store = StreamStore(stream_guard, scorer.tokenizer, options.stream, scorer.controversial_as)
+    add_stream_routes(app, store, Depends(require_key))
 
     @app.get("/health")
     async def health():

@@ -22,6 +22,7 @@ from libra_train.eval.scoring import (
     record_label_query,
     score_label_queries,
 )
+from libra_train.stream.train import attach_stream_head, has_stream_head
 from libra_train.train.examples import fit_conversation
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class GuardScorer:
         self.trained_task = trained_task  # the guard's recorded format.task: other input is refused
         self.decision, self.max_length, self.category_tokens = decision, max_length, category_tokens
         self.controversial_as = controversial_as
+        self.stream_guard = None  # the stream head on this model, where the checkpoint has one
 
     @classmethod
     def load(cls, cfg: ServeConfig) -> GuardScorer:
@@ -67,9 +69,13 @@ class GuardScorer:
         model.eval()
         log.info("libra-serve: %s, %s", cfg.model, decision)
         options = {"category_tokens": cfg.category_tokens, "controversial_as": cfg.controversial_as}
-        return cls(
+        scorer = cls(
             model, tokenizer, fmt, decision, cfg.max_length, **options, trained_task=recorded_task(cfg.model)
         )
+        if has_stream_head(cfg.model):  # the same weights serve label mode and streaming
+            scorer.stream_guard = attach_stream_head(model, cfg.model).eval()
+            log.info("libra-serve: streaming sessions on (a stream head is saved with %s)", cfg.model)
+        return scorer
 
     @property
     def threshold(self) -> float:

@@ -12,6 +12,7 @@ import os
 from libra_train.command_config import ServeConfig
 from libra_train.serve.app import ServeOptions, create_app
 from libra_train.serve.scorer import GuardScorer
+from libra_train.serve.streaming import StreamLimits
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,13 @@ def serve_options(cfg: ServeConfig) -> ServeOptions:
         max_request_bytes=cfg.max_request_bytes,
         max_inputs=cfg.max_inputs,
         api_key=api_key or None,
+        stream=StreamLimits(
+            cfg.stream_max_sessions,
+            cfg.stream_ttl_s,
+            cfg.stream_max_tokens,
+            cfg.stream_threshold,
+            cfg.stream_k,
+        ),
     )
 
 

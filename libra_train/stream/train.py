@@ -22,15 +22,23 @@ log = logging.getLogger(__name__)
 HEAD_WEIGHTS, HEAD_CONFIG = "stream_head.safetensors", "stream_head.json"
 
 
-def load_stream_guard(checkpoint: str | Path, dtype=torch.float32) -> tuple[StreamGuard, object]:
-    """The guard at `checkpoint` with its stream head (a new, untrained head where it has none)."""
-    lm = AutoModelForCausalLM.from_pretrained(str(checkpoint), dtype=dtype)
-    config_path = Path(checkpoint) / HEAD_CONFIG
-    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+def has_stream_head(checkpoint: str | Path) -> bool:
+    return (Path(checkpoint) / HEAD_CONFIG).is_file()
+
+
+def attach_stream_head(lm, checkpoint: str | Path) -> StreamGuard:
+    """A loaded guard with the stream head saved beside it (a new, untrained head where it has none)."""
+    config = json.loads((Path(checkpoint) / HEAD_CONFIG).read_text()) if has_stream_head(checkpoint) else {}
     head = StreamHead(lm.config.hidden_size, config.get("num_categories", 0))
     if config:
         head.load_state_dict(load_file(str(Path(checkpoint) / HEAD_WEIGHTS)))
-    return StreamGuard(lm, head), AutoTokenizer.from_pretrained(str(checkpoint))
+    return StreamGuard(lm, head.to(lm.device, lm.dtype))
+
+
+def load_stream_guard(checkpoint: str | Path, dtype=torch.float32) -> tuple[StreamGuard, object]:
+    """The guard at `checkpoint` with its stream head, and its tokenizer."""
+    lm = AutoModelForCausalLM.from_pretrained(str(checkpoint), dtype=dtype)
+    return attach_stream_head(lm, checkpoint), AutoTokenizer.from_pretrained(str(checkpoint))
 
 
 def stream_examples(records: list[dict], tokenizer, max_length: int) -> tuple[list[tuple], dict]:

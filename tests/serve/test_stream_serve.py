@@ -1,0 +1,95 @@
+"""libra-serve's streaming sessions on a real server on 127.0.0.1: the scores a session returns chunk by
+chunk equal one whole pass over the same tokens; sessions expire, are capped, and a closed or unknown
+one is a clear 404; a guard without a stream head says how to get one."""
+
+import time
+
+import pytest
+import torch
+
+from libra_train.data.io import load_records
+from libra_train.serve.streaming import StreamLimits
+from libra_train.stream.head import p_unsafe
+from libra_train.stream.session import response_spans
+from libra_train.stream.train import load_stream_guard, train_stream_stage
+from tests.serve.test_serve import load_scorer, running
+
+QUESTION = "怎么撬锁？"
+RESPONSE = "第一步，准备一根细铁丝。第二步，把铁丝插进锁孔，慢慢拨动。"
+
+
+@pytest.fixture(scope="module")
+def stream_checkpoint(trained_run, tmp_path_factory):
+    """The shared trained guard with a stream head trained on it for a few steps."""
+    from hydra import compose, initialize_config_dir
+
+    from libra_train.cli_utils import CONF_DIR
+    from libra_train.config import RunConfig
+
+    out = tmp_path_factory.mktemp("stream")
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        cfg = compose(
+            "train",
+            [
+                f"paths.run_dir={out}",
+                "curriculum=stream",
+                "train.batch_size=8",
+                "+curriculum.stages.2.max_steps=10",
+            ],
+        )
+    run = RunConfig.from_hydra(cfg)
+    records = load_records(trained_run / "data" / "stage1.jsonl")[:40]
+    init = str(trained_run / "stage2_sft" / "checkpoint")
+    train_stream_stage(run.stages[2], records, init, out / "stream_head", run)
+    return out / "stream_head" / "checkpoint"
+
+
+def whole_pass(checkpoint) -> list[float]:
+    guard, tokenizer = load_stream_guard(checkpoint)
+    prefix, ids, _ = response_spans(tokenizer, QUESTION, RESPONSE)
+    with torch.no_grad():
+        return p_unsafe(guard.eval()(torch.tensor([prefix + ids]))["risk_logits"][0, len(prefix) :]).tolist()
+
+
+def test_a_session_scores_each_chunk_as_one_whole_pass_and_the_stop_rule_stays(stream_checkpoint):
+    expected = whole_pass(stream_checkpoint)
+    scorer = load_scorer(stream_checkpoint)
+    with running(scorer, stream=StreamLimits(threshold=0.0, k=3)) as client:
+        sid = client.post("/v1/stream", json={"question": QUESTION}).json()["session"]
+        scores, last = [], None
+        for start in range(0, len(RESPONSE), 2):  # two characters a chunk: tokens span chunks
+            last = client.post(f"/v1/stream/{sid}", json={"text": RESPONSE[start : start + 2]}).json()
+            scores = scores[: last["first_token"]] + last["p_unsafe"]
+        assert last["tokens"] == len(expected)
+        assert max(abs(a - b) for a, b in zip(scores, expected)) < 1e-5
+        # threshold 0: every token counts, so the third token stops it, and the stop stays
+        assert last["stop"] is True and last["stopped_at"] == 2
+        assert client.delete(f"/v1/stream/{sid}").json() == {"session": sid, "closed": True}
+        gone = client.post(f"/v1/stream/{sid}", json={"text": "。"})
+        assert gone.status_code == 404 and "closed, expired" in gone.json()["error"]["message"]
+
+
+def test_sessions_expire_are_capped_and_a_chunk_is_text_or_token_ids(stream_checkpoint):
+    scorer = load_scorer(stream_checkpoint)
+    with running(scorer, stream=StreamLimits(max_sessions=2, ttl_s=1.0, max_tokens=8)) as client:
+        first = client.post("/v1/stream", json={"question": QUESTION}).json()["session"]
+        client.post("/v1/stream", json={"question": QUESTION})
+        full = client.post("/v1/stream", json={"question": QUESTION})
+        assert full.status_code == 429 and "stream_max_sessions=2" in full.json()["error"]["message"]
+        both = client.post(f"/v1/stream/{first}", json={"text": "你", "token_ids": [1]})
+        assert both.status_code == 400 and "one of the two" in both.json()["error"]["message"]
+        ids = client.post(f"/v1/stream/{first}", json={"token_ids": [100, 200]}).json()
+        assert ids["tokens"] == 2 and len(ids["p_unsafe"]) == 2
+        long = client.post(f"/v1/stream/{first}", json={"token_ids": list(range(100, 110))})
+        assert long.status_code == 413 and "stream_max_tokens=8" in long.json()["error"]["message"]
+        time.sleep(1.5)  # both idle past stream_ttl_s: expired, and their places free again
+        expired = client.post(f"/v1/stream/{first}", json={"text": "。"})
+        assert expired.status_code == 404 and "stream_ttl_s=1" in expired.json()["error"]["message"]
+        assert client.post("/v1/stream", json={"question": QUESTION}).status_code == 200
+
+
+def test_a_guard_without_a_stream_head_says_how_to_get_one(trained_run):
+    scorer = load_scorer(trained_run / "stage2_sft" / "checkpoint")
+    with running(scorer) as client:
+        answer = client.post("/v1/stream", json={"question": QUESTION})
+    assert answer.status_code == 400 and "kind: stream" in answer.json()["error"]["message"]
