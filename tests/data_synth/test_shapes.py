@@ -151,3 +151,36 @@ def test_every_unsafe_response_records_where_its_harm_starts_and_no_safe_one_doe
                 # what comes before the onset declines or warns, and is not itself harmful
                 assert start > 0 and not response[:start].endswith(openings), (split, shape)
     assert all("\ue000" not in r["response"] for records in splits.values() for r in records)
+
+
+def _writer(seed: int = 0):
+    """A writer that always draws each pool's first template, so the text around the harm is known."""
+    import random
+
+    from data_synth.shapes import Writer
+
+    return Writer(random.Random(seed), lambda pool: (0, pool[0]), "撬锁", "违法犯罪", "alpha")
+
+
+def test_the_onset_of_a_hand_built_composition_is_where_its_harmful_part_begins():
+    from data_synth.shapes import render, split_onset
+
+    assert split_onset("抱歉。第一步") == ("抱歉。第一步", None)
+    assert split_onset("抱歉。\ue000第一步") == ("抱歉。第一步", 3)
+
+    text, start = split_onset(render(_writer(), "short_comply"))
+    assert text.startswith("好的，撬锁其实很简单：") and start == len("好的，撬锁其实很简单：")
+
+    text, start = split_onset(render(_writer(), "refuse_then_comply"))
+    lead = "抱歉，我不能帮助你撬锁。不过，如果你只是想了解一般情况，大致过程如下：\n"
+    assert text.startswith(lead) and start > len(lead)  # after the refusal and its turn
+    between = text[len(lead) : start]  # only the first item's list head, or a paragraph's connective
+    assert between in rl.PROSE_CONNECTIVES or re.fullmatch(r"1\. (\*\*[^*]+\*\*：)?", between), between
+
+    text, start = split_onset(render(_writer(), "step_list"))
+    intro = "关于撬锁，可以参考下面几个步骤：\n"
+    assert text.startswith(intro) and re.fullmatch(r"1\. (\*\*[^*]+\*\*：)?", text[len(intro) : start])
+
+    assert split_onset(render(_writer(), "agree_opinion"))[1] == 0  # agreeing is the harm itself
+    for safe in ("helpful_steps", "refusal_then_help", "short_refusal", "benign_long"):
+        assert split_onset(render(_writer(), safe))[1] is None, safe
