@@ -431,6 +431,8 @@ def _stage_mapping(stage: StageConfig, base: TrainConfig, seed: int) -> dict:
         out.update(select="hard", **selection)
     if stage.guards is not None:
         out["guards"] = list(stage.guards)
+    if stage.kind != "sft":
+        out["kind"] = stage.kind
     return out
 
 

@@ -50,7 +50,7 @@ LAYERS = (
     ("data", "qwen_vocab", "chat"),
     ("config", "command_config", "plotting", "runtime"),
     ("model", "ensemble"),
-    ("eval", "export"),
+    ("eval", "export", "stream"),
     ("train",),
     ("tracking", "reporting", "run_record"),
     ("steps",),

@@ -141,19 +141,30 @@ def test_a_guard_whose_spec_is_refused_is_one_row_per_set_and_the_others_still_r
     ]
 
 
-def test_a_guard_that_runs_is_a_row_of_the_figures_libra_eval_writes(trained_run, tmp_path):
-    """The row of a real guard on a real set, in process: the same figures its metrics.json holds."""
+def test_a_guard_that_runs_is_a_row_of_the_figures_libra_eval_writes(trained_run, tmp_path, monkeypatch):
+    """The row of a real guard on a real set, in process: the same figures its metrics.json holds, and
+    its speed over the whole command's time (a clock that says 0.5 s: 24 samples → 48.0/s)."""
     from libra_train.data.io import load_records
+    from libra_train.reporting import leaderboard
+
+    calls = []
+
+    def clock():  # the command starts at 10.0; every later reading is 10.5
+        calls.append(None)
+        return 10.0 if len(calls) == 1 else 10.5
+
+    monkeypatch.setattr(leaderboard.time, "perf_counter", clock)
 
     rows = load_records(trained_run / "data" / "heldout.jsonl")[:24]
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     checkpoint = str(trained_run / "stage2_sft" / "checkpoint")
-    specs = {"ours": guard_spec("ours", {"model": checkpoint, "format": "rear", "threshold": 0.4})}
+    fmt = {"critic": "rear", "prompt": "libra"}  # a mapping of format keys: the row names its prompt
+    specs = {"ours": guard_spec("ours", {"model": checkpoint, "format": fmt, "threshold": 0.4})}
     (row,) = compare(specs, {"d": str(data)}, tmp_path / "out", {"batch_size": 8})
     metrics = json.loads((tmp_path / "out" / "ours" / "d" / "metrics.json").read_text())
     assert (row["guard"], row["set"], row["model"], row["format"], row["mode"]) == (
-        "ours", "d", checkpoint, "rear", "label"
+        "ours", "d", checkpoint, "libra", "label"
     )  # fmt: skip
     assert (row["threshold"], row["controversial_as"], row["n"]) == (0.4, None, 24) and "error" not in row
     assert row["per_source"] == metrics["per_source"] and row["average"] == metrics["average"]
@@ -162,4 +173,4 @@ def test_a_guard_that_runs_is_a_row_of_the_figures_libra_eval_writes(trained_run
     assert row["fpr_at_95_recall"] == points["fpr_at_recall"]["0.95"]["fpr"]
     assert row["pr_curve"] == points["pr_curve"] and row["margin"] == metrics["margin"]
     assert row["helpful_flagged"] == metrics["over_flagging"]["rate"]
-    assert row["samples_per_s"] > 0
+    assert row["samples_per_s"] == 48.0

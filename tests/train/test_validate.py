@@ -25,6 +25,11 @@ def _cfg(tmp_path, *overrides):
         (["eval.mode=beam"], "eval.mode"),
         (["+curriculum.stages.0.select=hard"], "curriculum.stages[0].guards"),
         (["+curriculum.stages.1.select=random"], "curriculum.stages[1].select"),
+        (["+curriculum.stages.1.kind=head"], "curriculum.stages[1].kind"),
+        (
+            ["+curriculum.stages.1.kind=stream", "+curriculum.stages.1.select=hard"],
+            "curriculum.stages[1].select",
+        ),
         (["format=front", "+curriculum.stages.1.select=hard"], "curriculum.stages[1].select"),
         (
             ["+curriculum.stages.1.select=hard", "+curriculum.stages.1.margin=0.7"],
