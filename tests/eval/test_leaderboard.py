@@ -63,14 +63,14 @@ TEST_TABLE = (
     "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     "| ours | rear | label | 0.37 | – | 0.9000 | 0.8000 | 0.8500 | 0.5000 | 0.2500 | 0.3750 | 0.7000 "
     "| 0.5250 | 0.6125 | 0.9123 | 0.2000 | -0.0625 (opening) | 0.2500 | 0 | 12.3 |\n"
+    "| gone | rear | label | – | – | error: CheckpointError: 无此目录 |" + "  |" * 14 + "\n"
     "| peer | qwen3guard | generate | – | unsafe | – | – | – | 1.0000 | 0.0000 | 0.5000 | 0.7000 "
     "| 0.5250 | 0.6125 | – | – | – | – | 3 | – |\n"
-    "| gone | rear | label | – | – | error: CheckpointError: 无此目录 |" + "  |" * 14 + "\n"
 )
 
 
 def test_the_leaderboard_table_is_one_table_per_set_with_a_column_per_source_and_figure():
-    table = markdown([SCORED, PEER, BROKEN, OTHER_SET])
+    table = markdown([SCORED, BROKEN, PEER, OTHER_SET])
     assert table.startswith(TEST_TABLE + "\n## dev\n\n")
     dev_row = table.split("## dev\n\n")[1].splitlines()[2]
     assert dev_row == (
@@ -83,7 +83,7 @@ def test_the_leaderboard_table_is_one_table_per_set_with_a_column_per_source_and
 
 
 def test_the_leaderboard_files_keep_every_row_and_chart_only_the_sets_with_a_curve(tmp_path):
-    written = write_leaderboard([SCORED, PEER, BROKEN, OTHER_SET], tmp_path)
+    written = write_leaderboard([SCORED, BROKEN, PEER, OTHER_SET], tmp_path)
     assert written == [tmp_path / "leaderboard.md", tmp_path / "leaderboard.json", tmp_path / "pr_test.png"]
     assert (
         (tmp_path / "leaderboard.md").read_text(encoding="utf-8").startswith("# Leaderboard\n\n" + TEST_TABLE)
@@ -92,7 +92,7 @@ def test_the_leaderboard_files_keep_every_row_and_chart_only_the_sets_with_a_cur
     kept = json.loads(text)
     # indented, Chinese as written, one line end at the close
     assert text.startswith('[\n  {\n    "guard": "ours",') and text.endswith("}\n]\n") and "无此目录" in text
-    assert [r["guard"] for r in kept] == ["ours", "peer", "gone", "ours"]
+    assert [r["guard"] for r in kept] == ["ours", "gone", "peer", "ours"]
     assert all("pr_curve" not in r for r in kept) and kept[0]["auprc"] == 0.91234
     assert (tmp_path / "pr_test.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (tmp_path / "pr_dev.png").exists()
