@@ -15,6 +15,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from libra_train.data.schema import UNSAFE
+from libra_train.errors import LibraError
 from libra_train.stream.head import IGNORE, StreamGuard, StreamHead, token_labels
 from libra_train.stream.session import response_spans
 
@@ -52,14 +54,10 @@ def stream_examples(records: list[dict], tokenizer, max_length: int) -> tuple[li
         prefix, ids, spans = response_spans(tokenizer, r["question"], r["response"])
         labels = token_labels(spans, r["label"], onset)
         room = max_length - len(prefix)
-        kind = (
-            "safe" if r["label"] != "不安全" else ("with_onset" if onset is not None else "last_token_only")
-        )
-        counts[kind] += 1
-        if len(ids) > room and onset is None and r["label"] == "不安全":
-            labels = labels[: room - 1] + [
-                labels[-1]
-            ]  # the response-level label stays on the last kept token
+        unsafe = r["label"] == UNSAFE
+        counts["safe" if not unsafe else "with_onset" if onset is not None else "last_token_only"] += 1
+        if len(ids) > room and onset is None and unsafe:  # the response's label stays on its last kept token
+            labels = labels[: room - 1] + [labels[-1]]
         examples.append((prefix + ids[:room], [IGNORE] * len(prefix) + labels[:room]))
     return examples, counts
 
@@ -82,11 +80,14 @@ def train_stream_stage(stage, records: list[dict], init_path: str, stage_dir: Pa
     guard, tokenizer = load_stream_guard(init_path)
     guard.backbone.requires_grad_(False)
     examples, counts = stream_examples(records, tokenizer, hp.max_length)
+    if not examples:
+        raise LibraError(f"{stage.name}: no sample with a response to train a stream head on ({stage.data})")
     optimizer = torch.optim.AdamW(guard.head.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay)
     per_epoch = -(-len(examples) // hp.batch_size)
     steps = hp.max_steps or max(1, round(hp.epochs * per_epoch))
     order, rng, curve = [], random.Random(run.seed), []
     guard.train()
+    guard.backbone.eval()  # frozen: no dropout in it either
     for step in range(1, steps + 1):
         if len(order) < hp.batch_size:
             order += rng.sample(range(len(examples)), len(examples))
@@ -148,7 +149,7 @@ def stream_cases(guard: StreamGuard, tokenizer, records: list[dict], max_length:
         onset_token = (
             next((i for i, (_, end) in enumerate(spans) if end > onset), None) if onset is not None else None
         )
-        cases.append(StreamCase(p_unsafe(risk).tolist(), r["label"] == "不安全", onset_token))
+        cases.append(StreamCase(p_unsafe(risk).tolist(), r["label"] == UNSAFE, onset_token))
     return cases
 
 
