@@ -80,13 +80,15 @@ class StreamStore:
     def feed(self, sid: str, text: str | None, token_ids: list[int] | None) -> dict:
         with self._lock:
             entry = self._get(sid)
-            before = len(entry.session.fed)
-            grown = len(self.tokenizer(entry.session.text + text)["input_ids"]) if text is not None else 0
-            if max(grown, before + len(token_ids or [])) > self.limits.max_tokens:
+            ids = entry.session.tokens_with(text) if text is not None else None  # tokenized once
+            total = len(ids) if ids is not None else len(entry.session.fed) + len(token_ids)
+            if total > self.limits.max_tokens:
                 raise SessionError(
                     413, f"the response would pass stream_max_tokens={self.limits.max_tokens} tokens", "text"
                 )
-            probs = entry.session.feed_text(text) if text is not None else entry.session.feed_ids(token_ids)
+            probs = (
+                entry.session.feed_text(text, ids) if text is not None else entry.session.feed_ids(token_ids)
+            )
             first = len(entry.session.fed) - len(probs)  # a chunk may re-run tokens a merge changed
             entry.scores = entry.scores[:first] + probs
             entry.last_used = self.clock()
@@ -105,11 +107,6 @@ class StreamStore:
         with self._lock:
             self._get(sid)
             del self._open[sid]
-
-    def count(self) -> int:
-        with self._lock:
-            self._expire()
-            return len(self._open)
 
 
 class StreamOpenRequest(BaseModel):

@@ -46,10 +46,15 @@ class StreamSession:
         self.fed += list(ids)
         return self._run(list(ids))
 
-    def feed_text(self, chunk: str) -> list[float]:
-        """p(unsafe) after each response token this chunk added or changed."""
+    def tokens_with(self, chunk: str) -> list[int]:
+        """The response's token ids once this chunk is added (a token may span two chunks)."""
+        return self.tokenizer(self.text + chunk, add_special_tokens=False)["input_ids"]
+
+    def feed_text(self, chunk: str, ids: list[int] | None = None) -> list[float]:
+        """p(unsafe) after each response token this chunk added or changed; `ids`: tokens_with(chunk),
+        where the caller has it already."""
+        ids = self.tokens_with(chunk) if ids is None else ids
         self.text += chunk
-        ids = self.tokenizer(self.text, add_special_tokens=False)["input_ids"]
         kept = 0
         while kept < min(len(ids), len(self.fed)) and ids[kept] == self.fed[kept]:
             kept += 1
