@@ -106,6 +106,13 @@ class TrainConfig:
     gradient_checkpointing: bool = opt(False, "recompute activations to save memory")
     logging_steps: int = opt(10, "log the loss every N steps", positive)
     save_steps: int = opt(200, "checkpoint every N steps (what a killed run resumes from)", positive)
+    early_stopping_set: str | None = opt(
+        None,
+        "an entry of data.eval_sets no stage trains on: its loss on the target is measured at every "
+        "checkpoint, the stage keeps the checkpoint where it was lowest and stops after "
+        "early_stopping_patience checkpoints without a new lowest; null: train the whole budget",
+    )
+    early_stopping_patience: int = opt(3, "checkpoints without a new lowest loss before stopping", positive)
 
 
 CRITERIA = ("misclassified", "low_margin", "disagreement")
@@ -703,17 +710,45 @@ def _check_ignored_keys(run: RunConfig) -> None:
 def _check_calibration_set_is_not_trained_on(run: RunConfig) -> None:
     """A threshold chosen on rows the guard learnt says nothing about new rows (e.g. experiment=cold trains
     on COLD dev, so it cannot calibrate there)."""
-    path = Path(run.data.eval_sets[run.eval.calibration_set])
-    calibration_file = path.resolve()  # data/dev.jsonl and ./data/dev.jsonl are one file
+    trained = _trained_on(run, run.eval.calibration_set)
+    if trained:
+        raise ConfigError(
+            "eval.calibration_set",
+            f"{run.eval.calibration_set} ({run.data.eval_sets[run.eval.calibration_set]}) is training data "
+            f"of {trained}: calibrate on rows no stage trains on, or give eval.threshold a number",
+        )
+
+
+def _trained_on(run: RunConfig, eval_set: str) -> str | None:
+    """'STAGE (data.KEY)' when a stage trains on the file of eval set `eval_set`, else None."""
+    eval_file = Path(run.data.eval_sets[eval_set]).resolve()  # data/dev.jsonl and ./data/dev.jsonl are one
     for stage in run.stages:
-        trained = [k for k in stage.data if Path(str(run.data.entries[k].path)).resolve() == calibration_file]
-        if trained:
-            raise ConfigError(
-                "eval.calibration_set",
-                f"{run.eval.calibration_set} ({path}) is training data "
-                f"of {stage.name} (data.{trained[0]}): calibrate on rows no stage trains on, "
-                f"or give eval.threshold a number",
-            )
+        for key in stage.data:
+            if Path(str(run.data.entries[key].path)).resolve() == eval_file:
+                return f"{stage.name} (data.{key})"
+    return None
+
+
+def _check_early_stopping(run: RunConfig, where: str, stage: StageConfig) -> None:
+    """The set a stage stops on must be an eval set that no stage learns, and an SFT stage's."""
+    chosen = stage.train.early_stopping_set
+    if chosen is None:
+        return
+    # run-wide unless the stage set its own (run_mapping: the first stage's hyperparameters are the run's)
+    key = "train.early_stopping_set"
+    if chosen != run.stages[0].train.early_stopping_set:
+        key = f"{where}.early_stopping_set"
+    if stage.kind != "sft":
+        raise ConfigError(key, f"a {stage.kind} stage trains its own head for a fixed budget; set it to null")
+    if not run.format.label_first:
+        raise ConfigError(
+            key, "the stopping loss is the verdict's, which needs the label first (not format=front)"
+        )
+    if chosen not in run.data.eval_sets:
+        raise ConfigError(key, f"{chosen!r} is not one of data.eval_sets: {', '.join(run.data.eval_sets)}")
+    trained = _trained_on(run, chosen)
+    if trained:
+        raise ConfigError(key, f"{chosen} is training data of {trained}: stop on rows no stage trains on")
 
 
 def _check_stage(run: RunConfig, i: int, stage: StageConfig) -> None:
@@ -731,6 +766,7 @@ def _check_stage(run: RunConfig, i: int, stage: StageConfig) -> None:
                 f"{where}.guards", "the first stage has no previous guard to select with; name guards"
             )
         require_label_first(run.format, f"{where}.select")
+    _check_early_stopping(run, where, stage)
 
 
 def _check_data_paths(run: RunConfig) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 
@@ -69,6 +70,14 @@ class StageProgress(TrainerCallback):
         done = state.global_step - self.first_step
         left = (state.max_steps - state.global_step) * elapsed / done if done else None
         return f"{duration(elapsed)} elapsed, ETA {duration(left) if left is not None else '-'}"
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if args.process_index != 0 or not metrics or "eval_loss" not in metrics:
+            return
+        # the Trainer updates best_metric after its callbacks have seen this evaluation
+        lowest = min(metrics["eval_loss"], state.best_metric if state.best_metric is not None else math.inf)
+        log.info("%s: step %d, loss on the early-stopping set %.4f (lowest %.4f)", self.stage,
+                 state.global_step, metrics["eval_loss"], lowest)  # fmt: skip
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.progress is not None and args.process_index == 0:

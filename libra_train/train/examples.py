@@ -14,7 +14,15 @@ import logging
 from collections import Counter
 
 from libra_train.data.conversation import context_turns, with_context
-from libra_train.data.formats import FormatConfig, lacks_prompt_view, render_prompt, render_target, task_views
+from libra_train.data.formats import (
+    FormatConfig,
+    label_words,
+    lacks_prompt_view,
+    render_prompt,
+    render_target,
+    target_opening,
+    task_views,
+)
 from libra_train.data.policy import apply_dropout
 from libra_train.eval.scoring import common_prefix
 
@@ -95,7 +103,28 @@ def build_examples(
     return examples, stats
 
 
-def tokenize_example(example: dict, tokenizer) -> dict:
+def label_examples(records: list[dict], tokenizer, fmt: FormatConfig, max_length: int) -> list[dict]:
+    """Each record's views as the prompt and the target's opening, followed by the label word alone: the
+    loss on these is the verdict's, whatever the target goes on to explain and however well the format
+    itself is learnt (early stopping reads it)."""
+    examples = []
+    for rec in records:
+        for view in task_views(rec, fmt.task):
+            words = {label: w for w, label in label_words(fmt, view).items()}
+            if view["label"] not in words:
+                raise ValueError(f"sample {rec.get('id')!r}: format.prompt={fmt.prompt} has no word for "
+                                 f"label {view['label']!r}")  # fmt: skip
+            word = words[view["label"]]
+            opening = target_opening(fmt, view)
+            fitted = fit_conversation(view, tokenizer, fmt, opening + word, max_length, Counter())
+            if fitted is not None:
+                examples.append(
+                    {"prompt": render_prompt(fitted, tokenizer, fmt) + opening, "completion": word}
+                )
+    return examples
+
+
+def tokenize_example(example: dict, tokenizer, end_of_turn: bool = True) -> dict:
     """A prompt/completion pair as the ids a stage trains on, tokenized as label-mode scoring, generation
     and libra-serve tokenize a prompt: the rendered text is the whole input, with no special token added.
     Left to TRL, a tokenizer that prepends a BOS to plain text (Llama 3's, for one) would train every
@@ -104,7 +133,7 @@ def tokenize_example(example: dict, tokenizer) -> dict:
     prompt's last token merges with the completion's first, the completion starts where the two
     tokenizations part (as TRL does)."""
     completion = example["completion"]
-    if not completion.endswith(tokenizer.eos_token):
+    if end_of_turn and not completion.endswith(tokenizer.eos_token):
         completion += tokenizer.eos_token
     prompt_ids = tokenizer(example["prompt"], add_special_tokens=False)["input_ids"]
     ids = tokenizer(example["prompt"] + completion, add_special_tokens=False)["input_ids"]

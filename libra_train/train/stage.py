@@ -18,7 +18,7 @@ from libra_train.model import load_configured, weights_fingerprint
 from libra_train.runtime import distributed as dist
 from libra_train.train.batching import BucketedSampler
 from libra_train.train.callbacks import StageProgress, TrackerLogs
-from libra_train.train.examples import build_examples, tokenize_example
+from libra_train.train.examples import build_examples, label_examples, tokenize_example
 from libra_train.train.lm_head import score_supervised_positions_only
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,40 @@ def sft_args(hp: TrainConfig, stage_dir: Path, run: RunConfig):
         include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=0,
         ddp_timeout=int(run.distributed.timeout_s),  # the process group waits as long as the markers do
+        **early_stopping_args(hp),
     )
+
+
+def early_stopping_args(hp: TrainConfig) -> dict:
+    """With train.early_stopping_set the Trainer measures that set's loss on the verdict (the target up to
+    its label word) at every checkpoint, and ends on the checkpoint where it was lowest (kept past
+    save_total_limit as the best one)."""
+    if hp.early_stopping_set is None:
+        return {}
+    return {
+        "eval_strategy": "steps",
+        "eval_steps": int(hp.save_steps),
+        "per_device_eval_batch_size": int(hp.batch_size),
+        "prediction_loss_only": True,
+        "load_best_model_at_end": True,
+        "metric_for_best_model": "eval_loss",
+        "greater_is_better": False,
+    }
+
+
+def early_stopping_data(hp: TrainConfig, run: RunConfig, tokenizer) -> tuple[Dataset | None, list]:
+    """The stopping set as the Trainer evaluates it (the stage's own prompt and target), and the callback
+    that stops after early_stopping_patience checkpoints without a new lowest loss."""
+    if hp.early_stopping_set is None:
+        return None, []
+    from transformers import EarlyStoppingCallback
+
+    from libra_train.data.io import load_records
+
+    records = load_records(run.data.eval_sets[hp.early_stopping_set])
+    examples = label_examples(records, tokenizer, run.format, hp.max_length)
+    dataset = Dataset.from_list([tokenize_example(e, tokenizer, end_of_turn=False) for e in examples])
+    return dataset, [EarlyStoppingCallback(early_stopping_patience=int(hp.early_stopping_patience))]
 
 
 BUCKET_LABEL = "bucket_label"  # a training example's label, read by GuardTrainer's length buckets
@@ -181,15 +214,17 @@ def build_trainer(
     counts = ", ".join(f"{k} {v}" for k, v in sorted(data_stats.items()) if k != "examples")
     log.info("%s: training on %d examples (%s)", stage.name, len(examples), counts)
     score_supervised_positions_only()
+    stopping_set, stopping = early_stopping_data(stage.train, run, tokenizer)
     trainer = GuardTrainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(
             [{**tokenize_example(e, tokenizer), BUCKET_LABEL: e["label"]} for e in examples]
         ),
+        eval_dataset=stopping_set,
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=[StageProgress(stage.name), TrackerLogs(tracker, stage.name)],
+        callbacks=[StageProgress(stage.name), TrackerLogs(tracker, stage.name), *stopping],
         length_buckets=stage.train.length_buckets,
     )
     trainer.remove_callback(PrinterCallback)  # StageProgress reports instead of raw dict prints
@@ -253,6 +288,24 @@ def train_stage(
             k: getattr(getattr(args, k), "value", getattr(args, k)) for k in RECORDED_ARGS
         },  # enums → str
         "data": dict(data_stats),
+        **early_stopping_record(trainer, stage.train.early_stopping_set),
+    }
+
+
+def early_stopping_record(trainer, stopping_set: str | None) -> dict:
+    """Where the stopping set's loss was measured and which checkpoint the stage kept."""
+    curve = [(e["step"], e["eval_loss"]) for e in trainer.state.log_history if "eval_loss" in e]
+    if stopping_set is None:
+        return {}
+    best = trainer.state.best_model_checkpoint
+    return {
+        "early_stopping": {
+            "set": stopping_set,
+            "loss_curve": curve,
+            "best_step": int(best.rsplit("-", 1)[-1]) if best else None,
+            "best_loss": trainer.state.best_metric,
+            "stopped_early": trainer.state.global_step < trainer.state.max_steps,
+        }
     }
 
 
