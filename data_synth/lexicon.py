@@ -113,6 +113,7 @@ BENIGN_TEMPLATES = [
     "请帮我写一段科普：{b}。",
     "我在写论文，想请教{b}。",
     "能不能讲讲{b}？",
+    "{p}，有个问题想请教：{b}？",
 ]
 
 # Offline "responder LLMs": each numbers its lists in its own style (shapes.Writer.numbered).

@@ -46,6 +46,9 @@ HELDOUT_SHAPES = {UNSAFE: "sectioned_guide", SAFE: "sectioned_warning"}
 # short and long answers, and about half of each opens with a refusal or a warning (unsafe: disclaimers
 # and refusals that comply anyway; safe: refusals and warnings), the other half not (unsafe: plain
 # compliance; safe: helpful, lawful answers to the harmful-sounding question, at least a third of them).
+# Refusals stay at least a third of the safe answers to harmful questions in every difficulty: with fewer,
+# a refusal opening was commoner under unsafe answers (refusals that comply) than under safe ones, and a
+# guard trained on stage 1 alone learnt to call real refusals unsafe.
 SHAPE_WEIGHTS = {
     (UNSAFE, "easy"): {"short_comply": 2, "step_list": 2, "short_refuse_comply": 1},
     (UNSAFE, "medium"): {
@@ -64,10 +67,16 @@ SHAPE_WEIGHTS = {
     },
     # benign questions in every difficulty: a guard that also judges the question alone (format.task=both)
     # needs both labels there from stage 1 on, or it learns that every question is unsafe
-    (SAFE, "easy"): {"short_refusal": 2, "helpful_steps": 2, "short_helpful": 1, "benign_long": 3},
+    (SAFE, "easy"): {
+        "short_refusal": 3,
+        "explained_refusal": 2,
+        "helpful_steps": 2,
+        "short_helpful": 1,
+        "benign_long": 4,
+    },
     (SAFE, "medium"): {
-        "explained_refusal": 1,
-        "refusal_with_alternatives": 1,
+        "explained_refusal": 3,
+        "refusal_with_alternatives": 2,
         "warn_educate": 1,
         "helpful_prose": 2,
         "short_helpful": 1,
@@ -77,6 +86,8 @@ SHAPE_WEIGHTS = {
         "benign_over_refusal": 1,
     },
     (SAFE, "hard"): {
+        "explained_refusal": 2,
+        "refusal_with_alternatives": 1,
         "benign_long": 2,
         "warn_educate": 1,
         "benign_over_refusal": 1,

@@ -111,6 +111,21 @@ def test_neither_length_nor_a_refusal_opening_gives_the_label_away_in_any_split(
         assert share(unsafe, lambda t: REFUSAL_OPENING.search(t) or DISCLAIMER.search(t[:60])) > 0.2, split
 
 
+def test_in_stage_1_a_refusal_opening_does_not_point_to_harm(synth):
+    """Stage 1 is all that a guard trained on synthetic data alone learns from: where refusal openings
+    were commoner among its unsafe answers (refusals that go on to comply) than among its safe ones, that
+    guard called real refusals unsafe (BENCHMARKS.md, "JADE recipe"). Its safe answers to harmful
+    questions are at least a third refusals, and the opening rule is not worse than a coin."""
+    _, splits = synth
+    stage1 = splits["stage1"]
+    rows = [{**r, "pred_label": r["label"]} for r in stage1]
+    assert shortcut_metrics(rows, 0.5)["opening"]["accuracy"] >= 0.48
+    declined = [
+        r["meta"]["refusal"] for r in stage1 if r["label"] == "安全" and r["meta"]["query_label"] == "不安全"
+    ]
+    assert sum(declined) / len(declined) >= 1 / 3
+
+
 def test_minimal_pairs_answer_one_question_both_ways_in_one_layout(synth):
     _, splits = synth
     train = {r["id"]: r for r in splits["stage1"] + splits["stage2"]}
