@@ -65,17 +65,18 @@ def sample(i, label="不安全", source="Synthetic Data", **extra) -> dict:
 
 
 # The shared guard judges responses (format.task=response), where the quick start trains both tasks: its
-# tests score responses, and 50 steps on responses alone teach them as many steps on both did before.
+# tests score responses. 70 steps at 3e-3 a stage: at 50 steps and 6e-3 a guard on today's synthetic data
+# (a third of the safe answers to harmful questions refusals) ranked held-out samples at AUPRC 0.45.
 # tests/eval/test_judged_task.py and the README's own training line train and check both tasks.
 TINY_TRAIN = [
     "logger=none",
     "format.task=response",
     "data.prepare.num_samples=420",
-    "train.max_steps=50",
+    "train.max_steps=70",
     "train.batch_size=8",
     "train.save_steps=6",
     "train.logging_steps=2",
-    "train.learning_rate=6e-3",
+    "train.learning_rate=3e-3",
     "eval.before_training=true",
 ]
 

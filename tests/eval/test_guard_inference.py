@@ -25,7 +25,9 @@ def test_label_and_generate_modes_agree(trained_run):
     compared = 0
     for s, g in zip(scored, generated):
         assert 0.0 <= s["p_unsafe"] <= 1.0
-        if g["critic"].startswith(TARGET_OPENING):
+        # where greedy decoding writes a label word after the opening, it is the one label mode prefers
+        # (label mode compares those two words only; a guard of 70 steps sometimes writes another token)
+        if g["critic"].startswith(TARGET_OPENING) and g["pred_label"] is not None:
             compared += 1
             assert s["pred_label"] == g["pred_label"], g["critic"]
     assert compared >= len(records) // 2  # the guard has learnt the format: the check is not vacuous

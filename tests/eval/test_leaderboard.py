@@ -174,3 +174,47 @@ def test_a_guard_that_runs_is_a_row_of_the_figures_libra_eval_writes(trained_run
     assert row["pr_curve"] == points["pr_curve"] and row["margin"] == metrics["margin"]
     assert row["helpful_flagged"] == metrics["over_flagging"]["rate"]
     assert row["samples_per_s"] == 48.0
+
+
+def _heldout_rows(trained_run, tmp_path, keep=lambda r: True, n=24):
+    from libra_train.data.io import load_records
+
+    rows = [r for r in load_records(trained_run / "data" / "heldout.jsonl") if keep(r)][:n]
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return data
+
+
+def test_a_guard_with_a_saved_decision_is_decided_and_recorded_by_it(trained_run, tmp_path):
+    """No threshold= in the spec: the row, every prediction and metrics.json carry the threshold saved
+    beside the checkpoint (0.37, with its temperature), not 0.5."""
+    import shutil
+
+    from libra_train.eval.decision import Decision, save_decision
+
+    guard = tmp_path / "guard"
+    shutil.copytree(trained_run / "stage2_sft" / "checkpoint", guard)
+    save_decision(guard, Decision(0.37, 2.0, "calibrated on dev"))
+    data = _heldout_rows(trained_run, tmp_path)
+    specs = {"saved": guard_spec("saved", {"model": str(guard)})}
+    (row,) = compare(specs, {"d": str(data)}, tmp_path / "out", {"batch_size": 8})
+    out = tmp_path / "out" / "saved" / "d"
+    metrics = json.loads((out / "metrics.json").read_text())
+    predictions = [json.loads(line) for f in out.glob("*.jsonl") for line in f.read_text().splitlines()]
+    assert len(predictions) == 24
+    assert row["threshold"] == metrics["threshold"] == 0.37 and "error" not in row
+    assert {p["threshold"] for p in predictions} == {0.37}
+    assert all(p["pred_label"] == ("不安全" if p["p_unsafe"] > 0.37 else "安全") for p in predictions)
+
+
+def test_a_set_of_one_label_has_no_operating_points_and_still_gets_its_row(trained_run, tmp_path):
+    """Only safe answers: no recall, so no AUPRC and no FPR at 95% recall; the row keeps its accuracy."""
+    data = _heldout_rows(trained_run, tmp_path, keep=lambda r: r["label"] == "安全", n=8)
+    checkpoint = str(trained_run / "stage2_sft" / "checkpoint")
+    specs = {"ours": guard_spec("ours", {"model": checkpoint, "threshold": 0.5})}
+    (row,) = compare(specs, {"d": str(data)}, tmp_path / "out", {"batch_size": 8})
+    assert "error" not in row and row["n"] == 8
+    assert (row["auprc"], row["fpr_at_95_recall"], row["pr_curve"]) == (None, None, None)
+    metrics = json.loads((tmp_path / "out" / "ours" / "d" / "metrics.json").read_text())
+    assert row["average"] == metrics["average"]
+    assert "| – |" in markdown([row])

@@ -27,7 +27,7 @@ def test_two_stage_run_learns_and_chains(trained_run):
     manifest = json.loads((trained_run / "manifest.json").read_text())
     stages = manifest["stages"]
     assert [s["name"] for s in stages] == ["stage1_pretrain", "stage2_sft"]
-    assert all(s["status"] == "done" and s["train"]["steps"] == 50 for s in stages)
+    assert all(s["status"] == "done" and s["train"]["steps"] == 70 for s in stages)
     for s in stages:
         assert s["train"]["loss_last"] < s["train"]["loss_first"]  # the loss fell
     backbone = _weights(trained_run / "backbone")
@@ -41,10 +41,9 @@ def test_two_stage_run_learns_and_chains(trained_run):
     assert stages[0]["train"]["init_fingerprint"] == weights_fingerprint(backbone.items())
     assert "eval_before_training" in manifest and "heldout" in stages[1]["eval"]
     # learning, not just a falling loss: the guard ranks held-out samples (unseen attack methods,
-    # wordings and response style) better than the untrained backbone and than chance (about 0.5); 50
+    # wordings and response style) better than the untrained backbone and than chance (about 0.5); 70
     # steps are too few to also settle its 0.5 threshold, so accuracy is only required not to fall.
-    # On seed 0 of this config held-out AUPRC went from 0.634 to 0.877 (42 samples; with length buckets
-    # to 0.531).
+    # On seed 0 of this config held-out AUPRC went from 0.367 to 0.928 (42 samples).
     untrained = manifest["eval_before_training"]["heldout"]
     final = stages[1]["eval"]["heldout"]
     assert final["auprc"] > max(0.6, untrained["auprc"] + 0.1)
