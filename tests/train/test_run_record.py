@@ -25,7 +25,7 @@ def test_a_rerun_is_refused_if_it_would_change_a_finished_stage_and_recorded_if_
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     line = proc.stderr.strip()
     assert line.startswith("error: config 'train.learning_rate': differs from") and "\n" not in line
-    assert "0.006 → 1e-05" in line and "paths.run_dir" in line and "allow_changes=true" in line
+    assert "0.003 → 1e-05" in line and "paths.run_dir" in line and "allow_changes=true" in line
     assert (finished / "config.yaml").read_bytes() == config  # still what trained the stages
     assert (finished / "manifest.json").read_bytes() == manifest
 
@@ -35,7 +35,7 @@ def test_a_rerun_is_refused_if_it_would_change_a_finished_stage_and_recorded_if_
     )
     record = json.loads((finished / "manifest.json").read_text())["config_changes"]
     assert record == [
-        {"changed": {"train.learning_rate": [0.006, 1e-05]}, "from_stage": None, "allowed": True}
+        {"changed": {"train.learning_rate": [0.003, 1e-05]}, "from_stage": None, "allowed": True}
     ]
     assert "learning_rate: 1.0e-05" in (finished / "config.yaml").read_text()
 

@@ -188,7 +188,7 @@ def test_curriculum_selects_hard_samples_between_stages(tmp_path):
     )
     stage1, stage2 = json.loads((run_dir / "manifest.json").read_text())["stages"]
     # each stage's own hyperparameters reached its Trainer
-    assert (stage1["train"]["args"]["learning_rate"], stage1["train"]["args"]["max_steps"]) == (6e-3, 12)
+    assert (stage1["train"]["args"]["learning_rate"], stage1["train"]["args"]["max_steps"]) == (3e-3, 12)
     assert (stage2["train"]["args"]["learning_rate"], stage2["train"]["args"]["max_steps"]) == (1e-3, 9)
     assert stage2["train"]["steps"] == 9
     assert stage2["selection"]["chosen"] == 40 and stage2["selection"]["guards"] == [
