@@ -579,12 +579,11 @@ def check_mode(mode: str, fmt: FormatConfig, key: str) -> None:
         raise ConfigError(key, "label mode reads the label first; with format.critic=front use generate")
 
 
-def require_label_first(fmt: FormatConfig, key: str) -> None:
-    """Selection scores in label mode, which reads the label where the target opens."""
+def require_label_first(fmt: FormatConfig, key: str, needs: str = "selection scores in label mode") -> None:
+    """What reads the label where the target opens (selection's label mode, early stopping's verdict loss)
+    needs a format that puts it there."""
     if not fmt.label_first:
-        raise ConfigError(
-            key, "selection scores in label mode, which needs the label first (not format=front)"
-        )
+        raise ConfigError(key, f"{needs}, which needs the label first (not format=front)")
 
 
 def check_run(run: RunConfig) -> None:
@@ -740,10 +739,7 @@ def _check_early_stopping(run: RunConfig, where: str, stage: StageConfig) -> Non
         key = f"{where}.early_stopping_set"
     if stage.kind != "sft":
         raise ConfigError(key, f"a {stage.kind} stage trains its own head for a fixed budget; set it to null")
-    if not run.format.label_first:
-        raise ConfigError(
-            key, "the stopping loss is the verdict's, which needs the label first (not format=front)"
-        )
+    require_label_first(run.format, key, needs="the stopping loss is the verdict's")
     if chosen not in run.data.eval_sets:
         raise ConfigError(key, f"{chosen!r} is not one of data.eval_sets: {', '.join(run.data.eval_sets)}")
     trained = _trained_on(run, chosen)

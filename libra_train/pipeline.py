@@ -76,11 +76,11 @@ def record_interruption(manifest: Manifest, where: str, stop: Interrupted, run: 
     """The manifest says where the run stopped: the stage, and the step a resume starts from (its last
     saved Trainer checkpoint; 0 before the first). A stage stopped while training is `interrupted`;
     one stopped while being evaluated stays `trained`, so a resume only evaluates it."""
-    from libra_train.train.stage import last_complete_checkpoint
+    from libra_train.train.stage import checkpoint_step, last_complete_checkpoint
 
     # one this run was writing when it stopped is not whole, so not a resume point
     last = last_complete_checkpoint(run.run_dir / where / "trainer", remove_partial=dist.is_main())
-    step = int(last.rsplit("-", 1)[-1]) if last else 0
+    step = checkpoint_step(last) if last else 0
     if where != "untrained_eval" and manifest.stage(where)["status"] == "running":
         manifest.stage(where)["status"] = "interrupted"
     manifest.data["interrupted"] = {"stage": where, "step": step, "signal": stop.signal}

@@ -110,11 +110,8 @@ def label_examples(records: list[dict], tokenizer, fmt: FormatConfig, max_length
     examples = []
     for rec in records:
         for view in task_views(rec, fmt.task):
-            words = {label: w for w, label in label_words(fmt, view).items()}
-            if view["label"] not in words:
-                raise ValueError(f"sample {rec.get('id')!r}: format.prompt={fmt.prompt} has no word for "
-                                 f"label {view['label']!r}")  # fmt: skip
-            word = words[view["label"]]
+            # every format has a word for each label the schema admits (safe, unsafe)
+            word = {label: w for w, label in label_words(fmt, view).items()}[view["label"]]
             opening = target_opening(fmt, view)
             fitted = fit_conversation(view, tokenizer, fmt, opening + word, max_length, Counter())
             if fitted is not None:

@@ -146,8 +146,9 @@ def early_stopping_args(hp: TrainConfig) -> dict:
 
 
 def early_stopping_data(hp: TrainConfig, run: RunConfig, tokenizer) -> tuple[Dataset | None, list]:
-    """The stopping set as the Trainer evaluates it (the stage's own prompt and target), and the callback
-    that stops after early_stopping_patience checkpoints without a new lowest loss."""
+    """The stopping set as the Trainer evaluates it (the stage's prompt and target opening, the label word
+    the only supervised tokens), and the callback that stops after early_stopping_patience checkpoints
+    without a new lowest loss."""
     if hp.early_stopping_set is None:
         return None, []
     from transformers import EarlyStoppingCallback
@@ -257,7 +258,7 @@ def train_stage(
     args = trainer.args
     resume = last_complete_checkpoint(Path(args.output_dir), remove_partial=dist.is_main())
     if resume:
-        step = int(resume.rsplit("-", 1)[-1])
+        step = checkpoint_step(resume)
         log.info("%s: resuming from %s: step %d, its last checkpoint; any steps the stopped run took after "
                  "it are trained again", name, resume, step)  # fmt: skip
     result = trainer.train(resume_from_checkpoint=resume)
@@ -294,15 +295,15 @@ def train_stage(
 
 def early_stopping_record(trainer, stopping_set: str | None) -> dict:
     """Where the stopping set's loss was measured and which checkpoint the stage kept."""
-    curve = [(e["step"], e["eval_loss"]) for e in trainer.state.log_history if "eval_loss" in e]
     if stopping_set is None:
         return {}
+    curve = [(e["step"], e["eval_loss"]) for e in trainer.state.log_history if "eval_loss" in e]
     best = trainer.state.best_model_checkpoint
     return {
         "early_stopping": {
             "set": stopping_set,
             "loss_curve": curve,
-            "best_step": int(best.rsplit("-", 1)[-1]) if best else None,
+            "best_step": checkpoint_step(best) if best else None,
             "best_loss": trainer.state.best_metric,
             "stopped_early": trainer.state.global_step < trainer.state.max_steps,
         }
@@ -327,6 +328,11 @@ def last_complete_checkpoint(trainer_dir: Path, remove_partial: bool) -> str | N
 
 
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")  # the Trainer's own folder names
+
+
+def checkpoint_step(path: str) -> int:
+    """The optimizer step a Trainer checkpoint folder (…/checkpoint-N) was saved at."""
+    return int(path.rsplit("-", 1)[-1])
 
 
 def _trainer_state_reads(path: Path) -> bool:
