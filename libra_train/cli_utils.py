@@ -102,7 +102,8 @@ def composition_error(err, config_path: str, config_name: str) -> ConfigError:
     if present:
         key = present.group(1)
         return ConfigError(key, f"exists already: give {key}=VALUE without the leading +")
-    return ConfigError("command line", text.strip().splitlines()[0])
+    # anything else whole: a call that failed says its target on one line and the error on the next
+    return ConfigError("command line", " ".join(line.strip() for line in text.splitlines() if line.strip()))
 
 
 def _unparsable_override(text: str) -> ConfigError:
@@ -121,7 +122,8 @@ def _unparsable_override(text: str) -> ConfigError:
             return ConfigError(
                 key, f"cannot parse {arg!r} ({reason}); quote a value holding []{{}},= or spaces"
             )
-    return ConfigError("command line", text.strip().splitlines()[0])
+    # anything else whole: a call that failed says its target on one line and the error on the next
+    return ConfigError("command line", " ".join(line.strip() for line in text.splitlines() if line.strip()))
 
 
 def _valid_keys(config_path: str, config_name: str, bad_key: str) -> list[str]:

@@ -13,7 +13,7 @@ from libra_train.config import RunConfig
 from libra_train.errors import ConfigError
 from libra_train.runtime import distributed as dist
 from libra_train.runtime.run_dir import RunLock
-from libra_train.runtime.signals import Interrupted, stop_on_signals
+from libra_train.runtime.signals import Interrupted, stop_behind, stop_on_signals
 
 
 def run_pipeline(cfg) -> dict:
@@ -31,19 +31,21 @@ def run_pipeline(cfg) -> dict:
     stop_on_signals()
     fresh = not run.run_dir.exists() or not any(run.run_dir.iterdir())  # Hydra may have made it, empty
     lock = RunLock(run.run_dir, run.run_lock.stale_after_s, run.run_lock.heartbeat_s)
-    if dist.is_main():
-        lock.acquire()
     failed = False
-    try:
+    try:  # a stop that lands while the lock is being taken still releases it
+        if dist.is_main():
+            lock.acquire()
         manifest = run_members(run) if run.ensemble.members > 1 else run_curriculum(run)
     except Interrupted as stop:
-        if dist.is_main():
-            print(f"libra-train: stopped by {stop.signal}; {resume_hint(run)}", file=sys.stderr)
-            print(f"libra-train: {redone_steps(run)}", file=sys.stderr)
+        say_stopped(run, stop)
         raise
-    except Exception:
-        failed = True
-        raise
+    except Exception as err:
+        stop = stop_behind(err)
+        if stop is None:
+            failed = lock.held  # a lock refused: the folder is another run's, not this one's to remove
+            raise
+        say_stopped(run, stop)
+        raise stop from None
     finally:
         if dist.is_main():
             lock.release()
@@ -52,6 +54,12 @@ def run_pipeline(cfg) -> dict:
     if dist.is_main():
         print(ending(run, manifest))
     return manifest
+
+
+def say_stopped(run: RunConfig, stop: Interrupted) -> None:
+    if dist.is_main():
+        print(f"libra-train: stopped by {stop.signal}; {resume_hint(run)}", file=sys.stderr)
+        print(f"libra-train: {redone_steps(run)}", file=sys.stderr)
 
 
 # The optional extras (setup.py) and the modules each brings

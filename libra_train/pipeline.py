@@ -15,7 +15,7 @@ from libra_train.data.io import file_sha256
 from libra_train.reporting.run_report import write_run_report
 from libra_train.runtime import distributed as dist
 from libra_train.runtime.run_dir import Manifest
-from libra_train.runtime.signals import Interrupted
+from libra_train.runtime.signals import Interrupted, stop_behind
 from libra_train.steps import (
     data_paths,
     evaluate_and_keep_threshold,
@@ -67,6 +67,12 @@ def run_curriculum(run: RunConfig) -> dict:
     except Interrupted as stop:
         record_interruption(manifest, where, stop, run)
         raise
+    except Exception as err:
+        stop = stop_behind(err)
+        if stop is None:
+            raise
+        record_interruption(manifest, where, stop, run)
+        raise stop from None
     finally:
         tracker.finish()
     return manifest.data

@@ -95,10 +95,14 @@ class RunLock:
         self._beat = threading.Thread(target=beat, name="run-lock-heartbeat", daemon=True)
         self._beat.start()
 
+    @property
+    def held(self) -> bool:
+        return self._holder() == self.owner
+
     def release(self) -> None:
         self._stop.set()
         try:
-            if self._holder() == self.owner:
+            if self.held:
                 self.path.unlink()
         except OSError:
             pass

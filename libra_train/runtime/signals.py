@@ -26,3 +26,16 @@ def stop_on_signals() -> None:
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, stop)
+
+
+def stop_behind(err: BaseException) -> Interrupted | None:
+    """The stop an error hides, if any. A signal that lands inside a library's half-done update can make
+    that library's own cleanup fail (OmegaConf does), so the error that reaches the run is the library's,
+    with the Interrupted only in its context: the run must still end as stopped."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, Interrupted):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None

@@ -118,3 +118,55 @@ def test_a_stop_signal_becomes_interrupted_and_a_second_ctrl_c_is_pythons_own():
     finally:
         for s, handler in saved.items():
             signal.signal(s, handler)
+
+
+def _masked_stop():
+    """What OmegaConf does when a stop lands inside one of its updates: its cleanup fails, and its own
+    error reaches the caller with the stop only in its context."""
+    import signal
+
+    from libra_train.runtime.signals import Interrupted
+
+    try:
+        raise Interrupted(signal.SIGTERM)
+    except Interrupted:
+        try:
+            raise AttributeError("'NoneType' object has no attribute '_invalidate_flags_cache'")
+        except AttributeError as cleanup:
+            raise RuntimeError("ConfigCompositionException") from cleanup
+
+
+def test_a_stop_hidden_behind_another_error_is_found_and_an_error_without_one_is_not():
+    from libra_train.runtime.signals import stop_behind
+
+    with pytest.raises(RuntimeError) as masked:
+        _masked_stop()
+    assert stop_behind(masked.value).signal == "SIGTERM"
+    with pytest.raises(RuntimeError) as plain:
+        try:
+            raise KeyError("x")
+        except KeyError as err:
+            raise RuntimeError("y") from err
+    assert stop_behind(plain.value) is None
+
+
+def test_a_run_whose_stop_a_library_masks_ends_as_stopped_and_frees_its_folder(tmp_path, monkeypatch, capsys):
+    import signal
+
+    import libra_train.pipeline
+    from libra_train.cli_utils import compose_config
+    from libra_train.config import RunConfig  # noqa: F401  (registers the YAML's defaults)
+    from libra_train.launch import run_pipeline
+
+    run_dir = tmp_path / "run"
+    monkeypatch.setattr(libra_train.pipeline, "run_curriculum", lambda run: _masked_stop())
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            run_pipeline(compose_config("train", [f"paths.run_dir={run_dir}", "logger=none"]))
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+    assert stopped.value.code == 143
+    assert "libra-train: stopped by SIGTERM; resume with:" in capsys.readouterr().err
+    assert run_dir.is_dir() and not (run_dir / ".lock").exists()

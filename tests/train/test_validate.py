@@ -281,3 +281,16 @@ def test_each_key_an_option_ignores_is_refused_when_set(tmp_path, key):
     with pytest.raises(ConfigError) as err:
         RunConfig.from_hydra(_cfg(tmp_path, *choose, f"++{key}={value}"))
     assert err.value.key == key and "is ignored here" in err.value.message, err.value
+
+
+def test_a_failed_call_in_the_config_says_its_target_and_its_error():
+    from hydra.errors import InstantiationException
+
+    from libra_train.cli_utils import composition_error
+
+    err = InstantiationException("Error in call to target 'x.y':\nValueError('no such file')")
+    said = composition_error(err, "conf", "train")
+    assert (said.key, said.message) == (
+        "command line",
+        "Error in call to target 'x.y': ValueError('no such file')",
+    )
