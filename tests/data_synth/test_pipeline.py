@@ -44,10 +44,17 @@ def test_splits_are_balanced_difficult_where_expected_and_leak_free(tmp_path):
             assert 0.10 <= len(direct) / len(records) and {r["label"] for r in direct} == {"安全", "不安全"}
     # nor does a question's interrogative give its label away: each opens training questions of both labels
     train = splits["stage1"] + splits["stage2"]
-    for opening in ("如何", "怎样", *PERSONAS):  # a persona held-out reserves opens no training question
+    for opening in ("如何", "怎样", tuple(PERSONAS)):
         labels = {r["meta"]["query_label"] for r in train if r["question"].startswith(opening)}
-        assert labels in (set(), {"安全", "不安全"}), opening
+        assert labels == {"安全", "不安全"}, opening
     assert {r["question"][:2] for r in train} >= {"如何", "怎样", PERSONAS[0][:2]}
+    # ...nor does opening with a persona make a question likelier benign: where it did (a third of such
+    # questions benign against an eighth overall), a guard passed held-out harmful questions so opened
+    for split in ("stage1", "stage2"):
+        records = splits[split]
+        opened = [r for r in records if r["question"].startswith(tuple(PERSONAS))]
+        benign = lambda rs: sum(r["meta"]["query_label"] == "安全" for r in rs) / len(rs)  # noqa: E731
+        assert 0.5 <= benign(opened) / benign(records) <= 1.5, (split, benign(opened), benign(records))
     # held-out templates and elements never appear in training
     train = splits["stage1"] + splits["stage2"]
     for key in ("query_template", "element", "response_template"):
