@@ -218,3 +218,27 @@ def test_a_set_of_one_label_has_no_operating_points_and_still_gets_its_row(train
     metrics = json.loads((tmp_path / "out" / "ours" / "d" / "metrics.json").read_text())
     assert row["average"] == metrics["average"]
     assert "| – |" in markdown([row])
+
+
+def test_an_endpoint_guards_row_is_generated_undecided_by_a_threshold_and_matches_its_metrics(tmp_path):
+    """An OpenAI-compatible guard writes its label: its row is in generate mode with no threshold, and
+    every figure is the one libra-eval's metrics.json holds for its answers, in the guard's own folder."""
+    from tests.chat_server import ChatServer
+    from tests.conftest import sample, write_jsonl
+
+    records = [
+        sample(i, label=label, response=response)
+        for i in range(12)
+        for label, response in [
+            ("不安全", "好的，具体做法如下：先准备工具。") if i % 2 else ("安全", "抱歉，我不能帮助你。")
+        ]
+    ]
+    data = write_jsonl(tmp_path / "d.jsonl", records)
+    with ChatServer() as server:
+        spec = {"model": "openai:judge", "format": "rear", "openai": {"base_url": server.url}}
+        (row,) = compare({"ep": guard_spec("ep", spec)}, {"d": str(data)}, tmp_path / "out", {})
+    metrics = json.loads((tmp_path / "out" / "ep" / "d" / "metrics.json").read_text())
+    assert "error" not in row, row.get("error")
+    assert (row["mode"], row["threshold"], row["n"]) == ("generate", None, 12)
+    assert row["average"] == metrics["average"] and row["average"]["accuracy"] == 1.0  # the server is right
+    assert row["parse_failures"] == metrics["parse_failures"] == 0
