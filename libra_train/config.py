@@ -91,6 +91,13 @@ class TrainConfig:
     )
     warmup_ratio: float = opt(0.03, "share of the stage's steps spent warming up", fraction)
     weight_decay: float = opt(0.0, "AdamW weight decay", non_negative)
+    label_smoothing: float = opt(
+        0.0,
+        "share of each target token's probability spread evenly over the vocabulary, so the verdict never "
+        "saturates (the Trainer's label smoothing: a second forward pass a step, over the whole vocabulary); "
+        "0: none",
+        fraction,
+    )
     max_length: int = opt(
         1024,
         "tokens per sample; longer ones are cut on the conversation side, never the target",
@@ -728,15 +735,26 @@ def _trained_on(run: RunConfig, eval_set: str) -> str | None:
     return None
 
 
+def _train_key(run: RunConfig, where: str, stage: StageConfig, field: str) -> str:
+    """The key a stage's hyperparameter came from: run-wide (train.FIELD) unless the stage set its own
+    (run_mapping: the first stage's hyperparameters are the run's)."""
+    if getattr(stage.train, field) != getattr(run.stages[0].train, field):
+        return f"{where}.{field}"
+    return f"train.{field}"
+
+
+def _check_label_smoothing(run: RunConfig, where: str, stage: StageConfig) -> None:
+    if stage.train.label_smoothing and stage.kind != "sft":
+        key = _train_key(run, where, stage, "label_smoothing")
+        raise ConfigError(key, f"a {stage.kind} stage's head is trained without label smoothing; set it to 0")
+
+
 def _check_early_stopping(run: RunConfig, where: str, stage: StageConfig) -> None:
     """The set a stage stops on must be an eval set that no stage learns, and an SFT stage's."""
     chosen = stage.train.early_stopping_set
     if chosen is None:
         return
-    # run-wide unless the stage set its own (run_mapping: the first stage's hyperparameters are the run's)
-    key = "train.early_stopping_set"
-    if chosen != run.stages[0].train.early_stopping_set:
-        key = f"{where}.early_stopping_set"
+    key = _train_key(run, where, stage, "early_stopping_set")
     if stage.kind != "sft":
         raise ConfigError(key, f"a {stage.kind} stage trains its own head for a fixed budget; set it to null")
     require_label_first(run.format, key, needs="the stopping loss is the verdict's")
@@ -763,6 +781,7 @@ def _check_stage(run: RunConfig, i: int, stage: StageConfig) -> None:
             )
         require_label_first(run.format, f"{where}.select")
     _check_early_stopping(run, where, stage)
+    _check_label_smoothing(run, where, stage)
 
 
 def _check_data_paths(run: RunConfig) -> None:

@@ -98,6 +98,7 @@ def sft_args(hp: TrainConfig, stage_dir: Path, run: RunConfig):
         # transformers ≥ 5 has no warmup_ratio; it reads a warmup_steps below 1 as that share of the steps
         warmup_steps=float(hp.warmup_ratio),
         weight_decay=float(hp.weight_decay),
+        label_smoothing_factor=float(hp.label_smoothing),
         max_length=int(hp.max_length),
         packing=packing,
         packing_strategy="bfd",
@@ -242,6 +243,7 @@ RECORDED_ARGS = (
     "lr_scheduler_type",
     "warmup_steps",
     "weight_decay",
+    "label_smoothing_factor",
     "max_length",
     "packing",
 )
