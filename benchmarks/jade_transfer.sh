@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Harm, not refusal, on JADE: which of synthetic replay in stage 2, a fitted temperature and a threshold
-# from the middle of its interval makes experiment=jade's shipped threshold hold and its helpful safe
-# answers pass. Every arm: stage 1 on the synthetic set, stage 2 on JADE train (STEPS each), the
-# decision chosen on JADE dev, scored on JADE test and on the synthetic held-out split.
+# Harm, not refusal, on JADE: which of synthetic replay in stage 2, a fitted temperature, a threshold
+# from the middle of its interval and label smoothing (arm smoothed: the shipped recipe plus
+# train.label_smoothing=0.1) makes experiment=jade's shipped threshold hold and its helpful safe
+# answers pass. Every arm: stage 1 on the synthetic set, stage 2 on JADE train (STEPS each; 0: the
+# recipe's own three passes), the decision chosen on JADE dev, scored on JADE test and on the synthetic
+# held-out split.
 #   bash benchmarks/jade_transfer.sh JADE_DIR OUT_DIR [STEPS] [SEEDS] [PARALLEL]
 # JADE_DIR holds jade_alignment_medium_zh.csv (never committed). Then:
 #   python benchmarks/jade_transfer_table.py OUT_DIR
@@ -19,6 +21,8 @@ arm_args() {
     calibrated) echo "curriculum.stages.1.data=[stage2] eval.temperature=calibrate eval.calibrate_at=middle" ;;
     replay_calibrated) echo "curriculum.stages.1.data=[stage2,synthetic_stage2] eval.temperature=calibrate" \
                             "eval.calibrate_at=middle" ;;
+    smoothed) echo "curriculum.stages.1.data=[stage2,synthetic_stage2] eval.temperature=calibrate" \
+                   "eval.calibrate_at=middle train.label_smoothing=0.1" ;;
   esac
 }
 run_arms "${ARMS:-edge replay calibrated replay_calibrated}" "$seeds" "$parallel"
