@@ -222,6 +222,7 @@ class MineConfig(CommandConfig):
     easy_share: float = _selection_option("easy_share")
     margin: float = _selection_option("margin")
     criteria: tuple = _selection_option("criteria")
+    noise_margin: float | None = _selection_option("noise_margin")
     seed: int = _selection_option("seed")
     batch_size: int = BATCH_SIZE(32)
     trust_remote_code: bool = TRUST()
@@ -233,7 +234,7 @@ class MineConfig(CommandConfig):
     @property
     def selection(self) -> SelectionConfig:
         """The selection options, checked as a libra-train stage's `select: hard` options are."""
-        keys = [f.name for f in fields(SelectionConfig)]
+        keys = [f.name for f in fields(SelectionConfig) if f.name != "strategy"]  # libra-mine mines hard ones
         return build(SelectionConfig, {k: getattr(self, k) for k in keys}, "")
 
     @property

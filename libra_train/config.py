@@ -146,7 +146,18 @@ class SelectionConfig:
         lambda v: None if 0 < v <= 0.5 else f"must be in (0, 0.5], got {v}",
     )
     criteria: tuple = opt(CRITERIA, f"what makes a sample hard: {', '.join(CRITERIA)}", _criteria)
-    seed: int = opt(0, "fixes the order of ties and of the easy samples")
+    noise_margin: float | None = opt(
+        None,
+        "a sample the guards get wrong by more than this (|p_unsafe - threshold| > noise_margin) is taken "
+        "for a wrong label and never chosen; null: every wrong sample is hard",
+        lambda v: None if 0 < v < 1 else f"must be in (0, 1) or null, got {v}",
+    )
+    seed: int = opt(0, "fixes the order of ties and of the easy (or random) samples")
+    strategy: Literal["hard", "random"] = opt(
+        "hard",
+        "a stage's `select:` value; hard: the hard samples and the easy share; random: `budget` samples at "
+        "random, spread over label × category cells as the hard ones are (the baseline at equal budget)",
+    )
 
 
 @dataclass(frozen=True)
@@ -442,7 +453,7 @@ def _stage_mapping(stage: StageConfig, base: TrainConfig, seed: int) -> dict:
         selection = _plain(stage.selection)
         if selection["seed"] == seed:  # the run's seed unless the stage set its own
             del selection["seed"]
-        out.update(select="hard", **selection)
+        out.update(select=selection.pop("strategy"), **selection)
     if stage.guards is not None:
         out["guards"] = list(stage.guards)
     if stage.kind != "sft":
@@ -546,18 +557,22 @@ def _stages(raw: dict) -> tuple:
                 err.key if field_name in stage else f"train.{field_name}", err.message
             ) from None
         select = stage.get("select")
-        if select not in (None, "hard"):
-            raise ConfigError(f"{where}.select", f"{select!r} is not one of hard (or leave it out)")
+        if select not in (None, "hard", "random"):
+            raise ConfigError(f"{where}.select", f"{select!r} is not one of hard, random (or leave it out)")
         selection = None
-        if select == "hard":
-            options = {k: v for k, v in stage.items() if k in selection_keys}
-            selection = build(SelectionConfig, {"seed": raw.get("seed", 0), **options}, where)
+        if select is not None:
+            options = {k: v for k, v in stage.items() if k in selection_keys and k != "strategy"}
+            selection = build(
+                SelectionConfig, {"seed": raw.get("seed", 0), **options, "strategy": select}, where
+            )
+            if select == "random" and selection.budget is None:
+                raise ConfigError(f"{where}.budget", "select: random needs a budget (how many samples)")
         kind = stage.get("kind", "sft")
         if kind not in ("sft", "stream"):
             raise ConfigError(f"{where}.kind", f"{kind!r} is not one of sft, stream")
         if kind == "stream" and selection is not None:
             raise ConfigError(f"{where}.select", "a stream stage trains on every sample it is given")
-        own = {"name", "data", "select", "guards", "kind", *train_keys, *selection_keys}
+        own = {"name", "data", "select", "guards", "kind", *train_keys, *selection_keys} - {"strategy"}
         unknown = [k for k in stage if k not in own]
         if unknown:
             raise ConfigError(f"{where}.{unknown[0]}", f"unknown stage key; known: {', '.join(sorted(own))}")
@@ -774,7 +789,7 @@ def _check_stage(run: RunConfig, i: int, stage: StageConfig) -> None:
     for key in stage.data:
         if key not in run.data.entries:
             raise ConfigError(f"{where}.data", f"{key!r} is not a data entry with a path under `data`")
-    if stage.selection is not None:
+    if stage.selection is not None and stage.selection.strategy == "hard":
         if i == 0 and not stage.guards:
             raise ConfigError(
                 f"{where}.guards", "the first stage has no previous guard to select with; name guards"

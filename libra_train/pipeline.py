@@ -23,7 +23,7 @@ from libra_train.steps import (
     load_stage_records,
     prepare_backbone,
     save_manifest,
-    select_hard_records,
+    select_stage_records,
     stage_data_paths,
     write_config_and_data,
 )
@@ -109,7 +109,7 @@ def run_stage(
         entry.update(status="running", data={p: file_sha256(p) for p in stage_data_paths(run, stage)})
         save_manifest(manifest)
         if stage.selection is not None:
-            records, entry["selection"] = select_hard_records(stage, records, init_path, stage_dir, run)
+            records, entry["selection"] = select_stage_records(stage, records, init_path, stage_dir, run)
             save_manifest(manifest)
         if stage.kind == "stream":
             entry["train"] = train_stream_stage(stage, records, init_path, stage_dir, run)

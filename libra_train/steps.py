@@ -61,13 +61,13 @@ def evaluate_and_keep_threshold(checkpoint: Path, run: RunConfig, out_dir: Path,
     return results
 
 
-def select_hard_records(stage: StageConfig, pool, init_path: str, stage_dir: Path, run: RunConfig):
+def select_stage_records(stage: StageConfig, pool, init_path: str, stage_dir: Path, run: RunConfig):
     """The stage's pool scored by the previous stage's guard (or stage.guards), its hard samples kept in
     the stage folder (selected.jsonl), so a resumed run reuses them."""
-    from libra_train.train.selection import select_hard
+    from libra_train.train.selection import select_samples
 
     guards = list(stage.guards or [init_path])
-    chosen, summary = select_hard(
+    chosen, summary = select_samples(
         pool,
         guards,
         run.format,

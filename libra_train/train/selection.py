@@ -1,11 +1,14 @@
-"""Hard-sample selection for stage 2 (`libra-mine`, and `select: hard` in a curriculum stage).
+"""Sample selection for stage 2 (`libra-mine`, and `select: hard` or `select: random` in a curriculum
+stage).
 
 A pool of labelled real samples is scored by one or more guards in `label` mode, each deciding as it
 does everywhere (its saved threshold and temperature: eval/decision.py). A sample is hard when the
 guards' mean p_unsafe gets it wrong against their mean threshold (misclassified), sits within `margin`
-of it (low margin), or the guards' own decisions disagree. The chosen set mixes hard samples with a
-share of easy ones (against forgetting), picked round-robin over label × category cells so it stays
-balanced, deterministically.
+of it (low margin), or the guards' own decisions disagree. One they get wrong by more than
+`noise_margin` is left out, as a likely wrong label. The chosen set mixes hard samples with a share of
+easy ones (against forgetting), picked round-robin over label × category cells so it stays balanced,
+deterministically. `select: random` draws the same budget over the same cells with no guard: the
+baseline a hard selection is measured against.
 """
 
 from __future__ import annotations
@@ -42,7 +45,10 @@ def judge_sample(
         "disagreement": len({q > t for q, t in zip(p_per_guard, thresholds)}) > 1,
     }
     reasons = [c for c in CRITERIA if found[c] and c in cfg.criteria]
-    return {"p_unsafe": p, "threshold": threshold, "per_guard": list(p_per_guard), "reasons": reasons}
+    verdict = {"p_unsafe": p, "threshold": threshold, "per_guard": list(p_per_guard), "reasons": reasons}
+    if found["misclassified"] and cfg.noise_margin is not None and abs(p - threshold) > cfg.noise_margin:
+        verdict["noise"] = True  # confidently wrong: likelier a wrong label than a lesson
+    return verdict
 
 
 def _round_robin(groups: dict[tuple, list], count: int) -> list:
@@ -68,6 +74,8 @@ def select(
     if missing:
         raise ConfigError("scores", f"{len(missing)} pool samples have no score, e.g. id {missing[0]!r}")
     judged = [(i, r, judge_sample(r, scores[str(r["id"])], cfg, thresholds)) for i, r in enumerate(pool)]
+    noise = sum(1 for item in judged if item[2].get("noise"))
+    judged = [item for item in judged if not item[2].get("noise")]  # neither hard nor easy: left out
     hard_cells: dict[tuple, list] = {}
     easy_cells: dict[tuple, list] = {}
     for item in judged:
@@ -112,6 +120,7 @@ def select(
         "wanted_hard": want_hard,
         "wanted_easy": want_easy,
         "reasons": {c: sum(c in it[2]["reasons"] for it, _ in chosen) for c in CRITERIA},
+        "left_out_as_noise": noise,
     }
     if take_hard < want_hard or take_easy < want_easy:
         log.warning(
@@ -122,6 +131,20 @@ def select(
             take_easy,
         )
     return out, summary
+
+
+def select_random(pool: list[dict], cfg: SelectionConfig) -> tuple[list[dict], dict]:
+    """`select: random`: `budget` samples (pool order) drawn at random, fixed by seed, and spread
+    round-robin over label × category cells as the hard ones are: the baseline a hard selection must beat
+    at the same budget."""
+    cells: dict[tuple, list] = {}
+    for i, record in enumerate(pool):
+        cells.setdefault((record["label"], category_key(record)), []).append((i, record))
+    for items in cells.values():
+        items.sort(key=lambda it: _tiebreak(cfg.seed, it[1]["id"]))
+    chosen = sorted(_round_robin(cells, min(cfg.budget, len(pool))), key=lambda it: it[0])
+    out = [{**r, "meta": {**(r.get("meta") or {}), "difficulty": "random"}} for _, r in chosen]
+    return out, {"pool": len(pool), "chosen": len(out), "strategy": "random"}
 
 
 def score_pool(
@@ -194,7 +217,7 @@ def read_scores(
     return scores, thresholds
 
 
-def select_hard(
+def select_samples(
     pool: list[dict],
     guards: list[str],
     fmt,
@@ -204,14 +227,17 @@ def select_hard(
     batch_size: int = 32,
     load_opts=None,
 ) -> tuple[list[dict], dict]:
-    """The one hard-sample selection, behind `select: hard` and libra-mine. Every rank scores its share of
+    """The one selection, behind `select: hard|random` and libra-mine. Every rank scores its share of
     the pool with each guard (scores kept in work_dir, resumable); rank 0 then chooses and writes the
     chosen samples to `output` (.jsonl or .parquet) and the summary to work_dir/summary.json. Once chosen,
     a rerun reads them back rather than choosing again. Returns the chosen samples and the summary."""
-    require_label_first(fmt, "format")
     work_dir = Path(work_dir)
     chosen_marker, summary_path = work_dir / ".chosen", work_dir / "summary.json"
-    if not chosen_marker.exists():
+    if cfg.strategy == "random":
+        guards = []  # nothing to score
+    else:
+        require_label_first(fmt, "format")
+    if guards and not chosen_marker.exists():
         dist.every_rank(
             work_dir,
             "selection-scores",
@@ -221,11 +247,15 @@ def select_hard(
         )
 
     def choose():
-        scores, thresholds = read_scores(pool, len(guards), work_dir, dist.world_size())
-        chosen, summary = select(pool, scores, cfg, thresholds)
+        if cfg.strategy == "random":
+            chosen, summary = select_random(pool, cfg)
+        else:
+            scores, thresholds = read_scores(pool, len(guards), work_dir, dist.world_size())
+            chosen, summary = select(pool, scores, cfg, thresholds)
         write_records(chosen, output)
         atomic_write_text(summary_path, json.dumps({**summary, "guards": guards}, indent=1))
-        log.info("selection: chose %d of %d pool samples (%d hard)", len(chosen), len(pool), summary["hard"])
+        hard = f" ({summary['hard']} hard)" if "hard" in summary else " at random"
+        log.info("selection: chose %d of %d pool samples%s", len(chosen), len(pool), hard)
 
     dist.once(chosen_marker, choose)
     return load_records(output), json.loads(summary_path.read_text())
@@ -234,7 +264,7 @@ def select_hard(
 def select_file(cfg: MineConfig) -> dict:
     """`libra-mine`: pool file → chosen samples file (+ OUTPUT.scores/ with each guard's scores)."""
     output = Path(cfg.output)
-    _, summary = select_hard(
+    _, summary = select_samples(
         load_records(cfg.pool),
         cfg.guards,
         cfg.format.load_files(),

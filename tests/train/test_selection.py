@@ -171,7 +171,7 @@ def test_libra_mine_on_a_trained_guard(trained_run, tmp_path):
     assert bad.returncode == 2 and "none.jsonl" in bad.stderr
 
 
-@pytest.mark.slow  # over the CI budget; select_hard's path is in test_libra_mine_on_a_trained_guard
+@pytest.mark.slow  # over the CI budget; select_samples's path is in test_libra_mine_on_a_trained_guard
 def test_curriculum_selects_hard_samples_between_stages(tmp_path):
     run_dir = tmp_path / "run"
     args = [a for a in TINY_TRAIN if not a.startswith(("train.max_steps", "eval.before"))]
@@ -226,6 +226,7 @@ def test_the_summary_the_fill_from_the_other_side_and_the_warning(caplog):
         "wanted_hard": 2,
         "wanted_easy": 18,
         "reasons": {"misclassified": 4, "low_margin": 0, "disagreement": 0},
+        "left_out_as_noise": 0,
     }
     assert "wanted 2 hard + 18 easy, the pool gave 4 + 16" in caplog.text
     assert [r["id"] for r in chosen] == sorted(r["id"] for r in chosen)  # pool order
@@ -342,7 +343,7 @@ def test_both_sides_short_fill_the_budget_as_far_as_the_pool_goes():
 
 
 def test_the_curriculum_and_libra_mine_select_through_one_function(monkeypatch, tmp_path):
-    """`select: hard` and libra-mine both call selection.select_hard: a second selection path would
+    """`select: hard` and libra-mine both call selection.select_samples: a second selection path would
     leave this spy uncalled by one of them."""
     from types import SimpleNamespace
 
@@ -357,10 +358,10 @@ def test_the_curriculum_and_libra_mine_select_through_one_function(monkeypatch, 
         calls.append((guards, Path(output).name, cfg.budget))
         return [], {"chosen": 0}
 
-    monkeypatch.setattr(selection, "select_hard", spy)
+    monkeypatch.setattr(selection, "select_samples", spy)
     stage = SimpleNamespace(name="s2", guards=None, selection=selection_config({"budget": 3}))
     run = SimpleNamespace(format=FormatConfig(), eval=SimpleNamespace(batch_size=4), model=None)
-    steps.select_hard_records(stage, [], "stage1/checkpoint", tmp_path / "s2", run)
+    steps.select_stage_records(stage, [], "stage1/checkpoint", tmp_path / "s2", run)
     mine = OmegaConf.create(
         {
             "pool": str(write_jsonl(tmp_path / "pool.jsonl", [sample(0)])),
@@ -373,3 +374,76 @@ def test_the_curriculum_and_libra_mine_select_through_one_function(monkeypatch, 
     )
     selection.select_file(MineConfig.from_hydra(mine))
     assert calls == [(["stage1/checkpoint"], "selected.jsonl", 3), (["g"], "out.jsonl", 5)]
+
+
+def test_a_confidently_wrong_sample_is_left_out_as_a_likely_wrong_label():
+    """noise_margin 0.3: s00–s03 are wrong by 0.4 (p 0.9 or 0.1 against 0.5), so they are neither hard nor
+    easy; the low-margin four stay hard, and the budget fills from the easy ones."""
+    pool, scores = _pool()
+    scores["s01"] = [0.3]  # wrong by 0.2 only: still hard
+    chosen, summary = select(pool, scores, SelectionConfig(budget=10, easy_share=0.2, noise_margin=0.3))
+    ids = {r["id"] for r in chosen}
+    assert not ids & {"s00", "s02", "s03"} and {"s01"} | LOW_MARGIN <= ids
+    assert (summary["left_out_as_noise"], summary["hard"], summary["easy"], len(chosen)) == (3, 5, 5, 10)
+    _, plain = select(pool, scores, SelectionConfig(budget=10, easy_share=0.2))
+    assert plain["left_out_as_noise"] == 0 and plain["hard"] == 8
+    with pytest.raises(ConfigError, match="noise_margin"):
+        selection_config({"noise_margin": 1.0})
+
+
+def test_a_random_selection_draws_its_budget_over_the_cells_with_no_guard(tmp_path):
+    from libra_train.train.selection import select_samples
+
+    pool, _ = _pool()  # 6 in each of the 4 label × category cells
+    cfg = SelectionConfig(budget=8, strategy="random", seed=1)
+    chosen, summary = select_samples(
+        pool, ["never-loaded"], FormatConfig(), cfg, tmp_path / "o.jsonl", tmp_path
+    )
+    cells = [(r["label"], r["category_name"]) for r in chosen]
+    assert len(chosen) == 8 and all(cells.count(c) == 2 for c in set(cells)) and len(set(cells)) == 4
+    assert {r["meta"]["difficulty"] for r in chosen} == {"random"} and summary["guards"] == []
+    assert [r["id"] for r in chosen] == sorted(r["id"] for r in chosen)  # pool order
+    other, _ = select_samples(
+        pool, [], FormatConfig(), SelectionConfig(budget=8, strategy="random", seed=2), tmp_path / "p.jsonl",
+        tmp_path / "w2",
+    )  # fmt: skip
+    assert {r["id"] for r in other} != {r["id"] for r in chosen}  # another seed, another draw
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "words"),
+    [
+        (["+curriculum.stages.1.select=random"], "curriculum.stages[1].budget", "needs a budget"),
+        (["+curriculum.stages.1.select=easy"], "curriculum.stages[1].select", "hard, random"),
+        (
+            ["+curriculum.stages.1.select=hard", "+curriculum.stages.1.strategy=random"],
+            "curriculum.stages[1].strategy",
+            "unknown",
+        ),
+    ],
+)
+def test_a_stage_select_value_is_checked(tmp_path, overrides, key, words):
+    with pytest.raises(ConfigError) as refused:
+        _run_config(tmp_path, *overrides)
+    assert refused.value.key == key and words in refused.value.message
+
+
+def test_a_random_stage_needs_no_guard_and_keeps_its_select_value(tmp_path):
+    from libra_train.config import run_mapping
+
+    stage = ["+curriculum.stages.0.select=random", "+curriculum.stages.0.budget=5"]
+    run = _run_config(tmp_path, "curriculum=pretrain_only", *stage)  # a first stage, with no guard
+    assert run.stages[0].selection.strategy == "random"
+    (mapped,) = run_mapping(run)["curriculum"]["stages"]
+    assert (mapped["select"], mapped["budget"]) == ("random", 5) and "strategy" not in mapped
+
+
+def _run_config(tmp_path, *overrides):
+    from hydra import compose, initialize_config_dir
+
+    from libra_train.cli_utils import CONF_DIR
+    from libra_train.config import RunConfig
+
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        cfg = compose("train", [f"paths.run_dir={tmp_path}", *overrides])
+    return RunConfig.from_hydra(cfg)

@@ -24,7 +24,7 @@ def _cfg(tmp_path, *overrides):
         (["eval.mode=label", "format=front"], "eval.mode"),
         (["eval.mode=beam"], "eval.mode"),
         (["+curriculum.stages.0.select=hard"], "curriculum.stages[0].guards"),
-        (["+curriculum.stages.1.select=random"], "curriculum.stages[1].select"),
+        (["+curriculum.stages.1.select=easy"], "curriculum.stages[1].select"),
         (["+curriculum.stages.1.kind=head"], "curriculum.stages[1].kind"),
         (
             ["+curriculum.stages.1.kind=stream", "+curriculum.stages.1.select=hard"],
