@@ -50,6 +50,27 @@ def write_jsonl(path, records) -> Path:
     return path
 
 
+def run_config(tmp_path, *overrides):
+    """libra-train's config composed and checked in process, as the command checks it (no run is made)."""
+    from hydra import compose, initialize_config_dir
+
+    from libra_train.cli_utils import CONF_DIR
+    from libra_train.config import RunConfig
+
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[f"paths.run_dir={tmp_path}", "logger=none", *overrides])
+    return RunConfig.from_hydra(cfg)
+
+
+def config_refusal(tmp_path, *overrides):
+    """The ConfigError a libra-train config is refused with."""
+    from libra_train.errors import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        run_config(tmp_path, *overrides)
+    return refused.value
+
+
 def sample(i, label="不安全", source="Synthetic Data", **extra) -> dict:
     return {
         "id": i,

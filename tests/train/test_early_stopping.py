@@ -3,23 +3,13 @@ the checkpoint where it was lowest and stops once it has not fallen for early_st
 checkpoints."""
 
 import pytest
-from hydra import compose, initialize_config_dir
 from safetensors.torch import load_file
 
-from libra_train.cli_utils import CONF_DIR
-from libra_train.config import RunConfig
 from libra_train.data.formats import FormatConfig, render_prompt
-from libra_train.errors import ConfigError
 from libra_train.tracking import NullTracker
 from libra_train.train.examples import label_examples, tokenize_example
 from libra_train.train.stage import train_stage
-from tests.conftest import sample, write_jsonl
-
-
-def _run(tmp_path, *overrides) -> RunConfig:
-    with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[f"paths.run_dir={tmp_path}", "logger=none", *overrides])
-    return RunConfig.from_hydra(cfg)
+from tests.conftest import config_refusal, run_config, sample, write_jsonl
 
 
 def test_the_stopping_examples_end_at_the_label_word_with_no_end_of_turn(tiny_backbone):
@@ -44,7 +34,7 @@ def test_a_stage_keeps_its_lowest_loss_checkpoint_and_stops_when_the_loss_stops_
     # soon stops falling, and the stage ends two checkpoints after its lowest.
     train = [sample(i, label="安全") for i in range(64)]
     stopping = write_jsonl(tmp_path / "dev.jsonl", [sample(i, label="不安全") for i in range(8)])
-    run = _run(
+    run = run_config(
         tmp_path,
         "curriculum=pretrain_only",
         f"+data.eval_sets.dev={stopping}",
@@ -90,14 +80,12 @@ def test_a_stage_keeps_its_lowest_loss_checkpoint_and_stops_when_the_loss_stops_
     ],
 )
 def test_a_stopping_set_the_stage_cannot_use_is_refused(tmp_path, overrides, key, words):
-    with pytest.raises(ConfigError) as err:
-        _run(tmp_path, *overrides)
-    assert err.value.key == key
-    assert words in err.value.message
+    refused = config_refusal(tmp_path, *overrides)
+    assert refused.key == key and words in refused.message
 
 
 def test_a_stage_without_a_stopping_set_trains_its_whole_budget(tmp_path):
-    run = _run(tmp_path, "train.early_stopping_set=heldout")
+    run = run_config(tmp_path, "train.early_stopping_set=heldout")
     assert [s.train.early_stopping_set for s in run.stages] == ["heldout", "heldout"]
-    plain = _run(tmp_path)
+    plain = run_config(tmp_path)
     assert [s.train.early_stopping_set for s in plain.stages] == [None, None]

@@ -3,20 +3,10 @@ the vocabulary (the Trainer's label smoothing), checked against the loss compute
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
-from libra_train.cli_utils import CONF_DIR
-from libra_train.config import RunConfig
-from libra_train.errors import ConfigError
 from libra_train.tracking import NullTracker
 from libra_train.train.stage import build_trainer
-from tests.conftest import sample
-
-
-def _run(tmp_path, *overrides) -> RunConfig:
-    with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[f"paths.run_dir={tmp_path}", "logger=none", *overrides])
-    return RunConfig.from_hydra(cfg)
+from tests.conftest import config_refusal, run_config, sample
 
 
 def _by_hand(model, batch, epsilon: float) -> torch.Tensor:
@@ -33,7 +23,7 @@ def _by_hand(model, batch, epsilon: float) -> torch.Tensor:
 @pytest.mark.parametrize("epsilon", [0.0, 0.2])
 def test_a_stage_smooths_its_target_by_the_share_asked(tiny_backbone, tmp_path, epsilon):
     records = [sample(i, label=("安全", "不安全")[i % 2], analyze="理由。") for i in range(8)]
-    run = _run(tmp_path, f"train.label_smoothing={epsilon}", "train.batch_size=4")
+    run = run_config(tmp_path, f"train.label_smoothing={epsilon}", "train.batch_size=4")
     stage_dir = tmp_path / "s"
     trainer, *_ = build_trainer(run.stages[0], records, str(tiny_backbone), stage_dir, run, NullTracker())
     assert trainer.args.label_smoothing_factor == epsilon
@@ -60,6 +50,5 @@ def test_a_stage_smooths_its_target_by_the_share_asked(tiny_backbone, tmp_path, 
     ],
 )
 def test_label_smoothing_where_it_cannot_apply_is_refused(tmp_path, overrides, key, words):
-    with pytest.raises(ConfigError) as refused:
-        _run(tmp_path, *overrides)
-    assert refused.value.key == key and words in refused.value.message
+    refused = config_refusal(tmp_path, *overrides)
+    assert refused.key == key and words in refused.message
