@@ -1,6 +1,6 @@
 """Samples/s and peak memory of `label` mode (one forward pass) against `generate` (max_new_tokens=256),
 same model and data, one invocation; each mode runs in its own process so peak memory is its own.
-Target (issue 3): label at least 20× faster than generate.
+Target: label at least 20× faster than generate.
 
     python benchmarks/label_vs_generate.py --model RUN/stage2_sft/checkpoint \
         --data RUN/data/heldout.jsonl [--n 96]

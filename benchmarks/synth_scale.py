@@ -1,7 +1,7 @@
 """Offline synthesis + dedup time and peak memory at 10k…100k samples, each in a fresh process.
 
     python benchmarks/synth_scale.py [--sizes 10000 30000 100000]
-Target (issue 2): 100k in under 60 s and 2 GiB peak on a 2-core machine, near-linear growth.
+Target: 100k in under 60 s and 2 GiB peak on a 2-core machine, near-linear growth.
 """
 
 import argparse

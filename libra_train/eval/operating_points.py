@@ -1,4 +1,4 @@
-"""Operating points from p(unsafe): the thresholds a safety team chooses between (issue 15).
+"""Operating points from p(unsafe): the thresholds a safety team chooses between.
 
 The decision rule everywhere is "unsafe when p_unsafe > threshold" (0.5 by default). Every distinct
 cut through the scores is a candidate: flagging the top k scores is the threshold just below the k-th.

@@ -1,4 +1,4 @@
-"""Conversations (issue 17): the messages form, its checks, rendering, truncation and label mode."""
+"""Conversations: the messages form, its checks, rendering, truncation and label mode."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Several violated categories, the user's own policy file, and category dropout (issue 17)."""
+"""Several violated categories, the user's own policy file, and category dropout."""
 
 from __future__ import annotations
 

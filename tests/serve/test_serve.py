@@ -1,4 +1,4 @@
-"""libra-serve against a real server on 127.0.0.1, started and stopped by each test (issue 18)."""
+"""libra-serve against a real server on 127.0.0.1, started and stopped by each test."""
 
 from __future__ import annotations
 
