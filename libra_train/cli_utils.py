@@ -122,8 +122,7 @@ def _unparsable_override(text: str) -> ConfigError:
             return ConfigError(
                 key, f"cannot parse {arg!r} ({reason}); quote a value holding []{{}},= or spaces"
             )
-    # anything else whole: a call that failed says its target on one line and the error on the next
-    return ConfigError("command line", " ".join(line.strip() for line in text.splitlines() if line.strip()))
+    return ConfigError("command line", text.strip().splitlines()[0])
 
 
 def _valid_keys(config_path: str, config_name: str, bad_key: str) -> list[str]:
