@@ -51,6 +51,17 @@ def judge_sample(
     return verdict
 
 
+def _cell(record: dict) -> tuple:
+    """The label × category cell a sample is balanced in."""
+    return record["label"], category_key(record)
+
+
+def _in_random_order(cells: dict[tuple, list], seed: int) -> None:
+    """Each cell's (index, record, …) items in an order fixed by seed: drawing from its front is at random."""
+    for items in cells.values():
+        items.sort(key=lambda it: _tiebreak(seed, it[1]["id"]))
+
+
 def _round_robin(groups: dict[tuple, list], count: int) -> list:
     """Take one from each cell in turn (cells in sorted order), so small cells are not crowded out."""
     queues = [list(groups[k]) for k in sorted(groups)]
@@ -79,8 +90,7 @@ def select(
     hard_cells: dict[tuple, list] = {}
     easy_cells: dict[tuple, list] = {}
     for item in judged:
-        cell = (item[1]["label"], category_key(item[1]))
-        (hard_cells if item[2]["reasons"] else easy_cells).setdefault(cell, []).append(item)
+        (hard_cells if item[2]["reasons"] else easy_cells).setdefault(_cell(item[1]), []).append(item)
     for items in hard_cells.values():  # hardest first: wrong before right, then closest to the boundary
         items.sort(
             key=lambda it: (
@@ -89,8 +99,7 @@ def select(
                 _tiebreak(cfg.seed, it[1]["id"]),
             )
         )
-    for items in easy_cells.values():  # easy ones at random, fixed by seed
-        items.sort(key=lambda it: _tiebreak(cfg.seed, it[1]["id"]))
+    _in_random_order(easy_cells, cfg.seed)
     n_hard_pool, n_easy_pool = (sum(len(v) for v in c.values()) for c in (hard_cells, easy_cells))
     if cfg.budget is None:
         want_hard = n_hard_pool
@@ -139,9 +148,8 @@ def select_random(pool: list[dict], cfg: SelectionConfig) -> tuple[list[dict], d
     at the same budget."""
     cells: dict[tuple, list] = {}
     for i, record in enumerate(pool):
-        cells.setdefault((record["label"], category_key(record)), []).append((i, record))
-    for items in cells.values():
-        items.sort(key=lambda it: _tiebreak(cfg.seed, it[1]["id"]))
+        cells.setdefault(_cell(record), []).append((i, record))
+    _in_random_order(cells, cfg.seed)
     chosen = sorted(_round_robin(cells, min(cfg.budget, len(pool))), key=lambda it: it[0])
     out = [{**r, "meta": {**(r.get("meta") or {}), "difficulty": "random"}} for _, r in chosen]
     return out, {"pool": len(pool), "chosen": len(out), "strategy": "random"}
