@@ -62,15 +62,6 @@ def run_config(tmp_path, *overrides):
     return RunConfig.from_hydra(cfg)
 
 
-def config_refusal(tmp_path, *overrides):
-    """The ConfigError a libra-train config is refused with."""
-    from libra_train.errors import ConfigError
-
-    with pytest.raises(ConfigError) as refused:
-        run_config(tmp_path, *overrides)
-    return refused.value
-
-
 def sample(i, label="不安全", source="Synthetic Data", **extra) -> dict:
     return {
         "id": i,

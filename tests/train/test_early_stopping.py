@@ -2,14 +2,13 @@
 the checkpoint where it was lowest and stops once it has not fallen for early_stopping_patience
 checkpoints."""
 
-import pytest
 from safetensors.torch import load_file
 
 from libra_train.data.formats import FormatConfig, render_prompt
 from libra_train.tracking import NullTracker
 from libra_train.train.examples import label_examples, tokenize_example
 from libra_train.train.stage import train_stage
-from tests.conftest import config_refusal, run_config, sample, write_jsonl
+from tests.conftest import run_config, sample, write_jsonl
 
 
 def test_the_stopping_examples_end_at_the_label_word_with_no_end_of_turn(tiny_backbone):
@@ -59,29 +58,6 @@ def test_a_stage_keeps_its_lowest_loss_checkpoint_and_stops_when_the_loss_stops_
     last = load_file(stage_dir / "trainer" / f"checkpoint-{steps[-1]}" / "model.safetensors")
     assert all(kept[k].equal(lowest[k]) for k in lowest)
     assert any(not kept[k].equal(last[k]) for k in last)
-
-
-@pytest.mark.parametrize(
-    ("overrides", "key", "words"),
-    [
-        (["train.early_stopping_set=nowhere"], "train.early_stopping_set", "not one of data.eval_sets"),
-        (  # stopped on rows stage 2 trains on
-            ["train.early_stopping_set=heldout", "data.eval_sets.heldout=${data.stage2.path}"],
-            "train.early_stopping_set",
-            "training data of stage2_sft (data.stage2)",
-        ),
-        (["format=front", "train.early_stopping_set=heldout"], "train.early_stopping_set", "label first"),
-        (
-            ["+curriculum.stages.1.early_stopping_set=nowhere"],
-            "curriculum.stages[1].early_stopping_set",
-            "not one of data.eval_sets",
-        ),
-        (["curriculum=stream", "train.early_stopping_set=heldout"], "train.early_stopping_set", "stream"),
-    ],
-)
-def test_a_stopping_set_the_stage_cannot_use_is_refused(tmp_path, overrides, key, words):
-    refused = config_refusal(tmp_path, *overrides)
-    assert refused.key == key and words in refused.message
 
 
 def test_a_stage_without_a_stopping_set_trains_its_whole_budget(tmp_path):

@@ -6,7 +6,7 @@ import torch
 
 from libra_train.tracking import NullTracker
 from libra_train.train.stage import build_trainer
-from tests.conftest import config_refusal, run_config, sample
+from tests.conftest import run_config, sample
 
 
 def _by_hand(model, batch, epsilon: float) -> torch.Tensor:
@@ -35,20 +35,3 @@ def test_a_stage_smooths_its_target_by_the_share_asked(tiny_backbone, tmp_path, 
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     if epsilon:  # and it is not the plain loss
         assert abs(loss.item() - _by_hand(trainer.model, batch, 0.0).item()) > 1e-3
-
-
-@pytest.mark.parametrize(
-    ("overrides", "key", "words"),
-    [
-        (["train.label_smoothing=1.0"], "train.label_smoothing", "[0, 1)"),
-        (["curriculum=stream", "train.label_smoothing=0.1"], "train.label_smoothing", "stream stage"),
-        (
-            ["curriculum=stream", "+curriculum.stages.2.label_smoothing=0.1"],
-            "curriculum.stages[2].label_smoothing",
-            "stream stage",
-        ),
-    ],
-)
-def test_label_smoothing_where_it_cannot_apply_is_refused(tmp_path, overrides, key, words):
-    refused = config_refusal(tmp_path, *overrides)
-    assert refused.key == key and words in refused.message

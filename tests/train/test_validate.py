@@ -151,6 +151,34 @@ def test_each_bad_value_is_refused_naming_its_key(tmp_path, overrides, key):
         (["+curriculum.stages.0.select=hard"], "curriculum.stages[0].guards", "no previous guard"),
         (["format=front", "+curriculum.stages.1.select=hard"], "curriculum.stages[1].select", "label mode"),
         (["curriculum=zero_shot"], "model.build", "zero-shot evaluation needs a pretrained backbone"),
+        # early stopping, label smoothing and a stage's select value
+        (["train.early_stopping_set=nowhere"], "train.early_stopping_set", "not one of data.eval_sets"),
+        (  # stopped on rows stage 2 trains on
+            ["train.early_stopping_set=heldout", "data.eval_sets.heldout=${data.stage2.path}"],
+            "train.early_stopping_set",
+            "training data of stage2_sft (data.stage2)",
+        ),
+        (["format=front", "train.early_stopping_set=heldout"], "train.early_stopping_set", "label first"),
+        (
+            ["+curriculum.stages.1.early_stopping_set=nowhere"],
+            "curriculum.stages[1].early_stopping_set",
+            "not one of data.eval_sets",
+        ),
+        (["curriculum=stream", "train.early_stopping_set=heldout"], "train.early_stopping_set", "stream"),
+        (["train.label_smoothing=1.0"], "train.label_smoothing", "[0, 1)"),
+        (["curriculum=stream", "train.label_smoothing=0.1"], "train.label_smoothing", "stream stage"),
+        (
+            ["curriculum=stream", "+curriculum.stages.2.label_smoothing=0.1"],
+            "curriculum.stages[2].label_smoothing",
+            "stream stage",
+        ),
+        (["+curriculum.stages.1.select=random"], "curriculum.stages[1].budget", "needs a budget"),
+        (["+curriculum.stages.1.select=easy"], "curriculum.stages[1].select", "hard, random"),
+        (
+            ["+curriculum.stages.1.select=hard", "+curriculum.stages.1.strategy=random"],
+            "curriculum.stages[1].strategy",
+            "unknown",
+        ),
     ],
 )
 def test_each_message_says_what_is_wrong(tmp_path, overrides, key, says):
