@@ -36,10 +36,7 @@ def run_pipeline(cfg) -> dict:
         if dist.is_main():
             lock.acquire()
         manifest = run_members(run) if run.ensemble.members > 1 else run_curriculum(run)
-    except Interrupted as stop:
-        say_stopped(run, stop)
-        raise
-    except Exception as err:
+    except (Interrupted, Exception) as err:  # a stop, or an error a stop may hide (stop_behind)
         stop = stop_behind(err)
         if stop is None:
             failed = lock.held  # a lock refused: the folder is another run's, not this one's to remove

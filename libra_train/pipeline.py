@@ -64,10 +64,7 @@ def run_curriculum(run: RunConfig) -> dict:
         save_manifest(manifest)
         if dist.is_main():
             write_run_report(run.run_dir, manifest.data, f"{run.experiment_name}: {run.run_dir.name}")
-    except Interrupted as stop:
-        record_interruption(manifest, where, stop, run)
-        raise
-    except Exception as err:
+    except (Interrupted, Exception) as err:  # a stop, or an error a stop may hide (stop_behind)
         stop = stop_behind(err)
         if stop is None:
             raise
