@@ -50,16 +50,21 @@ def write_jsonl(path, records) -> Path:
     return path
 
 
-def run_config(tmp_path, *overrides):
-    """libra-train's config composed and checked in process, as the command checks it (no run is made)."""
+def compose_train(tmp_path, *overrides):
+    """libra-train's config as Hydra composes it for this command line (run directory tmp_path, no logger)."""
     from hydra import compose, initialize_config_dir
 
     from libra_train.cli_utils import CONF_DIR
-    from libra_train.config import RunConfig
 
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[f"paths.run_dir={tmp_path}", "logger=none", *overrides])
-    return RunConfig.from_hydra(cfg)
+        return compose("train", overrides=[f"paths.run_dir={tmp_path}", "logger=none", *overrides])
+
+
+def run_config(tmp_path, *overrides):
+    """libra-train's config composed and checked in process, as the command checks it (no run is made)."""
+    from libra_train.config import RunConfig
+
+    return RunConfig.from_hydra(compose_train(tmp_path, *overrides))
 
 
 def sample(i, label="不安全", source="Synthetic Data", **extra) -> dict:

@@ -2,21 +2,12 @@
 target and its end-of-turn token only, and each stage gets its own hyperparameters."""
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from libra_train.cli_utils import CONF_DIR
-from libra_train.config import RunConfig
 from libra_train.data.formats import FormatConfig, render_prompt, render_target
 from libra_train.tracking import NullTracker
 from libra_train.train.examples import build_examples
 from libra_train.train.stage import build_trainer, sft_args
-from tests.conftest import sample
-
-
-def _run(tmp_path, *overrides) -> RunConfig:
-    with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[f"paths.run_dir={tmp_path}", "logger=none", *overrides])
-    return RunConfig.from_hydra(cfg)
+from tests.conftest import run_config, sample
 
 
 def _records():
@@ -26,7 +17,7 @@ def _records():
 
 
 def test_collated_labels_cover_exactly_the_target_and_the_end_of_turn(tiny_backbone, tmp_path):
-    run = _run(tmp_path)
+    run = run_config(tmp_path)
     records = _records()
     trainer, tokenizer, _, _ = build_trainer(
         run.stages[0], records, str(tiny_backbone), tmp_path / "s", run, NullTracker()
@@ -46,7 +37,7 @@ def test_collated_labels_cover_exactly_the_target_and_the_end_of_turn(tiny_backb
 
 
 def test_each_stage_gets_its_own_hyperparameters(tmp_path):
-    run = _run(
+    run = run_config(
         tmp_path,
         "train.learning_rate=3e-4",
         "train.batch_size=8",
@@ -80,7 +71,7 @@ def test_the_cpu_loss_projects_only_supervised_positions_and_equals_the_full_los
     import torch
     import trl.trainer.utils as trl_utils
 
-    run = _run(tmp_path)
+    run = run_config(tmp_path)
     trainer, _, _, _ = build_trainer(
         run.stages[0], _records(), str(tiny_backbone), tmp_path / "s", run, NullTracker()
     )
@@ -141,7 +132,7 @@ def test_a_bos_adding_tokenizer_trains_on_the_ids_scoring_reads(bos_backbones, t
     BOS that scoring never shows."""
     from libra_train.eval.scoring import record_label_query
 
-    run = _run(tmp_path)
+    run = run_config(tmp_path)
     records = _records()
     trainer, tokenizer, _, _ = build_trainer(
         run.stages[0], records, str(bos_backbones[template]), tmp_path / "s", run, NullTracker()
@@ -165,7 +156,7 @@ def test_a_stage_deals_length_buckets_unless_told_not_to(tiny_backbone, tmp_path
     records = [sample(i, label=labels[i], response="回答" * (1 + i * 3)) for i in range(8)]
     batches = {}
     for buckets in (4, 0):  # 4 batches of 2: one megabatch holds all 8 samples
-        run = _run(tmp_path, "train.batch_size=2", f"train.length_buckets={buckets}", "seed=1")
+        run = run_config(tmp_path, "train.batch_size=2", f"train.length_buckets={buckets}", "seed=1")
         trainer, _, _, _ = build_trainer(
             run.stages[0], records, str(tiny_backbone), tmp_path / str(buckets), run, NullTracker()
         )

@@ -2,19 +2,13 @@
 (not left to Hydra, to the Trainer or to a crash deep inside the run)."""
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
-from libra_train.cli_utils import CONF_DIR
 from libra_train.config import _TINY_SHAPE as IGNORED_SHAPE
 from libra_train.config import IGNORED_KEYS, ModelConfig, RunConfig
 from libra_train.errors import ConfigError
 from libra_train.typed import build, check_value
-
-
-def _cfg(tmp_path, *overrides):
-    with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        return compose("train", overrides=[f"paths.run_dir={tmp_path}", "logger=none", *overrides])
+from tests.conftest import compose_train, run_config
 
 
 @pytest.mark.parametrize(
@@ -126,7 +120,7 @@ def _cfg(tmp_path, *overrides):
 )
 def test_each_bad_value_is_refused_naming_its_key(tmp_path, overrides, key):
     with pytest.raises(ConfigError) as err:
-        RunConfig.from_hydra(_cfg(tmp_path, *overrides))
+        run_config(tmp_path, *overrides)
     assert err.value.key == key, err.value
     message = err.value.message  # a sentence a user can act on, not a placeholder
     assert isinstance(message, str) and len(message) > 8 and message != "None"
@@ -183,7 +177,7 @@ def test_each_bad_value_is_refused_naming_its_key(tmp_path, overrides, key):
 )
 def test_each_message_says_what_is_wrong(tmp_path, overrides, key, says):
     with pytest.raises(ConfigError) as err:
-        RunConfig.from_hydra(_cfg(tmp_path, *overrides))
+        run_config(tmp_path, *overrides)
     assert (err.value.key, says in err.value.message) == (key, True), err.value
 
 
@@ -204,7 +198,7 @@ def test_a_group_that_is_not_a_mapping_is_refused_by_name():
 
 
 def test_the_run_config_carries_the_composed_values(tmp_path):
-    cfg = _cfg(
+    cfg = compose_train(
         tmp_path,
         "experiment_name=ablate",
         "seed=7",
@@ -225,7 +219,7 @@ def test_the_run_config_carries_the_composed_values(tmp_path):
 
 
 def test_values_left_out_take_their_defaults(tmp_path):
-    cfg = _cfg(tmp_path, "curriculum=two_stage_hard")
+    cfg = compose_train(tmp_path, "curriculum=two_stage_hard")
     with open_dict(cfg):
         for key in ("experiment_name", "seed"):
             del cfg[key]
@@ -254,12 +248,12 @@ def test_values_left_out_take_their_defaults(tmp_path):
     ],
 )
 def test_good_configs_pass(tmp_path, overrides):
-    run = RunConfig.from_hydra(_cfg(tmp_path, *overrides))
+    run = run_config(tmp_path, *overrides)
     assert [s.name for s in run.stages] and run.run_dir == tmp_path
 
 
 def test_the_shortest_allowed_max_length_passes(tmp_path):
-    RunConfig.from_hydra(_cfg(tmp_path, "train.max_length=32"))
+    run_config(tmp_path, "train.max_length=32")
 
 
 def test_data_is_prepared_only_for_the_files_the_stages_read(tmp_path, monkeypatch):
@@ -274,9 +268,9 @@ def test_data_is_prepared_only_for_the_files_the_stages_read(tmp_path, monkeypat
     stage2.write_text("{}\n")
     heldout.write_text("{}\n")
     over = [f"data.stage2.path={stage2}", f"data.eval_sets.heldout={heldout}"]
-    prepare_data(RunConfig.from_hydra(_cfg(tmp_path, "curriculum=sft_only", *over)))
+    prepare_data(run_config(tmp_path, "curriculum=sft_only", *over))
     assert calls == []
-    prepare_data(RunConfig.from_hydra(_cfg(tmp_path, *over)))  # two_stage reads stage1, which is missing
+    prepare_data(run_config(tmp_path, *over))  # two_stage reads stage1, which is missing
     assert calls == [str(tmp_path / "data")]
 
 
@@ -307,7 +301,7 @@ def test_every_ignored_key_has_a_case():
 def test_each_key_an_option_ignores_is_refused_when_set(tmp_path, key):
     choose, value = IGNORED_CASES[key]
     with pytest.raises(ConfigError) as err:
-        RunConfig.from_hydra(_cfg(tmp_path, *choose, f"++{key}={value}"))
+        run_config(tmp_path, *choose, f"++{key}={value}")
     assert err.value.key == key and "is ignored here" in err.value.message, err.value
 
 
