@@ -5,6 +5,7 @@ import json
 
 from libra_train.command_config import guard_spec
 from libra_train.reporting.leaderboard import compare, guard_config, markdown, score, write_leaderboard
+from tests.conftest import sample, write_jsonl
 
 SOURCES = {
     "JADE": {"f1_unsafe": 0.9, "f1_safe": 0.8, "accuracy": 0.85},
@@ -144,7 +145,6 @@ def test_a_guard_whose_spec_is_refused_is_one_row_per_set_and_the_others_still_r
 def test_a_guard_that_runs_is_a_row_of_the_figures_libra_eval_writes(trained_run, tmp_path, monkeypatch):
     """The row of a real guard on a real set, in process: the same figures its metrics.json holds, and
     its speed over the whole command's time (a clock that says 0.5 s: 24 samples → 48.0/s)."""
-    from libra_train.data.io import load_records
     from libra_train.reporting import leaderboard
 
     calls = []
@@ -155,9 +155,7 @@ def test_a_guard_that_runs_is_a_row_of_the_figures_libra_eval_writes(trained_run
 
     monkeypatch.setattr(leaderboard.time, "perf_counter", clock)
 
-    rows = load_records(trained_run / "data" / "heldout.jsonl")[:24]
-    data = tmp_path / "d.jsonl"
-    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    data = _heldout_rows(trained_run, tmp_path)
     checkpoint = str(trained_run / "stage2_sft" / "checkpoint")
     fmt = {"critic": "rear", "prompt": "libra"}  # a mapping of format keys: the row names its prompt
     specs = {"ours": guard_spec("ours", {"model": checkpoint, "format": fmt, "threshold": 0.4})}
@@ -180,9 +178,7 @@ def _heldout_rows(trained_run, tmp_path, keep=lambda r: True, n=24):
     from libra_train.data.io import load_records
 
     rows = [r for r in load_records(trained_run / "data" / "heldout.jsonl") if keep(r)][:n]
-    data = tmp_path / "d.jsonl"
-    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return data
+    return write_jsonl(tmp_path / "d.jsonl", rows)
 
 
 def test_a_guard_with_a_saved_decision_is_decided_and_recorded_by_it(trained_run, tmp_path):
@@ -224,7 +220,6 @@ def test_an_endpoint_guards_row_is_generated_undecided_by_a_threshold_and_matche
     """An OpenAI-compatible guard writes its label: its row is in generate mode with no threshold, and
     every figure is the one libra-eval's metrics.json holds for its answers, in the guard's own folder."""
     from tests.chat_server import ChatServer
-    from tests.conftest import sample, write_jsonl
 
     records = [
         sample(i, label=label, response=response)
