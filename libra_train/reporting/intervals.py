@@ -46,9 +46,10 @@ def pick_baseline(groups: list[dict], baseline: str | None) -> int:
     raise ConfigError("--baseline", f"no arm has {baseline}; the arms: {shown}")
 
 
-def correctness(groups: list[dict], eval_set: str) -> list[np.ndarray] | None:
+def correctness(groups: list[dict], eval_set: str) -> tuple[list[np.ndarray], int] | None:
     """Per arm a seeds × samples matrix of correct (1) / wrong (0), over the samples (id and task) every
-    point scored; None where a point has no predictions on the set."""
+    point scored, and the most samples one point scored; None where a point has no predictions on the
+    set."""
     per_point = []
     for arm in groups:
         for p in arm["points"]:
@@ -67,27 +68,29 @@ def correctness(groups: list[dict], eval_set: str) -> list[np.ndarray] | None:
         rows = per_point[at : at + len(arm["points"])]
         matrices.append(np.array([[c[k] for k in shared] for c in rows], dtype=float))
         at += len(arm["points"])
-    return matrices
+    return matrices, max(len(c) for c in per_point)
 
 
 def interval_table(points: list[dict], axes: list[str], eval_sets: list[str], baseline: str | None) -> dict:
-    """{eval set: {"baseline": i, "arms": [{axes, seeds, samples, mean, low, high, sd_over_seeds,
-    difference: {mean, low, high, verdict} | None}]}}, for the sets every point has predictions on."""
+    """{eval set: {"baseline": i, "scored": most samples one point scored, "arms": [{axes, seeds, samples,
+    mean, low, high, sd_over_seeds, difference: {mean, low, high, verdict} | None}]}}, for the sets every
+    point has predictions on."""
     groups = arms(points, axes)
     if not groups:
         return {}
     base = pick_baseline(groups, baseline)
     table = {}
     for eval_set in eval_sets:
-        matrices = correctness(groups, eval_set)
-        if matrices is None:
+        scored = correctness(groups, eval_set)
+        if scored is None:
             continue
+        matrices, most = scored
         rows = []
         for i, (arm, matrix) in enumerate(zip(groups, matrices)):
             row = {"axes": arm["axes"], **stats.arm_interval(matrix)}
             row["difference"] = None if i == base else stats.paired_difference(matrix, matrices[base])
             rows.append(row)
-        table[eval_set] = {"baseline": base, "arms": rows}
+        table[eval_set] = {"baseline": base, "scored": most, "arms": rows}
     return table
 
 
@@ -109,6 +112,7 @@ def interval_lines(table: dict, axes: list[str]) -> list[str]:
             "Accuracy over each arm's seeds and samples, with a 95% interval from a bootstrap over seeds "
             "and test samples; the difference from the baseline arm "
             f"({', '.join(f'{k}={v}' for k, v in base.items()) or 'the only arm'}) is paired on the samples.",
+            *_unshared_note(entry),
             "",
             "| "
             + " | ".join(
@@ -132,6 +136,19 @@ def interval_lines(table: dict, axes: list[str]) -> list[str]:
             cells += [_interval(diff, signed=True), diff["verdict"]] if diff else ["baseline", "–"]
             lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def _unshared_note(entry: dict) -> list[str]:
+    """Where the points scored different samples (a JADE split redrawn by each seed), only those every
+    point shares are compared: say how few they are, and how to share them."""
+    shared = entry["arms"][0]["samples"]
+    if shared == entry["scored"]:
+        return []
+    return [
+        f"**Only {shared} of up to {entry['scored']} samples are shared by every point** and compared: "
+        "the points were scored on different samples. Pin the split (for JADE, `data.table.seed=0`) so "
+        "that every seed is scored on one test set."
+    ]
 
 
 def _interval(m: dict, signed: bool = False) -> str:

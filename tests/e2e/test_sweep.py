@@ -231,3 +231,16 @@ def test_wandb_runs_carry_their_axis_values_as_tags(tmp_path):
         assert {"critic=front", "curriculum=mixed", "rules=False"} <= set(tracker.run.tags)
     finally:
         tracker.finish()
+
+
+def test_points_scored_on_different_samples_compare_only_the_shared_ones_and_say_so(tmp_path):
+    _point(tmp_path, "0", "rear", 0.9, seed=0, correct=[True] * 10)
+    _point(tmp_path, "1", "front", 0.9, seed=0, correct=[True] * 6)  # ids 0–5 only: a split of its own
+    write_ablation_report(tmp_path)
+    table = json.loads((tmp_path / "intervals.json").read_text())["heldout"]
+    assert table["scored"] == 10 and [a["samples"] for a in table["arms"]] == [6, 6]
+    assert "**Only 6 of up to 10 samples are shared by every point**" in (tmp_path / "report.md").read_text()
+    _point(tmp_path / "same", "0", "rear", 0.9, correct=[True] * 6)
+    _point(tmp_path / "same", "1", "front", 0.9, correct=[False] * 6)
+    write_ablation_report(tmp_path / "same")
+    assert "are shared by every point" not in (tmp_path / "same" / "report.md").read_text()
