@@ -2,13 +2,16 @@
 
 import csv
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
 from libra_train.errors import ConfigError, DataError
 from libra_train.reporting.ablation import load_points, seed_summary, write_ablation_report
-from tests.conftest import run_cli, write_jsonl
+from tests.conftest import REPO, run_cli, write_jsonl
 
 FAST = [
     "logger=none",
@@ -244,3 +247,24 @@ def test_points_scored_on_different_samples_compare_only_the_shared_ones_and_say
     _point(tmp_path / "same", "1", "front", 0.9, correct=[False] * 6)
     write_ablation_report(tmp_path / "same")
     assert "are shared by every point" not in (tmp_path / "same" / "report.md").read_text()
+
+
+def test_the_claims_table_gives_each_claim_its_verdict_from_its_sweep(tmp_path):
+    for seed in (0, 1):  # rear beats front on every sample draw; 'none' is better still in the second sweep
+        _point(tmp_path / "a", f"{seed}", "rear", 0.9, seed=seed, correct=[True] * 36 + [False] * 4)
+        _point(tmp_path / "a", f"{seed + 2}", "front", 0.5, seed=seed, correct=[True, False] * 20)
+        _point(tmp_path / "b", f"{seed}", "rear", 0.5, seed=seed, correct=[True, False] * 20)
+        _point(tmp_path / "b", f"{seed + 2}", "none", 1.0, seed=seed, correct=[True] * 40)
+
+    def table(sweep: Path) -> dict[str, list[str]]:
+        script = [sys.executable, "benchmarks/paper_claims.py", "--set", "heldout", "--critic", str(sweep)]
+        out = subprocess.run(script, cwd=REPO, capture_output=True, text=True, check=True).stdout
+        rows = [line.strip("|").split(" | ") for line in out.splitlines()[2:]]
+        return {row[0].strip(): [cell.strip() for cell in row[1:]] for row in rows}
+
+    first = table(tmp_path / "a")
+    assert first["The rear critic is best"][1] == "holds"
+    assert "critic=rear 0.900 (2 seeds × 40 samples)" in first["The rear critic is best"][0]
+    assert "critic=front: -0.400 [" in first["The rear critic is best"][0]
+    assert first["More synthetic data helps"] == ["–", "not measured"]
+    assert table(tmp_path / "b")["The rear critic is best"][1] == "does not hold"
