@@ -6,9 +6,10 @@ whose sweep folder is not given is "not measured".
     python benchmarks/paper_claims.py --set jade_test --order DIR --synth-scale DIR --data-scale DIR \
         --critic DIR --rules DIR
 
-The folders are `libra-train -m +sweep=…` outputs (conf/sweep): curriculum_order, synth_scale, data_scale,
-critic_position and rules_in_prompt, on a real eval set (a JADE sweep with data.table.seed=0, so that
-every seed meets one test set).
+The folders are `libra-train -m +sweep=…` outputs (conf/sweep): curriculum_order (or data_scale, whose
+curricula are compared at its largest real budget), synth_scale, data_scale, critic_position and
+rules_in_prompt, on a real eval set (a JADE sweep with data.table.seed=0, so that every seed meets one
+test set).
 """
 
 from __future__ import annotations
@@ -72,11 +73,19 @@ def not_needed(points: list[dict], axis: str, eval_set: str) -> tuple[str, str]:
     return f"{_base(base, axis)}; {_diff(other, axis)}", "does not hold" if needed else "holds"
 
 
+def at_full_budget(points: list[dict]) -> list[dict]:
+    """The points at the largest real budget (all of it where none is set): a data-scale sweep's largest
+    budget compares its curricula as an order sweep does."""
+    budgets = {p["axes"]["stage2_limit"] for p in points}
+    full = None if None in budgets else max(budgets, key=float)
+    return [p for p in points if p["axes"]["stage2_limit"] == full]
+
+
 def claims(args) -> list[tuple[str, str, str]]:
     two_stage = lambda p: p["axes"].get("curriculum") == "two_stage"  # noqa: E731
     tests = [
         ("Pretrain → SFT beats every other order", args.order,
-         lambda pts: best_against_all(pts, "curriculum", "two_stage", args.set)),
+         lambda pts: best_against_all(at_full_budget(pts), "curriculum", "two_stage", args.set)),
         ("More synthetic data helps", args.synth_scale,
          lambda pts: more_helps(pts, "stage1_limit", args.set)),
         ("More real data helps (two_stage)", args.data_scale,

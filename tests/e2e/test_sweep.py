@@ -256,8 +256,19 @@ def test_the_claims_table_gives_each_claim_its_verdict_from_its_sweep(tmp_path):
         _point(tmp_path / "b", f"{seed}", "rear", 0.5, seed=seed, correct=[True, False] * 20)
         _point(tmp_path / "b", f"{seed + 2}", "none", 1.0, seed=seed, correct=[True] * 40)
 
-    def table(sweep: Path) -> dict[str, list[str]]:
-        script = [sys.executable, "benchmarks/paper_claims.py", "--set", "heldout", "--critic", str(sweep)]
+    good, poor = [True] * 36 + [False] * 4, [True, False] * 20
+    for i, (budget, curriculum, correct) in enumerate(
+        [
+            (0.25, "two_stage", poor),
+            (0.25, "sft_only", good),
+            (1.0, "two_stage", good),
+            (1.0, "sft_only", poor),
+        ]
+    ):  # a data-scale sweep: its order is read at the full budget only
+        _point(tmp_path / "c", str(i), "rear", 0.5, correct=correct, curriculum=curriculum, limit2=budget)
+
+    def table(sweep: Path, claim: str = "--critic") -> dict[str, list[str]]:
+        script = [sys.executable, "benchmarks/paper_claims.py", "--set", "heldout", claim, str(sweep)]
         out = subprocess.run(script, cwd=REPO, capture_output=True, text=True, check=True).stdout
         rows = [line.strip("|").split(" | ") for line in out.splitlines()[2:]]
         return {row[0].strip(): [cell.strip() for cell in row[1:]] for row in rows}
@@ -268,3 +279,5 @@ def test_the_claims_table_gives_each_claim_its_verdict_from_its_sweep(tmp_path):
     assert "critic=front: -0.400 [" in first["The rear critic is best"][0]
     assert first["More synthetic data helps"] == ["–", "not measured"]
     assert table(tmp_path / "b")["The rear critic is best"][1] == "does not hold"
+    order = table(tmp_path / "c", "--order")["Pretrain → SFT beats every other order"]
+    assert order[1] == "holds" and "curriculum=sft_only: -0.400" in order[0]
