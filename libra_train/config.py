@@ -70,6 +70,11 @@ class ModelConfig:
     trim_vocab: bool = opt(
         False, "qwen2.5-tiny: keep only the tokens the stage data uses (a smaller, faster output layer)"
     )
+    vocab_from: Literal["all_stages", "first_stage"] = opt(
+        "all_stages",
+        "tiny, and qwen2.5-tiny's trim: the stages whose text makes the vocabulary. first_stage: a token "
+        "only later stages use is not given a random embedding that the first stage never trains",
+    )
     trust_remote_code: bool = opt(False, "run a hub repo's own modelling code (off unless you trust it)")
     dtype: Dtype = opt("auto", "weights' dtype when loading")
     attn_implementation: str | None = opt(
@@ -688,6 +693,12 @@ IGNORED_KEYS = (
         ("vocab_size",),
         lambda r: r.model.build == "qwen2.5-tiny",
         "model.build=qwen2.5-tiny takes Qwen2.5's own vocabulary",
+    ),
+    (
+        "model",
+        ("vocab_from",),
+        lambda r: r.model.build is None or (r.model.build == "qwen2.5-tiny" and not r.model.trim_vocab),
+        "no text makes this backbone's vocabulary (a hub backbone, or qwen2.5-tiny without trim_vocab)",
     ),
     (
         "peft",

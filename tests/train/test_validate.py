@@ -280,6 +280,7 @@ IGNORED_CASES = {
     "model.name_or_path": ([], "Qwen/Qwen2.5-0.5B-Instruct"),
     **{f"model.{k}": (["model=qwen2.5-0.5b"], 7) for k in IGNORED_SHAPE if k != "vocab_size"},
     "model.vocab_size": (["model=qwen2.5-tiny"], 5000),  # also ignored by a hub backbone (the entry above)
+    "model.vocab_from": (["model=qwen2.5-tiny"], "first_stage"),
     "peft.r": ([], 8),
     "peft.alpha": ([], 8),
     "peft.dropout": ([], 0.2),
