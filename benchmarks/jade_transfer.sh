@@ -2,7 +2,8 @@
 # Harm, not refusal, on JADE: which of synthetic replay in stage 2, a fitted temperature, a threshold
 # from the middle of its interval and label smoothing (arm smoothed: the shipped recipe plus
 # train.label_smoothing=0.1) makes experiment=jade's shipped threshold hold and its helpful safe
-# answers pass. Every arm: stage 1 on the synthetic set, stage 2 on JADE train (STEPS each; 0: the
+# answers pass, and whether a vocabulary learnt from stage 1's text alone (arm first_vocab) lets stage 1
+# carry over to JADE. Every arm: stage 1 on the synthetic set, stage 2 on JADE train (STEPS each; 0: the
 # recipe's own three passes), the decision chosen on JADE dev, scored on JADE test and on the synthetic
 # held-out split.
 #   bash benchmarks/jade_transfer.sh JADE_DIR OUT_DIR [STEPS] [SEEDS] [PARALLEL]
@@ -23,6 +24,8 @@ arm_args() {
                             "eval.calibrate_at=middle" ;;
     smoothed) echo "curriculum.stages.1.data=[stage2,synthetic_stage2] eval.temperature=calibrate" \
                    "eval.calibrate_at=middle train.label_smoothing=0.1" ;;
+    first_vocab) echo "curriculum.stages.1.data=[stage2,synthetic_stage2] eval.temperature=calibrate" \
+                      "eval.calibrate_at=middle model.vocab_from=first_stage" ;;
   esac
 }
 run_arms "${ARMS:-edge replay calibrated replay_calibrated}" "$seeds" "$parallel"
