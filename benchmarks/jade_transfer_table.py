@@ -12,7 +12,7 @@ import statistics
 import sys
 from pathlib import Path
 
-ARMS = ("edge", "replay", "calibrated", "replay_calibrated", "smoothed")
+ARMS = ("edge", "replay", "calibrated", "replay_calibrated", "smoothed", "first_vocab")
 
 
 def figures(result: dict) -> dict:
