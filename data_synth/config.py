@@ -86,5 +86,12 @@ class AnnotateConfig(CommandConfig):
     hf: dict = opt(help="the local transformers backend (conf/llm)", factory=dict)
 
 
-register_defaults("synth", defaults_node(SynthConfig))  # conf/synth.yaml's first default
-register_defaults("annotate", defaults_node(AnnotateConfig))
+def register() -> None:
+    """conf/synth.yaml's and conf/annotate.yaml's first default, in Hydra's config store: at import, and
+    again before offline_config composes synth.yaml, because Hydra's joblib launcher hands each job of a
+    sweep the config store of the sweep's parent process, and a worker imports this module only once."""
+    register_defaults("synth", defaults_node(SynthConfig))
+    register_defaults("annotate", defaults_node(AnnotateConfig))
+
+
+register()

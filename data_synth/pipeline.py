@@ -10,7 +10,7 @@ from pathlib import Path
 
 from data_synth import lexicon as lx
 from data_synth.compose import add_context, compose_query, minimal_pair, plan_sample
-from data_synth.config import SynthConfig
+from data_synth.config import SynthConfig, register
 from data_synth.dedup import NearDuplicateIndex
 from data_synth.judges import ChatJudge, OfflineKeywordJudge, OfflineRuleJudge, combine_verdicts
 from data_synth.responders import ChatResponder, OfflineResponder, sample_rng
@@ -179,6 +179,7 @@ def offline_config(**overrides) -> SynthConfig:
 
     from libra_train.cli_utils import compose_config
 
+    register()  # again: a sweep's joblib worker may hold a config store without it
     cfg = compose_config("synth")
     with open_dict(cfg):
         cfg.pop("hydra", None)
