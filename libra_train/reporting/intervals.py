@@ -38,12 +38,35 @@ def pick_baseline(groups: list[dict], baseline: str | None) -> int:
     """The arm `AXIS=VALUE[,AXIS=VALUE]` names (values compared as text); none named: the first."""
     if not baseline:
         return 0
-    wanted = dict(part.split("=", 1) for part in baseline.split(","))
+    wanted = _wanted(baseline)
     for i, arm in enumerate(groups):
-        if all(str(arm["axes"].get(k)) == v for k, v in wanted.items()):
+        if _has(arm, wanted):
             return i
     shown = "; ".join(",".join(f"{k}={v}" for k, v in a["axes"].items()) for a in groups)
     raise ConfigError("--baseline", f"no arm has {baseline}; the arms: {shown}")
+
+
+def baselines(groups: list[dict], baseline: str | None) -> list[int]:
+    """Each arm's baseline: the arm that has the named values and agrees with it on every axis the name
+    leaves out (`curriculum=sft_only` in a data-scale sweep: sft_only at the arm's own budget), else the
+    first arm with the named values."""
+    first = pick_baseline(groups, baseline)
+    if not baseline:
+        return [first] * len(groups)
+    wanted = _wanted(baseline)
+    chosen = []
+    for arm in groups:
+        same = {**{k: str(v) for k, v in arm["axes"].items()}, **wanted}
+        chosen.append(next((i for i, other in enumerate(groups) if _has(other, same)), first))
+    return chosen
+
+
+def _wanted(baseline: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in baseline.split(","))
+
+
+def _has(arm: dict, values: dict[str, str]) -> bool:
+    return all(str(arm["axes"].get(k)) == v for k, v in values.items())
 
 
 def correctness(groups: list[dict], eval_set: str) -> tuple[list[np.ndarray], int] | None:
@@ -73,12 +96,12 @@ def correctness(groups: list[dict], eval_set: str) -> tuple[list[np.ndarray], in
 
 def interval_table(points: list[dict], axes: list[str], eval_sets: list[str], baseline: str | None) -> dict:
     """{eval set: {"baseline": i, "scored": most samples one point scored, "arms": [{axes, seeds, samples,
-    mean, low, high, sd_over_seeds, difference: {mean, low, high, verdict} | None}]}}, for the sets every
-    point has predictions on."""
+    mean, low, high, sd_over_seeds, versus: its baseline's axes, difference: {mean, low, high, verdict} |
+    None (a baseline)}]}}, for the sets every point has predictions on."""
     groups = arms(points, axes)
     if not groups:
         return {}
-    base = pick_baseline(groups, baseline)
+    base, versus = pick_baseline(groups, baseline), baselines(groups, baseline)
     table = {}
     for eval_set in eval_sets:
         scored = correctness(groups, eval_set)
@@ -88,7 +111,10 @@ def interval_table(points: list[dict], axes: list[str], eval_sets: list[str], ba
         rows = []
         for i, (arm, matrix) in enumerate(zip(groups, matrices)):
             row = {"axes": arm["axes"], **stats.arm_interval(matrix)}
-            row["difference"] = None if i == base else stats.paired_difference(matrix, matrices[base])
+            row["versus"] = groups[versus[i]]["axes"]
+            row["difference"] = (
+                None if versus[i] == i else stats.paired_difference(matrix, matrices[versus[i]])
+            )
             rows.append(row)
         table[eval_set] = {"baseline": base, "scored": most, "arms": rows}
     return table
@@ -111,7 +137,8 @@ def interval_lines(table: dict, axes: list[str]) -> list[str]:
             "",
             "Accuracy over each arm's seeds and samples, with a 95% interval from a bootstrap over seeds "
             "and test samples; the difference from the baseline arm "
-            f"({', '.join(f'{k}={v}' for k, v in base.items()) or 'the only arm'}) is paired on the samples.",
+            f"({', '.join(f'{k}={v}' for k, v in base.items()) or 'the only arm'}{_per_arm(entry)}) is "
+            "paired on the samples.",
             *_unshared_note(entry),
             "",
             "| "
@@ -136,6 +163,12 @@ def interval_lines(table: dict, axes: list[str]) -> list[str]:
             cells += [_interval(diff, signed=True), diff["verdict"]] if diff else ["baseline", "–"]
             lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def _per_arm(entry: dict) -> str:
+    if len({json.dumps(row["versus"], sort_keys=True) for row in entry["arms"]}) == 1:
+        return ""
+    return "; for each arm, the baseline arm that shares its values of the other axes"
 
 
 def _unshared_note(entry: dict) -> list[str]:

@@ -281,3 +281,25 @@ def test_the_claims_table_gives_each_claim_its_verdict_from_its_sweep(tmp_path):
     assert table(tmp_path / "b")["The rear critic is best"][1] == "does not hold"
     order = table(tmp_path / "c", "--order")["Pretrain → SFT beats every other order"]
     assert order[1] == "holds" and "curriculum=sft_only: -0.400" in order[0]
+
+
+def test_a_baseline_naming_one_axis_pairs_each_arm_with_the_baseline_at_its_own_budget(tmp_path):
+    good, poor = [True] * 36 + [False] * 4, [True, False] * 20
+    arms = [
+        (0.25, "sft_only", poor),
+        (0.25, "two_stage", good),
+        (1.0, "sft_only", good),
+        (1.0, "two_stage", good),
+    ]
+    for i, (budget, curriculum, correct) in enumerate(arms):
+        _point(tmp_path, str(i), "rear", 0.5, correct=correct, curriculum=curriculum, limit2=budget)
+    write_ablation_report(tmp_path, baseline="curriculum=sft_only")
+    rows = json.loads((tmp_path / "intervals.json").read_text())["heldout"]["arms"]
+    by_arm = {(r["axes"]["stage2_limit"], r["axes"]["curriculum"]): r for r in rows}
+    assert by_arm[(0.25, "two_stage")]["versus"] == {"stage2_limit": 0.25, "curriculum": "sft_only"}
+    assert by_arm[(0.25, "two_stage")]["difference"]["mean"] == pytest.approx(0.4)  # 36/40 − 20/40
+    assert by_arm[(1.0, "two_stage")]["difference"]["mean"] == pytest.approx(0.0)  # against sft_only at 1.0
+    assert (
+        by_arm[(0.25, "sft_only")]["difference"] is None and by_arm[(1.0, "sft_only")]["difference"] is None
+    )
+    assert "the baseline arm that shares its values of the other axes" in (tmp_path / "report.md").read_text()
