@@ -62,7 +62,9 @@ def more_helps(points: list[dict], axis: str, eval_set: str, keep=None) -> tuple
     values = sorted({p["axes"][axis] for p in points}, key=float)
     ends = [p for p in points if p["axes"][axis] in (values[0], values[-1])]
     base, (top,) = differences(ends, axis, values[0], eval_set)
-    verdict = {BETTER: "holds", WORSE: "does not hold"}.get(top["difference"]["verdict"], "inconclusive")
+    verdict = {BETTER: "holds", WORSE: "does not hold"}.get(
+        top["difference"]["verdict"], "inconclusive at this scale"
+    )
     return f"{_base(base, axis)}; {_diff(top, axis)}", verdict
 
 
