@@ -20,7 +20,8 @@ from pathlib import Path
 from libra_train.reporting.ablation import load_points
 from libra_train.reporting.intervals import interval_table
 
-WORSE, BETTER = "worse", "better"
+WORSE, BETTER = "worse", "better"  # reporting/stats.py's verdicts
+INCONCLUSIVE = "inconclusive at this scale"
 
 
 def differences(points: list[dict], axis: str, baseline, eval_set: str) -> tuple[dict, list[dict]]:
@@ -51,7 +52,7 @@ def best_against_all(points: list[dict], axis: str, best, eval_set: str) -> tupl
         if all(v == WORSE for v in verdicts)
         else "does not hold"
         if BETTER in verdicts
-        else "inconclusive at this scale"
+        else INCONCLUSIVE
     )
     return "; ".join([_base(base, axis), *(_diff(a, axis) for a in others)]), verdict
 
@@ -62,9 +63,7 @@ def more_helps(points: list[dict], axis: str, eval_set: str, keep=None) -> tuple
     values = sorted({p["axes"][axis] for p in points}, key=float)
     ends = [p for p in points if p["axes"][axis] in (values[0], values[-1])]
     base, (top,) = differences(ends, axis, values[0], eval_set)
-    verdict = {BETTER: "holds", WORSE: "does not hold"}.get(
-        top["difference"]["verdict"], "inconclusive at this scale"
-    )
+    verdict = {BETTER: "holds", WORSE: "does not hold"}.get(top["difference"]["verdict"], INCONCLUSIVE)
     return f"{_base(base, axis)}; {_diff(top, axis)}", verdict
 
 
