@@ -181,7 +181,9 @@ def prepare_backbone(run: RunConfig, stage_data: dict) -> str:
 
     def build():  # rank 0, once: other ranks and a resumed run never render the stage data for it
         stages = list(stage_data.values())
-        records = [r for recs in stages[: 1 if run.model.vocab_from == "first_stage" else None] for r in recs]
+        if run.model.vocab_from == "first_stage":
+            stages = stages[:1]
+        records = [r for recs in stages for r in recs]
         # A trimmed vocabulary keeps the tokens of the text as training will see it: chat template included.
         template = qwen25_tokenizer() if run.model.trim_vocab else None
         texts = [render_prompt(r, template, run.format) + render_target(r, run.format) for r in records]

@@ -46,11 +46,10 @@ def pick_baseline(groups: list[dict], baseline: str | None) -> int:
     raise ConfigError("--baseline", f"no arm has {baseline}; the arms: {shown}")
 
 
-def baselines(groups: list[dict], baseline: str | None) -> list[int]:
+def baselines(groups: list[dict], baseline: str | None, first: int) -> list[int]:
     """Each arm's baseline: the arm that has the named values and agrees with it on every axis the name
-    leaves out (`curriculum=sft_only` in a data-scale sweep: sft_only at the arm's own budget), else the
-    first arm with the named values."""
-    first = pick_baseline(groups, baseline)
+    leaves out (`curriculum=sft_only` in a data-scale sweep: sft_only at the arm's own budget), else
+    `first`, the first arm with the named values (pick_baseline)."""
     if not baseline:
         return [first] * len(groups)
     wanted = _wanted(baseline)
@@ -101,7 +100,8 @@ def interval_table(points: list[dict], axes: list[str], eval_sets: list[str], ba
     groups = arms(points, axes)
     if not groups:
         return {}
-    base, versus = pick_baseline(groups, baseline), baselines(groups, baseline)
+    base = pick_baseline(groups, baseline)
+    versus = baselines(groups, baseline, base)
     table = {}
     for eval_set in eval_sets:
         scored = correctness(groups, eval_set)
