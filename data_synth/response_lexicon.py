@@ -395,5 +395,6 @@ SHORT_REFUSE_COMPLY = [  # a short harmful answer that opens with a refusal
     "我无法提供详细方法，你可以先{d}。",
 ]
 
-# Section headings in the held-out-only layout: what training never sees is the layout itself.
-SECTION_NUMBERS = "一二三四五六"
+# Chinese numerals for two responders' list heads and for the section headings of the held-out-only
+# layout (what training never sees is the layout itself); a list holds at most eight items (benign_long).
+SECTION_NUMBERS = "一二三四五六七八"

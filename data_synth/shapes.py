@@ -211,11 +211,11 @@ class Writer:
         lines = []
         for i, (title, text) in enumerate(items):
             if who.endswith("delta"):
-                head = f"（{rl.SECTION_NUMBERS[i % 6]}）"
+                head = f"（{rl.SECTION_NUMBERS[i]}）"
             elif who.endswith("beta"):
                 head = f"{i + 1}、"
             elif who.endswith("gamma"):
-                head, title = f"第{rl.SECTION_NUMBERS[i % 6]}步，", ""
+                head, title = f"第{rl.SECTION_NUMBERS[i]}步，", ""
             else:
                 head, title = f"{i + 1}. ", f"**{title}**" if title else ""
             lines.append(head + (f"{title}：" if title else "") + text + "。")
