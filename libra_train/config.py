@@ -166,6 +166,18 @@ class SelectionConfig:
 
 
 @dataclass(frozen=True)
+class StreamOptions:
+    """A stream stage's own keys, written in the stage's mapping beside `kind: stream`."""
+
+    backbone: Literal["frozen", "shared"] = opt(
+        "frozen",
+        "frozen: only the head trains; shared: the backbone trains too, with the guard's label loss beside "
+        "the head's, so that one checkpoint serves label mode and streaming",
+    )
+    backbone_learning_rate: float = opt(1e-4, "the backbone's rate with backbone: shared", positive)
+
+
+@dataclass(frozen=True)
 class StageConfig:
     name: str = opt(help="the stage's folder and manifest name")  # checked in _check_stage
     data: tuple = opt(help="data keys (entries of `data`) whose records the stage trains on")
@@ -173,7 +185,10 @@ class StageConfig:
     selection: SelectionConfig | None = opt(None, "select: hard — train on the hard samples of the pool only")
     guards: tuple | None = opt(None, "selection: guards that score the pool (null: the previous stage's)")
     kind: Literal["sft", "stream"] = opt(
-        "sft", "sft: train the guard; stream: a stream head on the previous stage's guard, which stays frozen"
+        "sft", "sft: train the guard; stream: a stream head on the previous stage's guard"
+    )
+    stream: StreamOptions = opt(
+        factory=lambda: StreamOptions(), help="a stream stage's keys (backbone, backbone_learning_rate)"
     )
 
 
@@ -577,7 +592,10 @@ def _stages(raw: dict) -> tuple:
             raise ConfigError(f"{where}.kind", f"{kind!r} is not one of sft, stream")
         if kind == "stream" and selection is not None:
             raise ConfigError(f"{where}.select", "a stream stage trains on every sample it is given")
-        own = {"name", "data", "select", "guards", "kind", *train_keys, *selection_keys} - {"strategy"}
+        stream = _stream_options(stage, kind, where)
+        stream_keys = [f.name for f in fields(StreamOptions)]
+        own = {"name", "data", "select", "guards", "kind", *stream_keys, *train_keys, *selection_keys}
+        own -= {"strategy"}
         unknown = [k for k in stage if k not in own]
         if unknown:
             raise ConfigError(f"{where}.{unknown[0]}", f"unknown stage key; known: {', '.join(sorted(own))}")
@@ -592,9 +610,18 @@ def _stages(raw: dict) -> tuple:
                 if guards is None
                 else tuple(str(g) for g in check_value(guards, tuple, f"{where}.guards")),
                 kind=kind,
+                stream=stream,
             )
         )
     return tuple(stages)
+
+
+def _stream_options(stage: dict, kind: str, where: str) -> StreamOptions:
+    """A stream stage's own keys, checked; on any other stage they are refused, not ignored."""
+    given = {f.name: stage[f.name] for f in fields(StreamOptions) if f.name in stage}
+    if given and kind != "stream":
+        raise ConfigError(f"{where}.{next(iter(given))}", "is read only by a stage of kind: stream")
+    return build(StreamOptions, given, where)
 
 
 # ------------------------------------------------------------------------------ cross-group checks

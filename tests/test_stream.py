@@ -1,6 +1,8 @@
 """Streaming moderation: the stop rule and its figures on hand-computed cases, token labels from the
 harm onset, a session whose cached steps give what one whole pass gives, and a head that learns."""
 
+import math
+
 import pytest
 import torch
 
@@ -126,34 +128,42 @@ def test_the_head_learns_the_onset_and_the_backbone_can_stay_frozen(guard):
     assert not all(torch.equal(a, b) for a, b in zip(head_before, model.head.parameters()))
 
 
-def test_a_stream_stage_trains_the_head_on_a_frozen_guard_and_scores_every_eval_set(trained_run, tmp_path):
-    """The stage in process on the shared trained guard: the head learns (loss falls, its weights move),
-    the guard's own weights are copied unchanged, and each eval set's metrics gain a "stream" block."""
-    import json
-
+def _stream_stage(trained_run, tmp_path, *overrides):
     from hydra import compose, initialize_config_dir
-    from safetensors.torch import load_file
 
     from libra_train.cli_utils import CONF_DIR
     from libra_train.config import RunConfig
-    from libra_train.data.io import load_records
-    from libra_train.stream.train import evaluate_stream, train_stream_stage
 
     heldout = trained_run / "data" / "heldout.jsonl"
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         cfg = compose(
             "train",
             [f"paths.run_dir={tmp_path}", "curriculum=stream", f"data.eval_sets={{heldout: {heldout}}}",
-             "train.batch_size=8", "train.logging_steps=5", "+curriculum.stages.2.max_steps=40"],
+             "train.batch_size=8", "train.logging_steps=5", "+curriculum.stages.2.max_steps=40", *overrides],
         )  # fmt: skip
     run = RunConfig.from_hydra(cfg)
-    stage = run.stages[2]
+    return run, run.stages[2]
+
+
+def test_a_stream_stage_trains_the_head_on_a_frozen_guard_and_scores_every_eval_set(trained_run, tmp_path):
+    """The stage in process on the shared trained guard: the head learns (loss falls, its weights move),
+    the guard's own weights are copied unchanged, and each eval set's metrics gain a "stream" block."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from libra_train.data.io import load_records
+    from libra_train.stream.train import evaluate_stream, train_stream_stage
+
+    heldout = trained_run / "data" / "heldout.jsonl"
+    run, stage = _stream_stage(trained_run, tmp_path, "curriculum.stages.2.backbone=frozen")
     init = trained_run / "stage2_sft" / "checkpoint"
     records = load_records(trained_run / "data" / "stage1.jsonl")[:120]
     result = train_stream_stage(stage, records, str(init), tmp_path / stage.name, run)
     checkpoint = tmp_path / stage.name / "checkpoint"
     assert result["steps"] == 40 and result["loss_last"] < result["loss_first"]
     assert result["data"]["with_onset"] > 0 and result["data"]["safe"] > 0
+    assert result["backbone"] == "frozen" and "label_views" not in result["data"]
     assert (
         load_file(str(checkpoint / "model.safetensors")).keys()
         == load_file(str(init / "model.safetensors")).keys()
@@ -166,3 +176,62 @@ def test_a_stream_stage_trains_the_head_on_a_frozen_guard_and_scores_every_eval_
     assert written["stream"] == figures["heldout"]
     assert figures["heldout"]["n"] == len([r for r in load_records(heldout) if r["response"]])
     assert (figures["heldout"]["k"], figures["heldout"]["threshold"]) == (2, 0.5)
+
+
+def test_a_shared_backbone_learns_with_the_head_and_stays_a_guard(trained_run, tmp_path):
+    """backbone: shared: the guard's weights move and are saved, the label-mode loss is in every step
+    (its views counted), and the checkpoint still scores in label mode and loads with its head."""
+    from safetensors.torch import load_file
+
+    from libra_train.data.formats import task_views
+    from libra_train.data.io import load_records
+    from libra_train.eval.scoring import score_labels
+    from libra_train.stream.train import load_stream_guard, train_stream_stage
+
+    run, stage = _stream_stage(trained_run, tmp_path)
+    assert (stage.stream.backbone, stage.stream.backbone_learning_rate) == ("shared", 1e-4)
+    init = trained_run / "stage2_sft" / "checkpoint"
+    records = load_records(trained_run / "data" / "stage1.jsonl")[:120]
+    result = train_stream_stage(stage, records, str(init), tmp_path / stage.name, run)
+    checkpoint = tmp_path / stage.name / "checkpoint"
+    assert result["backbone"] == "shared" and result["loss_last"] < result["loss_first"]
+    views = sum(len(task_views(r, run.format.task)) for r in records)
+    assert result["data"]["label_views"] + result["data"]["label_views_too_long"] == views
+    before, after = (
+        load_file(str(init / "model.safetensors")),
+        load_file(str(checkpoint / "model.safetensors")),
+    )
+    assert before.keys() == after.keys()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    guard, tokenizer = load_stream_guard(checkpoint)
+    assert all(torch.equal(after[k], v) for k, v in guard.backbone.state_dict().items() if k in after)
+    heldout = load_records(trained_run / "data" / "heldout.jsonl")[:20]
+    scored = score_labels(guard.backbone, tokenizer, heldout, run.format, decision=None)
+    assert all(0.0 <= s["p_unsafe"] <= 1.0 for s in scored)
+
+
+def test_the_label_loss_is_the_mean_negative_log_probability_label_mode_gives_the_true_label(trained_run):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from libra_train.data.formats import FormatConfig
+    from libra_train.data.io import load_records
+    from libra_train.eval.scoring import score_labels
+    from libra_train.stream.train import label_loss, label_queries
+
+    checkpoint = trained_run / "stage2_sft" / "checkpoint"
+    model = AutoModelForCausalLM.from_pretrained(str(checkpoint), dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
+    fmt = FormatConfig(task="response")
+    records = load_records(trained_run / "data" / "heldout.jsonl")[:12]
+    queries, too_long = label_queries(records, tokenizer, fmt, max_length=4096)
+    assert too_long == 0 and len(queries) == 12
+    assert [q[2] for q in queries] == [int(r["label"] == "不安全") for r in records]
+    with torch.no_grad():
+        loss = label_loss(model, queries, tokenizer.pad_token_id or 0).item()
+    scored = score_labels(model, tokenizer, records, fmt, decision=None, share_prefix=False)
+    expected = [
+        -math.log(s["p_unsafe"] if r["label"] == "不安全" else 1 - s["p_unsafe"])
+        for s, r in zip(scored, records)
+    ]
+    assert loss == pytest.approx(sum(expected) / len(expected), rel=1e-4)
+    assert label_queries(records, tokenizer, fmt, max_length=len(queries[0][0]))[1] >= 1  # counted, not lost

@@ -95,7 +95,7 @@ def _batches(order: list[int], lengths: list[int], batch_size: int, max_batch_to
         yield batch
 
 
-def _label_logits(model, rows: list[list[int]], pad_id: int, device, share_prefix: bool) -> torch.Tensor:
+def label_logits(model, rows: list[list[int]], pad_id: int, device, share_prefix: bool) -> torch.Tensor:
     """Next-token logits after each row. Every prompt opens with the same system prompt, so the
     batch's shared token prefix is run once (one row) and its KV cache reused for all rows: that
     prefix is most of a guard prompt, and computing it B times is most of the cost."""
@@ -169,7 +169,7 @@ def score_label_queries(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
     for batch in _batches(order, lengths, batch_size, max_batch_tokens):
-        logits = _label_logits(model, [queries[i][0] for i in batch], pad_id, device, share_prefix)
+        logits = label_logits(model, [queries[i][0] for i in batch], pad_id, device, share_prefix)
         ids = torch.tensor([queries[i][1:] for i in batch], device=device)  # one row of label ids each
         probs = torch.softmax(logits.gather(1, ids).float(), dim=-1).tolist()
         done = []

@@ -1,7 +1,9 @@
-"""A curriculum stage that trains the stream head (`kind: stream`): the previous stage's guard stays as it
-is (frozen) and only the head learns, from token labels (head.token_labels). Its checkpoint is that
-guard plus the head (stream_head.safetensors and stream_head.json), so one checkpoint serves label mode
-and streaming. The head is small: an interrupted stage trains it again from its start."""
+"""A curriculum stage that trains the stream head (`kind: stream`) from token labels (head.token_labels).
+With `backbone: frozen` the previous stage's guard stays as it is and only the head learns; with
+`backbone: shared` the guard's weights learn too, with its label-mode loss beside the head's, so that
+they stay a guard. Either way its checkpoint is a guard plus the head (stream_head.safetensors and
+stream_head.json): one checkpoint serves label mode and streaming. The stage is short: an interrupted
+one trains again from its start."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from libra_train.data.schema import UNSAFE
@@ -74,35 +77,77 @@ def _batch(examples: list[tuple], pad_id: int) -> dict:
     }
 
 
+def label_queries(records: list[dict], tokenizer, fmt, max_length: int) -> tuple[list[tuple], int]:
+    """(context ids, label-word ids, the label's index among them) of every view the guard judges in
+    label mode, and how many views were left out for a context longer than max_length."""
+    from libra_train.data.formats import task_views
+    from libra_train.eval.scoring import LABEL_ORDER, record_label_query
+
+    queries, too_long = [], 0
+    for record in records:
+        for view in task_views(record, fmt.task):
+            context, *words = record_label_query(view, tokenizer, fmt)
+            if len(context) >= max_length:
+                too_long += 1
+                continue
+            index = LABEL_ORDER.index(view["label"])
+            queries.append((context, words, index if index < len(words) else LABEL_ORDER.index(UNSAFE)))
+    return queries, too_long
+
+
+def label_loss(backbone, queries: list[tuple], pad_id: int) -> torch.Tensor:
+    """Cross-entropy of the label-mode decision (the next-token logits of the label words): what keeps a
+    shared backbone a guard while it learns to stream."""
+    from libra_train.eval.scoring import label_logits
+
+    device = next(backbone.parameters()).device
+    logits = label_logits(backbone, [q[0] for q in queries], pad_id, device, share_prefix=False)
+    words = logits.gather(1, torch.tensor([q[1] for q in queries], device=device)).float()
+    return nn.functional.cross_entropy(words, torch.tensor([q[2] for q in queries], device=device))
+
+
 def train_stream_stage(stage, records: list[dict], init_path: str, stage_dir: Path, run) -> dict:
-    hp = stage.train
+    hp, shared = stage.train, stage.stream.backbone == "shared"
     torch.manual_seed(run.seed)
     guard, tokenizer = load_stream_guard(init_path)
-    guard.backbone.requires_grad_(False)
+    guard.backbone.requires_grad_(shared)
     examples, counts = stream_examples(records, tokenizer, hp.max_length)
     if not examples:
         raise LibraError(f"{stage.name}: no sample with a response to train a stream head on ({stage.data})")
-    optimizer = torch.optim.AdamW(guard.head.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay)
+    groups = [{"params": list(guard.head.parameters()), "lr": hp.learning_rate}]
+    queries: list[tuple] = []
+    if shared:
+        rate = stage.stream.backbone_learning_rate
+        groups.append({"params": list(guard.backbone.parameters()), "lr": rate})
+        queries, counts["label_views_too_long"] = label_queries(records, tokenizer, run.format, hp.max_length)
+        counts["label_views"] = len(queries)
+    optimizer = torch.optim.AdamW(groups, weight_decay=hp.weight_decay)
     per_epoch = -(-len(examples) // hp.batch_size)
     steps = hp.max_steps or max(1, round(hp.epochs * per_epoch))
     order, rng, curve = [], random.Random(run.seed), []
     guard.train()
-    guard.backbone.eval()  # frozen: no dropout in it either
+    if not shared:
+        guard.backbone.eval()  # frozen: no dropout in it either
+    pad_id = tokenizer.pad_token_id or 0
     for step in range(1, steps + 1):
         if len(order) < hp.batch_size:
             order += rng.sample(range(len(examples)), len(examples))
-        batch = _batch([examples[i] for i in order[: hp.batch_size]], tokenizer.pad_token_id or 0)
+        batch = _batch([examples[i] for i in order[: hp.batch_size]], pad_id)
         del order[: hp.batch_size]
         loss = guard(**batch)["loss"]
+        if queries:
+            drawn = rng.sample(range(len(queries)), min(hp.batch_size, len(queries)))
+            loss = loss + label_loss(guard.backbone, [queries[i] for i in drawn], pad_id)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         if step % hp.logging_steps == 0 or step in (1, steps):
             curve.append((step, round(loss.item(), 4)))
             log.info("%s: step %d/%d loss %.4f", stage.name, step, steps, loss.item())
-    save_with_head(guard, init_path, stage_dir / "checkpoint")
+    save_with_head(guard, init_path, stage_dir / "checkpoint", backbone=shared)
     return {
         "kind": "stream",
+        "backbone": stage.stream.backbone,
         "loss_curve": curve,
         "steps": steps,
         "loss_first": curve[0][1],
@@ -112,11 +157,14 @@ def train_stream_stage(stage, records: list[dict], init_path: str, stage_dir: Pa
     }
 
 
-def save_with_head(guard: StreamGuard, init_path: str, final: Path) -> None:
-    """The guard it started from, and the head beside it: written whole, then put in place."""
+def save_with_head(guard: StreamGuard, init_path: str, final: Path, backbone: bool = False) -> None:
+    """The guard it started from (its trained weights where `backbone`), and the head beside it: written
+    whole, then put in place."""
     partial = final.with_name(final.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(init_path, partial, ignore=shutil.ignore_patterns(HEAD_WEIGHTS, HEAD_CONFIG))
+    if backbone:
+        guard.backbone.save_pretrained(str(partial))
     state = {k: v.detach().contiguous() for k, v in guard.head.state_dict().items()}
     save_file(state, str(partial / HEAD_WEIGHTS))
     categories = guard.head.category.out_features if guard.head.category is not None else 0

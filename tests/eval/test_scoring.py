@@ -76,7 +76,7 @@ def test_the_decision_is_p_unsafe_above_one_half(guard, monkeypatch):
         logits[:, unsafe_id] = torch.tensor(gaps[: len(rows)])
         return logits
 
-    monkeypatch.setattr(scoring, "_label_logits", crafted)
+    monkeypatch.setattr(scoring, "label_logits", crafted)
     scored = score_labels(model, tok, records, FormatConfig(), batch_size=4)
     assert [s["p_unsafe"] for s in scored] == pytest.approx(
         [torch.sigmoid(torch.tensor(g)).item() for g in gaps]

@@ -166,6 +166,17 @@ def test_each_bad_value_is_refused_naming_its_key(tmp_path, overrides, key):
             "curriculum.stages[2].label_smoothing",
             "stream stage",
         ),
+        (["+curriculum.stages.1.backbone=shared"], "curriculum.stages[1].backbone", "kind: stream"),
+        (
+            ["curriculum=stream", "curriculum.stages.2.backbone=lora"],
+            "curriculum.stages[2].backbone",
+            "frozen",
+        ),
+        (
+            ["curriculum=stream", "curriculum.stages.2.backbone_learning_rate=0"],
+            "curriculum.stages[2].backbone_learning_rate",
+            "",
+        ),
         (["+curriculum.stages.1.select=random"], "curriculum.stages[1].budget", "needs a budget"),
         (["+curriculum.stages.1.select=easy"], "curriculum.stages[1].select", "hard, random"),
         (
