@@ -1,0 +1,188 @@
+"""libra-export's release, built in process (the console-script tests in test_export.py cannot see a
+change to the code they run in another process): the merged weights equal the checkpoint's, the
+threshold and temperature travel with them, the classifier's head reads label mode's tempered
+p(unsafe), the card's rows and snippet match the run, and bad input leaves no folder behind."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from libra_train.errors import ConfigError
+from tests.conftest import read_jsonl
+
+THRESHOLD, TEMPERATURE = 0.37, 2.0  # not the shared guard's saved 0.5 and 1.0, which would prove nothing
+
+
+def export(checkpoint, out, **options):
+    from libra_train.export.release import export_release
+
+    cfg = SimpleNamespace(
+        checkpoint=str(checkpoint), output_dir=str(out), classifier=False, threshold=None, hub_repo=None,
+        model_name=None, license="other", trust_remote_code=False, dtype="auto", named_format=None,
+        format_keys={},
+    )  # fmt: skip
+    for key, value in options.items():
+        setattr(cfg, key, value)
+    return export_release(cfg)
+
+
+@pytest.fixture(scope="module")
+def releases(trained_run, tmp_path_factory):
+    """The run exported whole (its final guard, its card), and a copy of that guard with a decision
+    of its own (threshold and temperature) exported as a classifier."""
+    import shutil
+
+    from libra_train.eval.decision import Decision, save_decision
+
+    root = tmp_path_factory.mktemp("releases")
+    merged = export(trained_run, root / "merged")
+    tempered = root / "tempered"
+    shutil.copytree(trained_run / "stage2_sft" / "checkpoint", tempered)
+    save_decision(tempered, Decision(THRESHOLD, TEMPERATURE, "fitted"))
+    return merged, export(tempered, root / "classifier", classifier=True), export(tempered, root / "plain")
+
+
+def test_the_merged_release_holds_the_checkpoints_weights_decision_and_format(trained_run, releases):
+    from safetensors.torch import load_file
+
+    merged, *_ = releases
+    checkpoint = trained_run / "stage2_sft" / "checkpoint"
+    mine = load_file(str(merged / "model.safetensors"))
+    theirs = load_file(str(checkpoint / "model.safetensors"))
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+    saved = json.loads((checkpoint / "guard_threshold.json").read_text())
+    written = json.loads((merged / "guard_threshold.json").read_text())
+    assert written["threshold"] == saved["threshold"] and written.get("temperature", 1.0) == saved.get(
+        "temperature", 1.0
+    )
+    assert str(checkpoint) in written["source"]
+    from omegaconf import OmegaConf
+    from transformers import AutoTokenizer
+
+    recorded = json.loads((merged / "guard_format.json").read_text())["format"]
+    trained = OmegaConf.load(trained_run / "config.yaml").format
+    assert [recorded[k] for k in ("prompt", "critic", "task")] == [
+        trained.prompt,
+        trained.critic,
+        trained.task,
+    ]
+    templates = AutoTokenizer.from_pretrained(str(merged)).chat_template
+    assert isinstance(templates, dict) and "guard" in templates
+
+
+def test_the_classifier_reads_label_modes_tempered_p_unsafe_and_carries_its_decision(trained_run, releases):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from libra_train.data.formats import FormatConfig
+    from libra_train.data.recorded_format import recorded_format
+    from libra_train.eval.scoring import score_labels
+    from libra_train.export.classifier import classifier_input
+    from libra_train.model import load_model_and_tokenizer
+
+    _, classifier, plain = releases
+    config = json.loads((classifier / "config.json").read_text())
+    assert config["id2label"] == {"0": "安全", "1": "不安全"}
+    assert (config["guard_threshold"], config["guard_temperature"]) == (THRESHOLD, TEMPERATURE)
+    for release in (classifier, plain):
+        written = json.loads((release / "guard_threshold.json").read_text())
+        assert (written["threshold"], written["temperature"]) == (THRESHOLD, TEMPERATURE), release.name
+    checkpoint = trained_run / "stage2_sft" / "checkpoint"
+    model, tokenizer = load_model_and_tokenizer(str(checkpoint))
+    fields = FormatConfig.__dataclass_fields__
+    fmt = FormatConfig(**{k: v for k, v in recorded_format(classifier).items() if k in fields})
+    records = [r for r in read_jsonl(trained_run / "data" / "heldout.jsonl") if r.get("response")][:24]
+    untempered = [s["p_unsafe"] for s in score_labels(model, tokenizer, records, fmt, decision=None)]
+    want = [1 / (1 + ((1 - p) / p) ** (1 / TEMPERATURE)) for p in untempered]  # sigmoid(logit / T)
+    head = AutoModelForSequenceClassification.from_pretrained(str(classifier), dtype=torch.float32).eval()
+    ctok = AutoTokenizer.from_pretrained(str(classifier))
+    got = []
+    for record in records:
+        text = classifier_input(record, ctok, fmt, tuple(config["guard_label_token_ids"]))
+        ids = ctok(text, return_tensors="pt", add_special_tokens=False)
+        with torch.no_grad():
+            got.append(head(**ids).logits.softmax(-1)[0, 1].item())
+    assert got == pytest.approx(want, abs=1e-5)
+
+
+def test_the_card_names_the_threshold_its_rows_and_a_snippet_that_uses_both(trained_run, releases):
+    from huggingface_hub import ModelCard
+
+    merged, classifier, plain = releases
+    manifest = json.loads((trained_run / "manifest.json").read_text())
+    final = manifest["stages"][-1]["eval"]["heldout"]
+    card = ModelCard.load(merged / "README.md")
+    results = {(r.dataset_name, r.metric_name): r.metric_value for r in card.data.eval_results}
+    for key in ("accuracy", "f1_unsafe", "f1_safe"):
+        assert results[("heldout (synthetic)", key)] == round(final["average"][key], 4), key
+    assert results[("heldout (synthetic)", "auprc")] == round(final["auprc"], 4)
+    saved = json.loads((merged / "guard_threshold.json").read_text())["threshold"]
+    assert f"p(unsafe) > **{saved:.6g}**" in card.text and f"unsafe = p_unsafe > {saved:.6g}" in card.text
+    assert card.data.pipeline_tag == "text-generation" and card.data.model_name == "merged"
+    steps = {s["name"]: s["train"]["steps"] for s in manifest["stages"] if s.get("train")}
+    for name, n in steps.items():
+        assert f"- **{name}** ({n} steps)" in card.text
+    other = ModelCard.load(classifier / "README.md")
+    assert other.data.pipeline_tag == "text-classification"
+    assert f"p(unsafe) > **{THRESHOLD:.6g}**" in other.text
+    assert f'scores["不安全"] > {THRESHOLD:.6g}' in other.text
+    assert "text-classification" in other.text and "AutoModelForCausalLM" not in other.text
+    tempered = ModelCard.load(plain / "README.md").text
+    assert "sigmoid(logit / 2)" in tempered and f"/ {TEMPERATURE:.6g}, -1)[1]" in tempered
+    assert f"unsafe = p_unsafe > {THRESHOLD:.6g}" in tempered
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.5])
+def test_the_threshold_section_tempers_only_where_a_temperature_was_fitted(temperature):
+    from libra_train.eval.decision import Decision
+    from libra_train.export.card import _threshold
+
+    text = _threshold(Decision(0.42, temperature), [])
+    assert "p(unsafe) > **0.42**" in text
+    assert ("sigmoid(logit / 2.5)" in text) == (temperature != 1.0)
+    assert "| eval set |" not in text  # no rows, no table
+
+
+def test_a_usage_snippet_divides_by_the_temperature_and_names_the_label_tokens():
+    from libra_train.eval.decision import Decision
+    from libra_train.export.card import _usage
+
+    cfg = SimpleNamespace(classifier=False, hub_repo="me/guard")
+    text = _usage(cfg, Decision(0.3, 1.7), (11, 22), "prompt")
+    assert 'PATH = "me/guard"' in text and "safe_id, unsafe_id = 11, 22" in text
+    assert "/ 1.7, -1)[1]" in text and "unsafe = p_unsafe > 0.3" in text
+    assert '[{"role": "user", "content": question}]' in text and '"assistant"' not in text
+    assert "no fixed input" in _usage(cfg, Decision(), None)
+
+
+def test_the_training_section_lists_done_stages_with_their_steps_and_data(tmp_path):
+    from libra_train.export.card import _training
+
+    (tmp_path / "manifest.json").write_text(json.dumps({"stages": [
+        {"name": "stage1_pretrain", "status": "done", "train": {"steps": 12},
+         "data": {"/d/stage1.jsonl": "ab"}},
+        {"name": "stage2_sft", "status": "running", "train": {"steps": 3}},
+    ]}))  # fmt: skip
+    text = _training(SimpleNamespace(run_dir=tmp_path))
+    assert "- **stage1_pretrain** (12 steps)\n  - `stage1.jsonl`: `ab`" in text and "stage2_sft" not in text
+    assert "No run record" in _training(SimpleNamespace(run_dir=None))
+
+
+def test_a_full_folder_and_an_ensemble_classifier_are_refused_and_leave_nothing(trained_run, tmp_path):
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "keep.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not empty") as err:
+        export(trained_run, full)
+    assert err.value.key == "output_dir" and [p.name for p in full.iterdir()] == ["keep.txt"]
+    ensemble = tmp_path / "ensemble"
+    ensemble.mkdir()
+    members = [str(trained_run / s / "checkpoint") for s in ("stage1_pretrain", "stage2_sft")]
+    (ensemble / "ensemble.json").write_text(json.dumps({"members": members}))
+    with pytest.raises(ConfigError, match="export each member") as err:
+        export(ensemble, tmp_path / "out", classifier=True)
+    assert err.value.key == "classifier" and not (tmp_path / "out").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ensemble", "full"]  # no staging folder left
