@@ -171,6 +171,8 @@ def test_a_step_list_numbers_five_steps_and_writes_the_rest_as_prose():
         numbered = re.findall(r"^\d+\. ", text, flags=re.M)
         assert len(numbered) == min(w.asked[0], 5)
         assert (rl.PROSE_CONNECTIVES[0] in text) == (w.asked[0] > 5)
+        if w.asked[0] > 5:  # the sixth step opens a paragraph right after the fifth
+            assert re.search(r"^5\. .*。\n\n" + rl.PROSE_CONNECTIVES[0], text, flags=re.M), text
         assert text.startswith(rl.HOW_TO_INTROS[0].format(b="撬锁")) and text.endswith(
             rl.HOW_TO_CLOSERS[0].format(b="撬锁")
         )
