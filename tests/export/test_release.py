@@ -186,3 +186,101 @@ def test_a_full_folder_and_an_ensemble_classifier_are_refused_and_leave_nothing(
         export(ensemble, tmp_path / "out", classifier=True)
     assert err.value.key == "classifier" and not (tmp_path / "out").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ensemble", "full"]  # no staging folder left
+
+
+def test_a_stage_checkpoint_inside_a_run_is_exported_with_that_stages_figures(trained_run, tmp_path):
+    from huggingface_hub import ModelCard
+
+    manifest = json.loads((trained_run / "manifest.json").read_text())
+    first = next(s for s in manifest["stages"] if s["name"] == "stage1_pretrain")
+    out = export(trained_run / "stage1_pretrain" / "checkpoint", tmp_path / "first")
+    card = ModelCard.load(out / "README.md")
+    results = {(r.dataset_name, r.metric_name): r.metric_value for r in card.data.eval_results}
+    assert results[("heldout (synthetic)", "accuracy")] == round(
+        first["eval"]["heldout"]["average"]["accuracy"], 4
+    )
+    assert "stage2_sft" in card.text  # the run's record is still the run's whole curriculum
+
+
+@pytest.mark.parametrize("umask, folder, file", [(0o022, 0o755, 0o644), (0o027, 0o750, 0o640)])
+def test_a_release_takes_the_modes_the_users_umask_gives(trained_run, tmp_path, umask, folder, file):
+    import os
+    import stat
+
+    old = os.umask(umask)
+    try:
+        out = export(trained_run, tmp_path / "release")
+    finally:
+        os.umask(old)
+    modes = {p: stat.S_IMODE(p.stat().st_mode) for p in [out, *out.rglob("*")]}
+    assert {m for p, m in modes.items() if p.is_dir()} == {folder}
+    assert {m for p, m in modes.items() if p.is_file()} == {file}
+
+
+def test_an_ensemble_is_exported_member_by_member_with_its_own_decision(trained_run, tmp_path):
+    from libra_train.ensemble import member_paths
+    from libra_train.eval.decision import Decision, save_decision, saved_decision
+
+    ensemble = tmp_path / "ensemble"
+    ensemble.mkdir()
+    members = [str(trained_run / s / "checkpoint") for s in ("stage1_pretrain", "stage2_sft")]
+    (ensemble / "ensemble.json").write_text(json.dumps({"members": members}))
+    save_decision(ensemble, Decision(0.42, 1.5, "fitted"))
+    out = export(ensemble, tmp_path / "release")
+    exported = member_paths(out)
+    assert [p.name for p in exported] == ["member0", "member1"] and all(
+        (p / "config.json").is_file() for p in exported
+    )
+    assert saved_decision(out).threshold == 0.42 and saved_decision(out).temperature == 1.5
+    assert (
+        saved_decision(exported[1]).threshold
+        == saved_decision(trained_run / "stage2_sft" / "checkpoint").threshold
+    )
+    assert json.loads((out / "guard_format.json").read_text())["format"]["critic"] == "rear"
+    assert (out / "README.md").is_file()
+
+
+def test_inputs_written_for_a_classifier_are_the_text_its_head_reads(releases, tmp_path):
+    from transformers import AutoTokenizer
+
+    from libra_train.data.formats import FormatConfig
+    from libra_train.data.recorded_format import recorded_format
+    from libra_train.export.classifier import classifier_input, write_classifier_inputs
+    from tests.conftest import read_jsonl as read
+
+    _, classifier, _ = releases
+    fields = FormatConfig.__dataclass_fields__
+    fmt = FormatConfig(**{k: v for k, v in recorded_format(classifier).items() if k in fields})
+    tokenizer = AutoTokenizer.from_pretrained(str(classifier))
+    records = [
+        {"id": "a", "question": "怎么撬锁？", "response": "第一步，准备铁丝。", "label": "不安全"},
+        {"id": "b", "question": "怎么学英语？", "response": "多听多说。", "label": "安全"},
+    ]
+    out = write_classifier_inputs(records, tokenizer, fmt, classifier, tmp_path / "prompts.jsonl")
+    rows = read(out)
+    assert [(r["id"], r["task"]) for r in rows] == [("a", "response"), ("b", "response")]
+    for row, record in zip(rows, records):
+        assert row["prompt"] == classifier_input(record, tokenizer, fmt)
+
+
+def test_an_upload_needs_a_token_and_sends_the_folder_to_the_repo(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from libra_train.export.release import upload_release
+
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
+    assert upload_release(tmp_path, "me/guard").startswith("not uploaded to me/guard: no Hugging Face token")
+    calls = []
+
+    class Api:
+        def create_repo(self, repo, exist_ok):
+            calls.append(("create", repo, exist_ok))
+
+        def upload_folder(self, folder_path, repo_id, commit_message):
+            calls.append(("upload", folder_path, repo_id))
+            return SimpleNamespace(commit_url="https://hub/me/guard/commit/1")
+
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: "hf_x")
+    monkeypatch.setattr(huggingface_hub, "HfApi", Api)
+    assert upload_release(tmp_path, "me/guard") == "uploaded to https://hub/me/guard/commit/1"
+    assert calls == [("create", "me/guard", True), ("upload", str(tmp_path), "me/guard")]
