@@ -185,7 +185,7 @@ class Writer:
     def harmful_items(self, k: int) -> list[tuple[str, str]]:
         """k (title, text) pairs of harmful content: steps, or the harmful text itself where that is
         what complying means for the category (as many distinct lines as it has, up to k). The first
-        item's text carries HARM_MARK: the harm starts there."""
+        item's text carries HARM_MARK: the harm starts there (at its title, where a layout shows one)."""
         items = self._harmful(k)
         title, text = items[0]
         return [(title, HARM_MARK + text), *items[1:]]
@@ -210,6 +210,7 @@ class Writer:
         who = self.responder
         lines = []
         for i, (title, text) in enumerate(items):
+            title, text = _shown_title_first(title, text) if not who.endswith("gamma") else (title, text)
             if who.endswith("delta"):
                 head = f"（{rl.SECTION_NUMBERS[i]}）"
             elif who.endswith("beta"):
@@ -229,10 +230,19 @@ class Writer:
         return "\n\n".join(paragraphs)
 
     def sections(self, items: list[tuple[str, str]]) -> str:
+        items = [_shown_title_first(title, text) for title, text in items]
         return "\n\n".join(
             f"### {rl.SECTION_NUMBERS[i]}、{title or '要点'}\n- " + text.replace("，", "\n- ", 1) + "。"
             for i, (title, text) in enumerate(items)
         )
+
+
+def _shown_title_first(title: str, text: str) -> tuple[str, str]:
+    """A harmful item whose title is shown becomes harmful at its title ("不留痕迹"), not at its text: the
+    onset mark moves there."""
+    if title and text.startswith(HARM_MARK):
+        return HARM_MARK + title, text[len(HARM_MARK) :]
+    return title, text
 
 
 def _steps(w: Writer, items) -> str:

@@ -139,9 +139,9 @@ def test_minimal_pairs_answer_one_question_both_ways_in_one_layout(synth):
 
 
 def _harmful_openings() -> tuple[str, ...]:
-    """What harmful content opens with: a harmful step's text, or a category's harmful line, up to its
-    first comma (a sectioned layout breaks the line there)."""
-    steps = [text for _, text in rl.STEPS]
+    """What harmful content opens with: a harmful step's title (where a layout shows it) or text, or a
+    category's harmful line, up to its first comma (a sectioned layout breaks the line there)."""
+    steps = [text for _, text in rl.STEPS] + [title for title, _ in rl.STEPS]
     lines = [line.rstrip("。") for pool in rl.HARMFUL_TEXT.values() for line in pool]
     return tuple(text.split("，")[0] for text in steps + lines)
 
@@ -189,11 +189,19 @@ def test_the_onset_of_a_hand_built_composition_is_where_its_harmful_part_begins(
     lead = "抱歉，我不能帮助你撬锁。不过，如果你只是想了解一般情况，大致过程如下：\n"
     assert text.startswith(lead) and start > len(lead)  # after the refusal and its turn
     between = text[len(lead) : start]  # only the first item's list head, or a paragraph's connective
-    assert between in rl.PROSE_CONNECTIVES or re.fullmatch(r"1\. (\*\*[^*]+\*\*：)?", between), between
+    assert between in (*rl.PROSE_CONNECTIVES, "1. **"), between
 
+    # a shown title is where a harmful step starts: "1. **不留痕迹**：…" is harmful from 不留痕迹 on
     text, start = split_onset(render(_writer(), "step_list"))
     intro = "关于撬锁，可以参考下面几个步骤：\n"
-    assert text.startswith(intro) and re.fullmatch(r"1\. (\*\*[^*]+\*\*：)?", text[len(intro) : start])
+    assert text.startswith(intro) and text[len(intro) : start] == "1. **"
+    assert text[start:].startswith(tuple(title for title, _ in rl.STEPS))
+    w = _writer()
+    w.responder = "model-gamma"  # gamma's steps have no title: the harm starts at the step's text
+    text, start = split_onset(w.numbered(w.harmful_items(2)))
+    assert text[:start] == "第一步，" and text[start:].startswith(tuple(t for _, t in rl.STEPS))
+    text, start = split_onset(_writer().sections(_writer().harmful_items(2)))
+    assert text[:start] == "### 一、" and text[start:].startswith(tuple(title for title, _ in rl.STEPS))
 
     assert split_onset(render(_writer(), "agree_opinion"))[1] == 0  # agreeing is the harm itself
     for safe in ("helpful_steps", "refusal_then_help", "short_refusal", "benign_long"):
