@@ -46,10 +46,18 @@ def releases(trained_run, tmp_path_factory):
     return merged, export(tempered, root / "classifier", classifier=True), export(tempered, root / "plain")
 
 
-def test_the_merged_release_holds_the_checkpoints_weights_decision_and_format(trained_run, releases):
+def test_a_release_holds_what_the_run_made_and_its_card_says_so(trained_run, releases):
+    """One test for everything the module's exports wrote: it is the first to use them, so a mutation
+    test that maps each function to the tests that reached it finds every check here."""
+    merged, classifier, plain = releases
+    check_merged_weights_decision_and_format(trained_run, merged)
+    check_classifier_reads_tempered_p_unsafe_and_carries_its_decision(trained_run, classifier, plain)
+    check_cards_name_the_threshold_rows_and_snippet(trained_run, merged, classifier, plain)
+
+
+def check_merged_weights_decision_and_format(trained_run, merged):
     from safetensors.torch import load_file
 
-    merged, *_ = releases
     checkpoint = trained_run / "stage2_sft" / "checkpoint"
     mine = load_file(str(merged / "model.safetensors"))
     theirs = load_file(str(checkpoint / "model.safetensors"))
@@ -74,7 +82,7 @@ def test_the_merged_release_holds_the_checkpoints_weights_decision_and_format(tr
     assert isinstance(templates, dict) and "guard" in templates
 
 
-def test_the_classifier_reads_label_modes_tempered_p_unsafe_and_carries_its_decision(trained_run, releases):
+def check_classifier_reads_tempered_p_unsafe_and_carries_its_decision(trained_run, classifier, plain):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from libra_train.data.formats import FormatConfig
@@ -83,15 +91,19 @@ def test_the_classifier_reads_label_modes_tempered_p_unsafe_and_carries_its_deci
     from libra_train.export.classifier import classifier_input
     from libra_train.model import load_model_and_tokenizer
 
-    _, classifier, plain = releases
     config = json.loads((classifier / "config.json").read_text())
-    assert config["id2label"] == {"0": "安全", "1": "不安全"}
+    assert config["id2label"] == {"0": "安全", "1": "不安全"} and config["label2id"] == {
+        "安全": 0,
+        "不安全": 1,
+    }
+    assert config["architectures"] == ["Qwen2ForSequenceClassification"]
     assert (config["guard_threshold"], config["guard_temperature"]) == (THRESHOLD, TEMPERATURE)
     for release in (classifier, plain):
         written = json.loads((release / "guard_threshold.json").read_text())
         assert (written["threshold"], written["temperature"]) == (THRESHOLD, TEMPERATURE), release.name
     checkpoint = trained_run / "stage2_sft" / "checkpoint"
     model, tokenizer = load_model_and_tokenizer(str(checkpoint))
+    assert config["pad_token_id"] == tokenizer.pad_token_id is not None
     fields = FormatConfig.__dataclass_fields__
     fmt = FormatConfig(**{k: v for k, v in recorded_format(classifier).items() if k in fields})
     records = [r for r in read_jsonl(trained_run / "data" / "heldout.jsonl") if r.get("response")][:24]
@@ -108,10 +120,9 @@ def test_the_classifier_reads_label_modes_tempered_p_unsafe_and_carries_its_deci
     assert got == pytest.approx(want, abs=1e-5)
 
 
-def test_the_card_names_the_threshold_its_rows_and_a_snippet_that_uses_both(trained_run, releases):
+def check_cards_name_the_threshold_rows_and_snippet(trained_run, merged, classifier, plain):
     from huggingface_hub import ModelCard
 
-    merged, classifier, plain = releases
     manifest = json.loads((trained_run / "manifest.json").read_text())
     final = manifest["stages"][-1]["eval"]["heldout"]
     card = ModelCard.load(merged / "README.md")
@@ -261,6 +272,21 @@ def test_inputs_written_for_a_classifier_are_the_text_its_head_reads(releases, t
     assert [(r["id"], r["task"]) for r in rows] == [("a", "response"), ("b", "response")]
     for row, record in zip(rows, records):
         assert row["prompt"] == classifier_input(record, tokenizer, fmt)
+    # a head whose rows are not the tokens label mode reads, and input the guard was not trained on
+    import shutil
+
+    other = shutil.copytree(classifier, tmp_path / "other")
+    config = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, "guard_label_token_ids": [1, 2]}))
+    with pytest.raises(ConfigError, match="the classifier's head holds \\[1, 2\\]"):
+        write_classifier_inputs(records, tokenizer, fmt, other, tmp_path / "x.jsonl")
+    recorded = json.loads((other / "guard_format.json").read_text())
+    recorded["format"]["task"] = "response"
+    (other / "guard_format.json").write_text(json.dumps(recorded))
+    alone = [{"id": "c", "question": "怎么撬锁？", "label": "不安全"}]
+    with pytest.raises(ConfigError, match=f"{other}.*format.task=response") as err:
+        write_classifier_inputs(alone, tokenizer, fmt, other, tmp_path / "y.jsonl")
+    assert err.value.key == "format.task" and not (tmp_path / "y.jsonl").exists()
 
 
 def test_an_upload_needs_a_token_and_sends_the_folder_to_the_repo(tmp_path, monkeypatch):
@@ -277,10 +303,16 @@ def test_an_upload_needs_a_token_and_sends_the_folder_to_the_repo(tmp_path, monk
             calls.append(("create", repo, exist_ok))
 
         def upload_folder(self, folder_path, repo_id, commit_message):
-            calls.append(("upload", folder_path, repo_id))
-            return SimpleNamespace(commit_url="https://hub/me/guard/commit/1")
+            calls.append(("upload", folder_path, repo_id, commit_message))
+            return (
+                SimpleNamespace(commit_url="https://hub/me/guard/commit/1") if repo_id == "me/guard" else None
+            )
 
     monkeypatch.setattr(huggingface_hub, "get_token", lambda: "hf_x")
     monkeypatch.setattr(huggingface_hub, "HfApi", Api)
     assert upload_release(tmp_path, "me/guard") == "uploaded to https://hub/me/guard/commit/1"
-    assert calls == [("create", "me/guard", True), ("upload", str(tmp_path), "me/guard")]
+    assert calls == [
+        ("create", "me/guard", True),
+        ("upload", str(tmp_path), "me/guard", "libra-export release"),
+    ]
+    assert upload_release(tmp_path, "me/other") == "uploaded to me/other"  # no commit URL: the repo
