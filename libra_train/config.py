@@ -478,6 +478,7 @@ def _stage_mapping(stage: StageConfig, base: TrainConfig, seed: int) -> dict:
         out["guards"] = list(stage.guards)
     if stage.kind != "sft":
         out["kind"] = stage.kind
+        out.update(_plain(stage.stream))  # a stream stage's own keys sit beside `kind`
     return out
 
 

@@ -27,6 +27,7 @@ NEEDS = {
     ("data", "jade"): ["data.jade_dir=/data/jade"],
     ("experiment", "jade"): ["data.jade_dir=/data/jade"],
     ("curriculum", "two_stage_replay"): ["data=jade", "data.jade_dir=/data/jade"],
+    ("curriculum", "two_stage_replay_stream"): ["data=jade", "data.jade_dir=/data/jade"],
 }
 
 
