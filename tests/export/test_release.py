@@ -133,6 +133,12 @@ def check_cards_name_the_threshold_rows_and_snippet(trained_run, merged, classif
     saved = json.loads((merged / "guard_threshold.json").read_text())["threshold"]
     assert f"p(unsafe) > **{saved:.6g}**" in card.text and f"unsafe = p_unsafe > {saved:.6g}" in card.text
     assert card.data.pipeline_tag == "text-generation" and card.data.model_name == "merged"
+    assert card.text.lstrip().startswith("# merged\n")
+    row = f"| heldout | {final['n']} | {final['average']['accuracy']:.4f} |"
+    assert (
+        row in card.text
+        and "| synthetic only, from the generator that wrote the training data |" in card.text
+    )
     steps = {s["name"]: s["train"]["steps"] for s in manifest["stages"] if s.get("train")}
     for name, n in steps.items():
         assert f"- **{name}** ({n} steps)" in card.text
@@ -316,3 +322,115 @@ def test_an_upload_needs_a_token_and_sends_the_folder_to_the_repo(tmp_path, monk
         ("upload", str(tmp_path), "me/guard", "libra-export release"),
     ]
     assert upload_release(tmp_path, "me/other") == "uploaded to me/other"  # no commit URL: the repo
+
+
+def _result(accuracy, source="JADE", threshold_source=None, points=None):
+    return {
+        "per_source": {source: {}}, "n": 48, "auprc": accuracy - 0.01, "threshold_source": threshold_source,
+        "average": {"accuracy": accuracy, "f1_unsafe": accuracy - 0.02, "f1_safe": accuracy - 0.03},
+        "operating_points": points,
+    }  # fmt: skip
+
+
+def test_eval_rows_and_card_metadata_name_each_set_its_kind_and_the_base_model(tmp_path):
+    from libra_train.export.card import card_data, eval_rows
+
+    points = {"best_accuracy": {"threshold": 0.3, "recall": 0.9, "fpr": 0.1}}
+    stage = {"eval": {
+        "heldout": _result(0.8, "Synthetic Data"),
+        "jade_dev": _result(1.0, threshold_source="calibrated for accuracy on jade_dev: optimistic"),
+        "jade_test": _result(0.9, points=points),
+    }}  # fmt: skip
+    rows = {r["set"]: r for r in eval_rows(stage)}
+    assert rows["jade_test"]["n"] == 48 and rows["jade_test"]["operating_points"] == points
+    assert rows["heldout"]["operating_points"] == {} and rows["heldout"]["synthetic"]
+    assert [name for name, r in rows.items() if r["calibrated_here"]] == ["jade_dev"]
+    assert (rows["jade_test"]["accuracy"], rows["jade_test"]["f1_unsafe"]) == (0.9, 0.9 - 0.02)
+    (tmp_path / "config.yaml").write_text("model: {name_or_path: Qwen/Qwen2.5-7B-Instruct}\n")
+    cfg = SimpleNamespace(model_name=None, output_dir="out/my-guard", license="apache-2.0", classifier=True)
+    data = card_data(SimpleNamespace(run_dir=tmp_path), cfg, list(rows.values()))
+    assert (data.model_name, data.base_model, data.license) == (
+        "my-guard",
+        "Qwen/Qwen2.5-7B-Instruct",
+        "apache-2.0",
+    )
+    assert data.language == ["zh"] and data.pipeline_tag == "text-classification"
+    assert data.tags == ["safety", "guard", "content-moderation", "libra-train"]
+    kinds = {(r.dataset_name, r.dataset_type) for r in data.eval_results}
+    assert kinds == {("heldout (synthetic)", "synthetic"), ("jade_test", "jade_test")}  # not jade_dev
+    assert {(r.task_type, r.task_name) for r in data.eval_results} == {
+        ("text-classification", "safety judgement")
+    }
+    assert {(r.metric_name, r.metric_type) for r in data.eval_results} == {
+        ("accuracy", "accuracy"),
+        ("f1_unsafe", "f1"),
+        ("f1_safe", "f1"),
+        ("auprc", "auprc"),
+    }
+    (tmp_path / "config.yaml").write_text("model: {name_or_path: /models/my-local-guard}\n")
+    assert card_data(SimpleNamespace(run_dir=tmp_path), cfg, []).base_model is None  # a path is not a hub id
+
+
+def test_the_threshold_table_has_a_row_per_set_with_its_notes():
+    from libra_train.eval.decision import Decision
+    from libra_train.export.card import _threshold, eval_rows
+
+    stage = {"eval": {
+        "heldout": _result(0.8, "Synthetic Data"),
+        "jade_dev": _result(1.0, threshold_source="calibrated for accuracy on jade_dev: optimistic"),
+    }}  # fmt: skip
+    text = _threshold(Decision(0.5), eval_rows(stage))
+    assert (
+        "| heldout | 48 | 0.8000 | 0.7800 | 0.7700 | 0.7900 | "
+        "synthetic only, from the generator that wrote the training data |"
+    ) in text
+    assert "| jade_dev | 48 | 1.0000 | 0.9800 | 0.9700 | 0.9900 | calibrated here: optimistic |" in text
+    both = {"eval": {"x": _result(0.5, "Synthetic Data", "… optimistic")}}
+    assert (
+        "calibrated here: optimistic; synthetic only, from the generator that wrote the training data"
+        in _threshold(Decision(0.5), eval_rows(both))
+    )
+    assert "| x | 48 | – |" in _threshold(Decision(0.5), [{**eval_rows(both)[0], "accuracy": None}])
+
+
+def _run_copy(trained_run, tmp_path, stages):
+    """A run folder with `stages` as its manifest, its stage folders those of the shared run."""
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("stage1_pretrain", "stage2_sft"):
+        (run / name).symlink_to(trained_run / name)
+    (run / "config.yaml").symlink_to(trained_run / "config.yaml")
+    (run / "manifest.json").write_text(json.dumps({"stages": stages}))
+    return run
+
+
+def test_a_run_is_exported_at_its_last_finished_stage_and_a_bad_record_is_named(trained_run, tmp_path):
+    from huggingface_hub import ModelCard
+
+    from libra_train.errors import CheckpointError
+
+    stages = json.loads((trained_run / "manifest.json").read_text())["stages"]
+    first, second = stages[0], stages[1]
+    run = _run_copy(trained_run, tmp_path, [first, {**second, "status": "running"}])
+    card = ModelCard.load(export(run, tmp_path / "out") / "README.md")
+    results = {(r.dataset_name, r.metric_name): r.metric_value for r in card.data.eval_results}
+    assert results[("heldout (synthetic)", "auprc")] == round(first["eval"]["heldout"]["auprc"], 4)
+    (run / "manifest.json").write_text(json.dumps({"stages": [{**first, "status": "running"}]}))
+    with pytest.raises(CheckpointError, match="has no finished stage to export"):
+        export(run, tmp_path / "none")
+    (run / "manifest.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match=f"{run / 'manifest.json'} is corrupt"):
+        export(run, tmp_path / "corrupt")
+    assert not (tmp_path / "none").exists() and not (tmp_path / "corrupt").exists()
+
+
+def test_a_format_that_writes_its_verdict_last_exports_without_a_guard_template(trained_run, tmp_path):
+    from transformers import AutoTokenizer
+
+    from libra_train.data.formats import FormatConfig
+
+    out = export(trained_run, tmp_path / "front", named_format=FormatConfig(critic="front"))
+    assert "no fixed input ends at the label" in (out / "README.md").read_text()
+    template = AutoTokenizer.from_pretrained(str(out)).chat_template
+    assert not isinstance(template, dict) or "guard" not in template
+    assert json.loads((out / "guard_format.json").read_text())["format"]["critic"] == "front"
