@@ -6,6 +6,7 @@ p(unsafe), the card's rows and snippet match the run, and bad input leaves no fo
 from __future__ import annotations
 
 import json
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -434,3 +435,34 @@ def test_a_format_that_writes_its_verdict_last_exports_without_a_guard_template(
     template = AutoTokenizer.from_pretrained(str(out)).chat_template
     assert not isinstance(template, dict) or "guard" not in template
     assert json.loads((out / "guard_format.json").read_text())["format"]["critic"] == "front"
+
+
+@pytest.mark.parametrize("task", ["response", "prompt", "both"])
+def test_the_guard_template_renders_what_the_classifier_reads_and_refuses_what_it_never_learnt(
+    trained_run, task
+):
+    from jinja2.exceptions import TemplateError
+    from transformers import AutoTokenizer
+
+    from libra_train.data.formats import FormatConfig
+    from libra_train.export.classifier import UNTRAINED, classifier_input, classifier_template
+
+    tokenizer = AutoTokenizer.from_pretrained(str(trained_run / "stage2_sft" / "checkpoint"))
+    fmt = FormatConfig(task=task)
+    template = classifier_template(tokenizer, fmt)
+    question, response = (
+        "怎么撬锁？",
+        '他说："先准备铁丝"\n再试试。',
+    )  # quotes, a line break: escaped literals
+    pair = [{"role": "user", "content": question}, {"role": "assistant", "content": response}]
+    alone = pair[:1]
+    render = lambda messages: tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False)  # noqa: E731
+    for messages, record, refused in (
+        (pair, {"id": "a", "question": question, "response": response}, task == "prompt"),
+        (alone, {"id": "b", "question": question}, task == "response"),
+    ):
+        if refused:
+            with pytest.raises(TemplateError, match=re.escape(UNTRAINED[task][:40])):
+                render(messages)
+        else:
+            assert render(messages) == classifier_input(record, tokenizer, fmt)
