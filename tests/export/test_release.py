@@ -466,3 +466,84 @@ def test_the_guard_template_renders_what_the_classifier_reads_and_refuses_what_i
                 render(messages)
         else:
             assert render(messages) == classifier_input(record, tokenizer, fmt)
+
+
+@pytest.mark.parametrize(
+    "task, reads",
+    [
+        ("response", "a model's response to a question"),
+        ("prompt", "a question alone"),
+        ("both", "a question alone, and a model's response to it"),
+    ],
+)
+def test_the_card_says_what_the_guard_reads_and_how_it_answers(task, reads):
+    from libra_train.data.formats import FormatConfig, render_target
+    from libra_train.export.card import _judges
+
+    fmt = FormatConfig(task=task)
+    text = _judges(fmt, classifier=False)
+    opening = f"## What it judges\n\nA Chinese safety guard. It reads {reads} and judges it 安全 (safe) or"
+    assert text.startswith(opening + " 不安全 (unsafe).")
+    example = render_target({"id": "x", "question": "", "label": "不安全", "analyze": "……"}, fmt)
+    assert text.endswith(f"(format `guard`, critic `rear`):\n\n```\n{example}\n```") and "……" in example
+    assert _judges(fmt, classifier=True).endswith(
+        "A sequence classifier: labels `0: 安全` (safe) and `1: 不安全` (unsafe); the softmax's second "
+        "column is p(unsafe)."
+    )
+
+
+def test_the_usage_section_gives_a_runnable_snippet_or_says_why_there_is_none():
+    from libra_train.eval.decision import Decision
+    from libra_train.export.card import _usage
+
+    text = _usage(SimpleNamespace(classifier=False, hub_repo=None), Decision(0.5), (3, 4))
+    assert text.startswith(
+        "## Usage with transformers alone\n\nThe `guard` chat template builds the guard's input from the "
+        "plain messages (a question and its response, [user, assistant]): the prompt the guard was trained "
+        "on, then the start of its answer up to the label. It raises an error for the kind of input the "
+        "guard was not trained to judge.\n\n```python\n"
+    )
+    assert 'PATH = "path/to/this/folder"' in text
+    pair = '[{"role": "user", "content": question}, {"role": "assistant", "content": response}]'
+    assert f'text = tokenizer.apply_chat_template({pair}, chat_template="guard", tokenize=False)' in text
+    none = _usage(SimpleNamespace(classifier=False, hub_repo=None), Decision(0.5), None)
+    assert none == (
+        "## Usage\n\nThis format writes its verdict after generated text, so no fixed input ends at the "
+        "label: `libra-infer model=PATH data=FILE output_dir=DIR mode=prompts` writes each record's exact "
+        "prompt, and the guard's answer is generated from it."
+    )
+
+
+def test_the_training_section_lists_a_done_stage_after_one_that_is_not(tmp_path):
+    from libra_train.export.card import _training
+
+    def section(stages):
+        (tmp_path / "manifest.json").write_text(json.dumps({"stages": stages}))
+        return _training(SimpleNamespace(run_dir=tmp_path))
+
+    text = section([{"name": "a", "status": "running"}, {"name": "b", "status": "done"}])
+    assert text == (
+        "## Training\n\nThe curriculum, stage by stage, with the data each stage read (SHA-256):\n\n- **b**"
+    )
+    assert section([]) == "## Training\n\nNo run record was found beside the checkpoint."
+
+
+@pytest.mark.parametrize(
+    "fmt_keys, message",
+    [
+        ({"critic": "front"}, "writes its verdict after generated text: label mode has no fixed position"),
+        ({"prompt": "shieldlm"}, "has 3 verdicts (.*); a two-row classifier holds 安全 and 不安全 only"),
+    ],
+)
+def test_a_format_without_a_two_way_label_at_a_fixed_place_cannot_be_a_classifier(
+    trained_run, fmt_keys, message
+):
+    from transformers import AutoTokenizer
+
+    from libra_train.data.formats import FormatConfig
+    from libra_train.export.classifier import check_classifiable
+
+    tokenizer = AutoTokenizer.from_pretrained(str(trained_run / "stage2_sft" / "checkpoint"))
+    with pytest.raises(ConfigError, match=message) as err:
+        check_classifiable(FormatConfig(**fmt_keys), tokenizer)
+    assert err.value.key == "classifier"
