@@ -564,6 +564,7 @@ def _stages(raw: dict) -> tuple:
         raise ConfigError("curriculum.stages", "must be a list of stages")
     train_keys = [f.name for f in fields(TrainConfig)]
     selection_keys = [f.name for f in fields(SelectionConfig)]
+    stream_keys = [f.name for f in fields(StreamOptions)]
     stages = []
     for i, stage in enumerate(stages_raw):
         where = f"curriculum.stages[{i}]"
@@ -594,7 +595,6 @@ def _stages(raw: dict) -> tuple:
         if kind == "stream" and selection is not None:
             raise ConfigError(f"{where}.select", "a stream stage trains on every sample it is given")
         stream = _stream_options(stage, kind, where)
-        stream_keys = [f.name for f in fields(StreamOptions)]
         own = {"name", "data", "select", "guards", "kind", *stream_keys, *train_keys, *selection_keys}
         own -= {"strategy"}
         unknown = [k for k in stage if k not in own]

@@ -90,8 +90,7 @@ def label_queries(records: list[dict], tokenizer, fmt, max_length: int) -> tuple
             if len(context) >= max_length:
                 too_long += 1
                 continue
-            index = LABEL_ORDER.index(view["label"])
-            queries.append((context, words, index if index < len(words) else LABEL_ORDER.index(UNSAFE)))
+            queries.append((context, words, LABEL_ORDER.index(view["label"])))  # safe or unsafe (schema)
     return queries, too_long
 
 
