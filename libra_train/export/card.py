@@ -82,7 +82,7 @@ def card_data(source, cfg, rows: list[dict]):
     )
 
 
-def write_card(folder: Path, source, fmt: FormatConfig, decision, cfg, label_ids=None) -> Path:
+def write_card(folder: Path, source, fmt: FormatConfig, decision, cfg, label_ids=None) -> None:
     from huggingface_hub import ModelCard
 
     rows = eval_rows(source.stage)
@@ -97,7 +97,6 @@ def write_card(folder: Path, source, fmt: FormatConfig, decision, cfg, label_ids
     )
     card = ModelCard(f"---\n{card_data(source, cfg, rows).to_yaml()}\n---\n\n{text}\n")
     card.save(folder / "README.md")
-    return folder / "README.md"
 
 
 def _run_config(source) -> dict:
@@ -118,7 +117,7 @@ def _judges(fmt: FormatConfig, classifier: bool) -> str:
         f"```\n{example}\n```"
     )
     task = {"response": "a model's response to a question", "prompt": "a question alone"}.get(
-        fmt.task, "a question alone, and a model's response to it"
+        fmt.task, "a question alone, or a question and a model's response to it,"
     )
     return (
         "## What it judges\n\n"

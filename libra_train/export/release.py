@@ -149,7 +149,7 @@ def _write(source: Source, fmt: FormatConfig, decision: Decision, folder: Path, 
                 member, fmt, saved_decision(member) or decision, members[-1], cfg, False
             )
         write_ensemble(folder, members)
-        exported = f"exported from {source.checkpoint}"
+        exported = f"exported from {source.checkpoint.resolve()}"
         save_decision(folder, Decision(decision.threshold, decision.temperature, exported))  # the ensemble's
         save_format(folder, fmt)
     else:  # _write_weights wrote the threshold and the format beside the weights
@@ -182,7 +182,9 @@ def _write_weights(checkpoint: Path, fmt, decision: Decision, folder: Path, cfg,
         tokenizer.chat_template = templates
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    save_decision(folder, Decision(decision.threshold, decision.temperature, f"exported from {checkpoint}"))
+    save_decision(
+        folder, Decision(decision.threshold, decision.temperature, f"exported from {checkpoint.resolve()}")
+    )
     save_format(folder, fmt)
     return label_ids
 

@@ -473,7 +473,7 @@ def test_the_guard_template_renders_what_the_classifier_reads_and_refuses_what_i
     [
         ("response", "a model's response to a question"),
         ("prompt", "a question alone"),
-        ("both", "a question alone, and a model's response to it"),
+        ("both", "a question alone, or a question and a model's response to it,"),
     ],
 )
 def test_the_card_says_what_the_guard_reads_and_how_it_answers(task, reads):
@@ -547,3 +547,80 @@ def test_a_format_without_a_two_way_label_at_a_fixed_place_cannot_be_a_classifie
     with pytest.raises(ConfigError, match=message) as err:
         check_classifiable(FormatConfig(**fmt_keys), tokenizer)
     assert err.value.key == "classifier"
+
+
+def test_a_source_is_a_run_a_checkpoint_an_adapter_or_an_ensemble_and_anything_else_is_named(tmp_path):
+    """A checkpoint is claimed by the run two or three folders above it (RUN/STAGE/checkpoint or
+    RUN/member/STAGE/checkpoint), not by one further up that merely holds it."""
+    from libra_train.errors import CheckpointError
+    from libra_train.export.release import resolve_source
+
+    with pytest.raises(CheckpointError, match=f"checkpoint {tmp_path / 'gone'} does not exist"):
+        resolve_source(str(tmp_path / "gone"))
+    (tmp_path / "empty").mkdir()
+    neither = (
+        f"{tmp_path / 'empty'} is neither a run directory (manifest.json) nor a checkpoint (config.json, "
+        "adapter_config.json or ensemble.json)"
+    )
+    with pytest.raises(CheckpointError, match=re.escape(neither)):
+        resolve_source(str(tmp_path / "empty"))
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    assert resolve_source(str(adapter)).run_dir is None
+    run = tmp_path / "run"
+    stage = {"name": "s", "status": "done", "checkpoint": "member0/s/checkpoint"}
+    (run / "member0" / "s" / "checkpoint").mkdir(parents=True)
+    (run / "manifest.json").write_text(json.dumps({"stages": [stage]}))
+    for checkpoint in (run / "member0" / "s" / "checkpoint", run / "a" / "b" / "c" / "checkpoint"):
+        checkpoint.mkdir(parents=True, exist_ok=True)
+        (checkpoint / "config.json").write_text("{}")
+    member = resolve_source(str(run / "member0" / "s" / "checkpoint"))
+    assert member.run_dir == run and member.stage == stage
+    assert resolve_source(str(run / "a" / "b" / "c" / "checkpoint")).run_dir is None
+
+
+def test_the_format_comes_from_the_checkpoint_then_an_ensembles_first_member_then_the_run(tmp_path):
+    from omegaconf import OmegaConf
+
+    from libra_train.data.formats import FormatConfig
+    from libra_train.data.recorded_format import save_format
+    from libra_train.ensemble import write_ensemble
+    from libra_train.export.release import Source, source_format
+
+    run, checkpoint = tmp_path / "run", tmp_path / "run" / "s" / "checkpoint"
+    checkpoint.mkdir(parents=True)
+    OmegaConf.save({"format": {"critic": "front", "task": "both"}}, run / "config.yaml")
+    at = Source(checkpoint, run, {})
+    assert (source_format(at, None).critic, source_format(at, None).task) == ("front", "both")
+    save_format(checkpoint, FormatConfig(task="prompt"))  # the record beside the weights comes first
+    assert (source_format(at, None).critic, source_format(at, None).task) == ("rear", "prompt")
+    assert source_format(at, None, {"critic": "front"}).critic == "front"  # the command line's keys on top
+    ensemble = write_ensemble(tmp_path / "ensemble", [checkpoint])  # one member: its record
+    assert source_format(Source(ensemble, None, {}), None).task == "prompt"
+    save_format(ensemble, FormatConfig(task="both"))  # the ensemble's own record before its member's
+    assert source_format(Source(ensemble, None, {}), None).task == "both"
+
+
+def test_an_ensemble_release_keeps_its_members_as_guards_under_members(trained_run, tmp_path):
+    from libra_train.ensemble import write_ensemble
+    from libra_train.eval.decision import saved_decision
+
+    source = trained_run / "stage2_sft" / "checkpoint"
+    ensemble = write_ensemble(tmp_path / "ensemble", [source])
+    out = export(ensemble, tmp_path / "release")
+    member = out / "members" / "member0"
+    assert json.loads((member / "config.json").read_text())["architectures"] == ["Qwen2ForCausalLM"]
+    assert json.loads((out / "ensemble.json").read_text())["members"] == ["members/member0"]
+    assert saved_decision(out).source == f"exported from {ensemble.resolve()}"
+    assert saved_decision(member).source == f"exported from {source.resolve()}"
+
+
+def test_a_release_is_written_in_the_dtype_asked_for(trained_run, tmp_path):
+    from safetensors.torch import load_file
+
+    checkpoint = trained_run / "stage2_sft" / "checkpoint"
+    stored = {t.dtype for t in load_file(checkpoint / "model.safetensors").values()}
+    out = export(checkpoint, tmp_path / "bf16", dtype="bf16")
+    assert stored == {torch.float32}
+    assert {t.dtype for t in load_file(out / "model.safetensors").values()} == {torch.bfloat16}
