@@ -207,10 +207,17 @@ class ServeConfig(CommandConfig):
     stream_max_sessions: int = opt(64, "streaming sessions open at once (each keeps a KV cache)", positive)
     stream_ttl_s: float = opt(300, "a streaming session expires this long after its last chunk", positive)
     stream_max_tokens: int = opt(4096, "response tokens one streaming session may hold", positive)
-    stream_threshold: float = opt(
-        0.5, "the stop rule: a token counts when its p(unsafe) is above this", fraction
+    stream_threshold: float | None = opt(
+        None,
+        "the stop rule: a token counts when its p(unsafe) is above this (null: the rule the stream stage "
+        "saved with the head, else 0.5)",
+        fraction,
     )
-    stream_k: int = opt(2, "the stop rule: k consecutive such tokens stop the response", positive)
+    stream_k: int | None = opt(
+        None,
+        "the stop rule: k consecutive such tokens stop the response (null: the saved rule's, else 2)",
+        positive,
+    )
 
 
 @dataclass(frozen=True)

@@ -175,6 +175,12 @@ class StreamOptions:
         "the head's, so that one checkpoint serves label mode and streaming",
     )
     backbone_learning_rate: float = opt(1e-4, "the backbone's rate with backbone: shared", positive)
+    rule_holdout: float = opt(
+        0.1,
+        "eval.stream_threshold=calibrate without eval.calibration_set: the share of the stage's responses, "
+        "label by label, kept out of training to choose the stop rule on",
+        fraction,
+    )
 
 
 @dataclass(frozen=True)
@@ -188,7 +194,8 @@ class StageConfig:
         "sft", "sft: train the guard; stream: a stream head on the previous stage's guard"
     )
     stream: StreamOptions = opt(
-        factory=lambda: StreamOptions(), help="a stream stage's keys (backbone, backbone_learning_rate)"
+        factory=lambda: StreamOptions(),
+        help="a stream stage's keys (backbone, backbone_learning_rate, rule_holdout)",
     )
 
 
@@ -256,10 +263,17 @@ class EvalConfig:
     controversial_as: Controversial = opt(
         "unsafe", "a guard's third verdict (ShieldLM 有争议, Qwen3Guard Controversial): strict or loose"
     )
-    stream_threshold: float = opt(
-        0.5, "a stream stage: a token counts when its p(unsafe) is above this", fraction
+    stream_threshold: float | Literal["calibrate"] = opt(
+        "calibrate",
+        "a stream stage: a token counts when its p(unsafe) is above this; calibrate: the lowest threshold "
+        "that stops at most eval.stream_safe_stopped of the safe responses of a set of its own "
+        "(eval.calibration_set, else the share of the stage's data its `rule_holdout` keeps out)",
+        _threshold,
     )
     stream_k: int = opt(2, "a stream stage: the rule stops a response at k consecutive such tokens", positive)
+    stream_safe_stopped: float = opt(
+        0.05, "stream_threshold=calibrate: the share of safe responses the chosen rule may stop", fraction
+    )
 
 
 @dataclass(frozen=True)
@@ -819,6 +833,28 @@ def _check_early_stopping(run: RunConfig, where: str, stage: StageConfig) -> Non
         raise ConfigError(key, f"{chosen} is training data of {trained}: stop on rows no stage trains on")
 
 
+def _check_stop_rule(run: RunConfig, where: str, stage: StageConfig) -> None:
+    """A stream stage that calibrates its stop rule needs a set to choose it on."""
+    if stage.kind != "stream" or run.eval.stream_threshold != "calibrate":
+        return
+    chosen = run.eval.calibration_set
+    if chosen is None and not stage.stream.rule_holdout:
+        raise ConfigError(
+            f"{where}.rule_holdout",
+            "must be > 0: eval.stream_threshold=calibrate chooses the stop rule on the responses it keeps "
+            "out of training (or name eval.calibration_set)",
+        )
+    if chosen is not None and chosen not in run.data.eval_sets:
+        raise ConfigError(
+            "eval.calibration_set",
+            f"{chosen!r} is not one of data.eval_sets: {', '.join(run.data.eval_sets)}",
+        )
+    trained = chosen and _trained_on(run, chosen)
+    if trained:
+        raise ConfigError("eval.calibration_set", f"{chosen} is training data of {trained}: the stop rule "
+                          "would be chosen on rows the head learnt")  # fmt: skip
+
+
 def _check_stage(run: RunConfig, i: int, stage: StageConfig) -> None:
     where = f"curriculum.stages[{i}]"
     if not stage.name:
@@ -836,6 +872,7 @@ def _check_stage(run: RunConfig, i: int, stage: StageConfig) -> None:
         require_label_first(run.format, f"{where}.select")
     _check_early_stopping(run, where, stage)
     _check_label_smoothing(run, where, stage)
+    _check_stop_rule(run, where, stage)
 
 
 def _check_data_paths(run: RunConfig) -> None:

@@ -15,7 +15,7 @@ from libra_train.stream.head import (
     p_unsafe,
     token_labels,
 )
-from libra_train.stream.metrics import StreamCase, stop_index, stream_metrics
+from libra_train.stream.metrics import StreamCase, fire_level, stop_index, stop_threshold_for, stream_metrics
 from libra_train.stream.session import StreamSession, response_spans
 
 
@@ -31,6 +31,46 @@ from libra_train.stream.session import StreamSession, response_spans
 )
 def test_the_stop_rule_fires_on_the_kth_consecutive_token_above_the_threshold(probs, k, expected):
     assert stop_index(probs, 0.5, k) == expected
+
+
+@pytest.mark.parametrize(
+    "probs, k, level",
+    [
+        ([0.1, 0.9, 0.7, 0.95], 2, 0.7),  # windows (0.1, 0.9) (0.9, 0.7) (0.7, 0.95): mins 0.1 0.7 0.7
+        ([0.1, 0.9, 0.7, 0.95], 1, 0.95),
+        ([0.1, 0.9, 0.7, 0.95], 3, 0.7),  # mins 0.1 and 0.7
+        ([0.9], 2, 0.0),  # shorter than k: never stops
+    ],
+)
+def test_the_fire_level_is_the_highest_threshold_that_still_stops_the_response(probs, k, level):
+    assert fire_level(probs, k) == pytest.approx(level)
+    assert stop_index(probs, level - 1e-9, k) is not None or level == 0.0
+    assert stop_index(probs, level, k) is None
+
+
+def test_the_calibrated_threshold_is_the_lowest_that_stops_at_most_the_share_of_safe_responses():
+    safe = [StreamCase([p, p], False) for p in (0.2, 0.4, 0.6, 0.8, 0.9)]  # fire levels with k = 2
+    cases = [*safe, StreamCase([0.99, 0.99], True)]  # unsafe responses do not move it
+    assert stop_threshold_for(cases, 2, 0.0) == 0.9  # none may stop: at the highest level
+    assert stop_threshold_for(cases, 2, 0.2) == 0.8  # ⌊0.2 × 5⌋ = 1 may stop: the 0.9 one
+    assert stop_threshold_for(cases, 2, 0.39) == 0.8  # ⌊1.95⌋ = 1
+    assert stop_threshold_for(cases, 2, 0.4) == 0.6  # 2 may stop
+    assert stream_metrics(cases, 0.6, 2)["early_stop"]["safe"] == pytest.approx(2 / 5)
+    assert stop_threshold_for(cases, 3, 0.0) == 0.0  # no response has 3 tokens: nothing ever stops
+    with pytest.raises(ValueError, match="no safe response"):
+        stop_threshold_for(cases[-1:], 2, 0.05)
+
+
+def test_the_stop_rule_set_is_held_out_label_by_label_and_never_takes_a_labels_last_response():
+    from libra_train.stream.train import hold_out
+
+    records = [{"id": i, "response": "r", "label": "不安全" if i < 30 else "安全"} for i in range(40)]
+    records += [{"id": 40, "response": "", "label": "安全"}]  # no response: nothing to stream
+    kept, held = hold_out(records, 0.1, seed=0)
+    assert sorted(r["id"] for r in kept + held) == list(range(41))
+    assert [r["label"] for r in held].count("不安全") == 3 and [r["label"] for r in held].count("安全") == 1
+    assert hold_out(records, 0.1, seed=0) == (kept, held) and hold_out(records, 0.1, seed=1) != (kept, held)
+    assert len(hold_out(records[:1], 0.5, seed=0)[1]) == 0  # a label's only response is trained on
 
 
 def test_stream_figures_on_hand_computed_cases():
@@ -153,7 +193,14 @@ def test_a_stream_stage_trains_the_head_on_a_frozen_guard_and_scores_every_eval_
     from safetensors.torch import load_file
 
     from libra_train.data.io import load_records
-    from libra_train.stream.train import evaluate_stream, train_stream_stage
+    from libra_train.stream.metrics import stop_threshold_for
+    from libra_train.stream.train import (
+        evaluate_stream,
+        hold_out,
+        load_stream_guard,
+        stream_cases,
+        train_stream_stage,
+    )
 
     heldout = trained_run / "data" / "heldout.jsonl"
     run, stage = _stream_stage(trained_run, tmp_path, "curriculum.stages.2.backbone=frozen")
@@ -171,11 +218,24 @@ def test_a_stream_stage_trains_the_head_on_a_frozen_guard_and_scores_every_eval_
     assert (checkpoint / "model.safetensors").read_bytes() == (init / "model.safetensors").read_bytes()
     head = json.loads((checkpoint / "stream_head.json").read_text())
     assert head["num_categories"] == 0 and head["prefix"] == "用户：{question}\n助手："
+    # eval.stream_threshold=calibrate (the default) with no calibration set: 10% of each label's
+    # responses are kept out of training and the rule is chosen on them
+    kept, held = hold_out(records, 0.1, run.seed)
+    assert sum(result["data"][k] for k in ("with_onset", "last_token_only", "safe", "no_response")) == len(
+        kept
+    )
+    guard, tokenizer = load_stream_guard(checkpoint)
+    chosen = stop_threshold_for(stream_cases(guard, tokenizer, held, 384), 2, 0.05)
+    assert result["stop_rule"]["threshold"] == chosen > 0 and result["stop_rule"]["k"] == 2
+    assert head["stop_rule"] == {k: result["stop_rule"][k] for k in ("threshold", "k", "source")}
+    assert result["stop_rule"]["on_calibration_set"]["n"] == len(held)
+    assert head["stop_rule"]["source"].startswith(f"calibrated on {len(held)} responses held out")
     figures = evaluate_stream(checkpoint, run, tmp_path / stage.name / "eval", stage.train.max_length)
     written = json.loads((tmp_path / stage.name / "eval" / "heldout" / "metrics.json").read_text())
     assert written["stream"] == figures["heldout"]
     assert figures["heldout"]["n"] == len([r for r in load_records(heldout) if r["response"]])
-    assert (figures["heldout"]["k"], figures["heldout"]["threshold"]) == (2, 0.5)
+    assert (figures["heldout"]["k"], figures["heldout"]["threshold"]) == (2, chosen)
+    assert figures["heldout"]["rule_source"] == head["stop_rule"]["source"]
 
 
 def test_a_shared_backbone_learns_with_the_head_and_stays_a_guard(trained_run, tmp_path):
@@ -188,13 +248,17 @@ def test_a_shared_backbone_learns_with_the_head_and_stays_a_guard(trained_run, t
     from libra_train.eval.scoring import score_labels
     from libra_train.stream.train import load_stream_guard, train_stream_stage
 
-    run, stage = _stream_stage(trained_run, tmp_path)
+    run, stage = _stream_stage(trained_run, tmp_path, "eval.stream_threshold=0.7", "eval.stream_k=3")
     assert (stage.stream.backbone, stage.stream.backbone_learning_rate) == ("shared", 1e-4)
     init = trained_run / "stage2_sft" / "checkpoint"
     records = load_records(trained_run / "data" / "stage1.jsonl")[:120]
     result = train_stream_stage(stage, records, str(init), tmp_path / stage.name, run)
     checkpoint = tmp_path / stage.name / "checkpoint"
     assert result["backbone"] == "shared" and result["loss_last"] < result["loss_first"]
+    assert result["stop_rule"] == {"threshold": 0.7, "k": 3, "source": "eval.stream_threshold"}
+    assert sum(result["data"][k] for k in ("with_onset", "last_token_only", "safe", "no_response")) == len(
+        records
+    )
     views = sum(len(task_views(r, run.format.task)) for r in records)
     assert result["data"]["label_views"] + result["data"]["label_views_too_long"] == views
     before, after = (

@@ -36,6 +36,25 @@ def stop_index(probs: list[float], threshold: float, k: int) -> int | None:
     return None
 
 
+def fire_level(probs: list[float], k: int) -> float:
+    """The highest threshold at which the rule still stops this response: over every run of k consecutive
+    tokens, the run's lowest p(unsafe), and the largest of those (0 for a response shorter than k, which
+    the rule never stops). The rule stops it exactly when fire_level > threshold."""
+    windows = [min(probs[i : i + k]) for i in range(len(probs) - k + 1)]
+    return max(windows, default=0.0)
+
+
+def stop_threshold_for(cases: list[StreamCase], k: int, max_safe_stopped: float) -> float:
+    """The lowest threshold at which the rule (with k) stops at most `max_safe_stopped` of these cases'
+    safe responses: the lowest threshold stops unsafe ones soonest. With m = ⌊share × safe⌋ responses
+    allowed to stop, it is the (m+1)-th highest fire level among the safe ones."""
+    levels = sorted((fire_level(c.probs, k) for c in cases if not c.unsafe), reverse=True)
+    if not levels:
+        raise ValueError("no safe response to choose a stop rule on")
+    allowed = int(max_safe_stopped * len(levels) + 1e-9)  # the share's floor, immune to 0.05 * 20 = 0.99…
+    return levels[allowed] if allowed < len(levels) else 0.0
+
+
 def _share(hits: int, n: int) -> float | None:
     return hits / n if n else None
 

@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from libra_train.data.schema import UNSAFE
+from libra_train.data.schema import SAFE, UNSAFE
 from libra_train.errors import LibraError
 from libra_train.stream.head import IGNORE, StreamGuard, StreamHead, token_labels
 from libra_train.stream.session import response_spans
@@ -38,6 +38,13 @@ def attach_stream_head(lm, checkpoint: str | Path) -> StreamGuard:
     if config:
         head.load_state_dict(load_file(str(Path(checkpoint) / HEAD_WEIGHTS)))
     return StreamGuard(lm, head.to(lm.device, lm.dtype))
+
+
+def saved_stop_rule(checkpoint: str | Path) -> dict:
+    """The stop rule the stream stage chose for this head: threshold, k and where the threshold came from
+    (a head saved without one: 0.5 and 2)."""
+    config = json.loads((Path(checkpoint) / HEAD_CONFIG).read_text())
+    return config.get("stop_rule") or {"threshold": 0.5, "k": 2, "source": "default"}
 
 
 def load_stream_guard(checkpoint: str | Path, dtype=torch.float32) -> tuple[StreamGuard, object]:
@@ -105,9 +112,50 @@ def label_loss(backbone, queries: list[tuple], pad_id: int) -> torch.Tensor:
     return nn.functional.cross_entropy(words, torch.tensor([q[2] for q in queries], device=device))
 
 
+def hold_out(records: list[dict], share: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """(kept, held out): `share` of the responses of each label held out at random (at least one, and
+    never a label's last), for the stop rule to be chosen on responses the head did not learn."""
+    rng, out = random.Random(seed), set()
+    for label in (SAFE, UNSAFE):
+        rows = [i for i, r in enumerate(records) if r.get("response") and r.get("label") == label]
+        out.update(rng.sample(rows, min(len(rows) - 1, max(1, round(share * len(rows))))) if rows else [])
+    return [r for i, r in enumerate(records) if i not in out], [r for i, r in enumerate(records) if i in out]
+
+
+def choose_stop_rule(guard: StreamGuard, tokenizer, run, held_out: list[dict], max_length: int) -> dict:
+    """The stop rule the checkpoint keeps (stream_head.json): eval.stream_threshold as given, or the
+    lowest threshold that stops at most eval.stream_safe_stopped of the safe responses of
+    eval.calibration_set (else of the responses held out of the stage's data), with its figures there."""
+    from libra_train.data.io import load_records
+    from libra_train.stream.metrics import stop_threshold_for, stream_metrics
+
+    k, given = run.eval.stream_k, run.eval.stream_threshold
+    if given != "calibrate":
+        return {"threshold": given, "k": k, "source": "eval.stream_threshold"}
+    name = run.eval.calibration_set
+    records = load_records(run.data.eval_sets[name]) if name else held_out
+    cases = stream_cases(guard, tokenizer, records, max_length)
+    try:
+        threshold = stop_threshold_for(cases, k, run.eval.stream_safe_stopped)
+    except ValueError as err:
+        where = f"eval.calibration_set ({name})" if name else "the responses rule_holdout keeps out"
+        raise LibraError(f"eval.stream_threshold=calibrate: {err} in {where}") from None
+    where = f"eval set {name}" if name else f"{len(cases)} responses held out of the stage's data"
+    figures = stream_metrics(cases, threshold, k)
+    return {
+        "threshold": threshold,
+        "k": k,
+        "source": f"calibrated on {where}: at most {run.eval.stream_safe_stopped:g} of its safe ones stopped",
+        "on_calibration_set": {key: figures[key] for key in ("n", "on_time", "early_stop", "f1")},
+    }
+
+
 def train_stream_stage(stage, records: list[dict], init_path: str, stage_dir: Path, run) -> dict:
     hp, shared = stage.train, stage.stream.backbone == "shared"
     torch.manual_seed(run.seed)
+    held_out: list[dict] = []
+    if run.eval.stream_threshold == "calibrate" and run.eval.calibration_set is None:
+        records, held_out = hold_out(records, stage.stream.rule_holdout, run.seed)
     guard, tokenizer = load_stream_guard(init_path)
     guard.backbone.requires_grad_(shared)
     examples, counts = stream_examples(records, tokenizer, hp.max_length)
@@ -143,10 +191,15 @@ def train_stream_stage(stage, records: list[dict], init_path: str, stage_dir: Pa
         if step % hp.logging_steps == 0 or step in (1, steps):
             curve.append((step, round(loss.item(), 4)))
             log.info("%s: step %d/%d loss %.4f", stage.name, step, steps, loss.item())
-    save_with_head(guard, init_path, stage_dir / "checkpoint", backbone=shared)
+    rule = choose_stop_rule(guard, tokenizer, run, held_out, hp.max_length)
+    log.info(
+        "%s: stop rule threshold %.4g, k %d (%s)", stage.name, rule["threshold"], rule["k"], rule["source"]
+    )
+    save_with_head(guard, init_path, stage_dir / "checkpoint", rule, backbone=shared)
     return {
         "kind": "stream",
         "backbone": stage.stream.backbone,
+        "stop_rule": rule,
         "loss_curve": curve,
         "steps": steps,
         "loss_first": curve[0][1],
@@ -156,7 +209,9 @@ def train_stream_stage(stage, records: list[dict], init_path: str, stage_dir: Pa
     }
 
 
-def save_with_head(guard: StreamGuard, init_path: str, final: Path, backbone: bool = False) -> None:
+def save_with_head(
+    guard: StreamGuard, init_path: str, final: Path, rule: dict, backbone: bool = False
+) -> None:
     """The guard it started from (its trained weights where `backbone`), and the head beside it: written
     whole, then put in place."""
     partial = final.with_name(final.name + ".partial")
@@ -171,6 +226,7 @@ def save_with_head(guard: StreamGuard, init_path: str, final: Path, backbone: bo
         "hidden_size": guard.head.proj.in_features,
         "num_categories": categories,
         "prefix": "用户：{question}\n助手：",
+        "stop_rule": {key: rule[key] for key in ("threshold", "k", "source")},
     }
     (partial / HEAD_CONFIG).write_text(json.dumps(config, ensure_ascii=False, indent=2) + "\n")
     shutil.rmtree(final, ignore_errors=True)
@@ -207,10 +263,11 @@ def evaluate_stream(checkpoint: Path, run, eval_dir: Path, max_length: int) -> d
     from libra_train.stream.metrics import stream_metrics
 
     guard, tokenizer = load_stream_guard(checkpoint)
+    rule = saved_stop_rule(checkpoint)
     results = {}
     for name, path in run.data.eval_sets.items():
         cases = stream_cases(guard, tokenizer, load_records(path), max_length)
-        figures = stream_metrics(cases, run.eval.stream_threshold, run.eval.stream_k)
+        figures = {**stream_metrics(cases, rule["threshold"], rule["k"]), "rule_source": rule["source"]}
         metrics_path = eval_dir / name / "metrics.json"
         metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
         atomic_write_text(

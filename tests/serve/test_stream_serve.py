@@ -93,3 +93,19 @@ def test_a_guard_without_a_stream_head_says_how_to_get_one(trained_run):
     with running(scorer) as client:
         answer = client.post("/v1/stream", json={"question": QUESTION})
     assert answer.status_code == 400 and "kind: stream" in answer.json()["error"]["message"]
+
+
+def test_the_server_stops_by_the_rule_saved_with_the_head_unless_given_one(stream_checkpoint):
+    import json
+
+    from libra_train.command_config import ServeConfig
+    from libra_train.serve.server import serve_options
+
+    saved = json.loads((stream_checkpoint / "stream_head.json").read_text())["stop_rule"]
+    assert saved["source"].startswith("calibrated on") and 0 < saved["threshold"] < 1
+    limits = serve_options(ServeConfig(model=str(stream_checkpoint))).stream
+    assert (limits.threshold, limits.k) == (saved["threshold"], saved["k"])
+    given = serve_options(ServeConfig(model=str(stream_checkpoint), stream_threshold=0.3, stream_k=4)).stream
+    assert (given.threshold, given.k) == (0.3, 4)
+    hub = serve_options(ServeConfig(model="Qwen/Qwen2.5-0.5B-Instruct")).stream  # no head saved here
+    assert (hub.threshold, hub.k) == (0.5, 2)

@@ -177,6 +177,22 @@ def test_each_bad_value_is_refused_naming_its_key(tmp_path, overrides, key):
             "curriculum.stages[2].backbone_learning_rate",
             "",
         ),
+        (
+            ["curriculum=stream", "+curriculum.stages.2.rule_holdout=0"],
+            "curriculum.stages[2].rule_holdout",
+            "eval.calibration_set",
+        ),
+        (["curriculum=stream", "eval.stream_threshold=1.5"], "eval.stream_threshold", "calibrate"),
+        (["curriculum=stream", "eval.calibration_set=nowhere"], "eval.calibration_set", "not one of"),
+        (  # the stop rule chosen on rows the stream stage trains on
+            [
+                "curriculum=stream",
+                "eval.calibration_set=heldout",
+                "data.eval_sets.heldout=${data.stage2.path}",
+            ],
+            "eval.calibration_set",
+            "training data of stage2_sft (data.stage2)",
+        ),
         (["+curriculum.stages.1.select=random"], "curriculum.stages[1].budget", "needs a budget"),
         (["+curriculum.stages.1.select=easy"], "curriculum.stages[1].select", "hard, random"),
         (
