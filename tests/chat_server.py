@@ -13,9 +13,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class ChatServer:
     def __init__(
-        self, delay_s: float = 0.0, failures: list[str] | None = None, garbage_every: int = 0, refuse=None
+        self,
+        delay_s: float = 0.0,
+        failures: list[str] | None = None,
+        garbage_every: int = 0,
+        refuse=None,
+        reply=None,
     ):
         self.delay_s = delay_s
+        self.reply = reply  # reply(user text) → the answer, in place of the responder's or judge's
         self.refuse = refuse  # refuse(user text) → True: HTTP 400, as a content filter answers
         self.failures = list(failures or [])  # consumed in order by the first requests: "500" or "drop"
         self.garbage_every = garbage_every
@@ -83,6 +89,8 @@ class ChatServer:
 
     def answer(self, messages: list[dict]) -> str:
         user = messages[-1]["content"]
+        if self.reply:
+            return self.reply(user)
         digest = int(hashlib.md5(user.encode()).hexdigest(), 16)
         if messages[0]["role"] == "system" and "文本安全专家" in messages[0]["content"]:
             if self.garbage_every and digest % self.garbage_every == 0:

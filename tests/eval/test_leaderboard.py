@@ -5,7 +5,7 @@ import json
 
 from libra_train.command_config import guard_spec
 from libra_train.reporting.leaderboard import compare, guard_config, markdown, score, write_leaderboard
-from tests.conftest import sample, write_jsonl
+from tests.conftest import read_jsonl, sample, write_jsonl
 
 SOURCES = {
     "JADE": {"f1_unsafe": 0.9, "f1_safe": 0.8, "accuracy": 0.85},
@@ -237,3 +237,33 @@ def test_an_endpoint_guards_row_is_generated_undecided_by_a_threshold_and_matche
     assert (row["mode"], row["threshold"], row["n"]) == ("generate", None, 12)
     assert row["average"] == metrics["average"] and row["average"]["accuracy"] == 1.0  # the server is right
     assert row["parse_failures"] == metrics["parse_failures"] == 0
+
+
+def test_an_endpoint_guards_third_verdict_goes_to_the_side_its_spec_or_compare_names(tmp_path):
+    """A three-way format read from an endpoint: Qwen3Guard's Controversial counts as unsafe or safe as the
+    guard's controversial_as (else compare's) says, and its row records which."""
+    from tests.chat_server import ChatServer
+
+    records = [sample(i, label="不安全" if i % 2 else "安全", response=f"回答{i}") for i in range(8)]
+    data = write_jsonl(tmp_path / "d.jsonl", records)
+
+    def reply(text: str) -> str:  # Safe for the even samples' responses, Controversial for the odd ones
+        verdict = "Controversial" if int(text.split("回答")[-1][0]) % 2 else "Safe"
+        return f"Safety: {verdict}\nCategories: None\nRefusal: No"
+
+    with ChatServer(reply=reply) as server:
+        endpoint = {"model": "openai:peer", "format": "qwen3guard", "openai": {"base_url": server.url}}
+        guards = {
+            "strict": guard_spec("strict", {**endpoint, "controversial_as": "unsafe"}),
+            "compares": guard_spec("compares", endpoint),
+        }
+        rows = compare(guards, {"d": str(data)}, tmp_path / "out", {"controversial_as": "safe"})
+    strict, loose = sorted(rows, key=lambda r: r["guard"], reverse=True)
+    assert (strict["guard"], strict["controversial_as"], loose["controversial_as"]) == (
+        "strict",
+        "unsafe",
+        "safe",
+    )
+    assert strict["average"]["accuracy"] == 1.0 and loose["average"]["accuracy"] == 0.5
+    predicted = read_jsonl(tmp_path / "out" / "compares" / "d" / "0-of-1.jsonl")
+    assert {r["pred_label"] for r in predicted} == {"安全"}

@@ -624,3 +624,36 @@ def test_a_release_is_written_in_the_dtype_asked_for(trained_run, tmp_path):
     out = export(checkpoint, tmp_path / "bf16", dtype="bf16")
     assert stored == {torch.float32}
     assert {t.dtype for t in load_file(out / "model.safetensors").values()} == {torch.bfloat16}
+
+
+def test_a_lora_adapter_is_exported_merged_into_its_base(tiny_backbone, tmp_path):
+    """The release of an adapter is one model: the base's weights with the adapter's product added,
+    which scores as the adapter over its base does, and holds no adapter file."""
+    from peft import LoraConfig, get_peft_model
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from libra_train.data.formats import FormatConfig
+    from libra_train.data.recorded_format import save_format
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_backbone, dtype=torch.float32)
+    adapted = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj"], task_type="CAUSAL_LM"))
+    torch.manual_seed(0)
+    for name, weight in adapted.named_parameters():
+        if "lora_B" in name:  # a new adapter's B is zero: give it a product that moves the weights
+            weight.data.normal_(0, 0.5)
+    ids = torch.tensor([[3, 7, 11, 5]])
+    with torch.no_grad():
+        expected = adapted(input_ids=ids).logits
+    adapter = tmp_path / "adapter"
+    adapted.save_pretrained(adapter)
+    AutoTokenizer.from_pretrained(tiny_backbone).save_pretrained(adapter)
+    save_format(adapter, FormatConfig())
+    out = export(adapter, tmp_path / "release")
+    assert not (out / "adapter_config.json").exists() and not (out / "adapter_model.safetensors").exists()
+    merged, plain = load_file(out / "model.safetensors"), load_file(tiny_backbone / "model.safetensors")
+    moved = {k for k in plain if not torch.equal(plain[k], merged[k])}
+    assert moved and all("q_proj.weight" in k for k in moved)
+    with torch.no_grad():
+        logits = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)(input_ids=ids).logits
+    assert torch.allclose(logits, expected, atol=1e-4)
