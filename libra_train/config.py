@@ -763,8 +763,19 @@ IGNORED_KEYS = (
     (
         "eval",
         ("calibration_set",),
-        lambda r: r.eval.threshold != "calibrate" and r.eval.temperature != "calibrate",
-        "it is read only with eval.threshold=calibrate or eval.temperature=calibrate",
+        lambda r: (
+            r.eval.threshold != "calibrate"
+            and r.eval.temperature != "calibrate"
+            and not (r.eval.stream_threshold == "calibrate" and any(s.kind == "stream" for s in r.stages))
+        ),
+        "it is read only with eval.threshold=calibrate, eval.temperature=calibrate, or a stream stage's "
+        "eval.stream_threshold=calibrate",
+    ),
+    (
+        "eval",
+        ("stream_safe_stopped",),
+        lambda r: r.eval.stream_threshold != "calibrate",
+        "it is read only with eval.stream_threshold=calibrate",
     ),
     ("ensemble", ("parallel",), lambda r: r.ensemble.members == 1, "ensemble.members=1 trains one model"),
 )

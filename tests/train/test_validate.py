@@ -316,6 +316,7 @@ IGNORED_CASES = {
     "eval.calibrate_for": ([], "f1"),
     "eval.calibrate_at": ([], "middle"),
     "eval.calibration_set": ([], "heldout"),
+    "eval.stream_safe_stopped": (["curriculum=stream", "eval.stream_threshold=0.9"], 0.1),
     "ensemble.parallel": ([], 2),
 }
 
