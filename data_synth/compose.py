@@ -22,7 +22,9 @@ SPLIT_DIFFICULTY = {  # share of easy / medium / hard per split
     "stage1": (0.5, 0.5, 0.0),
     "stage2": (0.0, 0.2, 0.8),
     "heldout": (1 / 3, 1 / 3, 1 / 3),
+    "dev": (1 / 3, 1 / 3, 1 / 3),  # drawn as the held-out split is
 }
+HELD_OUT_STYLE = ("heldout", "dev")  # the splits drawn from the reserved templates, attacks and shapes
 # Of the training splits' medium and hard questions, the share asked directly: a response's difficulty is
 # its shape's, not its question's wrapper. With none, stage 2 (hard) held no plainly worded harmful
 # question beside its plainly worded benign ones, and taught a guard that a plain question is benign.
@@ -84,15 +86,16 @@ def plan_sample(rng: random.Random, split: str, index: int, taxonomy: dict, resp
     easy, medium, _ = SPLIT_DIFFICULTY[split]
     roll = rng.random()
     difficulty = "easy" if roll < easy else "medium" if roll < easy + medium else "hard"
-    shape = shapes.choose_shape(rng, label, difficulty, heldout=split == "heldout")
+    held_out = split in HELD_OUT_STYLE
+    shape = shapes.choose_shape(rng, label, difficulty, heldout=held_out)
     if shape in shapes.OPINION_SHAPES:
         attack = "hidden_unsafe_opinion"
     elif shape in shapes.BENIGN_SHAPES:
         attack = "benign"
-    elif difficulty == "easy" or (split != "heldout" and rng.random() < DIRECT_SHARE):
+    elif difficulty == "easy" or (not held_out and rng.random() < DIRECT_SHARE):
         attack = "direct"
     else:
-        attack = rng.choice(lx.HELDOUT_ATTACKS if split == "heldout" else ADVERSARIAL)
+        attack = rng.choice(lx.HELDOUT_ATTACKS if held_out else ADVERSARIAL)
     sub_category = rng.choice(sorted(taxonomy[category]["sub_categories"]))
     responder = pick_responder(rng, split, responders)
     return Plan(category, sub_category, label, difficulty, shape, attack, responder)
@@ -101,7 +104,7 @@ def plan_sample(rng: random.Random, split: str, index: int, taxonomy: dict, resp
 def pick_responder(rng: random.Random, split: str, responders) -> str:
     """The held-out style for held-out samples where it exists (offline backend), never in training."""
     if lx.HELDOUT_RESPONDER in responders:
-        if split == "heldout":
+        if split in HELD_OUT_STYLE:
             return lx.HELDOUT_RESPONDER
         responders = [r for r in responders if r != lx.HELDOUT_RESPONDER]
     return rng.choice(list(responders))

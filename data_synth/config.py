@@ -12,7 +12,7 @@ from typing import Literal
 
 from libra_train.command_config import CommandConfig
 from libra_train.config import LoggerConfig
-from libra_train.typed import defaults_node, fraction, opt, positive, register_defaults
+from libra_train.typed import defaults_node, fraction, non_negative, opt, positive, register_defaults
 
 
 def share(value) -> str | None:
@@ -26,6 +26,12 @@ class SplitRatios:
     stage1: float = opt(0.7, "guard pretraining", positive)
     stage2: float = opt(0.2, "the hard split stage 2 trains on", positive)
     heldout: float = opt(0.1, "held out: reserved templates, attacks and shapes", positive)
+    dev: float = opt(
+        0.0,
+        "a dev split drawn as the held-out one is, for choosing thresholds and stop rules on data no stage "
+        "trains on (dev.jsonl; 0: none, and the other splits are as they would be without it)",
+        non_negative,
+    )
 
 
 @dataclass(frozen=True)
@@ -46,9 +52,9 @@ class DedupOptions:
 
 @dataclass(frozen=True)
 class SynthConfig(CommandConfig):
-    output_dir: str = opt("data/synth", "writes stage1/stage2/heldout.jsonl, stats.json and stats.png here")
+    output_dir: str = opt("data/synth", "writes stage1/stage2/heldout.jsonl (and dev.jsonl), stats.json and stats.png here")
     seed: int = opt(0, "fixes every draw")
-    num_samples: int = opt(3000, "total over the three splits, after dedup and balancing", positive)
+    num_samples: int = opt(3000, "total over the splits, after dedup and balancing", positive)
     split_ratios: SplitRatios = opt(help="share of each split: stage1, stage2, heldout", factory=SplitRatios)
     multi_turn_share: float = opt(0.0, "share of samples made conversations", share)
     oversample: float = opt(

@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from data_synth import lexicon as lx
-from data_synth.compose import add_context, compose_query, minimal_pair, plan_sample
+from data_synth.compose import HELD_OUT_STYLE, add_context, compose_query, minimal_pair, plan_sample
 from data_synth.config import SynthConfig, register
 from data_synth.dedup import NearDuplicateIndex
 from data_synth.judges import ChatJudge, OfflineKeywordJudge, OfflineRuleJudge, combine_verdicts
@@ -20,7 +20,12 @@ from libra_train.data.schema import LABELS
 from libra_train.errors import ConfigError
 
 log = logging.getLogger(__name__)
-SPLITS = ("stage1", "stage2", "heldout")
+SPLITS = ("stage1", "stage2", "heldout", "dev")  # dev last: an earlier split never loses a sample to it
+
+
+def splits_of(cfg) -> tuple[str, ...]:
+    """The splits this synthesis writes: dev only where its ratio is above 0."""
+    return tuple(s for s in SPLITS if s != "dev" or cfg.split_ratios.dev > 0)
 
 
 def chat_backend(spec: dict, cfg, cache_dir: Path):
@@ -65,22 +70,22 @@ def build_agents(cfg, cache_dir: Path):
 
 
 def split_quotas(cfg) -> dict[str, int]:
-    ratios = {s: getattr(cfg.split_ratios, s) for s in SPLITS}
+    ratios = {s: getattr(cfg.split_ratios, s) for s in splits_of(cfg)}
     if cfg.num_samples < 3 * len(cfg.taxonomy) * 2:
         raise ConfigError("num_samples", "too small: each split needs every category × label cell")
     total = sum(ratios.values())
-    return {s: max(len(cfg.taxonomy) * 2, round(cfg.num_samples * ratios[s] / total)) for s in SPLITS}
+    return {s: max(len(cfg.taxonomy) * 2, round(cfg.num_samples * ratios[s] / total)) for s in ratios}
 
 
 def plan_queries(cfg, quotas: dict[str, int], responder_names: list[str]) -> list[dict]:
     taxonomy = {k: dict(v) for k, v in cfg.taxonomy.items()}
     samples = []
-    for split in SPLITS:
+    for split in quotas:
         for index in range(math.ceil(quotas[split] * cfg.oversample)):
             sid = f"{split}-{index:06d}"
             rng = sample_rng(cfg.seed, sid)
             plan = plan_sample(rng, split, index, taxonomy, responder_names)
-            query = compose_query(rng, plan, taxonomy, heldout=split == "heldout")
+            query = compose_query(rng, plan, taxonomy, heldout=split in HELD_OUT_STYLE)
             samples.append(_planned(sid, split, plan, query))
             twin = minimal_pair(sample_rng(cfg.seed, sid + ":pair"), plan, sid)
             if twin is not None:  # the same question, answered helpfully in the same layout
@@ -166,7 +171,7 @@ def make_multi_turn(samples: list[dict], cfg, split: str, stats: Counter) -> lis
     for s in samples:
         rng = sample_rng(cfg.seed, s["id"] + ":turns")
         if rng.random() < cfg.multi_turn_share:
-            s = add_context(rng, s, heldout=split == "heldout")
+            s = add_context(rng, s, heldout=split in HELD_OUT_STYLE)
             stats[f"multi_turn/{split}"] += 1
         out.append(s)
     return out
@@ -230,7 +235,7 @@ def synthesize(cfg: SynthConfig) -> dict:
     rejected = failed + rejected
     kept = dedup(labelled, cfg, stats)
     splits = {}
-    for split in SPLITS:
+    for split in quotas:
         chosen = balance(
             [s for s in kept if s["meta"]["split"] == split], quotas[split], list(cfg.taxonomy), stats, split
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from data_synth.compose import Plan, compose_response
+from data_synth.compose import HELD_OUT_STYLE, Plan, compose_response
 from data_synth.shapes import REFUSAL_SHAPES
 
 
@@ -26,7 +26,7 @@ class OfflineResponder:
         out = []
         for s in samples:
             plan = Plan(**s["meta"]["plan"])
-            heldout = s["meta"]["split"] == "heldout"
+            heldout = s["meta"]["split"] in HELD_OUT_STYLE
             draws = sample_rng(self.seed, (plan.pair_of or s["id"]) + "/r")  # a minimal pair's: shared
             text, template, harm_start = compose_response(draws, plan, s["meta"]["subject"], heldout)
             s["meta"]["response_template"] = template

@@ -157,3 +157,27 @@ def test_the_data_step_builds_the_same_typed_config_as_libra_synth_and_names_a_b
         with pytest.raises(ConfigError) as err:
             offline_config(output_dir="out", **override)
         assert message in str(err.value), override
+
+
+def test_a_dev_split_is_drawn_as_the_held_out_one_and_leaves_the_other_splits_as_they_were(tmp_path):
+    """split_ratios.dev: a fourth split for choosing thresholds and stop rules, in the held-out style and
+    sharing no sample with the others; at num_samples scaled by its share, the three other files are the
+    same bytes as without it."""
+    from data_synth.pipeline import offline_config, synthesize
+
+    synthesize(offline_config(output_dir=str(tmp_path / "plain"), num_samples=700))
+    synthesize(offline_config(output_dir=str(tmp_path / "dev"), num_samples=770, split_ratios={"dev": 0.1}))
+    for split in SPLITS:
+        assert (tmp_path / "plain" / f"{split}.jsonl").read_bytes() == (
+            tmp_path / "dev" / f"{split}.jsonl"
+        ).read_bytes()
+    assert not (tmp_path / "plain" / "dev.jsonl").exists()
+    dev = read_jsonl(tmp_path / "dev" / "dev.jsonl")
+    heldout = read_jsonl(tmp_path / "dev" / "heldout.jsonl")
+    assert len(dev) == len(heldout) and {r["id"].split("-")[0] for r in dev} == {"dev"}
+    assert {r["meta"]["responder"] for r in dev} == {HELDOUT_RESPONDER}
+    styles = lambda rs: {r["meta"]["response_template"] for r in rs}  # noqa: E731
+    train = read_jsonl(tmp_path / "dev" / "stage1.jsonl") + read_jsonl(tmp_path / "dev" / "stage2.jsonl")
+    assert styles(dev) & styles(heldout) and not styles(dev) & styles(train) - styles(heldout)
+    others = {r["question"] + (r.get("response") or "") for r in train + heldout}
+    assert not [r for r in dev if r["question"] + (r.get("response") or "") in others]
