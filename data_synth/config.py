@@ -52,7 +52,9 @@ class DedupOptions:
 
 @dataclass(frozen=True)
 class SynthConfig(CommandConfig):
-    output_dir: str = opt("data/synth", "writes stage1/stage2/heldout.jsonl (and dev.jsonl), stats.json and stats.png here")
+    output_dir: str = opt(
+        "data/synth", "writes stage1/stage2/heldout.jsonl (and dev.jsonl), stats.json and stats.png here"
+    )
     seed: int = opt(0, "fixes every draw")
     num_samples: int = opt(3000, "total over the splits, after dedup and balancing", positive)
     split_ratios: SplitRatios = opt(help="share of each split: stage1, stage2, heldout", factory=SplitRatios)

@@ -210,13 +210,14 @@ class Writer:
         who = self.responder
         lines = []
         for i, (title, text) in enumerate(items):
-            title, text = _shown_title_first(title, text) if not who.endswith("gamma") else (title, text)
+            if who.endswith("gamma"):  # steps without titles: the text is all a step shows
+                lines.append(f"第{rl.SECTION_NUMBERS[i]}步，{text}。")
+                continue
+            title, text = _shown_title_first(title, text)
             if who.endswith("delta"):
                 head = f"（{rl.SECTION_NUMBERS[i]}）"
             elif who.endswith("beta"):
                 head = f"{i + 1}、"
-            elif who.endswith("gamma"):
-                head, title = f"第{rl.SECTION_NUMBERS[i]}步，", ""
             else:
                 head, title = f"{i + 1}. ", f"**{title}**" if title else ""
             lines.append(head + (f"{title}：" if title else "") + text + "。")

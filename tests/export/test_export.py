@@ -203,34 +203,6 @@ def test_libra_serve_on_the_export_without_format_answers_as_on_the_run_checkpoi
         assert mine["p_unsafe"] == pytest.approx(theirs["p_unsafe"], abs=1e-5)
 
 
-def test_a_calibration_set_is_kept_out_of_model_index_and_marked_in_the_card():
-    """The threshold chosen on jade_dev makes jade_dev's figures optimistic: the card says so and
-    model-index (what the Hub shows) leaves it out; the operating points are a real set's."""
-    from types import SimpleNamespace
-
-    from libra_train.eval.decision import Decision
-    from libra_train.export.card import _threshold, card_data, eval_rows
-
-    def result(accuracy, source, threshold_source=None):
-        points = {"best_accuracy": {"threshold": 0.3, "recall": 0.9, "fpr": 0.1}}
-        return {"per_source": {source: {}}, "average": {"accuracy": accuracy, "f1_unsafe": accuracy,
-                "f1_safe": accuracy}, "n": 10, "operating_points": points,
-                "threshold_source": threshold_source}  # fmt: skip
-
-    note = "calibrated for accuracy on jade_dev: this set's figures are optimistic"
-    stage = {"eval": {"heldout": result(0.5, "Synthetic Data"), "jade_dev": result(1.0, "JADE", note),
-                      "jade_test": result(0.97, "JADE")}}  # fmt: skip
-    rows = eval_rows(stage)
-    cfg = SimpleNamespace(model_name="g", output_dir="g", license="other", classifier=False)
-    source = SimpleNamespace(run_dir=None)
-    published = {(r.dataset_name, r.metric_name) for r in card_data(source, cfg, rows).eval_results}
-    assert ("jade_test", "accuracy") in published and ("heldout (synthetic)", "accuracy") in published
-    assert not [name for name, _ in published if name.startswith("jade_dev")]
-    text = _threshold(Decision(0.0025), rows)
-    assert "| jade_dev | 10 | 1.0000 |" in text and "calibrated here: optimistic" in text
-    assert "Operating points on jade_test:" in text
-
-
 def test_a_release_is_readable_by_everyone_the_umask_allows(trained_run, tmp_path):
     """Served or shared, a release needs 755 folders and 644 files (umask 022), not mkdtemp's 700 or a
     writer's 600."""

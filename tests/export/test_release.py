@@ -372,6 +372,34 @@ def test_eval_rows_and_card_metadata_name_each_set_its_kind_and_the_base_model(t
     assert card_data(SimpleNamespace(run_dir=tmp_path), cfg, []).base_model is None  # a path is not a hub id
 
 
+def test_a_calibration_set_is_kept_out_of_model_index_and_marked_in_the_card():
+    """The threshold chosen on jade_dev makes jade_dev's figures optimistic: the card says so and
+    model-index (what the Hub shows) leaves it out; the operating points are a real set's."""
+    from libra_train.eval.decision import Decision
+    from libra_train.export.card import _threshold, card_data, eval_rows
+
+    points = {"best_accuracy": {"threshold": 0.3, "recall": 0.9, "fpr": 0.1}}
+    note = "calibrated for accuracy on jade_dev: this set's figures are optimistic"
+    stage = {
+        "eval": {
+            "heldout": _result(0.5, "Synthetic Data", points=points),
+            "jade_dev": _result(1.0, "JADE", note, points),
+            "jade_test": _result(0.97, "JADE", points=points),
+        }
+    }
+    rows = eval_rows(stage)
+    cfg = SimpleNamespace(model_name="g", output_dir="g", license="other", classifier=False)
+    published = {
+        (r.dataset_name, r.metric_name)
+        for r in card_data(SimpleNamespace(run_dir=None), cfg, rows).eval_results
+    }
+    assert ("jade_test", "accuracy") in published and ("heldout (synthetic)", "accuracy") in published
+    assert not [name for name, _ in published if name.startswith("jade_dev")]
+    text = _threshold(Decision(0.0025), rows)
+    assert "| jade_dev | 48 | 1.0000 |" in text and "calibrated here: optimistic" in text
+    assert "Operating points on jade_test:" in text
+
+
 def test_the_threshold_table_has_a_row_per_set_with_its_notes():
     from libra_train.eval.decision import Decision
     from libra_train.export.card import _threshold, eval_rows
