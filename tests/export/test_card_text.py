@@ -28,6 +28,7 @@ POINTS = {
     "best_f1": {"threshold": 0.42, "recall": 0.95, "fpr": 0.1},
     "fpr_at_recall": {"0.95": {"threshold": 0.42, "recall": 0.95, "fpr": 0.1}},
 }
+HELDOUT = {"n": 294, "auprc": 0.9, "per_source": {SYNTHETIC: {}}}  # synthetic only; no average: dashes
 STAGES = [
     {"name": "stage1_pretrain", "status": "done", "train": {"steps": 120}, "data": {"/d/s1.jsonl": "ab12"}},
     {"name": "stage1b", "status": "failed"},
@@ -49,7 +50,7 @@ STAGES = [
                 "auprc": 0.97,
                 "operating_points": POINTS,
             },
-            "heldout": {"n": 294, "auprc": 0.9, "per_source": {SYNTHETIC: {}}},  # no average: dashes
+            "heldout": HELDOUT,
         },
     },
 ]
@@ -80,6 +81,10 @@ CARDS = {
     "classifier_questions": dict(
         stages=STAGES, fmt=FormatConfig(task="prompt"), decision=Decision(0.5), label_ids=(101, 202),
         classifier=True, model_name="libra-guard-q",
+    ),
+    "synthetic_only": dict(
+        stages=[{**STAGES[2], "eval": {"heldout": {**HELDOUT, "operating_points": POINTS}}}],
+        fmt=FormatConfig(), decision=Decision(0.5), label_ids=(101, 202),
     ),
     "verdict_last_no_run": dict(
         stages=[], fmt=FormatConfig(critic="front", task="both"), decision=Decision(0.5), label_ids=None,

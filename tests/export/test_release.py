@@ -200,7 +200,9 @@ def test_a_full_folder_and_an_ensemble_classifier_are_refused_and_leave_nothing(
     ensemble.mkdir()
     members = [str(trained_run / s / "checkpoint") for s in ("stage1_pretrain", "stage2_sft")]
     (ensemble / "ensemble.json").write_text(json.dumps({"members": members}))
-    with pytest.raises(ConfigError, match="export each member") as err:
+    with pytest.raises(
+        ConfigError, match=re.escape(f"export each member instead ({', '.join(members)})")
+    ) as err:
         export(ensemble, tmp_path / "out", classifier=True)
     assert err.value.key == "classifier" and not (tmp_path / "out").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ensemble", "full"]  # no staging folder left
@@ -685,3 +687,105 @@ def test_a_lora_adapter_is_exported_merged_into_its_base(tiny_backbone, tmp_path
     with torch.no_grad():
         logits = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)(input_ids=ids).logits
     assert torch.allclose(logits, expected, atol=1e-4)
+
+
+def test_an_export_fills_an_empty_or_nested_new_folder_through_a_hidden_staging_folder(
+    trained_run, tmp_path, monkeypatch, caplog
+):
+    """A folder that exists but is empty is used, missing parents are made, and the release is written
+    beside it in a hidden folder that is renamed into place, or removed when writing fails."""
+    import logging
+
+    from libra_train.export import release
+
+    checkpoint = trained_run / "stage2_sft" / "checkpoint"
+    (tmp_path / "empty").mkdir()
+    with caplog.at_level(logging.INFO, logger="libra_train.export.release"):
+        assert export(checkpoint, tmp_path / "empty") == tmp_path / "empty"
+    assert f"exported {checkpoint} to {tmp_path / 'empty'}" in caplog.text
+    assert (export(checkpoint, tmp_path / "a" / "b" / "rel") / "model.safetensors").is_file()
+    staged = []
+
+    def fail(source, fmt, decision, folder, cfg):
+        staged.append(folder)
+        (folder / "partial.bin").write_bytes(b"x")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(release, "_write", fail)
+    with pytest.raises(OSError, match="disk full"):
+        export(checkpoint, tmp_path / "a" / "failed")
+    assert staged[0].parent == tmp_path / "a" and staged[0].name.startswith(".failed.")
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["b"]  # neither the release nor staging
+
+
+def test_the_threshold_and_format_keys_given_to_the_export_are_the_releases(trained_run, tmp_path):
+    from libra_train.eval.decision import saved_decision
+
+    checkpoint = trained_run / "stage2_sft" / "checkpoint"
+    out = export(checkpoint, tmp_path / "given", threshold=0.6, format_keys={"task": "both"})
+    assert saved_decision(out).threshold == 0.6 and "**0.6**" in (out / "README.md").read_text()
+    assert json.loads((out / "guard_format.json").read_text())["format"]["task"] == "both"
+    assert json.loads((checkpoint / "guard_format.json").read_text())["format"]["task"] == "response"
+
+
+def test_a_checkpoint_without_a_format_or_a_run_and_a_run_without_stages_are_named(trained_run, tmp_path):
+    from libra_train.errors import CheckpointError
+    from libra_train.export.release import resolve_source
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "config.json").write_text("{}")
+    with pytest.raises(
+        ConfigError, match=f"{bare} records no format and no run is found: give format="
+    ) as err:
+        export(bare, tmp_path / "out")
+    assert err.value.key == "format"
+    run = tmp_path / "run"
+    (run / "s" / "checkpoint").mkdir(parents=True)
+    (run / "s" / "checkpoint" / "config.json").write_text("{}")
+    (run / "manifest.json").write_text("{}")  # a run that has not recorded a stage yet
+    with pytest.raises(CheckpointError, match="has no finished stage to export"):
+        export(run, tmp_path / "none")
+    assert resolve_source(str(run / "s" / "checkpoint")).stage == {}
+
+
+def test_a_classifier_release_names_its_architecture_unties_its_head_and_keeps_the_dtype(
+    trained_run, tmp_path
+):
+    """What engines read from config.json (vLLM and the pipeline pick the class by `architectures`), a
+    head of its own rather than the tied embeddings, and the dtype asked for."""
+    from safetensors.torch import load_file
+
+    out = export(trained_run / "stage2_sft" / "checkpoint", tmp_path / "bf16", classifier=True, dtype="bf16")
+    config = json.loads((out / "config.json").read_text())
+    assert config["architectures"] == ["Qwen2ForSequenceClassification"] and len(config["id2label"]) == 2
+    assert config["tie_word_embeddings"] is False
+    assert {t.dtype for t in load_file(out / "model.safetensors").values()} == {torch.bfloat16}
+
+
+def test_a_tokenizer_whose_labels_never_part_and_a_template_that_misses_are_refused(trained_run, monkeypatch):
+    from transformers import AutoTokenizer
+
+    from libra_train.data.formats import FormatConfig
+    from libra_train.export import classifier
+
+    tokenizer = AutoTokenizer.from_pretrained(str(trained_run / "stage2_sft" / "checkpoint"))
+    real = classifier.classifier_input
+
+    def off_by_one(record, *args, **kwargs):  # the probe's text differs from what the template renders
+        return real(record, *args, **kwargs) + ("x" if record["id"] == "probe" else "")
+
+    monkeypatch.setattr(classifier, "classifier_input", off_by_one)
+    with pytest.raises(
+        ConfigError, match="format.prompt=guard: no chat template reproduces its input"
+    ) as err:
+        classifier.classifier_template(tokenizer, FormatConfig())
+    assert err.value.key == "classifier"
+
+    def never_part(*args):
+        raise ValueError("安全 and 不安全 never part in this tokenizer")
+
+    monkeypatch.setattr(classifier, "record_label_query", never_part)
+    with pytest.raises(ConfigError, match="never part in this tokenizer") as err:
+        classifier.check_classifiable(FormatConfig(), tokenizer)
+    assert err.value.key == "classifier"
