@@ -82,7 +82,6 @@ def to_sequence_classifier(model, tokenizer, fmt: FormatConfig, decision):
     check_classifiable(fmt, tokenizer)
     rows = list(label_token_ids(tokenizer, fmt))
     config = model.config.__class__.from_dict(model.config.to_dict())
-    config.architectures = [type(model).__name__.replace("ForCausalLM", "ForSequenceClassification")]
     config.num_labels, config.id2label = 2, dict(ID2LABEL)
     config.label2id = {v: k for k, v in ID2LABEL.items()}
     config.pad_token_id = tokenizer.pad_token_id

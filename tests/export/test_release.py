@@ -562,7 +562,10 @@ def test_the_training_section_lists_a_done_stage_after_one_that_is_not(tmp_path)
     "fmt_keys, message",
     [
         ({"critic": "front"}, "writes its verdict after generated text: label mode has no fixed position"),
-        ({"prompt": "shieldlm"}, "has 3 verdicts (.*); a two-row classifier holds 安全 and 不安全 only"),
+        (
+            {"prompt": "shieldlm"},
+            r"has 3 verdicts \(不安全, 安全, 有争议\); a two-row classifier holds 安全 and 不安全 only",
+        ),
     ],
 )
 def test_a_format_without_a_two_way_label_at_a_fixed_place_cannot_be_a_classifier(
