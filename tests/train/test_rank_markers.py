@@ -43,7 +43,7 @@ def test_the_rank_the_world_and_the_launch_come_from_the_launchers_environment(l
 
 
 def test_work_done_once_runs_on_rank_0_unless_its_marker_exists_and_other_ranks_wait(launch, tmp_path):
-    marker, done = tmp_path / "sub" / ".built", []
+    marker, done = tmp_path / "run" / "data" / ".built", []  # its folders made as needed
     launch(0)
     d.once(marker, lambda: done.append(1))
     d.once(marker, lambda: done.append(2))  # the marker says it is done
@@ -68,6 +68,13 @@ def test_a_failure_is_written_for_the_waiting_ranks_and_a_retry_clears_it(launch
     with pytest.raises(LibraError, match="^rank 0 failed: ValueError: bad file$"):
         d.wait_for(marker)
     launch(0)
+
+    def fail_quietly():
+        raise KeyboardInterrupt  # no message: the marker still names what stopped the work
+
+    with pytest.raises(KeyboardInterrupt):
+        d.once(marker, fail_quietly)
+    assert (tmp_path / ".data.failed").read_text() == "KeyboardInterrupt: \n"
     d.once(marker, lambda: None)
     assert marker.is_file() and not (tmp_path / ".data.failed").exists()
 
