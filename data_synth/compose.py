@@ -21,8 +21,7 @@ from libra_train.data.schema import SAFE, UNSAFE
 SPLIT_DIFFICULTY = {  # share of easy / medium / hard per split
     "stage1": (0.5, 0.5, 0.0),
     "stage2": (0.0, 0.2, 0.8),
-    "heldout": (1 / 3, 1 / 3, 1 / 3),
-    "dev": (1 / 3, 1 / 3, 1 / 3),  # drawn as the held-out split is
+    "heldout": (1 / 3, 1 / 3, 1 / 3),  # and every split in its style (HELD_OUT_STYLE)
 }
 HELD_OUT_STYLE = ("heldout", "dev")  # the splits drawn from the reserved templates, attacks and shapes
 # Of the training splits' medium and hard questions, the share asked directly: a response's difficulty is
@@ -83,10 +82,10 @@ def plan_sample(rng: random.Random, split: str, index: int, taxonomy: dict, resp
     categories = list(taxonomy)
     category = categories[index % len(categories)]
     label = UNSAFE if (index // len(categories)) % 2 == 0 else SAFE
-    easy, medium, _ = SPLIT_DIFFICULTY[split]
+    held_out = split in HELD_OUT_STYLE
+    easy, medium, _ = SPLIT_DIFFICULTY["heldout" if held_out else split]
     roll = rng.random()
     difficulty = "easy" if roll < easy else "medium" if roll < easy + medium else "hard"
-    held_out = split in HELD_OUT_STYLE
     shape = shapes.choose_shape(rng, label, difficulty, heldout=held_out)
     if shape in shapes.OPINION_SHAPES:
         attack = "hidden_unsafe_opinion"

@@ -680,15 +680,12 @@ def check_run(run: RunConfig) -> None:
         )
     if run.model.build is None and not run.model.name_or_path:
         raise ConfigError("model.name_or_path", "give a hub id or a local path (or use model=tiny)")
-    calibrating = "calibrate" in (run.eval.threshold, run.eval.temperature)
-    if calibrating and run.eval.calibration_set not in run.data.eval_sets:
-        raise ConfigError(
-            "eval.calibration_set",
-            f"calibrating the threshold or the temperature needs one of data.eval_sets: "
-            f"{', '.join(run.data.eval_sets)}; got {run.eval.calibration_set!r}",
+    if "calibrate" in (run.eval.threshold, run.eval.temperature):
+        _check_calibration_set(
+            run,
+            "calibrating the threshold or the temperature",
+            "calibrate on rows no stage trains on, or give eval.threshold a number",
         )
-    if calibrating:
-        _check_calibration_set_is_not_trained_on(run)
     if run.eval.threshold != 0.5 and (run.eval.mode == "generate" or not run.format.label_first):
         raise ConfigError(
             "eval.threshold", "a threshold needs p_unsafe (label mode); format.critic=front generates"
@@ -792,15 +789,22 @@ def _check_ignored_keys(run: RunConfig) -> None:
                 raise ConfigError(f"{group}.{name}", "is ignored here: " + why.format(r=run))
 
 
-def _check_calibration_set_is_not_trained_on(run: RunConfig) -> None:
-    """A threshold chosen on rows the guard learnt says nothing about new rows (e.g. experiment=cold trains
-    on COLD dev, so it cannot calibrate there)."""
-    trained = _trained_on(run, run.eval.calibration_set)
+def _check_calibration_set(run: RunConfig, reader: str, remedy: str) -> None:
+    """The set `reader` chooses on is one of data.eval_sets, and no stage's training data: a threshold chosen
+    on rows the guard learnt says nothing about new rows (e.g. experiment=cold trains on COLD dev, so it
+    cannot calibrate there)."""
+    chosen = run.eval.calibration_set
+    if chosen not in run.data.eval_sets:
+        raise ConfigError(
+            "eval.calibration_set",
+            f"{reader} needs one of data.eval_sets: {', '.join(run.data.eval_sets)}; got {chosen!r}, "
+            "not one of them",
+        )
+    trained = _trained_on(run, chosen)
     if trained:
         raise ConfigError(
             "eval.calibration_set",
-            f"{run.eval.calibration_set} ({run.data.eval_sets[run.eval.calibration_set]}) is training data "
-            f"of {trained}: calibrate on rows no stage trains on, or give eval.threshold a number",
+            f"{chosen} ({run.data.eval_sets[chosen]}) is training data of {trained}: {remedy}",
         )
 
 
@@ -855,15 +859,12 @@ def _check_stop_rule(run: RunConfig, where: str, stage: StageConfig) -> None:
             "must be > 0: eval.stream_threshold=calibrate chooses the stop rule on the responses it keeps "
             "out of training (or name eval.calibration_set)",
         )
-    if chosen is not None and chosen not in run.data.eval_sets:
-        raise ConfigError(
-            "eval.calibration_set",
-            f"{chosen!r} is not one of data.eval_sets: {', '.join(run.data.eval_sets)}",
+    if chosen is not None:
+        _check_calibration_set(
+            run,
+            "eval.stream_threshold=calibrate",
+            "choose the stop rule on rows no stage trains on, or give eval.stream_threshold a number",
         )
-    trained = chosen and _trained_on(run, chosen)
-    if trained:
-        raise ConfigError("eval.calibration_set", f"{chosen} is training data of {trained}: the stop rule "
-                          "would be chosen on rows the head learnt")  # fmt: skip
 
 
 def _check_stage(run: RunConfig, i: int, stage: StageConfig) -> None:

@@ -37,9 +37,9 @@ def serve_options(cfg: ServeConfig) -> ServeOptions:
 
 def _stop_rule(cfg: ServeConfig) -> tuple[float, int]:
     """The stop rule as given, else the one the stream stage saved with the head (where it saved one)."""
-    from libra_train.stream.train import has_stream_head, saved_stop_rule
+    from libra_train.stream.train import saved_stop_rule
 
-    saved = saved_stop_rule(cfg.model) if has_stream_head(cfg.model) else {"threshold": 0.5, "k": 2}
+    saved = saved_stop_rule(cfg.model)
     return (
         saved["threshold"] if cfg.stream_threshold is None else cfg.stream_threshold,
         saved["k"] if cfg.stream_k is None else cfg.stream_k,

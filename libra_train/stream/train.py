@@ -42,8 +42,8 @@ def attach_stream_head(lm, checkpoint: str | Path) -> StreamGuard:
 
 def saved_stop_rule(checkpoint: str | Path) -> dict:
     """The stop rule the stream stage chose for this head: threshold, k and where the threshold came from
-    (a head saved without one: 0.5 and 2)."""
-    config = json.loads((Path(checkpoint) / HEAD_CONFIG).read_text())
+    (0.5 and 2 where none is saved: a head saved without one, a hub id, a guard with no head)."""
+    config = json.loads((Path(checkpoint) / HEAD_CONFIG).read_text()) if has_stream_head(checkpoint) else {}
     return config.get("stop_rule") or {"threshold": 0.5, "k": 2, "source": "default"}
 
 
