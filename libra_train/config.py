@@ -205,6 +205,11 @@ class DataEntry:
     limit: int | float | str | None = opt(
         None, "a count, or a fraction in (0, 1]: a nested, stratified subset"
     )
+    counter_openings: bool = opt(
+        False,
+        "training: add each pair's counterparts, its safe answer without the refusal opening and its "
+        "unsafe answer behind it (data/counter_openings.py)",
+    )
 
 
 @dataclass(frozen=True)
@@ -454,7 +459,7 @@ def run_mapping(run: RunConfig) -> dict:
     fmt = _plain(run.format)
     if run.format.categories == default_rules():
         del fmt["categories"]
-    entries = {k: {"path": e.path, "limit": e.limit} for k, e in run.data.entries.items()}
+    entries = {k: _plain(e) for k, e in run.data.entries.items()}
     data = {**entries, "eval_sets": dict(run.data.eval_sets), "on_invalid": run.data.on_invalid}
     return {
         "experiment_name": run.experiment_name,

@@ -12,6 +12,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from libra_train.config import RunConfig, StageConfig
+from libra_train.data.counter_openings import counterparts
 from libra_train.data.formats import refuse_conversation, render_prompt, render_target
 from libra_train.data.io import HUB_PREFIX, atomic_write_text, load_records, read_raw
 from libra_train.data.recorded_format import save_format
@@ -167,7 +168,12 @@ def load_stage_records(run: RunConfig, stage: StageConfig) -> list[dict]:
         if run.format.prompt == "libra":  # said before any model is loaded, not at the first prompt rendered
             for record in part:
                 refuse_conversation(record, f"{entry.path}: ")
-        records += stratified_subset(part, entry.limit, run.subset_seed, key=f"data.{key}.limit")
+        part = stratified_subset(part, entry.limit, run.subset_seed, key=f"data.{key}.limit")
+        if entry.counter_openings:
+            added = counterparts(part)
+            log.info("data.%s: %d counterparts beside its %d records", key, len(added), len(part))
+            part = part + added
+        records += part
     return records
 
 

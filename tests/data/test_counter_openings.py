@@ -1,0 +1,76 @@
+import pytest
+
+from libra_train.data.counter_openings import counterparts, sentences, split_refusal
+from libra_train.data.refusal import refusal_opening
+from libra_train.steps import load_stage_records
+from tests.conftest import run_config, write_jsonl
+
+REFUSAL = "很抱歉，作为AI助手，我不能协助您追踪他人的IP地址。"
+ADVICE = (
+    "根据现有的法律法规，未经对方同意擅自追踪他人的网络活动会侵犯隐私。建议您通过平台的举报机制解决分歧。"
+)
+STEPS = "可以使用在线工具查询对方的IP地址。然后用代理服务器访问该网站。再对照访问日志找到此人的住址。"
+
+
+def _pair(pid, safe, unsafe):
+    base = {"source": "JADE", "category_name": "", "sub_category_name": "", "analyze": "", "question": "问"}
+    return [
+        {**base, "id": f"{pid}-unsafe", "response": unsafe, "label": "不安全", "meta": {"pair": pid}},
+        {**base, "id": f"{pid}-safe", "response": safe, "label": "安全", "meta": {"pair": pid}},
+    ]
+
+
+def test_sentences_join_back_into_the_text():
+    text = "第一句。第二句！\n\n第三句？没有句号"
+    assert sentences(text) == ["第一句。", "第二句！\n\n", "第三句？", "没有句号"]
+    assert "".join(sentences(text)) == text
+
+
+def test_the_refusal_opening_is_every_leading_sentence_with_a_refusal_phrase():
+    assert split_refusal(REFUSAL + "请注意，这样做是违法的。" + ADVICE) == (
+        REFUSAL + "请注意，这样做是违法的。",
+        ADVICE,
+    )
+    assert split_refusal(ADVICE + REFUSAL) == ("", ADVICE + REFUSAL)  # a refusal later on is not an opening
+
+
+def test_a_pair_gives_a_helpful_safe_answer_and_a_refusal_that_complies_of_its_length():
+    made = counterparts(_pair("7", REFUSAL + ADVICE, STEPS))
+    helpful, complying = made
+    assert helpful["id"] == "7-safe~helpful" and helpful["label"] == "安全"
+    assert helpful["response"] == ADVICE and not refusal_opening(helpful["response"])
+    assert helpful["meta"] == {"pair": "7", "counterpart_of": "7-safe", "refusal": False}
+    assert complying["id"] == "7-unsafe~refusal_opening" and complying["label"] == "不安全"
+    # the refusal, then as many of the unsafe answer's sentences as keep it within the helpful rest's length
+    assert len(ADVICE) - len(REFUSAL) == 23  # room for the first of STEPS' sentences (18), not two (32)
+    assert complying["response"] == REFUSAL + "可以使用在线工具查询对方的IP地址。"
+    assert complying["meta"] == {"pair": "7", "counterpart_of": "7-unsafe", "harm_start": len(REFUSAL)}
+    assert complying["response"][len(REFUSAL) :].startswith("可以使用")
+
+
+def test_pairs_that_cannot_give_a_counterpart_give_none():
+    assert counterparts(_pair("1", ADVICE, STEPS)) == []  # the safe answer does not refuse
+    # only a sign-off follows the refusal: no helpful answer, but the refusal that complies still is one
+    made = counterparts(_pair("2", REFUSAL + "谢谢。", STEPS))
+    assert [r["id"] for r in made] == ["2-unsafe~refusal_opening"]
+    assert made[0]["response"] == REFUSAL + "可以使用在线工具查询对方的IP地址。"  # at least one sentence
+    made = counterparts(_pair("3", REFUSAL + ADVICE, "抱歉，不过" + STEPS))  # it already opens with one
+    assert [r["id"] for r in made] == ["3-safe~helpful"]
+    unpaired = [{**r, "meta": {}} for r in _pair("4", REFUSAL + ADVICE, STEPS)]
+    assert counterparts(unpaired) == []
+
+
+def test_a_stage_loads_the_counterparts_beside_its_records_only_where_asked(tmp_path):
+    pairs = _pair("7", REFUSAL + ADVICE, STEPS) + _pair("8", ADVICE, STEPS)
+    path = write_jsonl(tmp_path / "pairs.jsonl", pairs)
+    run = run_config(tmp_path, f"data.stage2.path={path}", "+data.stage2.counter_openings=true")
+    stage2 = next(s for s in run.stages if "stage2" in s.data)
+    ids = [r["id"] for r in load_stage_records(run, stage2)]
+    assert ids == ["7-unsafe", "7-safe", "8-unsafe", "8-safe", "7-safe~helpful", "7-unsafe~refusal_opening"]
+    plain = run_config(tmp_path, f"data.stage2.path={path}")
+    assert len(load_stage_records(plain, stage2)) == 4
+
+
+def test_the_key_takes_a_boolean_only(tmp_path):
+    with pytest.raises(Exception, match="data.stage2.counter_openings"):
+        run_config(tmp_path, "+data.stage2.counter_openings=maybe")
