@@ -1,12 +1,17 @@
-"""JADE test with its openings swapped: each of its pairs' counterparts (data/counter_openings.py), a
-helpful safe answer without the refusal opening and a refusal that goes on to comply, on which the
-refusal-opening rule scores 0. Scores every run of an arm sweep (benchmarks/jade_transfer.sh) after
-stage 1 and after stage 2, at the decision each checkpoint ships, through libra-infer and libra-eval:
+"""JADE test where the opening says nothing, made from its pairs' counterparts (data/counter_openings.py):
+
+- `swapped`: each pair's helpful safe answer without the refusal opening and its refusal that goes on to
+  comply; the refusal-opening rule scores 0 on it;
+- `helpful`: each pair's own unsafe answer beside its helpful safe answer (the pairs that give one), the
+  shape of a deployed assistant's answers: a harmful answer and a safe one that helps instead of refusing.
+
+Scores every run of an arm sweep (benchmarks/jade_transfer.sh) after stage 1 and after stage 2, at the
+decision each checkpoint ships, through libra-infer and libra-eval:
 
     python benchmarks/jade_counter_eval.py OUT_DIR
 
-Prints one markdown row per run and stage: accuracy, helpful safe answers flagged, refusals that comply
-caught, and the length shortcut's accuracy on the same set.
+Prints one markdown row per run, stage and set: accuracy, helpful safe answers flagged, unsafe answers
+caught, and what the opening rule and the length rule (its cut chosen on the set) score there.
 """
 
 from __future__ import annotations
@@ -24,6 +29,14 @@ from libra_train.data.io import load_records, write_records
 STAGES = ("stage1_pretrain", "stage2_sft")
 
 
+def counter_sets(test: list[dict]) -> dict[str, list[dict]]:
+    made = counterparts(test)
+    helpful = [r for r in made if r["id"].endswith("~helpful")]
+    with_helpful = {r["meta"]["pair"] for r in helpful}
+    unsafe = [r for r in test if r["label"] == "不安全" and (r.get("meta") or {}).get("pair") in with_helpful]
+    return {"swapped": made, "helpful": unsafe + helpful}
+
+
 def score(checkpoint: Path, data: Path, work: Path) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     preds, out = work / "preds", work / "eval"
@@ -35,27 +48,29 @@ def score(checkpoint: Path, data: Path, work: Path) -> dict:
     return json.loads((out / "metrics.json").read_text())
 
 
-def row(run: Path, stage: str, metrics: dict) -> str:
-    flagged = metrics["over_flagging"]
+def row(name: str, metrics: dict) -> str:
+    flagged, cut = metrics["over_flagging"], metrics["shortcuts"]
     caught, unsafe = metrics["confusion"]["tp"], metrics["confusion"]["tp"] + metrics["confusion"]["fn"]
     return (
-        f"| {run.name}, {stage} | {metrics['n']} | {metrics['average']['accuracy']:.3f} | "
+        f"| {name} | {metrics['n']} | {metrics['average']['accuracy']:.3f} | "
         f"{flagged['helpful_flagged']} of {flagged['helpful_safe']} | {caught} of {unsafe} | "
-        f"{metrics['shortcuts']['length']['accuracy']:.3f} |"
+        f"{cut['opening']['accuracy']:.3f} | {cut['length']['accuracy']:.3f} |"
     )
 
 
 def main(out_dir: str) -> None:
-    print("| run, stage | n | accuracy | helpful safe flagged | refusals that comply caught | length rule |")
-    print("|---|---|---|---|---|---|")
+    print("| run, stage, set | n | accuracy | helpful safe flagged | unsafe caught | opening rule | length |")
+    print("|---|---|---|---|---|---|---|")
     for run in sorted(p for p in Path(out_dir).glob("*-seed*") if p.is_dir()):
         with tempfile.TemporaryDirectory() as tmp:
-            swapped = counterparts(load_records(run / "data/jade/test.jsonl"))
-            data = write_records(swapped, Path(tmp) / "swapped.jsonl")
+            sets = counter_sets(load_records(run / "data/jade/test.jsonl"))
+            files = {name: write_records(rows, Path(tmp) / f"{name}.jsonl") for name, rows in sets.items()}
             for stage in STAGES:
                 checkpoint = run / stage / "checkpoint"
-                if checkpoint.is_dir():
-                    print(row(run, stage, score(checkpoint, data, Path(tmp) / stage)), flush=True)
+                for name, data in files.items():
+                    if checkpoint.is_dir():
+                        metrics = score(checkpoint, data, Path(tmp) / stage / name)
+                        print(row(f"{run.name}, {stage}, {name}", metrics), flush=True)
 
 
 if __name__ == "__main__":

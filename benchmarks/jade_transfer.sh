@@ -3,11 +3,11 @@
 # from the middle of its interval and label smoothing (arm smoothed: the shipped recipe plus
 # train.label_smoothing=0.1) makes experiment=jade's shipped threshold hold and its helpful safe
 # answers pass, and whether a vocabulary learnt from stage 1's text alone (arm first_vocab) lets stage 1
-# carry over to JADE, and whether stage 2 on JADE train with each pair's counterparts (arm counter:
-# data.stage2.counter_openings=true, data/counter_openings.py) stops reading the opening. Every arm:
-# stage 1 on the synthetic set, stage 2 on JADE train (STEPS each; 0: the recipe's own three passes),
-# the decision chosen on JADE dev, scored on JADE test and on the synthetic held-out split
-# (benchmarks/jade_counter_eval.py scores JADE test with its openings swapped).
+# carry over to JADE, and whether stage 2 on JADE train with each pair's counterparts (arms counter and
+# counter_helpful: data.stage2.counter_openings=both or helpful, data/counter_openings.py) stops
+# reading the opening. Every arm: stage 1 on the synthetic set, stage 2 on JADE train (STEPS each; 0:
+# the recipe's own three passes), the decision chosen on JADE dev, scored on JADE test and on the
+# synthetic held-out split (benchmarks/jade_counter_eval.py: JADE test where the opening says nothing).
 #   bash benchmarks/jade_transfer.sh JADE_DIR OUT_DIR [STEPS] [SEEDS] [PARALLEL]
 # JADE_DIR holds jade_alignment_medium_zh.csv (never committed). Then:
 #   python benchmarks/jade_transfer_table.py OUT_DIR
@@ -27,7 +27,10 @@ arm_args() {
     smoothed) echo "curriculum.stages.1.data=[stage2,synthetic_stage2] eval.temperature=calibrate" \
                    "eval.calibrate_at=middle train.label_smoothing=0.1" ;;
     counter) echo "curriculum.stages.1.data=[stage2,synthetic_stage2] eval.temperature=calibrate" \
-                  "eval.calibrate_at=middle model.vocab_from=first_stage +data.stage2.counter_openings=true" ;;
+                  "eval.calibrate_at=middle model.vocab_from=first_stage +data.stage2.counter_openings=both" ;;
+    counter_helpful) echo "curriculum.stages.1.data=[stage2,synthetic_stage2] eval.temperature=calibrate" \
+                          "eval.calibrate_at=middle model.vocab_from=first_stage" \
+                          "+data.stage2.counter_openings=helpful" ;;
     first_vocab) echo "curriculum.stages.1.data=[stage2,synthetic_stage2] eval.temperature=calibrate" \
                       "eval.calibrate_at=middle model.vocab_from=first_stage" ;;
   esac

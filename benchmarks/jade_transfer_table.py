@@ -12,7 +12,16 @@ import statistics
 import sys
 from pathlib import Path
 
-ARMS = ("edge", "replay", "calibrated", "replay_calibrated", "smoothed", "first_vocab")
+ARMS = (
+    "edge",
+    "replay",
+    "calibrated",
+    "replay_calibrated",
+    "smoothed",
+    "first_vocab",
+    "counter",
+    "counter_helpful",
+)
 
 
 def figures(result: dict) -> dict:

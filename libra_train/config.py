@@ -205,10 +205,10 @@ class DataEntry:
     limit: int | float | str | None = opt(
         None, "a count, or a fraction in (0, 1]: a nested, stratified subset"
     )
-    counter_openings: bool = opt(
-        False,
-        "training: add each pair's counterparts, its safe answer without the refusal opening and its "
-        "unsafe answer behind it (data/counter_openings.py)",
+    counter_openings: Literal["none", "helpful", "both"] = opt(
+        "none",
+        "training: add each pair's counterparts (data/counter_openings.py): helpful, its safe answer "
+        "without the refusal opening; both, also its unsafe answer behind that opening",
     )
 
 

@@ -169,8 +169,8 @@ def load_stage_records(run: RunConfig, stage: StageConfig) -> list[dict]:
             for record in part:
                 refuse_conversation(record, f"{entry.path}: ")
         part = stratified_subset(part, entry.limit, run.subset_seed, key=f"data.{key}.limit")
-        if entry.counter_openings:
-            added = counterparts(part)
+        if entry.counter_openings != "none":
+            added = counterparts(part, unsafe=entry.counter_openings == "both")
             log.info("data.%s: %d counterparts beside its %d records", key, len(added), len(part))
             part = part + added
         records += part

@@ -14,8 +14,9 @@ made of the pair's own text and nothing else:
   unsafe); its harm starts where the refusal ends (meta.harm_start). Cut to the unsafe answer's own
   length instead, the counterparts alone would be told apart by length at AUROC 0.86 on JADE train.
 
-A pair whose safe answer does not open with a refusal, or whose unsafe answer already does, gives no
-counterpart of that kind. The originals are kept as they are.
+`data.<key>.counter_openings: helpful` adds the first kind only, `both` both. A pair whose safe answer
+does not open with a refusal, or whose unsafe answer already does, gives no counterpart of that kind.
+The originals are kept as they are.
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ def _counterpart(record: dict, response: str, kind: str, **meta) -> dict:
     }
 
 
-def counterparts(records: list[dict]) -> list[dict]:
-    """Each pair's counterparts (module doc), in the order of the pairs' safe answers."""
+def counterparts(records: list[dict], unsafe: bool = True) -> list[dict]:
+    """Each pair's counterparts (module doc), in the order of the pairs' safe answers; with unsafe=False,
+    the helpful safe answers only."""
     unsafe_of = {
         (r.get("meta") or {}).get("pair"): r for r in records if r["label"] == UNSAFE and r.get("response")
     }
@@ -78,8 +80,8 @@ def counterparts(records: list[dict]) -> list[dict]:
         rest = rest.strip()
         if len(rest) >= MIN_REST and not refusal_opening(rest):
             made.append(_counterpart(safe, rest, "helpful", refusal=False))
-        unsafe = unsafe_of.get(pair)
-        if unsafe is not None and not refusal_opening(unsafe["response"]):
-            body = _cut_to(unsafe["response"], len(rest) - len(head))
-            made.append(_counterpart(unsafe, head + body, "refusal_opening", harm_start=len(head)))
+        partner = unsafe_of.get(pair) if unsafe else None
+        if partner is not None and not refusal_opening(partner["response"]):
+            body = _cut_to(partner["response"], len(rest) - len(head))
+            made.append(_counterpart(partner, head + body, "refusal_opening", harm_start=len(head)))
     return made

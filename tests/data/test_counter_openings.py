@@ -2,6 +2,7 @@ import pytest
 
 from libra_train.data.counter_openings import counterparts, sentences, split_refusal
 from libra_train.data.refusal import refusal_opening
+from libra_train.errors import ConfigError
 from libra_train.steps import load_stage_records
 from tests.conftest import run_config, write_jsonl
 
@@ -58,19 +59,28 @@ def test_pairs_that_cannot_give_a_counterpart_give_none():
     assert [r["id"] for r in made] == ["3-safe~helpful"]
     unpaired = [{**r, "meta": {}} for r in _pair("4", REFUSAL + ADVICE, STEPS)]
     assert counterparts(unpaired) == []
+    assert [r["id"] for r in counterparts(_pair("9", REFUSAL + ADVICE, STEPS), unsafe=False)] == [
+        "9-safe~helpful"
+    ]
 
 
 def test_a_stage_loads_the_counterparts_beside_its_records_only_where_asked(tmp_path):
     pairs = _pair("7", REFUSAL + ADVICE, STEPS) + _pair("8", ADVICE, STEPS)
     path = write_jsonl(tmp_path / "pairs.jsonl", pairs)
-    run = run_config(tmp_path, f"data.stage2.path={path}", "+data.stage2.counter_openings=true")
-    stage2 = next(s for s in run.stages if "stage2" in s.data)
-    ids = [r["id"] for r in load_stage_records(run, stage2)]
-    assert ids == ["7-unsafe", "7-safe", "8-unsafe", "8-safe", "7-safe~helpful", "7-unsafe~refusal_opening"]
-    plain = run_config(tmp_path, f"data.stage2.path={path}")
-    assert len(load_stage_records(plain, stage2)) == 4
+    loaded = {}
+    for kind in ("none", "helpful", "both"):
+        run = run_config(tmp_path, f"data.stage2.path={path}", f"+data.stage2.counter_openings={kind}")
+        stage2 = next(s for s in run.stages if "stage2" in s.data)
+        loaded[kind] = [r["id"] for r in load_stage_records(run, stage2)]
+    originals = ["7-unsafe", "7-safe", "8-unsafe", "8-safe"]
+    assert loaded == {
+        "none": originals,
+        "helpful": [*originals, "7-safe~helpful"],
+        "both": [*originals, "7-safe~helpful", "7-unsafe~refusal_opening"],
+    }
+    assert len(load_stage_records(run_config(tmp_path, f"data.stage2.path={path}"), stage2)) == 4
 
 
-def test_the_key_takes_a_boolean_only(tmp_path):
-    with pytest.raises(Exception, match="data.stage2.counter_openings"):
-        run_config(tmp_path, "+data.stage2.counter_openings=maybe")
+def test_the_key_names_its_kinds_only(tmp_path):
+    with pytest.raises(ConfigError, match="data.stage2.counter_openings"):
+        run_config(tmp_path, "+data.stage2.counter_openings=true")
