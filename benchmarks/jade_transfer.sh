@@ -5,7 +5,8 @@
 # answers pass, and whether a vocabulary learnt from stage 1's text alone (arm first_vocab) lets stage 1
 # carry over to JADE, and whether stage 2 on JADE train with each pair's counterparts (arms counter and
 # counter_helpful: data.stage2.counter_openings=both or helpful, data/counter_openings.py) stops
-# reading the opening. Every arm: stage 1 on the synthetic set, stage 2 on JADE train (STEPS each; 0:
+# reading the opening, also with all of stage 1's synthetic data replayed in stage 2 (arm
+# counter_replay_all). Every arm: stage 1 on the synthetic set, stage 2 on JADE train (STEPS each; 0:
 # the recipe's own three passes), the decision chosen on JADE dev, scored on JADE test and on the
 # synthetic held-out split (benchmarks/jade_counter_eval.py: JADE test where the opening says nothing).
 #   bash benchmarks/jade_transfer.sh JADE_DIR OUT_DIR [STEPS] [SEEDS] [PARALLEL]
@@ -31,6 +32,9 @@ arm_args() {
     counter_helpful) echo "curriculum.stages.1.data=[stage2,synthetic_stage2] eval.temperature=calibrate" \
                           "eval.calibrate_at=middle model.vocab_from=first_stage" \
                           "+data.stage2.counter_openings=helpful" ;;
+    counter_replay_all) echo "curriculum.stages.1.data=[stage2,synthetic_stage2,stage1] eval.temperature=calibrate" \
+                             "eval.calibrate_at=middle model.vocab_from=first_stage" \
+                             "+data.stage2.counter_openings=both" ;;
     first_vocab) echo "curriculum.stages.1.data=[stage2,synthetic_stage2] eval.temperature=calibrate" \
                       "eval.calibrate_at=middle model.vocab_from=first_stage" ;;
   esac

@@ -21,6 +21,7 @@ ARMS = (
     "first_vocab",
     "counter",
     "counter_helpful",
+    "counter_replay_all",
 )
 
 

@@ -84,3 +84,15 @@ def test_a_stage_loads_the_counterparts_beside_its_records_only_where_asked(tmp_
 def test_the_key_names_its_kinds_only(tmp_path):
     with pytest.raises(ConfigError, match="data.stage2.counter_openings"):
         run_config(tmp_path, "+data.stage2.counter_openings=true")
+
+
+def test_the_jade_recipe_adds_helpful_counterparts_to_jade_train_in_stage_2_only(tmp_path):
+    jade = write_jsonl(tmp_path / "train.jsonl", _pair("7", REFUSAL + ADVICE, STEPS))
+    run = run_config(tmp_path, "experiment=jade", "data.jade_dir=/nowhere", f"data.stage2.path={jade}",
+                     f"data.synthetic_stage2.path={jade}", f"data.stage1.path={jade}")  # fmt: skip
+    first, second = run.stages
+    assert [r["id"] for r in load_stage_records(run, first)] == ["7-unsafe", "7-safe"]
+    # JADE train with its helpful counterpart; the synthetic replay (here the same file) without one
+    assert [r["id"] for r in load_stage_records(run, second)] == [
+        "7-unsafe", "7-safe", "7-safe~helpful", "7-unsafe", "7-safe",
+    ]  # fmt: skip
