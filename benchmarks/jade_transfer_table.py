@@ -22,6 +22,7 @@ ARMS = (
     "counter",
     "counter_helpful",
     "counter_replay_all",
+    "counter_helpful_1pass",
 )
 
 
