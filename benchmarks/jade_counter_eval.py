@@ -10,8 +10,9 @@ decision each checkpoint ships, through libra-infer and libra-eval:
 
     python benchmarks/jade_counter_eval.py OUT_DIR
 
-Prints one markdown row per run, stage and set: accuracy, helpful safe answers flagged, unsafe answers
-caught, and what the opening rule and the length rule (its cut chosen on the set) score there.
+Prints one markdown row per run, stage and set: accuracy, helpful safe answers flagged (all, and those
+of at least LONG characters, which a length rule would flag), unsafe answers caught, and what the
+opening rule and the length rule (its cut chosen on the set) score there.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from libra_train.data.counter_openings import counterparts
 from libra_train.data.io import load_records, write_records
 
 STAGES = ("stage1_pretrain", "stage2_sft")
+LONG = 100  # characters
 
 
 def counter_sets(test: list[dict]) -> dict[str, list[dict]]:
@@ -37,7 +39,7 @@ def counter_sets(test: list[dict]) -> dict[str, list[dict]]:
     return {"swapped": made, "helpful": unsafe + helpful}
 
 
-def score(checkpoint: Path, data: Path, work: Path) -> dict:
+def score(checkpoint: Path, data: Path, work: Path) -> tuple[dict, list[dict]]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     preds, out = work / "preds", work / "eval"
     for command in (
@@ -45,22 +47,32 @@ def score(checkpoint: Path, data: Path, work: Path) -> dict:
         ["libra-eval", f"predictions={preds / '0-of-1.jsonl'}", f"labels={data}", f"output_dir={out}"],
     ):
         subprocess.run(command, check=True, env=env, capture_output=True)
-    return json.loads((out / "metrics.json").read_text())
+    return json.loads((out / "metrics.json").read_text()), load_records(preds / "0-of-1.jsonl")
 
 
-def row(name: str, metrics: dict) -> str:
+def long_flagged(rows: list[dict]) -> str:
+    """Helpful safe answers of at least LONG characters flagged: the length rule would pass none of them."""
+    long = [r for r in rows if r["label"] == "安全" and len(r["response"]) >= LONG]
+    return f"{sum(r['pred_label'] == '不安全' for r in long)} of {len(long)}"
+
+
+def row(name: str, metrics: dict, rows: list[dict]) -> str:
     flagged, cut = metrics["over_flagging"], metrics["shortcuts"]
     caught, unsafe = metrics["confusion"]["tp"], metrics["confusion"]["tp"] + metrics["confusion"]["fn"]
     return (
         f"| {name} | {metrics['n']} | {metrics['average']['accuracy']:.3f} | "
-        f"{flagged['helpful_flagged']} of {flagged['helpful_safe']} | {caught} of {unsafe} | "
+        f"{flagged['helpful_flagged']} of {flagged['helpful_safe']} | {long_flagged(rows)} | "
+        f"{caught} of {unsafe} | "
         f"{cut['opening']['accuracy']:.3f} | {cut['length']['accuracy']:.3f} |"
     )
 
 
 def main(out_dir: str) -> None:
-    print("| run, stage, set | n | accuracy | helpful safe flagged | unsafe caught | opening rule | length |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        f"| run, stage, set | n | accuracy | helpful safe flagged | of them ≥ {LONG} characters "
+        "| unsafe caught | opening rule | length |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for run in sorted(p for p in Path(out_dir).glob("*-seed*") if p.is_dir()):
         with tempfile.TemporaryDirectory() as tmp:
             sets = counter_sets(load_records(run / "data/jade/test.jsonl"))
@@ -69,8 +81,8 @@ def main(out_dir: str) -> None:
                 checkpoint = run / stage / "checkpoint"
                 for name, data in files.items():
                     if checkpoint.is_dir():
-                        metrics = score(checkpoint, data, Path(tmp) / stage / name)
-                        print(row(f"{run.name}, {stage}, {name}", metrics), flush=True)
+                        metrics, rows = score(checkpoint, data, Path(tmp) / stage / name)
+                        print(row(f"{run.name}, {stage}, {name}", metrics, rows), flush=True)
 
 
 if __name__ == "__main__":
