@@ -26,17 +26,17 @@ from pathlib import Path
 
 from libra_train.data.counter_openings import counterparts
 from libra_train.data.io import load_records, write_records
+from libra_train.data.schema import SAFE, UNSAFE
 
 STAGES = ("stage1_pretrain", "stage2_sft")
 LONG = 100  # characters
 
 
 def counter_sets(test: list[dict]) -> dict[str, list[dict]]:
-    made = counterparts(test)
-    helpful = [r for r in made if r["id"].endswith("~helpful")]
+    helpful = counterparts(test, unsafe=False)
     with_helpful = {r["meta"]["pair"] for r in helpful}
-    unsafe = [r for r in test if r["label"] == "不安全" and (r.get("meta") or {}).get("pair") in with_helpful]
-    return {"swapped": made, "helpful": unsafe + helpful}
+    unsafe = [r for r in test if r["label"] == UNSAFE and (r.get("meta") or {}).get("pair") in with_helpful]
+    return {"swapped": counterparts(test), "helpful": unsafe + helpful}
 
 
 def score(checkpoint: Path, data: Path, work: Path) -> tuple[dict, list[dict]]:
@@ -52,8 +52,8 @@ def score(checkpoint: Path, data: Path, work: Path) -> tuple[dict, list[dict]]:
 
 def long_flagged(rows: list[dict]) -> str:
     """Helpful safe answers of at least LONG characters flagged: the length rule would pass none of them."""
-    long = [r for r in rows if r["label"] == "安全" and len(r["response"]) >= LONG]
-    return f"{sum(r['pred_label'] == '不安全' for r in long)} of {len(long)}"
+    long = [r for r in rows if r["label"] == SAFE and len(r["response"]) >= LONG]
+    return f"{sum(r['pred_label'] == UNSAFE for r in long)} of {len(long)}"
 
 
 def row(name: str, metrics: dict, rows: list[dict]) -> str:
@@ -79,10 +79,11 @@ def main(out_dir: str) -> None:
             files = {name: write_records(rows, Path(tmp) / f"{name}.jsonl") for name, rows in sets.items()}
             for stage in STAGES:
                 checkpoint = run / stage / "checkpoint"
+                if not checkpoint.is_dir():
+                    continue
                 for name, data in files.items():
-                    if checkpoint.is_dir():
-                        metrics, rows = score(checkpoint, data, Path(tmp) / stage / name)
-                        print(row(f"{run.name}, {stage}, {name}", metrics, rows), flush=True)
+                    metrics, rows = score(checkpoint, data, Path(tmp) / stage / name)
+                    print(row(f"{run.name}, {stage}, {name}", metrics, rows), flush=True)
 
 
 if __name__ == "__main__":
