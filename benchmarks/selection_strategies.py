@@ -1,9 +1,12 @@
 """Stage 2 on samples chosen by each selection strategy against stage 2 on as many random ones, from the
 same stage-1 guard, over seeds, scored on one test set, in one invocation. Each seed redraws the random
-and easy samples, breaks ties anew and seeds the training; the pool is scored once.
+and easy samples, breaks ties anew and seeds the training; the pool is scored once by each guard.
 
-    python benchmarks/selection_strategies.py --guard RUN/stage1_pretrain/checkpoint \\
+    python benchmarks/selection_strategies.py --guard RUN/stage1_pretrain/checkpoint [GUARD …] \\
         --pool data/cold/train.jsonl --test data/cold/test.jsonl --n 2000 [--epochs 2] [--seeds 0 1 2]
+
+Stage 2 starts from the first guard, which alone judges the hard strategies; with two guards or more,
+`disagreement` takes the samples where their decisions differ (an ensemble's disagreement).
 
 Prints, per strategy, the mean test accuracy with its 95% interval (a bootstrap over seeds and test
 samples) and its paired difference from random with a verdict, and writes OUT/results.json. A strategy
@@ -35,11 +38,16 @@ STRATEGIES = {
     "hardest": {"easy_share": 0.0},
     "mixed": {"easy_share": 0.2},
     "noise_band": {"easy_share": 0.2, "noise_margin": 0.4},
+    # hard where the guards' decisions differ: needs two guards or more (--guard A B …)
+    "disagreement": {"easy_share": 0.2, "criteria": ("disagreement",)},
 }
+ENSEMBLE = {"disagreement"}  # judged by every guard; the others by the first, the one stage 2 starts from
 
 
 def chosen(pool, scores, thresholds, name: str, n: int, seed: int) -> tuple[list[dict], dict]:
     cfg = SelectionConfig(budget=n, seed=seed, **STRATEGIES[name])
+    if name not in ENSEMBLE:
+        scores, thresholds = {i: p[:1] for i, p in scores.items()}, thresholds[:1]
     return select_random(pool, cfg) if cfg.strategy == "random" else select(pool, scores, cfg, thresholds)
 
 
@@ -52,7 +60,7 @@ def correctness(eval_dir: Path) -> list[int]:
 def run_one(args, run: RunConfig, records: list[dict], folder: Path, test: list[dict]) -> dict:
     start = time.perf_counter()
     stage = dataclasses.replace(run.stages[1], name=folder.name, selection=None)
-    train = train_stage(stage, records, args.guard, folder, run, NullTracker())
+    train = train_stage(stage, records, args.guard[0], folder, run, NullTracker())
     model, tokenizer = load_model_and_tokenizer(str(folder / "checkpoint"))
     metrics = evaluate(model, tokenizer, {"test": test}, run.format, None, folder / "eval")["test"]
     return {
@@ -92,22 +100,26 @@ def _run(out: Path, seed: int, epochs: float) -> RunConfig:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--guard", required=True)
+    parser.add_argument("--guard", required=True, nargs="+", help="stage 2 starts from the first")
     parser.add_argument("--pool", required=True)
     parser.add_argument("--test", required=True)
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--epochs", type=float, default=2)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
+    parser.add_argument("--strategies", nargs="+", choices=list(STRATEGIES), help="default: every one")
     parser.add_argument("--out", default="/tmp/selection_strategies")
     args = parser.parse_args()
+    args.strategies = args.strategies or [s for s in STRATEGIES if len(args.guard) > 1 or s not in ENSEMBLE]
+    needs_guards = sorted(ENSEMBLE & set(args.strategies))
+    if len(args.guard) < 2 and needs_guards:
+        parser.error(f"{', '.join(needs_guards)} needs two guards or more (--guard)")
     out = Path(args.out)
     saved = out / "results.json"
     results = json.loads(saved.read_text()) if saved.exists() else {}
     pool, test = load_records(args.pool), load_records(args.test)
     runs = {seed: _run(out, seed, args.epochs) for seed in args.seeds}
     start = time.perf_counter()
-    scores, thresholds = score_pool(pool, [args.guard], runs[args.seeds[0]].format, out / "scores")
+    scores, thresholds = score_pool(pool, args.guard, runs[args.seeds[0]].format, out / "scores")
     print(f"the pool of {len(pool)} scored in {time.perf_counter() - start:.1f} s")
     for seed, run in runs.items():
         for name in args.strategies:
