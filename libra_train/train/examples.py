@@ -68,28 +68,40 @@ def fit_conversation(
     return record
 
 
+def encode_all(texts: list[str], tokenizer) -> list[list[int]]:
+    """Each text's ids with no special token added, in one batched call: a fast tokenizer encodes the
+    batch in Rust, where a call per text spends as long in Python as in the encoding."""
+    return tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+
+
 def build_examples(
     records: list[dict], tokenizer, fmt: FormatConfig, max_length: int, seed: int = 0
 ) -> tuple[list[dict], Counter]:
     stats: Counter = Counter()
-    examples = []
+    views = []  # (view, its target)
     for rec in records:
         stats["no_prompt_label"] += lacks_prompt_view(rec, fmt.task)
         for view in task_views(rec, fmt.task):
             shown = apply_dropout(view, fmt.policy, fmt.dropout, seed)
             stats["dropout_flipped_to_safe"] += shown["label"] != view["label"]
             stats["dropout_fewer_categories"] += shown is not view and shown["label"] == view["label"]
-            view = shown
-            target = render_target(view, fmt)
-            stats["label_only_targets" if not (view.get("analyze") or "").strip() else "critic_targets"] += 1
-            stats["multi_turn"] += bool(context_turns(view))
+            target = render_target(shown, fmt)
+            stats["label_only_targets" if not (shown.get("analyze") or "").strip() else "critic_targets"] += 1
+            stats["multi_turn"] += bool(context_turns(shown))
+            views.append((shown, target))
+    # Every prompt and target measured in one batch: only the views that do not fit are cut, one by one.
+    prompts = [render_prompt(view, tokenizer, fmt) for view, _ in views]
+    prompt_lengths = [len(ids) for ids in encode_all(prompts, tokenizer)]
+    target_lengths = [len(ids) for ids in encode_all([target for _, target in views], tokenizer)]
+    examples = []
+    for (view, target), prompt, p_len, t_len in zip(views, prompts, prompt_lengths, target_lengths):
+        if p_len + t_len + ROOM_FOR_EOS > max_length:
             view = fit_conversation(view, tokenizer, fmt, target, max_length, stats)
             if view is None:
                 stats["too_long_for_target"] += 1
                 continue
-            examples.append(
-                {"prompt": render_prompt(view, tokenizer, fmt), "completion": target, "label": view["label"]}
-            )
+            prompt = render_prompt(view, tokenizer, fmt)
+        examples.append({"prompt": prompt, "completion": target, "label": view["label"]})
     stats["examples"] = len(examples)
     if stats["no_prompt_label"]:
         log.warning(
@@ -121,18 +133,26 @@ def label_examples(records: list[dict], tokenizer, fmt: FormatConfig, max_length
     return examples
 
 
-def tokenize_example(example: dict, tokenizer, end_of_turn: bool = True) -> dict:
-    """A prompt/completion pair as the ids a stage trains on, tokenized as label-mode scoring, generation
+def tokenize_examples(examples: list[dict], tokenizer, end_of_turn: bool = True) -> list[dict]:
+    """Prompt/completion pairs as the ids a stage trains on, tokenized as label-mode scoring, generation
     and libra-serve tokenize a prompt: the rendered text is the whole input, with no special token added.
     Left to TRL, a tokenizer that prepends a BOS to plain text (Llama 3's, for one) would train every
     sample behind a BOS that evaluation and serving never show, and a chat template that writes the BOS
     itself would get two. The completion ends with the end-of-turn token (as TRL adds it); where the
     prompt's last token merges with the completion's first, the completion starts where the two
-    tokenizations part (as TRL does)."""
-    completion = example["completion"]
-    if end_of_turn and not completion.endswith(tokenizer.eos_token):
-        completion += tokenizer.eos_token
-    prompt_ids = tokenizer(example["prompt"], add_special_tokens=False)["input_ids"]
-    ids = tokenizer(example["prompt"] + completion, add_special_tokens=False)["input_ids"]
-    start = common_prefix(prompt_ids, ids)
-    return {"input_ids": ids, "completion_mask": [0] * start + [1] * (len(ids) - start)}
+    tokenizations part (as TRL does). Batched: one call encodes every prompt, one every whole text."""
+    if not examples:
+        return []
+    eos = tokenizer.eos_token
+    completions = [
+        e["completion"] + eos if end_of_turn and not e["completion"].endswith(eos) else e["completion"]
+        for e in examples
+    ]
+    prompts = [e["prompt"] for e in examples]
+    prompt_ids = encode_all(prompts, tokenizer)
+    whole_ids = encode_all([p + c for p, c in zip(prompts, completions)], tokenizer)
+    tokenized = []
+    for prompt, ids in zip(prompt_ids, whole_ids):
+        start = common_prefix(prompt, ids)
+        tokenized.append({"input_ids": ids, "completion_mask": [0] * start + [1] * (len(ids) - start)})
+    return tokenized

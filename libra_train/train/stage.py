@@ -18,7 +18,7 @@ from libra_train.model import load_configured, weights_fingerprint
 from libra_train.runtime import distributed as dist
 from libra_train.train.batching import BucketedSampler
 from libra_train.train.callbacks import StageProgress, TrackerLogs
-from libra_train.train.examples import build_examples, label_examples, tokenize_example
+from libra_train.train.examples import build_examples, label_examples, tokenize_examples
 from libra_train.train.lm_head import score_supervised_positions_only
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ def early_stopping_data(hp: TrainConfig, run: RunConfig, tokenizer) -> tuple[Dat
 
     records = load_records(run.data.eval_sets[hp.early_stopping_set])
     examples = label_examples(records, tokenizer, run.format, hp.max_length)
-    dataset = Dataset.from_list([tokenize_example(e, tokenizer, end_of_turn=False) for e in examples])
+    dataset = Dataset.from_list(tokenize_examples(examples, tokenizer, end_of_turn=False))
     return dataset, [EarlyStoppingCallback(early_stopping_patience=int(hp.early_stopping_patience))]
 
 
@@ -221,7 +221,10 @@ def build_trainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(
-            [{**tokenize_example(e, tokenizer), BUCKET_LABEL: e["label"]} for e in examples]
+            [
+                {**ids, BUCKET_LABEL: e["label"]}
+                for ids, e in zip(tokenize_examples(examples, tokenizer), examples, strict=True)
+            ]
         ),
         eval_dataset=stopping_set,
         processing_class=tokenizer,

@@ -6,7 +6,7 @@ from safetensors.torch import load_file
 
 from libra_train.data.formats import FormatConfig, render_prompt
 from libra_train.tracking import NullTracker
-from libra_train.train.examples import label_examples, tokenize_example
+from libra_train.train.examples import label_examples, tokenize_examples
 from libra_train.train.stage import train_stage
 from tests.conftest import run_config, sample, write_jsonl
 
@@ -20,7 +20,7 @@ def test_the_stopping_examples_end_at_the_label_word_with_no_end_of_turn(tiny_ba
     examples = label_examples(records, tokenizer, fmt, max_length=512)
     assert [e["completion"] for e in examples] == ["不安全", "安全"]
     assert examples[0]["prompt"] == render_prompt(records[0], tokenizer, fmt) + '{"答案": "'
-    ids = tokenize_example(examples[0], tokenizer, end_of_turn=False)
+    ids = tokenize_examples(examples[:1], tokenizer, end_of_turn=False)[0]
     assert tokenizer.decode(ids["input_ids"]).endswith('{"答案": "不安全')
     supervised = [t for t, m in zip(ids["input_ids"], ids["completion_mask"], strict=True) if m]
     assert tokenizer.decode(supervised) == "不安全"  # the verdict's tokens, not the format's
