@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from libra_train.errors import LibraError
 from libra_train.reporting.curves import curves, samples_to_reach, transferred
 
 AXIS = "stage2_limit"
@@ -57,3 +58,14 @@ def test_effective_data_transferred_at_each_budget():
     ]
     assert rows[0]["transferred"] == pytest.approx(100) and rows[2]["transferred"] is None
     assert transferred(curves({"arms": [_arm("two_stage", 100, 0.7)]}, AXIS)) == []  # no sft_only arm
+
+
+def test_one_point_zero_beside_counts_is_all_of_the_data_and_counts_refuse_smaller_fractions():
+    arms = [_arm("sft_only", "1.0", 0.85), _arm("sft_only", 100, 0.60), _arm("sft_only", 1000, 0.70)]
+    table = {"arms": arms}
+    assert [p["x"] for p in curves(table, AXIS)["sft_only"]] == [100, 1000, None]
+    fractions = {"arms": [_arm("sft_only", "1.0", 0.85), _arm("sft_only", "0.25", 0.70)]}
+    assert [p["x"] for p in curves(fractions, AXIS)["sft_only"]] == [0.25, 1.0]  # a fraction axis keeps it
+    mixed = {"arms": [_arm("sft_only", "0.5", 0.85), _arm("sft_only", 100, 0.60)]}
+    with pytest.raises(LibraError, match="stage2_limit mixes sample counts and fractions"):
+        curves(mixed, AXIS)

@@ -2,7 +2,8 @@
 per curriculum with its 95% band (from reporting/intervals.py), and the effective data transferred: how
 many more samples sft_only needs to match another curriculum at each budget, read off the curves.
 
-A limit of null (all of the data) sits at the right end of the curve, as the largest budget measured."""
+A limit of null (all of the data) sits at the right end of the curve, as the largest budget measured; so
+does 1.0 on an axis of sample counts (all of the split, whose size the curve does not know)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,37 @@ import math
 from pathlib import Path
 
 from libra_train import plotting
+from libra_train.errors import LibraError
 from libra_train.reporting import intervals
+
+
+def _is_all(limit) -> bool:
+    """The fraction 1.0, which data.*.limit reads as all of the data (the count 1 is one sample)."""
+    return "." in str(limit) and float(limit) == 1.0
+
+
+def budgets(limits: list, axis: str) -> list[float | None]:
+    """The limits as budgets on one axis: None for all of the data (null; also 1.0 beside counts, where
+    it means all of a split whose size the curve does not know). Counts and fractions below 1 cannot share
+    an axis without that size, so they are refused."""
+    given = [None if v is None else float(v) for v in limits]
+    counts = any(b is not None and b > 1 for b in given)
+    out = [None if v is None or (counts and _is_all(v)) else b for v, b in zip(limits, given)]
+    if counts and any(b is not None and b < 1 for b in out):
+        shown = ", ".join(str(v) for v in limits)
+        raise LibraError(f"{axis} mixes sample counts and fractions ({shown}): give one or the other")
+    return out
 
 
 def curves(table: dict, axis: str) -> dict[str, list[dict]]:
     """{curriculum (and any other axis): [{x, mean, low, high}] by budget} from one eval set's intervals;
-    `x` is the limit as given (a count or a fraction), null (all) drawn last."""
+    `x` is the budget (budgets()), all of the data (None) drawn last."""
     lines: dict[str, list[dict]] = {}
-    for row in table["arms"]:
+    xs = budgets([row["axes"][axis] for row in table["arms"]], axis)
+    for row, x in zip(table["arms"], xs):
         others = {k: v for k, v in row["axes"].items() if k != axis}
         name = ", ".join(f"{v}" if k == "curriculum" else f"{k}={v}" for k, v in others.items()) or "all"
-        point = {"x": row["axes"][axis], "mean": row["mean"], "low": row["low"], "high": row["high"]}
+        point = {"x": x, "mean": row["mean"], "low": row["low"], "high": row["high"]}
         lines.setdefault(name, []).append(point)
     for points in lines.values():
         points.sort(key=lambda p: math.inf if p["x"] is None else float(p["x"]))
@@ -100,7 +121,7 @@ def transferred_lines(rows: list[dict], axis: str, eval_set: str) -> list[str]:
     for r in rows:
         needs = "more than measured" if r["baseline_needs"] is None else f"{r['baseline_needs']:.4g}"
         moved = "–" if r["transferred"] is None else f"{r['transferred']:+.4g}"
-        lines.append(f"| {r['curriculum']} | {r['budget']} | {r['accuracy']:.4f} | {needs} | {moved} |")
+        lines.append(f"| {r['curriculum']} | {r['budget']:g} | {r['accuracy']:.4f} | {needs} | {moved} |")
     return lines
 
 
