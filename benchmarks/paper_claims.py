@@ -18,6 +18,7 @@ import argparse
 from pathlib import Path
 
 from libra_train.reporting.ablation import load_points
+from libra_train.reporting.curves import budgets
 from libra_train.reporting.intervals import interval_table
 
 WORSE, BETTER = "worse", "better"  # reporting/stats.py's verdicts
@@ -46,6 +47,8 @@ def best_against_all(points: list[dict], axis: str, best, eval_set: str) -> tupl
     """'`best` beats every other value of the axis': holds when every other arm is worse, does not hold
     when one is better, else inconclusive."""
     base, others = differences(points, axis, best, eval_set)
+    if not others:
+        return _base(base, axis), f"not measured (no other {axis})"
     verdicts = [a["difference"]["verdict"] for a in others]
     verdict = (
         "holds"
@@ -57,10 +60,18 @@ def best_against_all(points: list[dict], axis: str, best, eval_set: str) -> tupl
     return "; ".join([_base(base, axis), *(_diff(a, axis) for a in others)]), verdict
 
 
+def by_size(values: set, axis: str) -> list:
+    """A data-scale axis's values, smallest budget first; all of the data (null, or 1.0 beside sample
+    counts: reporting/curves.budgets) last."""
+    values = list(values)
+    sizes = dict(zip(values, budgets(values, axis)))
+    return sorted(values, key=lambda v: float("inf") if sizes[v] is None else sizes[v])
+
+
 def more_helps(points: list[dict], axis: str, eval_set: str, keep=None) -> tuple[str, str]:
     """'More of the axis helps': the largest value against the smallest (among the points `keep` takes)."""
     points = [p for p in points if keep is None or keep(p)]
-    values = sorted({p["axes"][axis] for p in points}, key=float)
+    values = by_size({p["axes"][axis] for p in points}, axis)
     ends = [p for p in points if p["axes"][axis] in (values[0], values[-1])]
     base, (top,) = differences(ends, axis, values[0], eval_set)
     verdict = {BETTER: "holds", WORSE: "does not hold"}.get(top["difference"]["verdict"], INCONCLUSIVE)
@@ -77,8 +88,7 @@ def not_needed(points: list[dict], axis: str, eval_set: str) -> tuple[str, str]:
 def at_full_budget(points: list[dict]) -> list[dict]:
     """The points at the largest real budget (all of it where none is set): a data-scale sweep's largest
     budget compares its curricula as an order sweep does."""
-    budgets = {p["axes"]["stage2_limit"] for p in points}
-    full = None if None in budgets else max(budgets, key=float)
+    full = by_size({p["axes"]["stage2_limit"] for p in points}, "stage2_limit")[-1]
     return [p for p in points if p["axes"]["stage2_limit"] == full]
 
 
