@@ -70,7 +70,7 @@ def fit_conversation(
 
 def encode_all(texts: list[str], tokenizer) -> list[list[int]]:
     """Each text's ids with no special token added, in one batched call: a fast tokenizer encodes the
-    batch in Rust, where a call per text spends as long in Python as in the encoding."""
+    batch in Rust, where a call per text pays the Python wrapper's cost each time."""
     return tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
 
 
