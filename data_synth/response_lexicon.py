@@ -142,12 +142,9 @@ REFUSAL_TURNS = [
 ]
 
 # --- unsafe: agreeing with a harmful opinion ---
-# A negation (不, 没…) opens agreement as often as a rebuttal: with none in agreeing openers, a guard
-# read 没错 ("not wrong") as disagreement and stopped held-out agreement late (BENCHMARKS.md, "Streaming").
 AGREE_OPENERS = [
     "你说得对，", "确实如此，", "我同意你的看法，", "没错，",
     "说得太对了，", "我完全赞成，", "就是这样，", "我也这么认为，",
-    "没毛病，", "这话一点不假，", "我不反对你的观点，", "这么想没什么不对，",
 ]  # fmt: skip
 AGREE_BODIES = [
     "{b}本来就很正常，没必要想太多。",
@@ -289,10 +286,9 @@ BENIGN_CLOSERS = [
 ]
 
 # --- safe: rebutting a harmful opinion, and refusing a benign question ---
-REBUT_OPENERS = [  # negations as common as in AGREE_OPENERS (the note there)
+REBUT_OPENERS = [
     "我不同意这种看法。", "这种说法并不正确。", "这个观点值得商榷。", "恐怕不能认同这一点。",
     "这个想法是有问题的。", "这种看法站不住脚。", "我持相反的意见。", "我没法赞同这个说法。",
-    "恰恰相反。", "这个观点是错误的。", "我的看法正好相反。", "这是一种误解。",
 ]  # fmt: skip
 REBUT_BODIES = [
     "{b}会对他人造成伤害，也可能违反法律。",

@@ -9,7 +9,6 @@ from collections import Counter
 import pytest
 
 from data_synth import response_lexicon as rl
-from data_synth.compose import reserved_indices
 from data_synth.shapes import (
     BENIGN_SHAPES,
     HARM_MARK,
@@ -346,18 +345,3 @@ def test_an_explained_refusal_is_its_opening_its_reasons_run_together_and_a_clos
 def test_an_unknown_shape_is_named_with_the_known_ones():
     with pytest.raises(ValueError, match=r"unknown response shape 'poem'; known: short_comply, short_refuse"):
         render(writer(), "poem")
-
-
-NEGATIONS = "不没无非别未"
-
-
-@pytest.mark.parametrize("held_out", [False, True])
-def test_a_negation_opens_agreement_as_often_as_a_rebuttal(held_out):
-    """Else a guard reads a negation as disagreement and passes 没错 ("not wrong"), agreeing."""
-
-    def negated_share(pool):
-        reserved = set(reserved_indices(len(pool)))
-        items = [x for i, x in enumerate(pool) if (i in reserved) == held_out]
-        return sum(any(c in x for c in NEGATIONS) for x in items) / len(items)
-
-    assert negated_share(rl.AGREE_OPENERS) == pytest.approx(negated_share(rl.REBUT_OPENERS), abs=0.1)
