@@ -74,6 +74,26 @@ def encode_all(texts: list[str], tokenizer) -> list[list[int]]:
     return tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
 
 
+def fitted_prompts(
+    views: list[tuple[dict, str]], tokenizer, fmt: FormatConfig, max_length: int, stats: Counter
+) -> list[tuple[dict, str | None]]:
+    """Each (view, target) as (the view cut to fit, its rendered prompt), or (view, None) where even the
+    shortest conversation will not fit (counted as too_long_for_target). Every prompt and target is
+    measured in one batch; only the views that do not fit go through fit_conversation, one by one."""
+    prompts = [render_prompt(view, tokenizer, fmt) for view, _ in views]
+    prompt_lengths = [len(ids) for ids in encode_all(prompts, tokenizer)]
+    target_lengths = [len(ids) for ids in encode_all([target for _, target in views], tokenizer)]
+    fitted = []
+    for (view, target), prompt, p_len, t_len in zip(views, prompts, prompt_lengths, target_lengths):
+        if p_len + t_len + ROOM_FOR_EOS > max_length:
+            view = fit_conversation(view, tokenizer, fmt, target, max_length, stats)
+            if view is None:
+                stats["too_long_for_target"] += 1
+            prompt = None if view is None else render_prompt(view, tokenizer, fmt)
+        fitted.append((view, prompt))
+    return fitted
+
+
 def build_examples(
     records: list[dict], tokenizer, fmt: FormatConfig, max_length: int, seed: int = 0
 ) -> tuple[list[dict], Counter]:
@@ -89,19 +109,12 @@ def build_examples(
             stats["label_only_targets" if not (shown.get("analyze") or "").strip() else "critic_targets"] += 1
             stats["multi_turn"] += bool(context_turns(shown))
             views.append((shown, target))
-    # Every prompt and target measured in one batch: only the views that do not fit are cut, one by one.
-    prompts = [render_prompt(view, tokenizer, fmt) for view, _ in views]
-    prompt_lengths = [len(ids) for ids in encode_all(prompts, tokenizer)]
-    target_lengths = [len(ids) for ids in encode_all([target for _, target in views], tokenizer)]
-    examples = []
-    for (view, target), prompt, p_len, t_len in zip(views, prompts, prompt_lengths, target_lengths):
-        if p_len + t_len + ROOM_FOR_EOS > max_length:
-            view = fit_conversation(view, tokenizer, fmt, target, max_length, stats)
-            if view is None:
-                stats["too_long_for_target"] += 1
-                continue
-            prompt = render_prompt(view, tokenizer, fmt)
-        examples.append({"prompt": prompt, "completion": target, "label": view["label"]})
+    fitted = fitted_prompts(views, tokenizer, fmt, max_length, stats)
+    examples = [
+        {"prompt": prompt, "completion": target, "label": view["label"]}
+        for (view, prompt), (_, target) in zip(fitted, views)
+        if prompt is not None
+    ]
     stats["examples"] = len(examples)
     if stats["no_prompt_label"]:
         log.warning(
@@ -119,18 +132,20 @@ def label_examples(records: list[dict], tokenizer, fmt: FormatConfig, max_length
     """Each record's views as the prompt and the target's opening, followed by the label word alone: the
     loss on these is the verdict's, whatever the target goes on to explain and however well the format
     itself is learnt (early stopping reads it)."""
-    examples = []
+    views, openings = [], []
     for rec in records:
         for view in task_views(rec, fmt.task):
             # every format has a word for each label the schema admits (safe, unsafe)
             word = {label: w for w, label in label_words(fmt, view).items()}[view["label"]]
             opening = target_opening(fmt, view)
-            fitted = fit_conversation(view, tokenizer, fmt, opening + word, max_length, Counter())
-            if fitted is not None:
-                examples.append(
-                    {"prompt": render_prompt(fitted, tokenizer, fmt) + opening, "completion": word}
-                )
-    return examples
+            openings.append((opening, word))
+            views.append((view, opening + word))
+    fitted = fitted_prompts(views, tokenizer, fmt, max_length, Counter())
+    return [
+        {"prompt": prompt + opening, "completion": word}
+        for (_, prompt), (opening, word) in zip(fitted, openings)
+        if prompt is not None
+    ]
 
 
 def tokenize_examples(examples: list[dict], tokenizer, end_of_turn: bool = True) -> list[dict]:
@@ -141,8 +156,6 @@ def tokenize_examples(examples: list[dict], tokenizer, end_of_turn: bool = True)
     itself would get two. The completion ends with the end-of-turn token (as TRL adds it); where the
     prompt's last token merges with the completion's first, the completion starts where the two
     tokenizations part (as TRL does). Batched: one call encodes every prompt, one every whole text."""
-    if not examples:
-        return []
     eos = tokenizer.eos_token
     completions = [
         e["completion"] + eos if end_of_turn and not e["completion"].endswith(eos) else e["completion"]
