@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 BLOCK = 32 * 1024
@@ -38,15 +39,23 @@ def raw_records(path: Path) -> list[bytes]:
     return records
 
 
-def records(path: Path):
+def records(path: Path, wait_s: float = 30.0):
+    """The run's records once its exit record is in the file: run.finish() returns when W&B's service has
+    handled the exit, and the service may write the file's tail a moment later, on a busy machine after
+    the caller reads it. A run killed before it could finish has no exit record: after wait_s, what is
+    there is returned."""
     from wandb.proto import wandb_internal_pb2 as pb
 
-    out = []
-    for raw in raw_records(path):
-        record = pb.Record()
-        record.ParseFromString(raw)
-        out.append(record)
-    return out
+    deadline = time.monotonic() + wait_s
+    while True:
+        out = []
+        for raw in raw_records(path):
+            record = pb.Record()
+            record.ParseFromString(raw)
+            out.append(record)
+        if (out and out[-1].WhichOneof("record_type") == "exit") or time.monotonic() > deadline:
+            return out
+        time.sleep(0.2)
 
 
 def history(path: Path) -> list[dict]:
