@@ -3,7 +3,10 @@ steps; only the order of the samples differs. Prints, per arm, dev accuracy (lab
 and what its batches look like over the steps trained: the pad share, how far each batch's unsafe share
 is from the set's, and the correlation of consecutive batches' unsafe shares (runs of one label).
 
-  python benchmarks/sampling_order.py COLD_DIR BACKBONE [--steps 400] [--rows 13000] [--dev 1000]
+  python benchmarks/sampling_order.py COLD_DIR BACKBONE [--steps 400] [--rows 13000] [--dev 1000] [--seed 0]
+      [--buckets 64]
+
+--seed draws the training rows and the batches' order (the backbone's initial weights stay as saved).
 
 BACKBONE: an untrained tiny backbone folder, e.g. <run_dir>/backbone of any `experiment=cold_tune` run.
 """
@@ -48,11 +51,11 @@ def dev_accuracy(model, tokenizer, fmt, dev: list[dict]) -> float:
     return right / len(dev)
 
 
-ARMS = {  # arm → (the Trainer's sampling strategy, train.length_buckets, buckets keep both labels)
-    "group_by_length": ("group_by_length", 0, False),
-    "shuffled": ("random", 0, False),
-    "bucketed_by_length": ("random", 64, False),
-    "bucketed": ("random", 64, True),
+ARMS = {  # arm → (the Trainer's sampling strategy, whether it takes length buckets, buckets keep both labels)
+    "group_by_length": ("group_by_length", False, False),
+    "shuffled": ("random", False, False),
+    "bucketed_by_length": ("random", True, False),
+    "bucketed": ("random", True, True),
 }
 
 
@@ -78,7 +81,8 @@ def batch_mix(trainer, unsafe: list[bool], steps: int) -> dict:
 
 
 def arm(name: str, args, records: list[dict], dev: list[dict]) -> dict:
-    strategy, buckets, label_mixed = ARMS[name]
+    strategy, bucketed, label_mixed = ARMS[name]
+    buckets = args.buckets if bucketed else 0
     work = Path(tempfile.mkdtemp())
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         overrides = ["logger=none", "experiment=cold_tune", f"data.cold_dir={args.cold}"]
@@ -89,6 +93,7 @@ def arm(name: str, args, records: list[dict], dev: list[dict]) -> dict:
                 f"paths.run_dir={work}",
                 f"train.max_steps={args.steps}",
                 f"train.length_buckets={buckets}",
+                f"seed={args.seed}",
             ],
         )
     run = RunConfig.from_hydra(cfg)
@@ -106,6 +111,8 @@ def arm(name: str, args, records: list[dict], dev: list[dict]) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     return {
         "arm": name,
+        "seed": args.seed,
+        "buckets": buckets,
         **mix,
         "dev_accuracy": accuracy,
         "train_s": round(seconds, 1),
@@ -121,9 +128,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=13000)
     parser.add_argument("--dev", type=int, default=1000)
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--buckets", type=int, default=64, help="train.length_buckets of the bucketed arms")
     args = parser.parse_args()
     records = _jsonl(args.cold / "train.jsonl")
-    random.Random(0).shuffle(records)
+    random.Random(args.seed).shuffle(records)
     dev = _jsonl(args.cold / "dev.jsonl", args.dev)
     for name in args.arms:
         print(json.dumps(arm(name, args, records[: args.rows], dev)), flush=True)
