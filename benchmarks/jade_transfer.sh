@@ -6,7 +6,8 @@
 # (data/counter_openings.py: counter, both kinds; counter_helpful, the safe answers without their
 # refusal opening, today's recipe), also with all of stage 1's synthetic data replayed
 # (counter_replay_all), one pass of stage 2 instead of three (counter_helpful_1pass), or each stage
-# stopped early on JADE dev's verdict loss (counter_helpful_stopped). Every arm:
+# stopped early on JADE dev's verdict loss (counter_helpful_stopped; stage 2 only:
+# counter_helpful_stopped2). Every arm:
 # stage 1 on the synthetic set, stage 2 on JADE train (STEPS each; 0: the recipe's own passes), the
 # decision chosen on JADE dev, scored on JADE test and on the synthetic held-out split
 # (benchmarks/jade_counter_eval.py: JADE test where the opening says nothing).
@@ -40,6 +41,8 @@ arm_args() {
     counter_replay_all) arm "[stage2,synthetic_stage2,stage1]" calibrate middle first_stage both ;;
     counter_helpful_stopped) arm "$replay" calibrate middle first_stage helpful \
       train.early_stopping_set=jade_dev train.save_steps=50 ;;
+    counter_helpful_stopped2) arm "$replay" calibrate middle first_stage helpful \
+      +curriculum.stages.1.early_stopping_set=jade_dev train.save_steps=50 ;;
   esac
 }
 run_arms "${ARMS:-edge replay calibrated replay_calibrated}" "$seeds" "$parallel"

@@ -23,6 +23,8 @@ ARMS = (
     "counter_helpful",
     "counter_replay_all",
     "counter_helpful_1pass",
+    "counter_helpful_stopped",
+    "counter_helpful_stopped2",
 )
 
 
