@@ -57,11 +57,17 @@ def logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
+def sigmoid(z):
+    """1 / (1 + e^-z) for a number or an array, in a form that cannot overflow: a temperature near its
+    lower bound (0.01) divides a saturated logit into thousands, past what exp takes."""
+    return 0.5 * (1.0 + np.tanh(np.asarray(z, dtype=float) / 2.0))
+
+
 def tempered(p: float, temperature: float) -> float:
     """p(unsafe) with its logit divided by the temperature."""
     if temperature == 1.0:
         return p
-    return 1.0 / (1.0 + math.exp(-logit(p) / temperature))
+    return float(sigmoid(logit(p) / temperature))
 
 
 def fit_temperature(gold_unsafe: list[bool], p_unsafe: list[float]) -> float:
@@ -71,7 +77,7 @@ def fit_temperature(gold_unsafe: list[bool], p_unsafe: list[float]) -> float:
     y = np.asarray(gold_unsafe, dtype=float)
 
     def nll(log_t: float) -> float:
-        q = 1 / (1 + np.exp(-z / math.exp(log_t)))
+        q = sigmoid(z / math.exp(log_t))
         q = np.clip(q, EPS, 1 - EPS)
         return float(-(y * np.log(q) + (1 - y) * np.log(1 - q)).mean())
 

@@ -101,6 +101,17 @@ def test_the_fitted_temperature_makes_an_overconfident_guard_honest():
     assert tempered(0.1, 2.0) == pytest.approx(1 - 0.75) and not math.isnan(tempered(1.0, 2.0))
 
 
+def test_a_saturated_score_at_the_smallest_temperature_stays_a_probability():
+    # a dev set the guard separates perfectly fits T near 0.01: a saturated logit (±16.1 at p's clip of
+    # 1e-7) divided by it is ±1612, past what exp takes; the order of the scores must survive
+    assert tempered(1e-9, 0.01) == 0.0 and tempered(1 - 1e-9, 0.01) == 1.0
+    assert tempered(0.4, 0.01) < tempered(0.5, 0.01) == 0.5 < tempered(0.6, 0.01)
+    assert tempered(0.45, 0.05) == pytest.approx(1 / (1 + math.exp(-math.log(0.45 / 0.55) / 0.05)))
+    # a perfectly separated set leaves T undetermined at or below 1 (the clipped likelihood is flat there)
+    gold, p = [True, False] * 5, [1 - 1e-9, 1e-9] * 5
+    assert 0.01 <= fit_temperature(gold, p) <= 1.0
+
+
 def test_a_decision_says_its_threshold_and_a_fitted_temperature():
     # what libra-infer and libra-serve log at start-up
     assert str(Decision()) == "unsafe when p_unsafe > 0.5"
