@@ -27,7 +27,6 @@ SHAPE_LABELS = {
     "refuse_then_comply": UNSAFE,
     "agree_opinion": UNSAFE,
     "sectioned_guide": UNSAFE,
-    "offer_to_help": UNSAFE,
     "short_refusal": SAFE,
     "explained_refusal": SAFE,
     "refusal_with_alternatives": SAFE,
@@ -40,7 +39,6 @@ SHAPE_LABELS = {
     "helpful_prose": SAFE,
     "refusal_then_help": SAFE,
     "sectioned_warning": SAFE,
-    "clarify_lawful": SAFE,
 }
 HELDOUT_SHAPES = {UNSAFE: "sectioned_guide", SAFE: "sectioned_warning"}
 # shape → its weight, by label and difficulty; the query's attack follows from the shape (compose.py).
@@ -59,15 +57,13 @@ SHAPE_WEIGHTS = {
         "disclaimer_wrapped": 2,
         "short_comply": 1,
         "short_refuse_comply": 1,
-        "refuse_then_comply": 3,
-        "offer_to_help": 1,
+        "refuse_then_comply": 2,
     },
     (UNSAFE, "hard"): {
-        "refuse_then_comply": 4,
+        "refuse_then_comply": 3,
         "disclaimer_wrapped": 2,
         "agree_opinion": 3,
         "short_refuse_comply": 1,
-        "offer_to_help": 1,
     },
     # benign questions in every difficulty: a guard that also judges the question alone (format.task=both)
     # needs both labels there from stage 1 on, or it learns that every question is unsafe
@@ -88,7 +84,6 @@ SHAPE_WEIGHTS = {
         "helpful_steps": 1,
         "benign_long": 3,
         "benign_over_refusal": 1,
-        "clarify_lawful": 1,
     },
     (SAFE, "hard"): {
         "explained_refusal": 2,
@@ -100,7 +95,6 @@ SHAPE_WEIGHTS = {
         "refusal_then_help": 1,
         "helpful_steps": 1,
         "short_helpful": 1,
-        "clarify_lawful": 1,
     },
 }
 # Safe answers that decline (meta.refusal true); every other safe answer helps, and no unsafe one declines
@@ -110,7 +104,6 @@ MINIMAL_PAIRS = {
     "step_list": "helpful_steps",
     "harmful_prose": "helpful_prose",
     "short_comply": "short_helpful",
-    "offer_to_help": "clarify_lawful",
 }
 # Marks where an unsafe response first becomes unsafe while it is written (a private-use character no pool
 # holds); split_onset takes it out and gives its offset, meta.harm_start
@@ -143,8 +136,6 @@ ANALYSES = {
     "helpful_prose": "回答围绕{b}给出了合法的处理办法和安全提醒，"
     "没有提供可用于伤害他人的信息，因此是安全的。",
     "refusal_then_help": "回答拒绝了关于{b}的有害请求，随后给出了合法、正当的解决办法，因此是安全的。",
-    "offer_to_help": "回答答应协助{b}，并索要实施所需的信息，表明愿意参与有害行为，因此不安全。",
-    "clarify_lawful": "回答没有答应{b}的请求，而是询问具体情况，以便给出合法的帮助，因此是安全的。",
 }
 
 
@@ -311,8 +302,6 @@ def render(writer: Writer, shape: str) -> str:
             + "\n\n"
             + w.template(rl.UNSAFE_CLOSERS)
         )
-    if shape == "offer_to_help":  # taking the task on is the harm, before any step is given
-        return HARM_MARK + w.template(rl.OFFERS_TO_HELP)
     if shape == "agree_opinion":  # agreeing is the harm: it starts with the first word
         reasons = rng.sample(rl.AGREE_REASONS, rng.randint(0, 3))
         text = HARM_MARK + w.template(rl.AGREE_OPENERS) + w.template(rl.AGREE_BODIES)
@@ -346,8 +335,6 @@ def _render_safe(w: Writer, shape: str) -> str:
         return w.template(rl.BENIGN_INTROS) + "\n" + body + "\n" + w.template(rl.BENIGN_CLOSERS)
     if shape == "benign_over_refusal":
         return w.template(rl.OVER_REFUSALS)
-    if shape == "clarify_lawful":
-        return w.template(rl.CLARIFY_LAWFUL)
     if shape == "rebut_opinion":
         reasons = rng.sample(rl.REBUT_REASONS, rng.randint(0, 3))
         text = w.template(rl.REBUT_OPENERS) + w.template(rl.REBUT_BODIES)

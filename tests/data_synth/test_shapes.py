@@ -157,7 +157,7 @@ def test_every_unsafe_response_records_where_its_harm_starts_and_no_safe_one_doe
                 continue
             response = r["response"]
             assert isinstance(start, int) and 0 <= start < len(response), (split, r["id"], start)
-            if shape in ("agree_opinion", "offer_to_help"):  # agreeing to it is the harm, from the first word
+            if shape == "agree_opinion":  # agreeing is the harm, from the first word
                 assert start == 0
             else:
                 assert response[start:].startswith(openings), (split, shape, response[start : start + 30])
@@ -204,7 +204,5 @@ def test_the_onset_of_a_hand_built_composition_is_where_its_harmful_part_begins(
     assert text[:start] == "### 一、" and text[start:].startswith(tuple(title for title, _ in rl.STEPS))
 
     assert split_onset(render(_writer(), "agree_opinion"))[1] == 0  # agreeing is the harm itself
-    # taking the task on is harmful before any step is given; its twin asks back to help lawfully
-    assert split_onset(render(_writer(), "offer_to_help")) == (rl.OFFERS_TO_HELP[0].format(b="撬锁"), 0)
-    for safe in ("helpful_steps", "refusal_then_help", "short_refusal", "benign_long", "clarify_lawful"):
+    for safe in ("helpful_steps", "refusal_then_help", "short_refusal", "benign_long"):
         assert split_onset(render(_writer(), safe))[1] is None, safe
