@@ -49,12 +49,13 @@ def test_splits_are_balanced_difficult_where_expected_and_leak_free(tmp_path):
         assert labels == {"安全", "不安全"}, opening
     assert {r["question"][:2] for r in train} >= {"如何", "怎样", PERSONAS[0][:2]}
     # ...nor does opening with a persona make a question likelier benign: where it did (a third of such
-    # questions benign against an eighth overall), a guard passed held-out harmful questions so opened
-    for split in ("stage1", "stage2"):
-        records = splits[split]
-        opened = [r for r in records if r["question"].startswith(tuple(PERSONAS))]
-        benign = lambda rs: sum(r["meta"]["query_label"] == "安全" for r in rs) / len(rs)  # noqa: E731
-        assert 0.5 <= benign(opened) / benign(records) <= 1.5, (split, benign(opened), benign(records))
+    # questions benign against an eighth overall), a guard passed held-out harmful questions so opened.
+    # Over both training splits: stage 2 alone holds about 50 such questions here, 5 of them benign, too
+    # few for a ratio (0.7 to 1.6 over seeds 0–4; 0.95 to 1.33 over both splits)
+    opened = [r for r in train if r["question"].startswith(tuple(PERSONAS))]
+    benign = lambda rs: sum(r["meta"]["query_label"] == "安全" for r in rs) / len(rs)  # noqa: E731
+    assert len(opened) >= 200
+    assert 0.5 <= benign(opened) / benign(train) <= 1.5, (benign(opened), benign(train))
     # held-out templates and elements never appear in training
     train = splits["stage1"] + splits["stage2"]
     for key in ("query_template", "element", "response_template"):
