@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from libra_train.eval.calibration import logit, sigmoid
+
 RECALL_TARGETS = (0.90, 0.95)
 
 
@@ -80,13 +82,8 @@ def _middles(t: np.ndarray, best: np.ndarray, first: int) -> np.ndarray:
     while last + 1 < len(t) and best[last + 1]:
         last += 1
     low, high = t[last], t[first - 1] if first > 0 else 1.0
-
-    def logit(p: float) -> float:
-        p = min(max(float(p), 1e-7), 1 - 1e-7)
-        return np.log(p / (1 - p))
-
     out = t.copy()
-    out[first] = 1 / (1 + np.exp(-(logit(low) + logit(high)) / 2))
+    out[first] = sigmoid((logit(float(low)) + logit(float(high))) / 2)
     return out
 
 
