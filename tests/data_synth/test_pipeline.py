@@ -57,7 +57,6 @@ def test_splits_are_balanced_difficult_where_expected_and_leak_free(tmp_path):
     assert len(opened) >= 200
     assert 0.5 <= benign(opened) / benign(train) <= 1.5, (benign(opened), benign(train))
     # held-out templates and elements never appear in training
-    train = splits["stage1"] + splits["stage2"]
     for key in ("query_template", "element", "response_template"):
         assert not {r["meta"][key] for r in train} & {r["meta"][key] for r in splits["heldout"]}, key
     # held-out meets attack methods and a response style that training never uses
