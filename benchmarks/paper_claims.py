@@ -3,13 +3,14 @@ the sweep measured on one eval set (differences paired on the samples, with libr
 intervals, reporting/stats.py) and a verdict: holds, does not hold, or inconclusive at this scale. A claim
 whose sweep folder is not given is "not measured".
 
-    python benchmarks/paper_claims.py --set jade_test --order DIR --synth-scale DIR --data-scale DIR \
-        --critic DIR --rules DIR
+    python benchmarks/paper_claims.py --set jade_test --order DIR --synth-scale DIR --synth-scale-real DIR \
+        --data-scale DIR --critic DIR --rules DIR
 
 The folders are `libra-train -m +sweep=…` outputs (conf/sweep): curriculum_order (or data_scale, whose
 curricula are compared at its largest real budget), synth_scale, data_scale, critic_position and
 rules_in_prompt, on a real eval set (a JADE sweep with data.table.seed=0, so that every seed meets one
-test set).
+test set). --synth-scale is read at its points' stage-1 evaluation (no real data in training), so a
+two-stage synth_scale sweep serves both synthetic-scale rows: --synth-scale-real reads its last stage.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from libra_train.reporting.curves import budgets
 from libra_train.reporting.intervals import interval_table
 
 WORSE, BETTER = "worse", "better"  # reporting/stats.py's verdicts
+STAGE1 = "stage1_pretrain"  # the synthetic stage's name in every curriculum that has one (conf/curriculum)
 INCONCLUSIVE = "inconclusive at this scale"
 
 
@@ -94,24 +96,25 @@ def at_full_budget(points: list[dict]) -> list[dict]:
 
 def claims(args) -> list[tuple[str, str, str]]:
     two_stage = lambda p: p["axes"].get("curriculum") == "two_stage"  # noqa: E731
-    tests = [
-        ("Pretrain → SFT beats every other order", args.order,
+    more_synthetic = lambda pts: more_helps(pts, "stage1_limit", args.set)  # noqa: E731
+    tests = [  # claim, sweep folder, the stage read (None: each point's last), the test
+        ("Pretrain → SFT beats every other order", args.order, None,
          lambda pts: best_against_all(at_full_budget(pts), "curriculum", "two_stage", args.set)),
-        ("More synthetic data helps", args.synth_scale,
-         lambda pts: more_helps(pts, "stage1_limit", args.set)),
-        ("More real data helps (two_stage)", args.data_scale,
+        ("More synthetic data helps (no real data)", args.synth_scale, STAGE1, more_synthetic),
+        ("More synthetic data helps (then a small real budget)", args.synth_scale_real, None, more_synthetic),
+        ("More real data helps (two_stage)", args.data_scale, None,
          lambda pts: more_helps(pts, "stage2_limit", args.set, keep=two_stage)),
-        ("The rear critic is best", args.critic,
+        ("The rear critic is best", args.critic, None,
          lambda pts: best_against_all(pts, "critic", "rear", args.set)),
-        ("Safety rules in the prompt are not needed", args.rules,
+        ("Safety rules in the prompt are not needed", args.rules, None,
          lambda pts: not_needed(pts, "rules", args.set)),
     ]  # fmt: skip
     rows = []
-    for claim, folder, test in tests:
+    for claim, folder, stage, test in tests:
         if folder is None:
             rows.append((claim, "–", "not measured"))
             continue
-        points = [p for p in load_points(Path(folder)) if p["status"] == "done"]
+        points = [p for p in load_points(Path(folder), stage) if p["status"] == "done"]
         rows.append((claim, *test(points)))
     return rows
 
@@ -119,7 +122,7 @@ def claims(args) -> list[tuple[str, str, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--set", required=True, help="the eval set every point was scored on")
-    for name in ("order", "synth-scale", "data-scale", "critic", "rules"):
+    for name in ("order", "synth-scale", "synth-scale-real", "data-scale", "critic", "rules"):
         parser.add_argument(f"--{name}", help="the sweep folder")
     args = parser.parse_args()
     print(f"| claim | measured on {args.set}: accuracy, Δ [95%] | verdict |\n|---|---|---|")

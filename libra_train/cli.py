@@ -86,31 +86,36 @@ def report_main(argv: list[str] | None = None) -> None:
         help="AXIS=VALUE[,AXIS=VALUE]: the arm every other is compared with (default: the first arm)",
     )
     parser.add_argument(
+        "--stage",
+        help="a stage's name (stage1_pretrain, say): report every point at that stage's evaluation, "
+        "into SWEEP_DIR/report_<stage>/, instead of at its last evaluated stage",
+    )
+    parser.add_argument(
         "--wandb",
         action="store_true",
         help="log the intervals and charts to W&B, in the sweep points' group (offline without a key)",
     )
     args = parser.parse_args(argv)
     sweep_dir = Path(args.sweep_dir)
-    written = write_ablation_report(sweep_dir, args.baseline)
+    written = write_ablation_report(sweep_dir, args.baseline, args.stage)
     for path in written:
         print(f"wrote {path}")
     if args.wandb:
-        log_report(sweep_dir, args.baseline, written)
+        log_report(sweep_dir, args.baseline, args.stage, written)
 
 
-def log_report(sweep_dir: Path, baseline: str | None, written: list[Path]) -> None:
+def log_report(sweep_dir: Path, baseline: str | None, stage: str | None, written: list[Path]) -> None:
     """libra-report's W&B run: one per sweep folder, grouped with the sweep's points."""
     import json
 
     from libra_train.command_config import ReportConfig
     from libra_train.config import LoggerConfig
-    from libra_train.reporting.ablation import sweep_group
+    from libra_train.reporting.ablation import report_dir, sweep_group
     from libra_train.tracking import command_tracker
 
     logger = LoggerConfig(backend="wandb", group=sweep_group(sweep_dir))
-    config = ReportConfig(sweep_dir=str(sweep_dir), baseline=baseline, logger=logger)
-    table = json.loads((sweep_dir / "intervals.json").read_text(encoding="utf-8"))
+    config = ReportConfig(sweep_dir=str(sweep_dir), baseline=baseline, stage=stage, logger=logger)
+    table = json.loads((report_dir(sweep_dir, stage) / "intervals.json").read_text(encoding="utf-8"))
     axes = list(next(iter(table.values()))["arms"][0]["axes"]) if table else []
     tracker = command_tracker(config, "libra-report", sweep_dir)
     try:

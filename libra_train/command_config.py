@@ -263,6 +263,7 @@ class ReportConfig(CommandConfig):
 
     sweep_dir: str = opt(help="a multirun directory (its numbered subfolders are the points)")
     baseline: str | None = opt(None, "AXIS=VALUE[,AXIS=VALUE]: the arm every other is compared with")
+    stage: str | None = opt(None, "a stage's name: report its evaluation instead of each point's last")
     logger: LoggerConfig = opt(None, "--wandb: the intervals and charts in the sweep's W&B group")
 
 

@@ -32,6 +32,17 @@ def final_eval(manifest: dict) -> tuple[str, dict]:
     return "untrained", manifest.get("eval_before_training") or {}
 
 
+def stage_eval(manifest: dict, name: str, manifest_path: Path) -> tuple[dict, bool]:
+    """One named stage's metrics and whether that stage finished. A point whose curriculum has no such
+    stage is an error, not a row without figures: a misspelt name would otherwise empty the report."""
+    stages = manifest.get("stages") or []
+    for stage in stages:
+        if stage.get("name") == name:
+            return stage.get("eval") or {}, stage.get("status") == "done"
+    names = ", ".join(s.get("name", "?") for s in stages) or "none yet"
+    raise DataError(manifest_path, f"no stage named {name!r} (its stages: {names})")
+
+
 def sweep_group(sweep_dir: Path) -> str:
     """The W&B group the sweep's points logged to (their config's logger.group), else the folder's name."""
     for config in sorted(Path(sweep_dir).glob("*/config.yaml")):
@@ -41,7 +52,9 @@ def sweep_group(sweep_dir: Path) -> str:
     return Path(sweep_dir).name
 
 
-def load_points(sweep_dir: Path) -> list[dict]:
+def load_points(sweep_dir: Path, stage: str | None = None) -> list[dict]:
+    """Each point's axes and metrics: those of its last evaluated stage, or of the stage named `stage`
+    (a two-stage sweep's stage-1 figures, say)."""
     if not sweep_dir.is_dir():
         raise DataError(sweep_dir, "no such sweep directory")
     folders = sorted(
@@ -55,8 +68,11 @@ def load_points(sweep_dir: Path) -> list[dict]:
         axes = ablation_axes(OmegaConf.load(folder / "config.yaml"))
         manifest_path = folder / "manifest.json"
         manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"stages": []}
-        stage, evals = final_eval(manifest)
-        finished = bool(manifest["stages"]) and all(s.get("status") == "done" for s in manifest["stages"])
+        if stage is None:
+            name, evals = final_eval(manifest)
+            finished = bool(manifest["stages"]) and all(s.get("status") == "done" for s in manifest["stages"])
+        else:
+            name, (evals, finished) = stage, stage_eval(manifest, stage, manifest_path)
         status = "done" if finished or (not manifest["stages"] and evals) else "incomplete"
         if status != "done":
             log.warning("%s did not finish; its row has whatever metrics it reached", folder)
@@ -65,7 +81,7 @@ def load_points(sweep_dir: Path) -> list[dict]:
                 "point": folder.name,
                 "dir": str(folder),
                 "status": status,
-                "final_stage": stage,
+                "final_stage": name,
                 "axes": axes,
                 "eval": evals,
             }
@@ -170,22 +186,33 @@ def _num(value):
     return round(value, 4) if isinstance(value, float) else value
 
 
-def write_ablation_report(sweep_dir: Path, baseline: str | None = None) -> list[Path]:
-    """report.md, ablation.csv, intervals.json and the charts; `baseline` (AXIS=VALUE[,…]) names the arm
-    every other is compared with (default: the first)."""
-    points = load_points(sweep_dir)
+def report_dir(sweep_dir: Path, stage: str | None = None) -> Path:
+    """Where libra-report writes: the sweep folder, or report_<stage>/ inside it for one stage's figures."""
+    return sweep_dir / f"report_{stage}" if stage else sweep_dir
+
+
+def write_ablation_report(
+    sweep_dir: Path, baseline: str | None = None, stage: str | None = None
+) -> list[Path]:
+    """report.md, ablation.csv, intervals.json and the charts, in the sweep folder; `baseline`
+    (AXIS=VALUE[,…]) names the arm every other is compared with (default: the first). `stage` reports
+    that stage's evaluation instead of the last one, into report_<stage>/ so both reports are kept."""
+    points = load_points(sweep_dir, stage)
+    source = f"each point's stage {stage}" if stage else "each point's last evaluated stage"
+    out = report_dir(sweep_dir, stage)
+    out.mkdir(exist_ok=True)
     axes = varying_axes(points)
     header, rows = table_rows(points, axes)
     buffer = io.StringIO()
     csv.writer(buffer).writerows([header, *rows])
-    written = [sweep_dir / "ablation.csv"]
+    written = [out / "ablation.csv"]
     atomic_write_text(written[0], buffer.getvalue())
-    written += _charts(sweep_dir, points, axes)
+    written += _charts(out, points, axes)
     lines = [
-        f"# Ablation: {sweep_dir.name}",
+        f"# Ablation: {sweep_dir.name}" + (f", stage {stage}" if stage else ""),
         "",
         f"{len(points)} points; axes: {', '.join(axes)}. "
-        "Metrics are from each point's last evaluated stage; `average` is the unweighted mean over sources.",
+        f"Metrics are from {source}; `average` is the unweighted mean over sources.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
@@ -202,21 +229,21 @@ def write_ablation_report(sweep_dir: Path, baseline: str | None = None) -> list[
             curve = curves.curves(
                 table.get(eval_set) or curves.from_metrics(points, arm_axes, eval_set), axis
             )
-            written.append(curves.draw(sweep_dir / f"curve_{axis}_{eval_set}.png", curve, axis, eval_set))
+            written.append(curves.draw(out / f"curve_{axis}_{eval_set}.png", curve, axis, eval_set))
             lines += curves.transferred_lines(curves.transferred(curve), axis, eval_set)
-    written.append(sweep_dir / "intervals.json")
+    written.append(out / "intervals.json")
     atomic_write_text(written[-1], json.dumps(table, ensure_ascii=False, indent=1) + "\n")
     lines += [""] + [f"![{p.stem}]({p.name})" for p in written[1:] if p.suffix == ".png"]
-    atomic_write_text(sweep_dir / "report.md", "\n".join(lines) + "\n")
-    return [sweep_dir / "report.md", *written]
+    atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
+    return [out / "report.md", *written]
 
 
-def _charts(sweep_dir: Path, points: list[dict], axes: list[str]) -> list[Path]:
+def _charts(out: Path, points: list[dict], axes: list[str]) -> list[Path]:
     sets = sorted({s for p in points for s in p["eval"]})
     paths = []
     for axis in axes:
         if axis not in SCALE_AXES:  # a scale axis gets its learning curves (write_ablation_report)
-            paths.append(_bar_chart(sweep_dir / f"bar_{axis}.png", points, axis, sets))
+            paths.append(_bar_chart(out / f"bar_{axis}.png", points, axis, sets))
     return paths
 
 

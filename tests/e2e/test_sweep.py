@@ -47,17 +47,31 @@ def test_two_point_multirun_then_report(tmp_path):
     assert report.count("| done |") == 2 and (sweep_dir / "bar_rules.png").stat().st_size > 1000
 
 
-def _point(root, name, critic, accuracy, done=True, limit=None, seed=0, correct=None, **axes):
-    """A sweep point's files; `correct` (one bool per sample): its last stage's held-out predictions."""
+def _point(
+    root,
+    name,
+    critic,
+    accuracy,
+    done=True,
+    limit=None,
+    seed=0,
+    correct=None,
+    first="s1",
+    first_correct=None,
+    **axes,
+):
+    """A sweep point's files; `correct` (one bool per sample): its last stage's held-out predictions,
+    `first_correct` those of its first stage (named `first`)."""
     folder = root / name
     folder.mkdir(parents=True)
-    if correct is not None:
-        rows = [
-            {"id": i, "task": "response", "label": "不安全", "pred_label": "不安全" if ok else "安全"}
-            for i, ok in enumerate(correct)
-        ]
-        (folder / "s2" / "eval" / "heldout").mkdir(parents=True)
-        write_jsonl(folder / "s2" / "eval" / "heldout" / "predictions.jsonl", rows)
+    for stage, oks in ((first, first_correct), ("s2", correct)):
+        if oks is not None:
+            rows = [
+                {"id": i, "task": "response", "label": "不安全", "pred_label": "不安全" if ok else "安全"}
+                for i, ok in enumerate(oks)
+            ]
+            (folder / stage / "eval" / "heldout").mkdir(parents=True)
+            write_jsonl(folder / stage / "eval" / "heldout" / "predictions.jsonl", rows)
     cfg = {
         "seed": seed,
         "format": {"critic": critic, "rules": False, "task": "response"},
@@ -73,7 +87,7 @@ def _point(root, name, critic, accuracy, done=True, limit=None, seed=0, correct=
     }
     stages = [
         {
-            "name": "s1",
+            "name": first,
             "status": "done",
             "eval": {"heldout": {**metrics, "average": {**metrics["average"], "accuracy": 0.1}}},
         },
@@ -202,6 +216,38 @@ def test_report_draws_scale_lines(tmp_path):
     assert tmp_path / "curve_stage1_limit_heldout.png" in paths  # means only: no predictions, no bands
 
 
+def test_report_at_a_named_stage_reads_that_stage_beside_the_sweeps_own_report(tmp_path):
+    _point(tmp_path, "0", "rear", 0.75)
+    _point(tmp_path, "1", "front", 0.5, done=False)  # s2 still running: s1 finished all the same
+    write_ablation_report(tmp_path)
+    run_cli("libra-report", str(tmp_path), "--stage", "s1")
+    at_s1 = list(csv.DictReader((tmp_path / "report_s1" / "ablation.csv").open()))
+    assert [(r["status"], r["final_stage"], r["heldout/average/accuracy"]) for r in at_s1] == [
+        ("done", "s1", "0.1"),
+        ("done", "s1", "0.1"),
+    ]
+    last = list(csv.DictReader((tmp_path / "ablation.csv").open()))  # the last stage's report is kept
+    assert [(r["status"], r["heldout/average/accuracy"]) for r in last] == [
+        ("done", "0.75"),
+        ("incomplete", "0.1"),
+    ]
+    assert (
+        (tmp_path / "report_s1" / "report.md")
+        .read_text()
+        .startswith(f"# Ablation: {tmp_path.name}, stage s1")
+    )
+
+
+def test_report_at_a_stage_no_point_has_names_the_stages_there(tmp_path):
+    _point(tmp_path, "0", "rear", 0.75)
+    proc = run_cli("libra-report", str(tmp_path), "--stage", "stage1_pretrain", check=False)
+    assert proc.returncode == 2
+    assert (
+        "0/manifest.json" in proc.stderr
+        and "no stage named 'stage1_pretrain' (its stages: s1, s2)" in proc.stderr
+    )
+
+
 def test_report_on_a_folder_with_no_points_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="no sweep points"):
         load_points(tmp_path)
@@ -277,10 +323,30 @@ def test_the_claims_table_gives_each_claim_its_verdict_from_its_sweep(tmp_path):
     assert first["The rear critic is best"][1] == "holds"
     assert "critic=rear 0.900 (2 seeds × 40 samples)" in first["The rear critic is best"][0]
     assert "critic=front: -0.400 [" in first["The rear critic is best"][0]
-    assert first["More synthetic data helps"] == ["–", "not measured"]
+    assert first["More synthetic data helps (no real data)"] == ["–", "not measured"]
     assert table(tmp_path / "b")["The rear critic is best"][1] == "does not hold"
     order = table(tmp_path / "c", "--order")["Pretrain → SFT beats every other order"]
     assert order[1] == "holds" and "curriculum=sft_only: -0.400" in order[0]
+
+
+def test_the_synthetic_scale_claim_reads_stage_one_alone_and_the_last_stage_apart(tmp_path):
+    good, poor = [True] * 36 + [False] * 4, [True, False] * 20
+    for seed in (0, 1):  # more synthetic data helps stage 1 alone; after the real stage both sizes tie
+        for i, (size, at_stage1) in enumerate([(500, poor), (32000, good)]):
+            _point(tmp_path, f"{2 * seed + i}", "rear", 0.5, limit=size, seed=seed, correct=good,
+                   first="stage1_pretrain", first_correct=at_stage1)  # fmt: skip
+    script = [sys.executable, "benchmarks/paper_claims.py", "--set", "heldout"]
+    script += ["--synth-scale", str(tmp_path), "--synth-scale-real", str(tmp_path)]
+    out = subprocess.run(script, cwd=REPO, capture_output=True, text=True, check=True).stdout
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in out.splitlines()[2:]}
+    alone, then_real = (
+        rows["More synthetic data helps (no real data)"],
+        rows["More synthetic data helps (then a small real budget)"],
+    )
+    assert "stage1_limit=500 0.500 (2 seeds × 40 samples)" in alone[0] and alone[1].strip(" |") == "holds"
+    assert "stage1_limit=32000: +0.400 [" in alone[0]
+    assert "stage1_limit=32000: +0.000 [" in then_real[0]
+    assert then_real[1].strip(" |") == "inconclusive at this scale"
 
 
 def test_a_baseline_naming_one_axis_pairs_each_arm_with_the_baseline_at_its_own_budget(tmp_path):
