@@ -140,9 +140,14 @@ def write_metrics(
     rows, where the threshold was), over-flagging, and calibration (ECE, the threshold gap); written
     with their charts when out_dir is given. calibrated_here: the decision was chosen on these rows."""
     metrics = compute_metrics(rows)
-    decision = decision or recorded_decision(rows)
-    if decision is None:  # generated labels, or a file that does not say: no threshold decided them
-        metrics.update(threshold=None, threshold_source="no threshold recorded in the predictions")
+    if rows and all(r.get("threshold") is None for r in rows):
+        decision = None  # generated labels (generate mode): a threshold given to the evaluator decided none
+    else:
+        decision = decision or recorded_decision(rows)
+    if decision is None:
+        metrics.update(
+            threshold=None, threshold_source="no threshold: the labels were generated or not recorded"
+        )
     else:
         source = decision.source + (": this set's figures are optimistic" if calibrated_here else "")
         metrics.update(

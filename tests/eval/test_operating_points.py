@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from libra_train.eval.metrics import compute_metrics, format_table
+from libra_train.eval.decision import Decision
+from libra_train.eval.metrics import compute_metrics, format_table, one_sided_note
 from libra_train.eval.operating_points import operating_points
 from libra_train.eval.outputs import write_metrics
 from tests.conftest import read_jsonl
@@ -40,6 +41,18 @@ def test_one_class_or_unscored_rows_give_no_operating_points(tmp_path):
     assert operating_points([True, True], [0.2, 0.9]) is None
     rows = [{"label": "不安全", "pred_label": "不安全"}, {"label": "安全", "pred_label": "安全"}]
     assert compute_metrics(rows)["operating_points"] is None  # generate mode has no p_unsafe
+
+
+def test_generated_labels_record_no_threshold_even_when_the_evaluator_holds_one(tmp_path):
+    rows = [
+        {"label": "不安全" if g else "安全", "pred_label": "安全", "p_unsafe": None, "threshold": None}
+        for g in GOLD
+    ]  # generate mode: each label parsed from the guard's text, none decided by a threshold
+    metrics = write_metrics(rows, tmp_path, decision=Decision(0.5, 1.0, "default"))
+    assert metrics["threshold"] is None and "generated" in metrics["threshold_source"]
+    assert json.loads((tmp_path / "metrics.json").read_text())["threshold"] is None
+    note = one_sided_note(metrics)  # every label safe: the note must not blame a threshold of 0.5
+    assert note is not None and note.endswith("its generated labels do not separate them on this set")
 
 
 def test_the_table_and_the_pr_curve_say_which_threshold_each_figure_used(tmp_path):
