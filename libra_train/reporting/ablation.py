@@ -32,15 +32,18 @@ def final_eval(manifest: dict) -> tuple[str, dict]:
     return "untrained", manifest.get("eval_before_training") or {}
 
 
-def stage_eval(manifest: dict, name: str, manifest_path: Path) -> tuple[dict, bool]:
-    """One named stage's metrics and whether that stage finished. A point whose curriculum has no such
-    stage is an error, not a row without figures: a misspelt name would otherwise empty the report."""
+def stage_eval(manifest: dict, name: str, planned: list[str], folder: Path) -> tuple[dict, bool]:
+    """One named stage's metrics and whether that stage finished; a stage of the point's curriculum that
+    has not started yet has none. A point whose curriculum has no such stage is an error, not a row
+    without figures: a misspelt name would otherwise empty the report."""
     stages = manifest.get("stages") or []
     for stage in stages:
         if stage.get("name") == name:
             return stage.get("eval") or {}, stage.get("status") == "done"
-    names = ", ".join(s.get("name", "?") for s in stages) or "none yet"
-    raise DataError(manifest_path, f"no stage named {name!r} (its stages: {names})")
+    if name in planned:
+        return {}, False
+    names = ", ".join(planned or [s.get("name", "?") for s in stages]) or "none"
+    raise DataError(folder / "config.yaml", f"no stage named {name!r} (its stages: {names})")
 
 
 def sweep_group(sweep_dir: Path) -> str:
@@ -65,14 +68,16 @@ def load_points(sweep_dir: Path, stage: str | None = None) -> list[dict]:
         raise DataError(sweep_dir, "no sweep points here (no subfolder holds a config.yaml)")
     points = []
     for folder in folders:
-        axes = ablation_axes(OmegaConf.load(folder / "config.yaml"))
+        config = OmegaConf.load(folder / "config.yaml")
+        axes = ablation_axes(config)
         manifest_path = folder / "manifest.json"
         manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"stages": []}
         if stage is None:
             name, evals = final_eval(manifest)
             finished = bool(manifest["stages"]) and all(s.get("status") == "done" for s in manifest["stages"])
         else:
-            name, (evals, finished) = stage, stage_eval(manifest, stage, manifest_path)
+            planned = [st.name for st in OmegaConf.select(config, "curriculum.stages", default=None) or []]
+            name, (evals, finished) = stage, stage_eval(manifest, stage, planned, folder)
         status = "done" if finished or (not manifest["stages"] and evals) else "incomplete"
         if status != "done":
             log.warning("%s did not finish; its row has whatever metrics it reached", folder)

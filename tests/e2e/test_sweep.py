@@ -238,14 +238,21 @@ def test_report_at_a_named_stage_reads_that_stage_beside_the_sweeps_own_report(t
     )
 
 
-def test_report_at_a_stage_no_point_has_names_the_stages_there(tmp_path):
+def test_report_at_a_stage_not_started_marks_the_point_and_an_unknown_stage_is_an_error(tmp_path):
     _point(tmp_path, "0", "rear", 0.75)
+    _point(tmp_path, "1", "rear", 0.75)  # its curriculum has a third stage, not started yet
+    config = OmegaConf.load(tmp_path / "1" / "config.yaml")
+    config.curriculum.stages = [{"name": n} for n in ("s1", "s2", "s3")]
+    OmegaConf.save(config, tmp_path / "1" / "config.yaml")
+    (tmp_path / "0" / "config.yaml").write_text(OmegaConf.to_yaml(config))
+    assert [(p["status"], p["eval"]) for p in load_points(tmp_path, "s3")] == [("incomplete", {})] * 2
     proc = run_cli("libra-report", str(tmp_path), "--stage", "stage1_pretrain", check=False)
     assert proc.returncode == 2
-    assert (
-        "0/manifest.json" in proc.stderr
-        and "no stage named 'stage1_pretrain' (its stages: s1, s2)" in proc.stderr
-    )
+    assert "0/config.yaml" in proc.stderr
+    assert "no stage named 'stage1_pretrain' (its stages: s1, s2, s3)" in proc.stderr
+    (tmp_path / "0" / "config.yaml").write_text(OmegaConf.to_yaml({**config, "curriculum": {"name": "x"}}))
+    proc = run_cli("libra-report", str(tmp_path), "--stage", "s9", check=False)  # no stages in its config
+    assert proc.returncode == 2 and "no stage named 's9' (its stages: s1, s2)" in proc.stderr
 
 
 def test_report_on_a_folder_with_no_points_is_a_clear_error(tmp_path):
