@@ -140,10 +140,8 @@ def write_metrics(
     rows, where the threshold was), over-flagging, and calibration (ECE, the threshold gap); written
     with their charts when out_dir is given. calibrated_here: the decision was chosen on these rows."""
     metrics = compute_metrics(rows)
-    if rows and all(r.get("threshold") is None for r in rows):
-        decision = None  # generated labels (generate mode): a threshold given to the evaluator decided none
-    else:
-        decision = decision or recorded_decision(rows)
+    recorded = recorded_decision(rows)  # None where no row was decided by a threshold (generated labels)
+    decision = (decision or recorded) if recorded else None  # a given decision brings its source
     if decision is None:
         metrics.update(
             threshold=None, threshold_source="no threshold: the labels were generated or not recorded"
