@@ -152,8 +152,10 @@ def one_sided_note(metrics: dict) -> str | None:
     if label is None:
         return None
     word = "unsafe" if label == UNSAFE else "safe"
-    said = f"the guard calls every one of its {metrics['n']} samples {word} ({label}), though both labels "
-    said += "are there"
+    said = (
+        f"the guard calls every one of its {metrics['n']} samples {word} ({label}), "
+        "though both labels are there"
+    )
     if metrics.get("threshold") is None:
         return f"{said}: its generated labels do not separate them on this set"
     source = f" ({metrics['threshold_source']})" if metrics.get("threshold_source") else ""
