@@ -20,6 +20,7 @@ from sklearn.metrics import roc_auc_score
 
 from libra_train.data.refusal import OPENING_CHARS, refusal_opening
 from libra_train.data.schema import SAFE, UNSAFE
+from libra_train.eval.decision import Decision
 
 
 def is_refusal(row: dict) -> tuple[bool, str]:
@@ -87,8 +88,9 @@ def _question_only(rows: list[dict], threshold: float) -> dict | None:
         return None
     gold = [r["label"] == UNSAFE for r in scored]
     p = [r["p_question"] for r in scored]
+    decision = Decision(threshold)  # the guard's own rule, on its score of the question alone
     return {
-        "accuracy": sum((q > threshold) == g for q, g in zip(p, gold)) / len(scored),
+        "accuracy": sum(decision.label(r["p_question"]) == r["label"] for r in scored) / len(scored),
         "auroc": _auroc(gold, p),
         "rule": f"the guard on the question alone, unsafe when p(unsafe) > {threshold:g}",
     }

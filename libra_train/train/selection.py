@@ -22,8 +22,8 @@ from libra_train.command_config import MineConfig
 from libra_train.config import CRITERIA, SelectionConfig, require_label_first
 from libra_train.data.conversation import category_key
 from libra_train.data.io import atomic_write_text, load_records, write_records
-from libra_train.data.schema import UNSAFE
 from libra_train.errors import ConfigError
+from libra_train.eval.decision import Decision
 from libra_train.runtime import distributed as dist
 
 log = logging.getLogger(__name__)
@@ -38,11 +38,10 @@ def judge_sample(
 ) -> dict:
     thresholds = thresholds or [0.5] * len(p_per_guard)
     p, threshold = sum(p_per_guard) / len(p_per_guard), sum(thresholds) / len(thresholds)
-    gold_unsafe = record["label"] == UNSAFE
     found = {
-        "misclassified": (p > threshold) != gold_unsafe,
+        "misclassified": Decision(threshold).label(p) != record["label"],
         "low_margin": abs(p - threshold) < cfg.margin,
-        "disagreement": len({q > t for q, t in zip(p_per_guard, thresholds)}) > 1,
+        "disagreement": len({Decision(t).label(q) for q, t in zip(p_per_guard, thresholds)}) > 1,
     }
     reasons = [c for c in CRITERIA if found[c] and c in cfg.criteria]
     verdict = {"p_unsafe": p, "threshold": threshold, "per_guard": list(p_per_guard), "reasons": reasons}
