@@ -25,6 +25,7 @@ ARMS = (
     "counter_helpful_1pass",
     "counter_helpful_stopped",
     "counter_helpful_stopped2",
+    "response_only",
 )
 
 

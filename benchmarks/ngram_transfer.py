@@ -3,10 +3,12 @@
 samples, its threshold chosen on the run's calibration set as the run chose its own (eval.calibrate_at),
 scored on each of the run's eval sets beside the run's own first-stage guard at its shipped threshold.
 
-    python benchmarks/ngram_transfer.py RUN [RUN ...]
+    python benchmarks/ngram_transfer.py RUN [RUN ...] [--units tokens]
 
 RUN: a finished libra-train run directory (its config.yaml names the data and the calibration set). A
 first-stage guard far below the n-gram model on a real set has data enough and learns less than it holds.
+--units tokens: the 1–2-grams of the run's own tokens (RUN/backbone's tokenizer) instead of characters,
+to see whether the guard's vocabulary hides what the characters show.
 """
 
 from __future__ import annotations
@@ -31,8 +33,21 @@ def judged_text(record: dict) -> str:
     return record.get("response") or record["question"]
 
 
-def fit(rows: list[dict]):
-    vectorizer = CountVectorizer(analyzer="char", ngram_range=(1, 3), min_df=2, binary=True)
+def vectorizer_for(run: Path, units: str) -> CountVectorizer:
+    if units == "chars":
+        return CountVectorizer(analyzer="char", ngram_range=(1, 3), min_df=2, binary=True)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(run / "backbone")
+
+    def grams(text: str) -> list[str]:
+        ids = [str(i) for i in tokenizer(text)["input_ids"]]
+        return ids + [f"{a} {b}" for a, b in zip(ids, ids[1:])]
+
+    return CountVectorizer(analyzer=grams, min_df=2, binary=True)
+
+
+def fit(rows: list[dict], vectorizer: CountVectorizer):
     features = vectorizer.fit_transform([judged_text(r) for r in rows])
     model = LogisticRegression(max_iter=3000).fit(features, [r["label"] == UNSAFE for r in rows])
     return lambda batch: model.predict_proba(vectorizer.transform([judged_text(r) for r in batch]))[:, 1]
@@ -49,11 +64,11 @@ def guard_accuracy(run: Path, stage: str, name: str) -> float | None:
     return (c["tp"] + c["tn"]) / sum(c.values())
 
 
-def rows_for(run: Path) -> list[str]:
+def rows_for(run: Path, units: str) -> list[str]:
     config = yaml.safe_load((run / "config.yaml").read_text())
     first = config["curriculum"]["stages"][0]
     train = [r for key in first["data"] for r in load_records(config["data"][key]["path"])]
-    p_unsafe = fit(train)
+    p_unsafe = fit(train, vectorizer_for(run, units))
     calibration = config["eval"]["calibration_set"]
     threshold = 0.5
     if calibration:
@@ -82,12 +97,13 @@ def rows_for(run: Path) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--units", choices=("chars", "tokens"), default="chars")
     args = parser.parse_args()
     columns = "run | set | n | n-gram accuracy | its AUROC | its threshold | first-stage guard (responses)"
     print(f"| {columns} |")
     print("|---|---|---|---|---|---|---|")
     for run in args.runs:
-        print("\n".join(rows_for(run)))
+        print("\n".join(rows_for(run, args.units)))
 
 
 if __name__ == "__main__":
