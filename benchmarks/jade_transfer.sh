@@ -4,11 +4,11 @@
 # middle of its interval (replay_calibrated); label smoothing (smoothed); a vocabulary learnt from stage
 # 1's text alone (first_vocab, the former recipe); JADE train with each pair's counterparts
 # (data/counter_openings.py: counter, both kinds; counter_helpful, the safe answers without their
-# refusal opening, today's recipe), also with all of stage 1's synthetic data replayed
+# refusal opening), also with all of stage 1's synthetic data replayed
 # (counter_replay_all), one pass of stage 2 instead of three (counter_helpful_1pass), or each stage
 # stopped early on JADE dev's verdict loss (counter_helpful_stopped; stage 2 only:
 # counter_helpful_stopped2); counter_helpful trained on responses alone, without the quick start's
-# question-alone views (response_only). Every arm:
+# question-alone views (response_only, today's recipe). Every arm:
 # stage 1 on the synthetic set, stage 2 on JADE train (STEPS each; 0: the recipe's own passes), the
 # decision chosen on JADE dev, scored on JADE test and on the synthetic held-out split
 # (benchmarks/jade_counter_eval.py: JADE test where the opening says nothing).
