@@ -16,8 +16,8 @@ half=$((steps / 2)) batch=32 pool="${POOL:-8000}"
 # (two_stage's text includes the synthetic set), and a synthetic step, whose long critic target goes
 # through the LM head, costs several times less. data=cold brings the synthetic stage 1 the recipe lacks.
 common=(experiment=cold_tune data=cold "data.cold_dir=$cold" logger=none eval.before_training=false
-        eval.threshold=0.5 ensemble.members=1 "model.trim_vocab=${TRIM_VOCAB:-false}" "~data.eval_sets.heldout"
-        "train.batch_size=$batch")
+        eval.threshold=0.5 eval.calibration_set=null ensemble.members=1 ensemble.parallel=1
+        "model.trim_vocab=${TRIM_VOCAB:-false}" "~data.eval_sets.heldout" "train.batch_size=$batch")
 for seed in $seeds; do
   for arm in sft_only two_stage mixed two_stage_hard; do
     case "$arm" in
