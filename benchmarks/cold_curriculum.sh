@@ -9,6 +9,7 @@
 set -euo pipefail
 cold="$1" out="$2" steps="${3:-240}" seeds="${4:-0 1}"
 half=$((steps / 2)) batch=32 pool="${POOL:-8000}"
+mkdir -p "$out"
 # Scored at p_unsafe > 0.5 (no calibration) so the arms compare on the same rule; AUPRC needs none.
 # Only COLD test is scored: no calibration set, no synthetic held-out (they would double the arm's time).
 # One model per arm (no ensemble) over Qwen's whole vocabulary by default. TRIM_VOCAB=true trims it to
