@@ -27,10 +27,7 @@ from libra_train.data.io import load_records
 from libra_train.data.schema import UNSAFE
 from libra_train.eval.decision import Decision
 from libra_train.eval.operating_points import operating_points
-
-
-def judged_text(record: dict) -> str:
-    return record.get("response") or record["question"]
+from libra_train.eval.shortcuts import judged_text
 
 
 def vectorizer_for(run: Path, units: str) -> CountVectorizer:
