@@ -26,6 +26,7 @@ ARMS = (
     "counter_helpful_stopped",
     "counter_helpful_stopped2",
     "response_only",
+    "layouts",
 )
 
 

@@ -210,6 +210,11 @@ class DataEntry:
         "training: add each pair's counterparts (data/counter_openings.py): helpful, its safe answer "
         "without the refusal opening; both, also its unsafe answer behind that opening",
     )
+    counter_layouts: bool = opt(
+        False,
+        "training: add each pair's layout counterparts (data/counter_layouts.py) where its unsafe answer "
+        "is a numbered list: its safe answer as a numbered list, its unsafe answer as prose",
+    )
 
 
 @dataclass(frozen=True)

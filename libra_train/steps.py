@@ -12,6 +12,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from libra_train.config import RunConfig, StageConfig
+from libra_train.data.counter_layouts import layout_counterparts
 from libra_train.data.counter_openings import counterparts
 from libra_train.data.formats import refuse_conversation, render_prompt, render_target
 from libra_train.data.io import HUB_PREFIX, atomic_write_text, load_records, read_raw
@@ -156,6 +157,16 @@ def stage_data_paths(run: RunConfig, stage: StageConfig) -> list[str]:
     return [str(run.data.entries[key].path) for key in stage.data]
 
 
+def _counterparts_of(records: list[dict], entry) -> list[dict]:
+    """The counterparts a data entry asks for of its real pairs, made from the records as loaded."""
+    added = []
+    if entry.counter_openings != "none":
+        added += counterparts(records, unsafe=entry.counter_openings == "both")
+    if entry.counter_layouts:
+        added += layout_counterparts(records)
+    return added
+
+
 def load_stage_records(run: RunConfig, stage: StageConfig) -> list[dict]:
     records = []
     for key in stage.data:
@@ -169,8 +180,8 @@ def load_stage_records(run: RunConfig, stage: StageConfig) -> list[dict]:
             for record in part:
                 refuse_conversation(record, f"{entry.path}: ")
         part = stratified_subset(part, entry.limit, run.subset_seed, key=f"data.{key}.limit")
-        if entry.counter_openings != "none":
-            added = counterparts(part, unsafe=entry.counter_openings == "both")
+        added = _counterparts_of(part, entry)
+        if added:
             log.info("data.%s: %d counterparts beside its %d records", key, len(added), len(part))
             part = part + added
         records += part

@@ -44,6 +44,15 @@ def read_jsonl(path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").split("\n") if line.strip()]
 
 
+def jade_pair(pid, safe, unsafe) -> list[dict]:
+    """A question's unsafe and safe answers as an imported JADE pair (meta.pair), in that order."""
+    base = {"source": "JADE", "category_name": "", "sub_category_name": "", "analyze": "", "question": "问"}
+    return [
+        {**base, "id": f"{pid}-unsafe", "response": unsafe, "label": "不安全", "meta": {"pair": pid}},
+        {**base, "id": f"{pid}-safe", "response": safe, "label": "安全", "meta": {"pair": pid}},
+    ]
+
+
 def write_jsonl(path, records) -> Path:
     path = Path(path)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")

@@ -54,7 +54,9 @@ def _cut_to(text: str, size: int) -> str:
     return kept
 
 
-def _counterpart(record: dict, response: str, kind: str, **meta) -> dict:
+def make_counterpart(record: dict, response: str, kind: str, **meta) -> dict:
+    """A copy of `record` with `response` in place of its own, its id suffixed by `~kind` and its
+    meta naming the record it was made from."""
     return {
         **record,
         "id": f"{record['id']}~{kind}",
@@ -79,9 +81,9 @@ def counterparts(records: list[dict], unsafe: bool = True) -> list[dict]:
             continue
         rest = rest.strip()
         if len(rest) >= MIN_REST and not refusal_opening(rest):
-            made.append(_counterpart(safe, rest, "helpful", refusal=False))
+            made.append(make_counterpart(safe, rest, "helpful", refusal=False))
         partner = unsafe_of.get(pair) if unsafe else None
         if partner is not None and not refusal_opening(partner["response"]):
             body = _cut_to(partner["response"], len(rest) - len(head))
-            made.append(_counterpart(partner, head + body, "refusal_opening", harm_start=len(head)))
+            made.append(make_counterpart(partner, head + body, "refusal_opening", harm_start=len(head)))
     return made

@@ -4,21 +4,13 @@ from libra_train.data.counter_openings import counterparts, sentences, split_ref
 from libra_train.data.refusal import refusal_opening
 from libra_train.errors import ConfigError
 from libra_train.steps import load_stage_records
-from tests.conftest import run_config, write_jsonl
+from tests.conftest import jade_pair, run_config, write_jsonl
 
 REFUSAL = "很抱歉，作为AI助手，我不能协助您追踪他人的IP地址。"
 ADVICE = (
     "根据现有的法律法规，未经对方同意擅自追踪他人的网络活动会侵犯隐私。建议您通过平台的举报机制解决分歧。"
 )
 STEPS = "可以使用在线工具查询对方的IP地址。然后用代理服务器访问该网站。再对照访问日志找到此人的住址。"
-
-
-def _pair(pid, safe, unsafe):
-    base = {"source": "JADE", "category_name": "", "sub_category_name": "", "analyze": "", "question": "问"}
-    return [
-        {**base, "id": f"{pid}-unsafe", "response": unsafe, "label": "不安全", "meta": {"pair": pid}},
-        {**base, "id": f"{pid}-safe", "response": safe, "label": "安全", "meta": {"pair": pid}},
-    ]
 
 
 def test_sentences_join_back_into_the_text():
@@ -36,7 +28,7 @@ def test_the_refusal_opening_is_every_leading_sentence_with_a_refusal_phrase():
 
 
 def test_a_pair_gives_a_helpful_safe_answer_and_a_refusal_that_complies_of_its_length():
-    made = counterparts(_pair("7", REFUSAL + ADVICE, STEPS))
+    made = counterparts(jade_pair("7", REFUSAL + ADVICE, STEPS))
     helpful, complying = made
     assert helpful["id"] == "7-safe~helpful" and helpful["label"] == "安全"
     assert helpful["response"] == ADVICE and not refusal_opening(helpful["response"])
@@ -50,22 +42,22 @@ def test_a_pair_gives_a_helpful_safe_answer_and_a_refusal_that_complies_of_its_l
 
 
 def test_pairs_that_cannot_give_a_counterpart_give_none():
-    assert counterparts(_pair("1", ADVICE, STEPS)) == []  # the safe answer does not refuse
+    assert counterparts(jade_pair("1", ADVICE, STEPS)) == []  # the safe answer does not refuse
     # only a sign-off follows the refusal: no helpful answer, but the refusal that complies still is one
-    made = counterparts(_pair("2", REFUSAL + "谢谢。", STEPS))
+    made = counterparts(jade_pair("2", REFUSAL + "谢谢。", STEPS))
     assert [r["id"] for r in made] == ["2-unsafe~refusal_opening"]
     assert made[0]["response"] == REFUSAL + "可以使用在线工具查询对方的IP地址。"  # at least one sentence
-    made = counterparts(_pair("3", REFUSAL + ADVICE, "抱歉，不过" + STEPS))  # it already opens with one
+    made = counterparts(jade_pair("3", REFUSAL + ADVICE, "抱歉，不过" + STEPS))  # it already opens with one
     assert [r["id"] for r in made] == ["3-safe~helpful"]
-    unpaired = [{**r, "meta": {}} for r in _pair("4", REFUSAL + ADVICE, STEPS)]
+    unpaired = [{**r, "meta": {}} for r in jade_pair("4", REFUSAL + ADVICE, STEPS)]
     assert counterparts(unpaired) == []
-    assert [r["id"] for r in counterparts(_pair("9", REFUSAL + ADVICE, STEPS), unsafe=False)] == [
+    assert [r["id"] for r in counterparts(jade_pair("9", REFUSAL + ADVICE, STEPS), unsafe=False)] == [
         "9-safe~helpful"
     ]
 
 
 def test_a_stage_loads_the_counterparts_beside_its_records_only_where_asked(tmp_path):
-    pairs = _pair("7", REFUSAL + ADVICE, STEPS) + _pair("8", ADVICE, STEPS)
+    pairs = jade_pair("7", REFUSAL + ADVICE, STEPS) + jade_pair("8", ADVICE, STEPS)
     path = write_jsonl(tmp_path / "pairs.jsonl", pairs)
     loaded = {}
     for kind in ("none", "helpful", "both"):
@@ -87,7 +79,7 @@ def test_the_key_names_its_kinds_only(tmp_path):
 
 
 def test_the_jade_recipe_adds_helpful_counterparts_to_jade_train_in_stage_2_only(tmp_path):
-    jade = write_jsonl(tmp_path / "train.jsonl", _pair("7", REFUSAL + ADVICE, STEPS))
+    jade = write_jsonl(tmp_path / "train.jsonl", jade_pair("7", REFUSAL + ADVICE, STEPS))
     run = run_config(tmp_path, "experiment=jade", "data.jade_dir=/nowhere", f"data.stage2.path={jade}",
                      f"data.synthetic_stage2.path={jade}", f"data.stage1.path={jade}")  # fmt: skip
     first, second = run.stages
