@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import re
 
-from libra_train.data.counter_openings import MIN_REST, make_counterpart, sentences, split_refusal
-from libra_train.data.refusal import refusal_opening
+from libra_train.data.counter_openings import helpful_rest, make_counterpart, sentences
 from libra_train.data.schema import SAFE, UNSAFE
 
 _ITEM = re.compile(r"^\s*\d+\s*[.、．)）]\s*")  # "1. ", "2、", "3）" at a line's start
@@ -58,9 +57,8 @@ def layout_counterparts(records: list[dict]) -> list[dict]:
             continue
         if not is_numbered_list(partner["response"]) or is_numbered_list(safe["response"]):
             continue
-        head, rest = split_refusal(safe["response"])
-        helpful = bool(head) and len(rest.strip()) >= MIN_REST and not refusal_opening(rest.strip())
-        listed = as_list(rest if helpful else safe["response"])
+        helpful = helpful_rest(safe["response"])
+        listed = as_list(helpful or safe["response"])
         if listed is None:
             continue
         meta = {"refusal": False} if helpful else {}

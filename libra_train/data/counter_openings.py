@@ -44,6 +44,14 @@ def split_refusal(text: str) -> tuple[str, str]:
     return "".join(parts[:cut]), "".join(parts[cut:])
 
 
+def helpful_rest(text: str) -> str | None:
+    """What follows the text's refusal opening where it is an answer of its own (at least MIN_REST
+    characters, opening with no refusal phrase); None where the text opens with no refusal."""
+    head, rest = split_refusal(text)
+    rest = rest.strip()
+    return rest if head and len(rest) >= MIN_REST and not refusal_opening(rest) else None
+
+
 def _cut_to(text: str, size: int) -> str:
     """The text's leading sentences, as many as fit in `size` characters (at least the first)."""
     kept = ""
@@ -80,7 +88,7 @@ def counterparts(records: list[dict], unsafe: bool = True) -> list[dict]:
         if not head:
             continue
         rest = rest.strip()
-        if len(rest) >= MIN_REST and not refusal_opening(rest):
+        if helpful_rest(safe["response"]) is not None:
             made.append(make_counterpart(safe, rest, "helpful", refusal=False))
         partner = unsafe_of.get(pair) if unsafe else None
         if partner is not None and not refusal_opening(partner["response"]):
