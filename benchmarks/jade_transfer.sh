@@ -9,7 +9,7 @@
 # stopped early on JADE dev's verdict loss (counter_helpful_stopped; stage 2 only:
 # counter_helpful_stopped2); counter_helpful trained on responses alone, without the quick start's
 # question-alone views (response_only), also with each pair's layout counterparts
-# (data/counter_layouts.py: layouts). Every arm:
+# (data/counter_layouts.py: layouts), also with AdamW's weight decay at 0.1 (decay). Every arm:
 # stage 1 on the synthetic set, stage 2 on JADE train (STEPS each; 0: the recipe's own passes), the
 # decision chosen on JADE dev, scored on JADE test and on the synthetic held-out split
 # (benchmarks/jade_counter_eval.py: JADE test where the opening says nothing).
@@ -24,31 +24,35 @@ common=(experiment=jade "data.jade_dir=$jade" logger=none train.save_steps=10000
         "+curriculum.stages.0.max_steps=$steps" "+curriculum.stages.1.max_steps=$steps")
 # Every arm names each key the recipe has changed over time, so an arm means the same whatever today's
 # experiment=jade sets:
-#   arm STAGE2_DATA TEMPERATURE CALIBRATE_AT VOCAB_FROM COUNTER_OPENINGS TASK COUNTER_LAYOUTS [more…]
+#   arm STAGE2_DATA TEMPERATURE CALIBRATE_AT VOCAB_FROM COUNTER_OPENINGS TASK COUNTER_LAYOUTS WEIGHT_DECAY
+#       [more…]
 arm() {
   echo "curriculum.stages.1.data=$1 eval.temperature=$2 eval.calibrate_at=$3 model.vocab_from=$4" \
-       "data.stage2.counter_openings=$5 format.task=$6 data.stage2.counter_layouts=$7" "${@:8}"
+       "data.stage2.counter_openings=$5 format.task=$6 data.stage2.counter_layouts=$7 train.weight_decay=$8" \
+       "${@:9}"
 }
 arm_args() {
   local replay="[stage2,synthetic_stage2]"
   case "$1" in
-    edge) arm "[stage2]" none edge all_stages none both false ;;
-    replay) arm "$replay" none edge all_stages none both false ;;
-    calibrated) arm "[stage2]" calibrate middle all_stages none both false ;;
-    replay_calibrated) arm "$replay" calibrate middle all_stages none both false ;;
-    smoothed) arm "$replay" calibrate middle all_stages none both false train.label_smoothing=0.1 ;;
-    first_vocab) arm "$replay" calibrate middle first_stage none both false ;;
-    counter) arm "$replay" calibrate middle first_stage both both false ;;
-    counter_helpful) arm "$replay" calibrate middle first_stage helpful both false ;;
-    counter_helpful_1pass) arm "$replay" calibrate middle first_stage helpful both false \
+    edge) arm "[stage2]" none edge all_stages none both false 0 ;;
+    replay) arm "$replay" none edge all_stages none both false 0 ;;
+    calibrated) arm "[stage2]" calibrate middle all_stages none both false 0 ;;
+    replay_calibrated) arm "$replay" calibrate middle all_stages none both false 0 ;;
+    smoothed) arm "$replay" calibrate middle all_stages none both false 0 train.label_smoothing=0.1 ;;
+    first_vocab) arm "$replay" calibrate middle first_stage none both false 0 ;;
+    counter) arm "$replay" calibrate middle first_stage both both false 0 ;;
+    counter_helpful) arm "$replay" calibrate middle first_stage helpful both false 0 ;;
+    counter_helpful_1pass) arm "$replay" calibrate middle first_stage helpful both false 0 \
       +curriculum.stages.1.epochs=1 ;;
-    response_only) arm "$replay" calibrate middle first_stage helpful response false ;;
-    layouts) arm "$replay" calibrate middle first_stage helpful response true ;;
-    counter_replay_all) arm "[stage2,synthetic_stage2,stage1]" calibrate middle first_stage both both false ;;
+    response_only) arm "$replay" calibrate middle first_stage helpful response false 0 ;;
+    layouts) arm "$replay" calibrate middle first_stage helpful response true 0 ;;
+    decay) arm "$replay" calibrate middle first_stage helpful response true 0.1 ;;
+    counter_replay_all) arm "[stage2,synthetic_stage2,stage1]" calibrate middle first_stage both both \
+      false 0 ;;
     counter_helpful_stopped) arm "$replay" calibrate middle first_stage helpful \
-      both false train.early_stopping_set=jade_dev train.save_steps=50 ;;
+      both false 0 train.early_stopping_set=jade_dev train.save_steps=50 ;;
     counter_helpful_stopped2) arm "$replay" calibrate middle first_stage helpful \
-      both false +curriculum.stages.1.early_stopping_set=jade_dev train.save_steps=50 ;;
+      both false 0 +curriculum.stages.1.early_stopping_set=jade_dev train.save_steps=50 ;;
   esac
 }
 run_arms "${ARMS:-edge replay calibrated replay_calibrated}" "$seeds" "$parallel"

@@ -27,6 +27,7 @@ ARMS = (
     "counter_helpful_stopped2",
     "response_only",
     "layouts",
+    "decay",
 )
 
 
