@@ -9,7 +9,8 @@
 # stopped early on JADE dev's verdict loss (counter_helpful_stopped; stage 2 only:
 # counter_helpful_stopped2); counter_helpful trained on responses alone, without the quick start's
 # question-alone views (response_only), also with each pair's layout counterparts
-# (data/counter_layouts.py: layouts), also with AdamW's weight decay at 0.1 (decay). Every arm:
+# (data/counter_layouts.py: layouts), also with AdamW's weight decay at 0.1 (decay; in stage 1 alone:
+# decay_stage1). Every arm:
 # stage 1 on the synthetic set, stage 2 on JADE train (STEPS each; 0: the recipe's own passes), the
 # decision chosen on JADE dev, scored on JADE test and on the synthetic held-out split
 # (benchmarks/jade_counter_eval.py: JADE test where the opening says nothing).
@@ -47,6 +48,8 @@ arm_args() {
     response_only) arm "$replay" calibrate middle first_stage helpful response false 0 ;;
     layouts) arm "$replay" calibrate middle first_stage helpful response true 0 ;;
     decay) arm "$replay" calibrate middle first_stage helpful response true 0.1 ;;
+    decay_stage1) arm "$replay" calibrate middle first_stage helpful response true 0 \
+      +curriculum.stages.0.weight_decay=0.1 ;;
     counter_replay_all) arm "[stage2,synthetic_stage2,stage1]" calibrate middle first_stage both both \
       false 0 ;;
     counter_helpful_stopped) arm "$replay" calibrate middle first_stage helpful \

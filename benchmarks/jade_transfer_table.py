@@ -28,6 +28,7 @@ ARMS = (
     "response_only",
     "layouts",
     "decay",
+    "decay_stage1",
 )
 
 
