@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from libra_train.config import RunConfig, StageConfig
+from libra_train.config import DataEntry, RunConfig, StageConfig
 from libra_train.data.counter_layouts import layout_counterparts
 from libra_train.data.counter_openings import counterparts
 from libra_train.data.formats import refuse_conversation, render_prompt, render_target
@@ -157,7 +157,7 @@ def stage_data_paths(run: RunConfig, stage: StageConfig) -> list[str]:
     return [str(run.data.entries[key].path) for key in stage.data]
 
 
-def _counterparts_of(records: list[dict], entry) -> list[dict]:
+def _counterparts_of(records: list[dict], entry: DataEntry) -> list[dict]:
     """The counterparts a data entry asks for of its real pairs, made from the records as loaded."""
     added = []
     if entry.counter_openings != "none":
