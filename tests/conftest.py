@@ -53,6 +53,17 @@ def jade_pair(pid, safe, unsafe) -> list[dict]:
     ]
 
 
+def jade_recipe_ids(tmp_path, records) -> list[list[str]]:
+    """The record ids each stage of experiment=jade loads when JADE train, stage 1's data and the
+    synthetic replay are all one file holding `records`."""
+    from libra_train.steps import load_stage_records
+
+    jade = write_jsonl(tmp_path / "train.jsonl", records)
+    run = run_config(tmp_path, "experiment=jade", "data.jade_dir=/nowhere", f"data.stage2.path={jade}",
+                     f"data.synthetic_stage2.path={jade}", f"data.stage1.path={jade}")  # fmt: skip
+    return [[r["id"] for r in load_stage_records(run, stage)] for stage in run.stages]
+
+
 def write_jsonl(path, records) -> Path:
     path = Path(path)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import re
 
-from libra_train.data.counter_openings import helpful_rest, make_counterpart, sentences
-from libra_train.data.schema import SAFE, UNSAFE
+from libra_train.data.counter_openings import helpful_rest, make_counterpart, pairs, sentences, split_refusal
 
 _ITEM = re.compile(r"^\s*\d+\s*[.、．)）]\s*")  # "1. ", "2、", "3）" at a line's start
 _CLOSED = tuple("。！？!?；;：:，,")
@@ -46,18 +45,11 @@ def as_prose(text: str) -> str:
 
 def layout_counterparts(records: list[dict]) -> list[dict]:
     """Each pair's layout counterparts (module doc), in the order of the pairs' safe answers."""
-    unsafe_of = {
-        (r.get("meta") or {}).get("pair"): r for r in records if r["label"] == UNSAFE and r.get("response")
-    }
     made = []
-    for safe in records:
-        pair = (safe.get("meta") or {}).get("pair")
-        partner = unsafe_of.get(pair)
-        if safe["label"] != SAFE or pair is None or partner is None or not safe.get("response"):
+    for safe, partner in pairs(records):
+        if partner is None or not is_numbered_list(partner["response"]) or is_numbered_list(safe["response"]):
             continue
-        if not is_numbered_list(partner["response"]) or is_numbered_list(safe["response"]):
-            continue
-        helpful = helpful_rest(safe["response"])
+        helpful = helpful_rest(*split_refusal(safe["response"]))
         listed = as_list(helpful or safe["response"])
         if listed is None:
             continue

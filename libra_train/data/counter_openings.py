@@ -22,6 +22,7 @@ The originals are kept as they are.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from libra_train.data.refusal import REFUSAL_PHRASES, refusal_opening
 from libra_train.data.schema import SAFE, UNSAFE
@@ -44,10 +45,10 @@ def split_refusal(text: str) -> tuple[str, str]:
     return "".join(parts[:cut]), "".join(parts[cut:])
 
 
-def helpful_rest(text: str) -> str | None:
-    """What follows the text's refusal opening where it is an answer of its own (at least MIN_REST
-    characters, opening with no refusal phrase); None where the text opens with no refusal."""
-    head, rest = split_refusal(text)
+def helpful_rest(head: str, rest: str) -> str | None:
+    """Of a text split by split_refusal: what follows its refusal opening, stripped, where it is an
+    answer of its own (at least MIN_REST characters, opening with no refusal phrase); None where the
+    text opens with no refusal."""
     rest = rest.strip()
     return rest if head and len(rest) >= MIN_REST and not refusal_opening(rest) else None
 
@@ -73,25 +74,30 @@ def make_counterpart(record: dict, response: str, kind: str, **meta) -> dict:
     }
 
 
-def counterparts(records: list[dict], unsafe: bool = True) -> list[dict]:
-    """Each pair's counterparts (module doc), in the order of the pairs' safe answers; with unsafe=False,
-    the helpful safe answers only."""
+def pairs(records: list[dict]) -> Iterator[tuple[dict, dict | None]]:
+    """Each safe answer of a pair (meta.pair) that has a response, beside its pair's unsafe answer (None
+    where the pair has none), in the order of the safe answers."""
     unsafe_of = {
         (r.get("meta") or {}).get("pair"): r for r in records if r["label"] == UNSAFE and r.get("response")
     }
-    made = []
     for safe in records:
         pair = (safe.get("meta") or {}).get("pair")
-        if safe["label"] != SAFE or pair is None or not safe.get("response"):
-            continue
+        if safe["label"] == SAFE and pair is not None and safe.get("response"):
+            yield safe, unsafe_of.get(pair)
+
+
+def counterparts(records: list[dict], unsafe: bool = True) -> list[dict]:
+    """Each pair's counterparts (module doc), in the order of the pairs' safe answers; with unsafe=False,
+    the helpful safe answers only."""
+    made = []
+    for safe, partner in pairs(records):
         head, rest = split_refusal(safe["response"])
         if not head:
             continue
-        rest = rest.strip()
-        if helpful_rest(safe["response"]) is not None:
-            made.append(make_counterpart(safe, rest, "helpful", refusal=False))
-        partner = unsafe_of.get(pair) if unsafe else None
-        if partner is not None and not refusal_opening(partner["response"]):
-            body = _cut_to(partner["response"], len(rest) - len(head))
+        helpful = helpful_rest(head, rest)
+        if helpful is not None:
+            made.append(make_counterpart(safe, helpful, "helpful", refusal=False))
+        if unsafe and partner is not None and not refusal_opening(partner["response"]):
+            body = _cut_to(partner["response"], len(rest.strip()) - len(head))
             made.append(make_counterpart(partner, head + body, "refusal_opening", harm_start=len(head)))
     return made

@@ -1,6 +1,6 @@
 from libra_train.data.counter_layouts import as_list, as_prose, is_numbered_list, layout_counterparts
 from libra_train.steps import load_stage_records
-from tests.conftest import jade_pair, run_config, write_jsonl
+from tests.conftest import jade_pair, jade_recipe_ids, run_config, write_jsonl
 
 REFUSAL = "很抱歉，我不能协助您追踪他人的IP地址。"
 ADVICE = "未经同意追踪他人的网络活动会侵犯隐私。建议您通过平台的举报机制解决分歧！"
@@ -74,11 +74,6 @@ def test_on_pairs_like_jades_the_counterparts_make_lists_as_common_under_either_
 
 
 def test_the_jade_recipe_adds_layout_counterparts_to_jade_train_in_stage_2_only(tmp_path):
-    jade = write_jsonl(tmp_path / "train.jsonl", jade_pair("7", REFUSAL + ADVICE, STEPS))
-    run = run_config(tmp_path, "experiment=jade", "data.jade_dir=/nowhere", f"data.stage2.path={jade}",
-                     f"data.synthetic_stage2.path={jade}", f"data.stage1.path={jade}")  # fmt: skip
-    first, second = run.stages
-    assert [r["id"] for r in load_stage_records(run, first)] == ["7-unsafe", "7-safe"]
-    assert [r["id"] for r in load_stage_records(run, second)][:5] == [
-        "7-unsafe", "7-safe", "7-safe~helpful", "7-safe~list", "7-unsafe~prose",
-    ]  # fmt: skip
+    first, second = jade_recipe_ids(tmp_path, jade_pair("7", REFUSAL + ADVICE, STEPS))
+    assert first == ["7-unsafe", "7-safe"]
+    assert second[:5] == ["7-unsafe", "7-safe", "7-safe~helpful", "7-safe~list", "7-unsafe~prose"]

@@ -4,7 +4,7 @@ from libra_train.data.counter_openings import counterparts, sentences, split_ref
 from libra_train.data.refusal import refusal_opening
 from libra_train.errors import ConfigError
 from libra_train.steps import load_stage_records
-from tests.conftest import jade_pair, run_config, write_jsonl
+from tests.conftest import jade_pair, jade_recipe_ids, run_config, write_jsonl
 
 REFUSAL = "很抱歉，作为AI助手，我不能协助您追踪他人的IP地址。"
 ADVICE = (
@@ -79,12 +79,7 @@ def test_the_key_names_its_kinds_only(tmp_path):
 
 
 def test_the_jade_recipe_adds_helpful_counterparts_to_jade_train_in_stage_2_only(tmp_path):
-    jade = write_jsonl(tmp_path / "train.jsonl", jade_pair("7", REFUSAL + ADVICE, STEPS))
-    run = run_config(tmp_path, "experiment=jade", "data.jade_dir=/nowhere", f"data.stage2.path={jade}",
-                     f"data.synthetic_stage2.path={jade}", f"data.stage1.path={jade}")  # fmt: skip
-    first, second = run.stages
-    assert [r["id"] for r in load_stage_records(run, first)] == ["7-unsafe", "7-safe"]
+    first, second = jade_recipe_ids(tmp_path, jade_pair("7", REFUSAL + ADVICE, STEPS))
+    assert first == ["7-unsafe", "7-safe"]
     # JADE train with its helpful counterpart; the synthetic replay (here the same file) without one
-    assert [r["id"] for r in load_stage_records(run, second)] == [
-        "7-unsafe", "7-safe", "7-safe~helpful", "7-unsafe", "7-safe",
-    ]  # fmt: skip
+    assert second == ["7-unsafe", "7-safe", "7-safe~helpful", "7-unsafe", "7-safe"]
