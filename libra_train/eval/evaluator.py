@@ -85,7 +85,7 @@ def evaluate(
 def choose_decision(preds: dict, opts: EvalConfig) -> Decision:
     """eval.threshold as given, or calibrated: the threshold that maximises eval.calibrate_for on the
     calibration set's own predictions (at eval.calibrate_at of its interval); with eval.temperature=
-    calibrate, the temperature fitted there first, and the threshold chosen on tempered scores."""
+    calibrate, the temperature fitted there first, and the threshold expressed on the tempered scale."""
     temperature = 1.0
     if "calibrate" in (opts.threshold, opts.temperature):
         rows = preds[opts.calibration_set]
@@ -100,13 +100,15 @@ def choose_decision(preds: dict, opts: EvalConfig) -> Decision:
     if opts.threshold != "calibrate":
         given = opts.threshold != 0.5 or temperature != 1.0
         return Decision(float(opts.threshold), temperature, "eval.threshold" if given else "default")
-    points = operating_points(gold, [tempered(r["p_unsafe"], temperature) for r in scored], opts.calibrate_at)
+    # Chosen on the untempered scores: a temperature scales logits, so it moves no cut, but a small one
+    # (a separable dev set) sharpens them past p's clip and the middle would then fall at logit 0.
+    points = operating_points(gold, [r["p_unsafe"] for r in scored], opts.calibrate_at)
     chosen = points["best_accuracy" if opts.calibrate_for == "accuracy" else "best_f1"]
     notes = ["the middle of its interval"] if opts.calibrate_at == "middle" else []
     notes += [f"temperature {temperature:.3g}"] if temperature != 1.0 else []
     source = f"calibrated for {opts.calibrate_for} on {opts.calibration_set}"
     source += f" ({', '.join(notes)})" if notes else ""
-    return Decision(chosen["threshold"], temperature, source)
+    return Decision(tempered(chosen["threshold"], temperature), temperature, source)
 
 
 def score_sets(preds: dict, lacking: dict, opts: EvalConfig, out_dir) -> tuple[dict, dict]:

@@ -2,6 +2,7 @@
 false-positive rate at 90% and 95% recall (rule: unsafe when p_unsafe > threshold)."""
 
 import json
+import math
 
 import pytest
 
@@ -197,3 +198,23 @@ def test_the_pr_charts_best_points_never_hide_each_other(same, monkeypatch):
         assert (
             circle.get_markerfacecolor() == "none" and circle.get_markersize() > 2 * square.get_markersize()
         )
+
+
+def test_a_separable_dev_sets_small_temperature_leaves_the_middle_where_its_logits_put_it():
+    from libra_train.config import EvalConfig
+    from libra_train.eval.evaluator import choose_decision
+
+    def row(i, z, label):
+        return {"id": f"{label}{i}", "label": label, "p_unsafe": 1 / (1 + math.exp(-z))}
+
+    # safe at logits -4 and -2, unsafe at 1 and 3: the best interval is (-2, 1), its middle -0.5
+    dev = [row(0, -4, "安全"), row(1, -2, "安全"), row(2, 1, "不安全"), row(3, 3, "不安全")]
+    opts = EvalConfig(
+        threshold="calibrate", temperature="calibrate", calibrate_at="middle", calibration_set="dev"
+    )
+    decision = choose_decision({"dev": dev}, opts)
+    # separable: the likelihood falls as T does until the dev logits divided by it reach p's clip (logit
+    # ±16.1 at 1e-7), here at T = 1/16.1; on such tempered scores the middle would fall at logit 0
+    assert decision.temperature < 0.07
+    assert decision.apply(row(4, -0.4, "安全"))["pred_label"] == "不安全"
+    assert decision.apply(row(5, -0.6, "安全"))["pred_label"] == "安全"
