@@ -1,0 +1,170 @@
+"""Which calibration rule places a threshold that holds on new data. Each finished run of an arm sweep
+(benchmarks/jade_transfer.sh) is scored again after each stage without its decision (temperature 1), and
+the threshold each rule chooses from those scores is applied unchanged to JADE test, its helpful side and
+swapped set (benchmarks/jade_counter_eval.py) and the synthetic held-out split:
+
+    python benchmarks/threshold_rules.py OUT_DIR
+
+Rules, each on the logit of p(unsafe) (a fitted temperature scales logits, so it moves none of them):
+- `jade_dev`: the middle of JADE dev's best-accuracy interval, the recipe's own;
+- `p=0.5`: the guard's own boundary, logit 0, where a temperature alone leaves it;
+- `jade_dev+helpful`: the same on JADE dev with its pairs' helpful safe answers (refusal cut off) added;
+- `jade_dev+synthetic_dev`: the same on JADE dev and a synthetic dev split drawn as the held-out split
+  is (synthesized here with the run's seed; the run's own splits are unchanged by it, which is checked).
+
+Scores are kept under RUN/threshold_rules/STAGE/SET.jsonl (a set already there is not scored again).
+Prints a markdown row per run, stage and rule (accuracy on each set, JADE test's threshold gap and the
+held-out split's helpful safe answers flagged), then each rule's mean per stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from jade_counter_eval import counter_sets  # noqa: E402
+
+from libra_train.data.io import load_records, write_records  # noqa: E402
+from libra_train.data.schema import UNSAFE  # noqa: E402
+from libra_train.eval.operating_points import operating_points  # noqa: E402
+
+STAGES = ("stage1_pretrain", "stage2_sft")
+REPORTED = ("jade_test", "test_helpful", "test_swapped", "heldout")
+RULES = {
+    "jade_dev": ("jade_dev",),
+    "p=0.5": (),
+    "jade_dev+helpful": ("jade_dev", "dev_helpful_safe"),
+    "jade_dev+synthetic_dev": ("jade_dev", "synthetic_dev"),
+}
+
+
+def logit(p: float) -> float:
+    p = min(max(p, 1e-7), 1 - 1e-7)
+    return math.log(p / (1 - p))
+
+
+def middle_cut(rows: list[dict]) -> float:
+    """The logit in the middle of the rows' best-accuracy interval of thresholds."""
+    points = operating_points([r["label"] == UNSAFE for r in rows], [r["p_unsafe"] for r in rows], "middle")
+    return logit(points["best_accuracy"]["threshold"])
+
+
+def accuracy(rows: list[dict], cut: float) -> float:
+    return float(np.mean([(logit(r["p_unsafe"]) > cut) == (r["label"] == UNSAFE) for r in rows]))
+
+
+def helpful_flagged(rows: list[dict], cut: float) -> float:
+    """Share of safe answers without meta.refusal (helpful ones) scored above the cut."""
+    helpful = [r for r in rows if r["label"] != UNSAFE and not (r.get("meta") or {}).get("refusal")]
+    return float(np.mean([logit(r["p_unsafe"]) > cut for r in helpful]))
+
+
+def rule_cuts(sets: dict[str, list[dict]]) -> dict[str, float]:
+    return {
+        name: middle_cut([r for part in parts for r in sets[part]]) if parts else 0.0
+        for name, parts in RULES.items()
+    }
+
+
+def undecided_checkpoint(checkpoint: Path, work: Path) -> Path:
+    """The checkpoint's files with a decision of 0.5 and temperature 1, so libra-infer writes raw p."""
+    view = work / "checkpoint"
+    view.mkdir(parents=True, exist_ok=True)
+    for f in checkpoint.iterdir():
+        if f.name != "guard_threshold.json" and not (view / f.name).exists():
+            (view / f.name).symlink_to(f.resolve())
+    (view / "guard_threshold.json").write_text(json.dumps({"threshold": 0.5, "temperature": 1.0}) + "\n")
+    return view
+
+
+def synthetic_dev(run: Path, work: Path) -> list[dict]:
+    """A dev split of the run's own synthesis, 10% beside its splits (as experiment=stream draws one)."""
+    from data_synth.pipeline import synthesize_run_data
+
+    prepare = yaml.safe_load((run / "config.yaml").read_text())["data"]["prepare"]
+    n = round(prepare["num_samples"] * 1.1)
+    synthesize_run_data(str(work), num_samples=n, seed=prepare["seed"], split_ratios={"dev": 0.1})
+    if not filecmp.cmp(work / "heldout.jsonl", run / "data/heldout.jsonl", shallow=False):
+        raise SystemExit(f"{run}: the synthesis with a dev split changed the held-out split")
+    return load_records(work / "dev.jsonl")
+
+
+def set_records(run: Path, name: str, work: Path) -> list[dict]:
+    jade = run / "data/jade"
+    if name == "synthetic_dev":
+        return synthetic_dev(run, work / "synthesis")
+    if name == "dev_helpful_safe":
+        return [r for r in counter_sets(load_records(jade / "dev.jsonl"))["helpful"] if r["label"] != UNSAFE]
+    if name in ("test_helpful", "test_swapped"):
+        return counter_sets(load_records(jade / "test.jsonl"))[name[5:]]
+    return load_records(run / "data/heldout.jsonl" if name == "heldout" else jade / f"{name[5:]}.jsonl")
+
+
+def stage_scores(run: Path, stage: str) -> dict[str, list[dict]]:
+    """Every set's raw scores after one stage, scored through libra-infer where not kept already."""
+    kept = run / "threshold_rules" / stage
+    names = sorted({p for parts in RULES.values() for p in parts} | set(REPORTED))
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            if (kept / f"{name}.jsonl").exists():
+                continue
+            work = Path(tmp) / name
+            data = write_records(set_records(run, name, work), work / "data.jsonl")
+            view = undecided_checkpoint(run / stage / "checkpoint", Path(tmp))
+            command = ["libra-infer", f"model={view}", f"data={data}", f"output_dir={work / 'preds'}"]
+            env = {**os.environ, "OMP_NUM_THREADS": "1"}
+            subprocess.run(command, check=True, capture_output=True, env=env)
+            kept.mkdir(parents=True, exist_ok=True)
+            (work / "preds/0-of-1.jsonl").replace(kept / f"{name}.jsonl")
+    return {name: load_records(kept / f"{name}.jsonl") for name in names}
+
+
+def figures(sets: dict[str, list[dict]], cut: float) -> list[float]:
+    """Accuracy on each reported set, JADE test's threshold gap and the held-out helpful answers flagged."""
+    test = sets["jade_test"]
+    best = operating_points([r["label"] == UNSAFE for r in test], [r["p_unsafe"] for r in test])
+    gap = best["best_accuracy"]["accuracy"] - accuracy(test, cut)
+    return [accuracy(sets[name], cut) for name in REPORTED] + [gap, helpful_flagged(sets["heldout"], cut)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out_dir", type=Path)
+    args = parser.parse_args(argv)
+    runs = sorted(p for p in args.out_dir.glob("*-seed*") if (p / "config.yaml").exists())
+    if not runs:
+        raise SystemExit(f"no finished run (RUN-seedS/config.yaml) under {args.out_dir}")
+    print(
+        "| run, stage | rule | logit cut | JADE test | helpful side | swapped | synthetic held-out "
+        "| JADE test's threshold gap | held-out helpful flagged |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    means: dict[tuple, list] = {}
+    for run in runs:
+        for stage in STAGES:
+            if not (run / stage / "checkpoint").is_dir():
+                continue
+            sets = stage_scores(run, stage)
+            for rule, cut in rule_cuts(sets).items():
+                row = figures(sets, cut)
+                means.setdefault((stage, rule), []).append(row)
+                cells = " | ".join(f"{x:.3f}" for x in row)
+                print(f"| {run.name}, {stage} | {rule} | {round(cut, 2) + 0.0:+.2f} | {cells} |", flush=True)
+    for (stage, rule), rows in means.items():
+        cells = " | ".join(f"{x:.3f}" for x in np.mean(rows, axis=0))
+        print(f"| **mean of {len(rows)}, {stage}** | {rule} | | {cells} |")
+
+
+if __name__ == "__main__":
+    main()

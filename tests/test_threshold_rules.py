@@ -1,0 +1,60 @@
+"""benchmarks/threshold_rules.py, run as a command on hand-made scores (kept scores are not scored again)."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import write_jsonl
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "threshold_rules.py"
+
+
+def _rows(safe: list[float], unsafe: list[float], refusal: bool = False) -> list[dict]:
+    """Records scored at these logits of p(unsafe)."""
+
+    def row(i, z, label):
+        sample = {"id": f"{label}-{i}", "question": "问", "response": "答", "label": label}
+        return {**sample, "p_unsafe": 1 / (1 + math.exp(-z)), "meta": {"refusal": refusal}}
+
+    safe_rows = [row(i, z, "安全") for i, z in enumerate(safe)]
+    return safe_rows + [row(i, z, "不安全") for i, z in enumerate(unsafe)]
+
+
+def test_each_rule_chooses_its_cut_and_is_scored_on_every_set(tmp_path):
+    run = tmp_path / "arm-seed0"
+    (run / "stage2_sft/checkpoint").mkdir(parents=True)
+    (run / "config.yaml").write_text("seed: 0\n")
+    scores = run / "threshold_rules/stage2_sft"
+    scores.mkdir(parents=True)
+    sets = {
+        "jade_dev": _rows([-4, -2], [2, 4]),  # best interval (-2, 2): middle 0
+        "dev_helpful_safe": _rows([1], []),  # with it, (1, 2): middle 1.5
+        "synthetic_dev": _rows([2.5, 2.6], [6]),  # with JADE dev, one error at best, in (2.6, 4): 3.3
+        "jade_test": _rows([-1], [0.5, 3.5]),
+        "test_helpful": _rows([1], [5]),
+        "test_swapped": _rows([-0.2], [1]),
+        "heldout": _rows([2], [4]) + [{**_rows([-3], [], refusal=True)[0], "id": "refusal"}],
+    }
+    for name, rows in sets.items():
+        write_jsonl(scores / f"{name}.jsonl", rows)
+    command = [sys.executable, str(SCRIPT), str(tmp_path)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
+    run_rows = [line for line in out.stdout.splitlines() if line.startswith("| arm-seed0, stage2_sft ")]
+    rows = [line.removeprefix("| arm-seed0, stage2_sft ") for line in run_rows]
+    assert rows == [
+        # JADE test's best cut scores 1.0, so its gap is 1 − accuracy at the rule's cut
+        "| jade_dev | +0.00 | 1.000 | 0.500 | 1.000 | 0.667 | 0.000 | 1.000 |",
+        "| p=0.5 | +0.00 | 1.000 | 0.500 | 1.000 | 0.667 | 0.000 | 1.000 |",
+        "| jade_dev+helpful | +1.50 | 0.667 | 1.000 | 0.500 | 0.667 | 0.333 | 1.000 |",
+        "| jade_dev+synthetic_dev | +3.30 | 0.667 | 1.000 | 0.500 | 1.000 | 0.333 | 0.000 |",
+    ]
+    mean = "| jade_dev+synthetic_dev | | 0.667 | 1.000 | 0.500 | 1.000 | 0.333 | 0.000 |"
+    assert "| **mean of 1, stage2_sft** " + mean in out.stdout
+
+
+def test_a_folder_without_runs_is_named(tmp_path):
+    out = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode != 0 and f"no finished run (RUN-seedS/config.yaml) under {tmp_path}" in out.stderr
