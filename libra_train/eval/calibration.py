@@ -6,7 +6,10 @@
   ships; a threshold that holds on new data leaves a small gap.
 - Temperature: one scalar T fitted on the calibration set by maximum likelihood; p(unsafe) becomes
   sigmoid(logit(p) / T). T > 1 softens saturated probabilities (1.0000 and 0.0001) so that a threshold
-  chosen on one set has room to hold on another. It is saved with the threshold and applied by every
+  chosen on one set has room to hold on another. The targets are Platt's prior-corrected ones,
+  (N₊ + 1) / (N₊ + 2) for an unsafe sample and 1 / (N₋ + 2) for a safe one, not 1 and 0: on a set the
+  guard separates, 0/1 targets make the likelihood rise as T falls, until every score is sharpened to 0
+  or 1 and a threshold has nothing left to separate. It is saved with the threshold and applied by every
   command that decides (eval/scoring.py, the serving scorer, the classifier export's head).
 """
 
@@ -71,10 +74,12 @@ def tempered(p: float, temperature: float) -> float:
 
 
 def fit_temperature(gold_unsafe: list[bool], p_unsafe: list[float]) -> float:
-    """The T > 0 that minimises the negative log-likelihood of sigmoid(logit(p) / T) on these samples,
-    by golden-section search on log T in [1/100, 100]."""
+    """The T > 0 that minimises the cross-entropy of sigmoid(logit(p) / T) against Platt's targets on these
+    samples, by golden-section search on log T in [1/100, 100]."""
     z = np.array([logit(p) for p in p_unsafe])
-    y = np.asarray(gold_unsafe, dtype=float)
+    unsafe = np.asarray(gold_unsafe, dtype=bool)
+    n_unsafe, n_safe = int(unsafe.sum()), int((~unsafe).sum())
+    y = np.where(unsafe, (n_unsafe + 1) / (n_unsafe + 2), 1 / (n_safe + 2))
 
     def nll(log_t: float) -> float:
         q = sigmoid(z / math.exp(log_t))

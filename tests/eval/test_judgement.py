@@ -92,11 +92,12 @@ def test_ece_and_the_threshold_gap():
 
 
 def test_the_fitted_temperature_makes_an_overconfident_guard_honest():
-    # p = 0.9 on four samples of which three are unsafe (and 0.1 on their mirror image): the likeliest
-    # tempered p is 0.75, so T = logit(0.9) / logit(0.75) = ln 9 / ln 3 = 2
+    # p = 0.9 on four samples of which three are unsafe (and 0.1 on their mirror image). Platt's targets
+    # with 4 unsafe and 4 safe: 5/6 and 1/6, so the best tempered p at 0.9 is their mean there,
+    # (3·5/6 + 1/6) / 4 = 2/3, and T = logit(0.9) / logit(2/3) = ln 9 / ln 2
     gold = [True, True, True, False, False, False, False, True]
     p = [0.9] * 4 + [0.1] * 4
-    assert fit_temperature(gold, p) == pytest.approx(2.0, abs=1e-3)
+    assert fit_temperature(gold, p) == pytest.approx(math.log(9) / math.log(2), abs=1e-3)
     assert tempered(0.9, 2.0) == pytest.approx(0.75) and tempered(0.3, 1.0) == 0.3
     assert tempered(0.1, 2.0) == pytest.approx(1 - 0.75) and not math.isnan(tempered(1.0, 2.0))
 
@@ -107,9 +108,10 @@ def test_a_saturated_score_at_the_smallest_temperature_stays_a_probability():
     assert tempered(1e-9, 0.01) == 0.0 and tempered(1 - 1e-9, 0.01) == 1.0
     assert tempered(0.4, 0.01) < tempered(0.5, 0.01) == 0.5 < tempered(0.6, 0.01)
     assert tempered(0.45, 0.05) == pytest.approx(1 / (1 + math.exp(-math.log(0.45 / 0.55) / 0.05)))
-    # a perfectly separated set leaves T undetermined at or below 1 (the clipped likelihood is flat there)
+    # a perfectly separated set still fits a finite T: every logit is ±16.118 (p clipped at 1e-7) and
+    # Platt's targets are 6/7 and 1/7, so T = 16.118 / logit(6/7) = 16.118 / ln 6
     gold, p = [True, False] * 5, [1 - 1e-9, 1e-9] * 5
-    assert 0.01 <= fit_temperature(gold, p) <= 1.0
+    assert fit_temperature(gold, p) == pytest.approx(-math.log(1e-7 / (1 - 1e-7)) / math.log(6), abs=1e-3)
 
 
 def test_a_decision_says_its_threshold_and_a_fitted_temperature():
