@@ -14,7 +14,8 @@ Rules, each on the logit of p(unsafe) (a fitted temperature scales logits, so it
 
 Scores are kept under RUN/threshold_rules/STAGE/SET.jsonl (a set already there is not scored again).
 Prints a markdown row per run, stage and rule (accuracy on each set, JADE test's threshold gap and the
-held-out split's helpful safe answers flagged), then each rule's mean per stage.
+held-out split's helpful safe answers flagged), then each rule's mean per stage; then, per run and stage,
+the temperature fitted on JADE dev and the ECE it leaves on JADE test and the held-out split.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from jade_counter_eval import counter_sets  # noqa: E402
 
 from libra_train.data.io import load_records, write_records  # noqa: E402
 from libra_train.data.schema import UNSAFE  # noqa: E402
+from libra_train.eval.calibration import ece, fit_temperature, tempered  # noqa: E402
 from libra_train.eval.operating_points import operating_points  # noqa: E402
 
 STAGES = ("stage1_pretrain", "stage2_sft")
@@ -138,6 +140,17 @@ def figures(sets: dict[str, list[dict]], cut: float) -> list[float]:
     return [accuracy(sets[name], cut) for name in REPORTED] + [gap, helpful_flagged(sets["heldout"], cut)]
 
 
+def temperature_row(sets: dict[str, list[dict]]) -> str:
+    """The temperature fitted on JADE dev, and ECE on JADE test and the held-out split without and with it."""
+    dev = sets["jade_dev"]
+    t = fit_temperature([r["label"] == UNSAFE for r in dev], [r["p_unsafe"] for r in dev])
+    cells = [f"{t:.2f}"]
+    for name in ("jade_test", "heldout"):
+        gold, p = [r["label"] == UNSAFE for r in sets[name]], [r["p_unsafe"] for r in sets[name]]
+        cells.append(f"{ece(gold, p):.3f} → {ece(gold, [tempered(x, t) for x in p]):.3f}")
+    return " | ".join(cells)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir", type=Path)
@@ -151,11 +164,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|")
     means: dict[tuple, list] = {}
+    scored = []
     for run in runs:
         for stage in STAGES:
             if not (run / stage / "checkpoint").is_dir():
                 continue
             sets = stage_scores(run, stage)
+            scored.append((run, stage, sets))
             for rule, cut in rule_cuts(sets).items():
                 row = figures(sets, cut)
                 means.setdefault((stage, rule), []).append(row)
@@ -164,6 +179,13 @@ def main(argv: list[str] | None = None) -> None:
     for (stage, rule), rows in means.items():
         cells = " | ".join(f"{x:.3f}" for x in np.mean(rows, axis=0))
         print(f"| **mean of {len(rows)}, {stage}** | {rule} | | {cells} |")
+    print(
+        "\n| run, stage | temperature (JADE dev) | ECE on JADE test, untempered → tempered "
+        "| on the held-out split |"
+    )
+    print("|---|---|---|---|")
+    for run, stage, sets in scored:
+        print(f"| {run.name}, {stage} | {temperature_row(sets)} |")
 
 
 if __name__ == "__main__":
