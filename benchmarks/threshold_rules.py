@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import filecmp
 import json
-import math
 import os
 import subprocess
 import sys
@@ -38,7 +37,7 @@ from jade_counter_eval import counter_sets  # noqa: E402
 
 from libra_train.data.io import load_records, write_records  # noqa: E402
 from libra_train.data.schema import UNSAFE  # noqa: E402
-from libra_train.eval.calibration import ece, fit_temperature, tempered  # noqa: E402
+from libra_train.eval.calibration import ece, fit_temperature, logit, tempered, threshold_gap  # noqa: E402
 from libra_train.eval.operating_points import operating_points  # noqa: E402
 
 STAGES = ("stage1_pretrain", "stage2_sft")
@@ -51,15 +50,13 @@ RULES = {
 }
 
 
-def logit(p: float) -> float:
-    p = min(max(p, 1e-7), 1 - 1e-7)
-    return math.log(p / (1 - p))
+def points_of(rows: list[dict], at: str = "edge") -> dict:
+    return operating_points([r["label"] == UNSAFE for r in rows], [r["p_unsafe"] for r in rows], at)
 
 
 def middle_cut(rows: list[dict]) -> float:
     """The logit in the middle of the rows' best-accuracy interval of thresholds."""
-    points = operating_points([r["label"] == UNSAFE for r in rows], [r["p_unsafe"] for r in rows], "middle")
-    return logit(points["best_accuracy"]["threshold"])
+    return logit(points_of(rows, "middle")["best_accuracy"]["threshold"])
 
 
 def accuracy(rows: list[dict], cut: float) -> float:
@@ -118,12 +115,12 @@ def stage_scores(run: Path, stage: str) -> dict[str, list[dict]]:
     kept = run / "threshold_rules" / stage
     names = sorted({p for parts in RULES.values() for p in parts} | set(REPORTED))
     with tempfile.TemporaryDirectory() as tmp:
+        view = undecided_checkpoint(run / stage / "checkpoint", Path(tmp))
         for name in names:
             if (kept / f"{name}.jsonl").exists():
                 continue
             work = Path(tmp) / name
             data = write_records(set_records(run, name, work), work / "data.jsonl")
-            view = undecided_checkpoint(run / stage / "checkpoint", Path(tmp))
             command = ["libra-infer", f"model={view}", f"data={data}", f"output_dir={work / 'preds'}"]
             env = {**os.environ, "OMP_NUM_THREADS": "1"}
             subprocess.run(command, check=True, capture_output=True, env=env)
@@ -132,12 +129,12 @@ def stage_scores(run: Path, stage: str) -> dict[str, list[dict]]:
     return {name: load_records(kept / f"{name}.jsonl") for name in names}
 
 
-def figures(sets: dict[str, list[dict]], cut: float) -> list[float]:
-    """Accuracy on each reported set, JADE test's threshold gap and the held-out helpful answers flagged."""
-    test = sets["jade_test"]
-    best = operating_points([r["label"] == UNSAFE for r in test], [r["p_unsafe"] for r in test])
-    gap = best["best_accuracy"]["accuracy"] - accuracy(test, cut)
-    return [accuracy(sets[name], cut) for name in REPORTED] + [gap, helpful_flagged(sets["heldout"], cut)]
+def figures(sets: dict[str, list[dict]], test_points: dict, cut: float) -> list[float]:
+    """Accuracy on each reported set, JADE test's threshold gap (test_points: its operating points) and the
+    held-out helpful answers flagged."""
+    accuracies = [accuracy(sets[name], cut) for name in REPORTED]
+    gap = threshold_gap(test_points, accuracies[REPORTED.index("jade_test")])
+    return accuracies + [gap, helpful_flagged(sets["heldout"], cut)]
 
 
 def temperature_row(sets: dict[str, list[dict]]) -> str:
@@ -171,8 +168,9 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             sets = stage_scores(run, stage)
             scored.append((run, stage, sets))
+            test_points = points_of(sets["jade_test"])
             for rule, cut in rule_cuts(sets).items():
-                row = figures(sets, cut)
+                row = figures(sets, test_points, cut)
                 means.setdefault((stage, rule), []).append(row)
                 cells = " | ".join(f"{x:.3f}" for x in row)
                 print(f"| {run.name}, {stage} | {rule} | {round(cut, 2) + 0.0:+.2f} | {cells} |", flush=True)
