@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from libra_train.cli_utils import compose_config
-from libra_train.config import RunConfig, SelectionConfig
+from libra_train.config import RunConfig
+from libra_train.config_groups import SelectionConfig
 from libra_train.data.io import load_records
 from libra_train.eval.evaluator import evaluate
 from libra_train.model import load_model_and_tokenizer

@@ -109,7 +109,7 @@ def log_report(sweep_dir: Path, baseline: str | None, stage: str | None, written
     import json
 
     from libra_train.command_config import ReportConfig
-    from libra_train.config import LoggerConfig
+    from libra_train.config_groups import LoggerConfig
     from libra_train.reporting.ablation import report_dir, sweep_group
     from libra_train.tracking import command_tracker
 

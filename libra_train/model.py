@@ -13,7 +13,7 @@ import json
 import logging
 from pathlib import Path
 
-from libra_train.config import Dtype
+from libra_train.config_groups import Dtype
 from libra_train.errors import CheckpointError
 from libra_train.typed import check_value
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from libra_train.config import RunConfig, StageConfig
+from libra_train.config import RunConfig
+from libra_train.config_groups import StageConfig
 from libra_train.data.io import file_sha256
 from libra_train.reporting.run_report import write_run_report
 from libra_train.runtime import distributed as dist

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from libra_train.config import DataEntry, RunConfig, StageConfig
+from libra_train.config import RunConfig
+from libra_train.config_groups import DataEntry, StageConfig
 from libra_train.data.counter_layouts import layout_counterparts
 from libra_train.data.counter_openings import counterparts
 from libra_train.data.formats import refuse_conversation, render_prompt, render_target

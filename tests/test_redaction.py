@@ -5,7 +5,7 @@ secret-looking keys are masked whatever they are."""
 import sys
 import time
 
-from libra_train.config import LoggerConfig
+from libra_train.config_groups import LoggerConfig
 from libra_train.redaction import REDACTED, redact, redact_args
 from libra_train.tracking import WandbTracker
 

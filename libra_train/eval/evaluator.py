@@ -10,7 +10,7 @@ import tempfile
 from contextlib import nullcontext
 from pathlib import Path
 
-from libra_train.config import EvalConfig
+from libra_train.config_groups import EvalConfig
 from libra_train.data.conversation import without_response
 from libra_train.data.formats import FormatConfig, eval_views
 from libra_train.data.io import atomic_write_text, load_records, read_raw, to_jsonl

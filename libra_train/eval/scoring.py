@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from libra_train.config import EvalMode, check_mode
+from libra_train.config_checks import check_mode
+from libra_train.config_groups import EvalMode
 from libra_train.data.formats import FormatConfig, label_words, render_prompt, target_opening
 from libra_train.data.peers import CONTROVERSIAL
 from libra_train.data.schema import SAFE, UNSAFE

@@ -13,7 +13,8 @@ from datasets import Dataset
 from transformers.trainer_callback import PrinterCallback
 from trl import SFTTrainer
 
-from libra_train.config import ModelConfig, RunConfig, StageConfig, TrainConfig
+from libra_train.config import RunConfig
+from libra_train.config_groups import ModelConfig, StageConfig, TrainConfig
 from libra_train.model import load_configured, weights_fingerprint
 from libra_train.runtime import distributed as dist
 from libra_train.train.batching import BucketedSampler

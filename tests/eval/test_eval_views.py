@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from libra_train.config import EvalConfig
+from libra_train.config_groups import EvalConfig
 from libra_train.data.formats import FormatConfig, render_prompt
 from libra_train.eval.evaluator import evaluate
 from libra_train.eval.metrics import format_table

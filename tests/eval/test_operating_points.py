@@ -93,7 +93,7 @@ def _rows(prefix):
 
 
 def test_a_calibrated_threshold_decides_every_set_and_is_marked_where_it_was_chosen(tmp_path):
-    from libra_train.config import EvalConfig
+    from libra_train.config_groups import EvalConfig
     from libra_train.eval.evaluator import score_sets
 
     opts = EvalConfig(threshold="calibrate", calibration_set="dev", calibrate_for="accuracy")
@@ -201,7 +201,7 @@ def test_the_pr_charts_best_points_never_hide_each_other(same, monkeypatch):
 
 
 def test_a_separable_dev_sets_small_temperature_leaves_the_middle_where_its_logits_put_it():
-    from libra_train.config import EvalConfig
+    from libra_train.config_groups import EvalConfig
     from libra_train.eval.evaluator import choose_decision
 
     def row(i, z, label):

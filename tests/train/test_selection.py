@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from libra_train.command_config import MineConfig
-from libra_train.config import SelectionConfig
+from libra_train.config_groups import SelectionConfig
 from libra_train.data.formats import FormatConfig
 from libra_train.data.io import load_records
 from libra_train.errors import ConfigError

@@ -194,7 +194,7 @@ def test_libra_infer_and_libra_mine_log_their_outputs(trained_run, tmp_path):
 def test_an_artifact_keeps_every_eval_sets_predictions_though_they_share_a_name(tmp_path, monkeypatch):
     """Each eval set writes <set>/predictions.jsonl: one artifact of a stage's predictions holds them all
     (W&B refuses two entries with one name)."""
-    from libra_train.config import LoggerConfig
+    from libra_train.config_groups import LoggerConfig
     from libra_train.tracking import WandbTracker, artifact_entry_names
 
     monkeypatch.setenv("WANDB_SILENT", "true")
