@@ -128,6 +128,21 @@ def create_app(scorer, options: ServeOptions) -> FastAPI:
         metrics.observe_request(request.url.path, response.status_code, time.perf_counter() - start)
         return response
 
+    _add_error_handlers(app)
+    require_key = Depends(_key_check(options.api_key))
+    _add_judging_routes(app, scorer, batcher, options, require_key)
+    stream_guard = getattr(scorer, "stream_guard", None)
+    store = None
+    if stream_guard is not None:
+        store = StreamStore(stream_guard, scorer.tokenizer, options.stream, scorer.controversial_as)
+    add_stream_routes(app, store, require_key)
+    _add_status_routes(app, scorer, batcher, metrics, options)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error as OpenAI's error body, naming the parameter at fault."""
+
     @app.exception_handler(ApiError)
     async def api_error(request: Request, err: ApiError):
         return error_body(err.status, err.message, err.param, err.kind)
@@ -144,15 +159,25 @@ def create_app(scorer, options: ServeOptions) -> FastAPI:
         param = _param(first.get("loc", ()))
         return error_body(400, f"{param}: {first.get('msg')}", param, "invalid_request_error")
 
+
+def _key_check(api_key: str | None):
+    """The dependency that refuses a request without the server's API key (none set: every request)."""
+
     def require_key(request: Request) -> None:
-        if options.api_key is None:
+        if api_key is None:
             return
         given = request.headers.get("authorization", "")
         token = given[7:] if given.lower().startswith("bearer ") else ""
-        if not secrets.compare_digest(token.encode(), options.api_key.encode()):  # constant time
+        if not secrets.compare_digest(token.encode(), api_key.encode()):  # constant time
             raise ApiError(
                 401, "a valid API key is required (Authorization: Bearer KEY)", kind="authentication_error"
             )
+
+    return require_key
+
+
+def _add_judging_routes(app: FastAPI, scorer, batcher: DynamicBatcher, options: ServeOptions, require_key):
+    """/v1/guard (one exchange) and /v1/moderations (OpenAI's moderation API), through the batcher."""
 
     async def judge(records: list[dict], params: list[str] | None = None) -> list[tuple[dict, dict]]:
         prepared = []
@@ -168,7 +193,7 @@ def create_app(scorer, options: ServeOptions) -> FastAPI:
             raise ApiError(500, f"the guard failed on this batch: {err}", kind="server_error") from None
         return [(result, p.truncation) for result, p in zip(results, prepared)]
 
-    @app.post("/v1/guard", dependencies=[Depends(require_key)])
+    @app.post("/v1/guard", dependencies=[require_key])
     async def guard(body: GuardRequest):
         record = guard_record(body)
         ((result, cut),) = await judge([record])
@@ -184,7 +209,7 @@ def create_app(scorer, options: ServeOptions) -> FastAPI:
             answer["categories"] = result["categories"]
         return answer
 
-    @app.post("/v1/moderations", dependencies=[Depends(require_key)])
+    @app.post("/v1/moderations", dependencies=[require_key])
     async def moderations(body: ModerationRequest):
         records = moderation_records(body.input, options.max_inputs)
         judged = await judge(records, [f"input[{i}]" for i in range(len(records))])
@@ -195,12 +220,8 @@ def create_app(scorer, options: ServeOptions) -> FastAPI:
             "results": [moderation_result(result, cut, names) for result, cut in judged],
         }
 
-    stream_guard = getattr(scorer, "stream_guard", None)
-    store = None
-    if stream_guard is not None:
-        store = StreamStore(stream_guard, scorer.tokenizer, options.stream, scorer.controversial_as)
-    add_stream_routes(app, store, Depends(require_key))
 
+def _add_status_routes(app: FastAPI, scorer, batcher: DynamicBatcher, metrics: ServeMetrics, options) -> None:
     @app.get("/health")
     async def health():
         return {
@@ -215,8 +236,6 @@ def create_app(scorer, options: ServeOptions) -> FastAPI:
     async def prometheus():
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
-
-    return app
 
 
 def guard_record(body: GuardRequest) -> dict:
