@@ -95,7 +95,7 @@ class AnnotateConfig(CommandConfig):
 
 
 def register() -> None:
-    """conf/synth.yaml's and conf/annotate.yaml's first default, in Hydra's config store: at import, and
+    """conf/synth.yaml's and conf/cli/annotate.yaml's first default, in Hydra's config store: at import, and
     again before offline_config composes synth.yaml, because Hydra's joblib launcher hands each job of a
     sweep the config store of the sweep's parent process, and a worker imports this module only once."""
     register_defaults("synth", defaults_node(SynthConfig))
