@@ -87,32 +87,9 @@ def select(
     judged = [(i, r, judge_sample(r, scores[str(r["id"])], cfg, thresholds)) for i, r in enumerate(pool)]
     noise = sum(1 for item in judged if item[2].get("noise"))
     judged = [item for item in judged if not item[2].get("noise")]  # neither hard nor easy: left out
-    hard_cells: dict[tuple, list] = {}
-    easy_cells: dict[tuple, list] = {}
-    for item in judged:
-        (hard_cells if item[2]["reasons"] else easy_cells).setdefault(_cell(item[1]), []).append(item)
-    for items in hard_cells.values():  # hardest first: wrong before right, then closest to the boundary
-        items.sort(
-            key=lambda it: (
-                "misclassified" not in it[2]["reasons"],
-                abs(it[2]["p_unsafe"] - it[2]["threshold"]),
-                _tiebreak(cfg.seed, it[1]["id"]),
-            )
-        )
-    _in_random_order(easy_cells, cfg.seed)
+    hard_cells, easy_cells = _ordered_cells(judged, cfg.seed)
     n_hard_pool, n_easy_pool = (sum(len(v) for v in c.values()) for c in (hard_cells, easy_cells))
-    if cfg.budget is None:
-        want_hard = n_hard_pool
-        want_easy = round(want_hard * cfg.easy_share / (1 - cfg.easy_share))
-    else:
-        want_easy = round(cfg.budget * cfg.easy_share)
-        want_hard = cfg.budget - want_easy
-    # A short side is filled from the other (and the shortfall reported) rather than missing the budget.
-    take_hard, take_easy = min(want_hard, n_hard_pool), min(want_easy, n_easy_pool)
-    spare = want_hard + want_easy - take_hard - take_easy
-    extra_hard = min(spare, n_hard_pool - take_hard)
-    take_hard += extra_hard
-    take_easy += min(spare - extra_hard, n_easy_pool - take_easy)
+    (want_hard, want_easy), (take_hard, take_easy) = _shares(cfg, n_hard_pool, n_easy_pool)
     chosen = [(it, "hard") for it in _round_robin(hard_cells, take_hard)]
     chosen += [(it, "easy") for it in _round_robin(easy_cells, take_easy)]
     chosen.sort(key=lambda c: c[0][0])
@@ -140,6 +117,42 @@ def select(
             take_easy,
         )
     return out, summary
+
+
+def _ordered_cells(judged: list[tuple], seed: int) -> tuple[dict, dict]:
+    """Judged samples by label × category cell, hard and easy apart: each hard cell hardest first (wrong
+    before right, then closest to the boundary), each easy cell in a random order fixed by seed."""
+    hard_cells: dict[tuple, list] = {}
+    easy_cells: dict[tuple, list] = {}
+    for item in judged:
+        (hard_cells if item[2]["reasons"] else easy_cells).setdefault(_cell(item[1]), []).append(item)
+    for items in hard_cells.values():
+        items.sort(
+            key=lambda it: (
+                "misclassified" not in it[2]["reasons"],
+                abs(it[2]["p_unsafe"] - it[2]["threshold"]),
+                _tiebreak(seed, it[1]["id"]),
+            )
+        )
+    _in_random_order(easy_cells, seed)
+    return hard_cells, easy_cells
+
+
+def _shares(cfg: SelectionConfig, n_hard_pool: int, n_easy_pool: int) -> tuple[tuple, tuple]:
+    """(wanted hard, wanted easy) and (taken hard, taken easy). A short side is filled from the other (and
+    the shortfall reported) rather than missing the budget."""
+    if cfg.budget is None:
+        want_hard = n_hard_pool
+        want_easy = round(want_hard * cfg.easy_share / (1 - cfg.easy_share))
+    else:
+        want_easy = round(cfg.budget * cfg.easy_share)
+        want_hard = cfg.budget - want_easy
+    take_hard, take_easy = min(want_hard, n_hard_pool), min(want_easy, n_easy_pool)
+    spare = want_hard + want_easy - take_hard - take_easy
+    extra_hard = min(spare, n_hard_pool - take_hard)
+    take_hard += extra_hard
+    take_easy += min(spare - extra_hard, n_easy_pool - take_easy)
+    return (want_hard, want_easy), (take_hard, take_easy)
 
 
 def select_random(pool: list[dict], cfg: SelectionConfig) -> tuple[list[dict], dict]:
