@@ -82,55 +82,13 @@ def write_run_report(run_dir: Path, manifest: dict, title: str) -> Path:
         "Average over sources (unweighted), per eval set and stage. Decision: unsafe when p_unsafe >",
         "the threshold shown (generate mode: the label the guard wrote).",
         "",
-        "| stage | eval set | Accuracy | F1-Safe | F1-Unsafe | AUPRC | threshold | parse failures |",
-        "|---|---|---|---|---|---|---|---|",
     ]
-    chart: dict[str, list] = {}
-    for stage, set_name, m in _rows(manifest):
-        a = m["average"]
-        auprc = f"{m['auprc']:.4f}" if m.get("auprc") is not None else "–"
-        threshold = threshold_text(m) + (f" ({m['threshold_source']})" if m.get("threshold_source") else "")
-        lines.append(
-            f"| {stage} | {set_name} | {a['accuracy']:.4f} | {a['f1_safe']:.4f} | {a['f1_unsafe']:.4f} | "
-            f"{auprc} | {threshold} | {m.get('parse_failures', 0)} |"
-        )
-        chart.setdefault(set_name, []).append((stage, a["accuracy"]))
-    lines += _synthetic_only_note(manifest)
-    lines += _judgement_table(manifest)
+    results, chart = _results_table(manifest)
+    lines += results + _synthetic_only_note(manifest) + _judgement_table(manifest)
     one_sided = [(stage, name, one_sided_note(m)) for stage, name, m in _rows(manifest) if one_sided_note(m)]
     if one_sided:
         lines += [""] + [f"**{stage} on `{name}`**: {note}." for stage, name, note in one_sided]
-    lines += ["", "## Per source", ""]
-    for stage, set_name, m in _rows(manifest):
-        for src, s in m["per_source"].items():
-            lines.append(
-                f"- {stage} / {set_name} / {src}: Accuracy {s['accuracy']:.4f}, F1-Safe {s['f1_safe']:.4f}, "
-                f"F1-Unsafe {s['f1_unsafe']:.4f} (n={s['n']})"
-            )
-    trained = [st for st in manifest["stages"] if st.get("train")]  # an ensemble's members train elsewhere
-    if trained:
-        lines += [
-            "",
-            "## Training",
-            "",
-            "| stage | steps | first loss | last loss | examples | label-only targets | truncated |",
-            "|---|---|---|---|---|---|---|",
-        ]
-    for st in trained:
-        t = st["train"]
-        d = t.get("data") or {}
-        first = f"{t['loss_first']:.4f}" if t.get("loss_first") is not None else "–"
-        last = f"{t['loss_last']:.4f}" if t.get("loss_last") is not None else "–"
-        lines.append(
-            f"| {st['name']} | {t.get('steps', '–')} | {first} | {last} | {d.get('examples', '–')} | "
-            f"{d.get('label_only_targets', 0)} | {d.get('truncated', 0)} |"
-        )
-    if trained:
-        lines += [
-            "",
-            "Label-only targets: samples with no analysis (e.g. real data the judge did not explain); "
-            "they teach the label but not the critic.",
-        ]
+    lines += _per_source(manifest) + _training_table(manifest)
     if run_figures.loss_chart(run_dir / "loss.png", manifest["stages"]):
         lines += ["", "![training loss by stage](loss.png)"]
     if chart:
@@ -144,6 +102,63 @@ def write_run_report(run_dir: Path, manifest: dict, title: str) -> Path:
     path = run_dir / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
+
+
+def _results_table(manifest: dict) -> tuple[list[str], dict[str, list]]:
+    """The headline table, a row per stage and eval set, and each set's accuracy by stage for the chart."""
+    lines = [
+        "| stage | eval set | Accuracy | F1-Safe | F1-Unsafe | AUPRC | threshold | parse failures |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    chart: dict[str, list] = {}
+    for stage, set_name, m in _rows(manifest):
+        a = m["average"]
+        auprc = f"{m['auprc']:.4f}" if m.get("auprc") is not None else "–"
+        threshold = threshold_text(m) + (f" ({m['threshold_source']})" if m.get("threshold_source") else "")
+        lines.append(
+            f"| {stage} | {set_name} | {a['accuracy']:.4f} | {a['f1_safe']:.4f} | {a['f1_unsafe']:.4f} | "
+            f"{auprc} | {threshold} | {m.get('parse_failures', 0)} |"
+        )
+        chart.setdefault(set_name, []).append((stage, a["accuracy"]))
+    return lines, chart
+
+
+def _per_source(manifest: dict) -> list[str]:
+    lines = ["", "## Per source", ""]
+    for stage, set_name, m in _rows(manifest):
+        for src, s in m["per_source"].items():
+            lines.append(
+                f"- {stage} / {set_name} / {src}: Accuracy {s['accuracy']:.4f}, F1-Safe {s['f1_safe']:.4f}, "
+                f"F1-Unsafe {s['f1_unsafe']:.4f} (n={s['n']})"
+            )
+    return lines
+
+
+def _training_table(manifest: dict) -> list[str]:
+    trained = [st for st in manifest["stages"] if st.get("train")]  # an ensemble's members train elsewhere
+    if not trained:
+        return []
+    lines = [
+        "",
+        "## Training",
+        "",
+        "| stage | steps | first loss | last loss | examples | label-only targets | truncated |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for st in trained:
+        t = st["train"]
+        d = t.get("data") or {}
+        first = f"{t['loss_first']:.4f}" if t.get("loss_first") is not None else "–"
+        last = f"{t['loss_last']:.4f}" if t.get("loss_last") is not None else "–"
+        lines.append(
+            f"| {st['name']} | {t.get('steps', '–')} | {first} | {last} | {d.get('examples', '–')} | "
+            f"{d.get('label_only_targets', 0)} | {d.get('truncated', 0)} |"
+        )
+    return lines + [
+        "",
+        "Label-only targets: samples with no analysis (e.g. real data the judge did not explain); "
+        "they teach the label but not the critic.",
+    ]
 
 
 def _last_stage_sections(run_dir: Path, manifest: dict) -> list[str]:
