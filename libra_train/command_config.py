@@ -270,7 +270,7 @@ class ReportConfig(CommandConfig):
 
 @dataclass(frozen=True)
 class EvalCommandConfig(CommandConfig):
-    """libra-eval's config (the run's `eval` group is config.EvalConfig)."""
+    """libra-eval's config (the run's `eval` group is config_groups.EvalConfig)."""
 
     predictions: str = opt(help="a predictions file or folder (libra-infer's output)")
     labels: str = opt(help="the labelled data the predictions were made on")

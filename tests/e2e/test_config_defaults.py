@@ -7,14 +7,15 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from data_synth.config import AnnotateConfig, SynthConfig
-from libra_train import command_config, config
+from libra_train import command_config, config, config_groups
 from libra_train.cli_utils import CONF_DIR
 from libra_train.conf_dir import CLI_CONF_DIR
 from libra_train.typed import defaults_node
 from tests.conftest import REPO
 
-TRAIN_KEYS = {"train": config.TrainConfig, "eval": config.EvalConfig, "run_lock": config.LockConfig}
-TRAIN_KEYS |= {"distributed": config.DistributedConfig, "ensemble": config.EnsembleConfig}
+TRAIN_KEYS = {"train": config_groups.TrainConfig, "eval": config_groups.EvalConfig}
+TRAIN_KEYS |= {"run_lock": config_groups.LockConfig, "distributed": config_groups.DistributedConfig}
+TRAIN_KEYS |= {"ensemble": config_groups.EnsembleConfig}
 COMMANDS = [
     ("cli/infer", command_config.InferConfig),
     ("cli/serve", command_config.ServeConfig),
