@@ -48,6 +48,7 @@ def test_no_comment_points_outside_the_repository():
 LAYERS = (
     ("errors", "progress", "redaction", "conf_dir", "cli_utils", "typed"),
     ("data", "qwen_vocab", "chat"),
+    ("config_groups",),
     ("config", "command_config", "plotting", "runtime"),
     ("model", "ensemble"),
     ("eval", "export", "stream"),
