@@ -10,7 +10,11 @@ Rules, each on the logit of p(unsafe) (a fitted temperature scales logits, so it
 - `p=0.5`: the guard's own boundary, logit 0, where a temperature alone leaves it;
 - `jade_dev+helpful`: the same on JADE dev with its pairs' helpful safe answers (refusal cut off) added;
 - `jade_dev+synthetic_dev`: the same on JADE dev and a synthetic dev split drawn as the held-out split
-  is (synthesized here with the run's seed; the run's own splits are unchanged by it, which is checked).
+  is (synthesized here with the run's seed; the run's own splits are unchanged by it, which is checked);
+- `jade_dev, middle in p`: JADE dev's best interval, its middle in probability instead of logit space;
+- `jade_dev & synthetic_dev, each half`: the interval that maximises the mean of the two sets'
+  accuracies (each set weighs half, where pooling lets the larger synthetic set outvote JADE dev), its
+  middle in logit space.
 
 Scores are kept under RUN/threshold_rules/STAGE/SET.jsonl (a set already there is not scored again).
 Prints a markdown row per run, stage and rule (accuracy on each set, JADE test's threshold gap and the
@@ -37,7 +41,14 @@ from jade_counter_eval import counter_sets  # noqa: E402
 
 from libra_train.data.io import load_records, write_records  # noqa: E402
 from libra_train.data.schema import UNSAFE  # noqa: E402
-from libra_train.eval.calibration import ece, fit_temperature, logit, tempered, threshold_gap  # noqa: E402
+from libra_train.eval.calibration import (  # noqa: E402
+    ece,
+    fit_temperature,
+    logit,
+    sigmoid,
+    tempered,
+    threshold_gap,
+)
 from libra_train.eval.operating_points import operating_points  # noqa: E402
 
 STAGES = ("stage1_pretrain", "stage2_sft")
@@ -69,11 +80,39 @@ def helpful_flagged(rows: list[dict], cut: float) -> float:
     return float(np.mean([logit(r["p_unsafe"]) > cut for r in helpful]))
 
 
+def best_interval(parts: list[list[dict]]) -> tuple[float, float]:
+    """The logit interval of cuts that maximise the mean of the parts' accuracies (the highest such run of
+    cuts, as operating_points takes it); an end beyond every score is taken 1 past the last one."""
+    xs = sorted({logit(r["p_unsafe"]) for rows in parts for r in rows})
+    bounds = [xs[0] - 1.0, *xs, xs[-1] + 1.0]
+    cuts = [(a + b) / 2 for a, b in zip(bounds, bounds[1:])]  # cuts[i] lies between bounds[i], bounds[i+1]
+    score = np.array([np.mean([accuracy(rows, c) for rows in parts]) for c in cuts])
+    high = int(np.flatnonzero(score == score.max())[-1])
+    low = high
+    while low > 0 and score[low - 1] == score.max():
+        low -= 1
+    return bounds[low], bounds[high + 1]
+
+
+def p_middle_cut(rows: list[dict]) -> float:
+    """The logit of the middle, in probability, of the rows' best-accuracy interval."""
+    low, high = best_interval([rows])
+    return logit((sigmoid(low) + sigmoid(high)) / 2)
+
+
+def balanced_cut(parts: list[list[dict]]) -> float:
+    low, high = best_interval(parts)
+    return (low + high) / 2
+
+
 def rule_cuts(sets: dict[str, list[dict]]) -> dict[str, float]:
-    return {
+    cuts = {
         name: middle_cut([r for part in parts for r in sets[part]]) if parts else 0.0
         for name, parts in RULES.items()
     }
+    cuts["jade_dev, middle in p"] = p_middle_cut(sets["jade_dev"])
+    cuts["jade_dev & synthetic_dev, each half"] = balanced_cut([sets["jade_dev"], sets["synthetic_dev"]])
+    return cuts
 
 
 def undecided_checkpoint(checkpoint: Path, work: Path) -> Path:
