@@ -10,7 +10,8 @@
 # counter_helpful_stopped2); counter_helpful trained on responses alone, without the quick start's
 # question-alone views (response_only), also with each pair's layout counterparts
 # (data/counter_layouts.py: layouts, the shipped recipe, with no temperature, which moves no threshold),
-# also with AdamW's weight decay at 0.1 (decay; in stage 1 alone: decay_stage1). Every arm:
+# also with AdamW's weight decay at 0.1 (decay; in stage 1 alone: decay_stage1) or with all of stage 1's
+# synthetic data replayed in stage 2 (layouts_replay_all). Every arm:
 # stage 1 on the synthetic set, stage 2 on JADE train (STEPS each; 0: the recipe's own passes), the
 # decision chosen on JADE dev, scored on JADE test and on the synthetic held-out split
 # (benchmarks/jade_counter_eval.py: JADE test where the opening says nothing).
@@ -50,6 +51,8 @@ arm_args() {
     decay) arm "$replay" none middle first_stage helpful response true 0.1 ;;
     decay_stage1) arm "$replay" none middle first_stage helpful response true 0 \
       +curriculum.stages.0.weight_decay=0.1 ;;
+    layouts_replay_all) arm "[stage2,synthetic_stage2,stage1]" none middle first_stage helpful response \
+      true 0 ;;
     counter_replay_all) arm "[stage2,synthetic_stage2,stage1]" calibrate middle first_stage both both \
       false 0 ;;
     counter_helpful_stopped) arm "$replay" calibrate middle first_stage helpful \
