@@ -29,6 +29,7 @@ ARMS = (
     "layouts",
     "decay",
     "decay_stage1",
+    "layouts_replay_all",
 )
 
 
