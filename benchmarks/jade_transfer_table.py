@@ -77,10 +77,9 @@ def main() -> None:
         "shortcut | ECE | held-out accuracy | held-out helpful flagged | stage 1 alone, JADE test |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for arm in ARMS:
-        found = rows.get(arm)
-        if not found:
-            continue
+    # ARMS gives the rows' order; an arm it does not name is printed after them, never left out
+    for arm in [a for a in ARMS if a in rows] + sorted(set(rows) - set(ARMS)):
+        found = rows[arm]
 
         def col(part: str, key: str, found=found) -> str:
             return spread([r[part][key] for r in found])

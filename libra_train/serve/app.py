@@ -176,7 +176,9 @@ def _key_check(api_key: str | None):
     return require_key
 
 
-def _add_judging_routes(app: FastAPI, scorer, batcher: DynamicBatcher, options: ServeOptions, require_key):
+def _add_judging_routes(
+    app: FastAPI, scorer, batcher: DynamicBatcher, options: ServeOptions, require_key
+) -> None:
     """/v1/guard (one exchange) and /v1/moderations (OpenAI's moderation API), through the batcher."""
 
     async def judge(records: list[dict], params: list[str] | None = None) -> list[tuple[dict, dict]]:
@@ -221,7 +223,9 @@ def _add_judging_routes(app: FastAPI, scorer, batcher: DynamicBatcher, options: 
         }
 
 
-def _add_status_routes(app: FastAPI, scorer, batcher: DynamicBatcher, metrics: ServeMetrics, options) -> None:
+def _add_status_routes(
+    app: FastAPI, scorer, batcher: DynamicBatcher, metrics: ServeMetrics, options: ServeOptions
+) -> None:
     @app.get("/health")
     async def health():
         return {

@@ -13,9 +13,13 @@ from libra_train.conf_dir import CLI_CONF_DIR
 from libra_train.typed import defaults_node
 from tests.conftest import REPO
 
-TRAIN_KEYS = {"train": config_groups.TrainConfig, "eval": config_groups.EvalConfig}
-TRAIN_KEYS |= {"run_lock": config_groups.LockConfig, "distributed": config_groups.DistributedConfig}
-TRAIN_KEYS |= {"ensemble": config_groups.EnsembleConfig}
+TRAIN_KEYS = {
+    "train": config_groups.TrainConfig,
+    "eval": config_groups.EvalConfig,
+    "run_lock": config_groups.LockConfig,
+    "distributed": config_groups.DistributedConfig,
+    "ensemble": config_groups.EnsembleConfig,
+}
 COMMANDS = [
     ("cli/infer", command_config.InferConfig),
     ("cli/serve", command_config.ServeConfig),
