@@ -16,7 +16,7 @@ from typing import Literal
 
 from omegaconf import DictConfig, OmegaConf
 
-from libra_train.config import check_mode
+from libra_train.config_checks import check_mode
 from libra_train.config_groups import Controversial, Dtype, LoggerConfig, SelectionConfig
 from libra_train.data.formats import FormatConfig
 from libra_train.errors import ConfigError

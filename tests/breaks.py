@@ -54,14 +54,14 @@ BREAKS = [
     ),
     (
         "an IGNORED_KEYS entry dropped (model.vocab_from)",
-        "libra_train/config.py",
+        "libra_train/config_checks.py",
         '("vocab_from",),',
         "(),",
         "tests/train/test_validate.py::test_every_ignored_key_has_a_case",
     ),
     (
         "an IGNORED_KEYS predicate never true (eval.calibrate_at)",
-        "libra_train/config.py",
+        "libra_train/config_checks.py",
         'lambda r: r.eval.threshold != "calibrate",',
         "lambda r: False,",
         "tests/train/test_validate.py::test_each_key_an_option_ignores_is_refused_when_set",

@@ -49,7 +49,7 @@ LAYERS = (
     ("errors", "progress", "redaction", "conf_dir", "cli_utils", "typed"),
     ("data", "qwen_vocab", "chat"),
     ("config_groups",),
-    ("config", "command_config", "plotting", "runtime"),
+    ("config", "config_checks", "command_config", "plotting", "runtime"),
     ("model", "ensemble"),
     ("eval", "export", "stream"),
     ("train",),
@@ -75,7 +75,7 @@ def import_graph(package: str = "libra_train") -> dict[str, set[str]]:
     graph = {}
     for name, path in files.items():
         found = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(_without_type_checking(ast.parse(path.read_text(encoding="utf-8")))):
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 found.update(
                     f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in files else node.module
@@ -85,6 +85,26 @@ def import_graph(package: str = "libra_train") -> dict[str, set[str]]:
                 found.update(a.name for a in node.names)
         graph[name] = {m for m in found if m in files and m != name}
     return graph
+
+
+def _without_type_checking(tree):
+    """The module without its `if TYPE_CHECKING:` blocks: imports for annotations only never run, so they
+    make no arrow (config_checks annotates with the RunConfig that config.py builds)."""
+    import ast
+
+    for node in ast.walk(tree):
+        for field in ("body", "orelse"):
+            block = getattr(node, field, None)
+            if isinstance(block, list):
+                kept = [b for b in block if not _is_type_checking(b)]
+                setattr(node, field, kept)
+    return tree
+
+
+def _is_type_checking(node) -> bool:
+    import ast
+
+    return isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
 
 
 def layer_of(module: str) -> int:
@@ -149,3 +169,19 @@ def test_the_layer_checks_catch_an_upward_import_and_a_cycle():
     assert upward_imports(graph) == ["libra_train.eval.metrics -> libra_train.pipeline"]
     graph["libra_train.data.io"].add("libra_train.data.formats")  # formats imports io: a cycle
     assert any({"libra_train.data.formats", "libra_train.data.io"} <= set(g) for g in import_cycles(graph))
+
+
+def test_an_import_for_annotations_only_makes_no_arrow():
+    import ast
+
+    source = (
+        "from typing import TYPE_CHECKING\n"
+        "from libra_train.errors import ConfigError\n"
+        "if TYPE_CHECKING:\n"
+        "    from libra_train.config import RunConfig\n"
+    )
+    tree = _without_type_checking(ast.parse(source))
+    assert {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} == {
+        "typing",
+        "libra_train.errors",
+    }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from libra_train.config import check_mode
+from libra_train.config_checks import check_mode
 from libra_train.config_groups import EvalMode
 from libra_train.data.formats import FormatConfig, label_words, render_prompt, target_opening
 from libra_train.data.peers import CONTROVERSIAL
@@ -223,7 +223,7 @@ def generate_labels(
 
 def resolve_mode(mode: str | None, fmt: FormatConfig) -> str:
     """`auto` (or none): label mode where the label comes first, else generate. A mode a command's
-    config gave was checked there (config.check_mode)."""
+    config gave was checked there (config_checks.check_mode)."""
     if mode in (None, "auto"):
         return "label" if fmt.label_first else "generate"
     check_value(mode, EvalMode, "mode")  # a caller without a typed config gets the configs' own checks

@@ -19,7 +19,7 @@ import logging
 from pathlib import Path
 
 from libra_train.command_config import MineConfig
-from libra_train.config import require_label_first
+from libra_train.config_checks import require_label_first
 from libra_train.config_groups import CRITERIA, SelectionConfig
 from libra_train.data.conversation import category_key
 from libra_train.data.io import atomic_write_text, load_records, write_records

@@ -4,8 +4,9 @@
 import pytest
 from omegaconf import OmegaConf, open_dict
 
-from libra_train.config import _TINY_SHAPE as IGNORED_SHAPE
-from libra_train.config import IGNORED_KEYS, RunConfig
+from libra_train.config import RunConfig
+from libra_train.config_checks import _TINY_SHAPE as IGNORED_SHAPE
+from libra_train.config_checks import IGNORED_KEYS
 from libra_train.config_groups import ModelConfig
 from libra_train.errors import ConfigError
 from libra_train.typed import build, check_value
