@@ -99,6 +99,60 @@ def test_stream_figures_on_hand_computed_cases():
     }
 
 
+def test_stream_figures_at_their_boundaries():
+    hi, lo = 0.9, 0.1
+
+    def stopped_at(i: int, onset: int | None) -> StreamCase:  # k = 1: the stop is the first high token
+        return StreamCase([lo] * i + [hi], True, onset=onset)
+
+    cases = [
+        stopped_at(5, 5),  # at its onset: latency 0, on time, not before it
+        stopped_at(26, 10),  # 16 tokens after: the last on time
+        stopped_at(27, 10),  # 17 after: late
+        stopped_at(127, None),  # the 128th token: within the first 128
+        stopped_at(128, None),  # the 129th: not
+    ]
+    m = stream_metrics(cases, threshold=0.42, k=1)
+    assert (m["threshold"], m["k"]) == (0.42, 1)
+    assert m["on_time"] == pytest.approx(2 / 3)
+    assert m["early_stop"]["unsafe_before_onset"] == 0.0
+    assert m["latency_tokens"]["median"] == 16.0
+    assert m["stopped_within_128"] == pytest.approx(4 / 5)
+
+
+def test_stream_figures_of_a_set_that_gives_them_nothing_to_count():
+    never = stream_metrics([StreamCase([0.1, 0.1], False)], threshold=0.5, k=2)
+    assert (never["accuracy"], never["f1"]) == (1.0, 0.0)  # no unsafe response and none stopped
+    assert never["on_time"] is None and never["stopped_within_128"] is None
+    assert never["latency_tokens"] == {"median": None, "p90": None}
+    missed = stream_metrics([StreamCase([0.1] * 3, True, onset=1)], threshold=0.5, k=2)
+    assert missed["on_time"] == 0.0 and missed["latency_tokens"]["median"] is None
+
+
+def test_a_rule_allowed_to_stop_every_safe_response_has_threshold_zero():
+    cases = [StreamCase([p, p], False) for p in (0.2, 0.4)]
+    assert stop_threshold_for(cases, 2, 1.0) == 0.0
+    assert stop_threshold_for(cases, 2, 0.5) == 0.2
+
+
+def test_p_unsafe_adds_the_controversial_class_only_where_it_counts_as_unsafe():
+    # a batch of one response of two tokens; the classes: safe, unsafe, controversial
+    probs = torch.tensor([[[0.5, 0.2, 0.3], [0.1, 0.6, 0.3]]])
+    logits = probs.log() + 1.7  # a shift in every class leaves the softmax as it was
+    assert p_unsafe(logits).tolist() == [pytest.approx([0.5, 0.9])]
+    assert p_unsafe(logits, "unsafe").tolist() == [pytest.approx([0.5, 0.9])]
+    assert p_unsafe(logits, "safe").tolist() == [pytest.approx([0.2, 0.6])]
+    assert p_unsafe(logits[0], "safe").tolist() == pytest.approx([0.2, 0.6])  # a session's (tokens, classes)
+
+
+def test_the_head_gives_three_risk_classes_and_categories_only_when_asked():
+    hidden = torch.randn(2, 5, 16)
+    risk, category = StreamHead(16)(hidden)
+    assert risk.shape == (2, 5, 3) and category is None
+    risk, category = StreamHead(16, num_categories=7)(hidden)
+    assert risk.shape == (2, 5, 3) and category.shape == (2, 5, 7)
+
+
 def test_token_labels_start_at_the_harm_onset_and_fall_back_to_the_last_token():
     spans = [(0, 3), (3, 5), (5, 9), (9, 12)]
     assert token_labels(spans, "不安全", 4) == [SAFE_CLASS, UNSAFE_CLASS, UNSAFE_CLASS, UNSAFE_CLASS]
@@ -134,6 +188,29 @@ def test_a_session_fed_in_chunks_scores_what_one_whole_pass_scores(guard):
     assert torch.allclose(torch.tensor(streamed), whole, atol=1e-5)
     by_ids = StreamSession(model, tokenizer, question)
     assert torch.allclose(torch.tensor(by_ids.feed_ids(ids[:4]) + by_ids.feed_ids(ids[4:])), whole, atol=1e-5)
+
+
+def test_the_streamed_input_is_the_question_in_its_prefix_then_the_response_token_by_token(guard):
+    _, tokenizer = guard
+    response = "第一步，准备铁丝。"
+    prefix, ids, spans = response_spans(tokenizer, "怎么撬锁？", response)
+    assert tokenizer.decode(prefix) == "用户：怎么撬锁？\n助手："
+    assert len(spans) == len(ids) and "".join(response[a:b] for a, b in spans) == response
+    assert tokenizer.decode(ids) == response
+
+
+def test_the_guard_gives_a_loss_only_with_labels_and_category_logits_only_with_categories(guard):
+    model, _ = guard
+    ids = torch.tensor([[11, 12, 13]])
+    with torch.no_grad():
+        out = model(ids)
+        assert out["loss"] is None and out["category_logits"] is None
+        assert out["risk_logits"].shape == (1, 3, 3)
+        with_categories = StreamGuard(model.backbone, StreamHead(model.backbone.config.hidden_size, 4))
+        assert with_categories(ids)["category_logits"].shape == (1, 3, 4)
+        loss = model(ids, labels=torch.tensor([[IGNORE, SAFE_CLASS, UNSAFE_CLASS]]))["loss"]
+    expected = torch.nn.functional.cross_entropy(out["risk_logits"][0, 1:], torch.tensor([0, 1]))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_the_head_learns_the_onset_and_the_backbone_can_stay_frozen(guard):
