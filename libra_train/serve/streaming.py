@@ -84,7 +84,9 @@ class StreamStore:
             total = len(ids) if ids is not None else len(entry.session.fed) + len(token_ids)
             if total > self.limits.max_tokens:
                 raise SessionError(
-                    413, f"the response would pass stream_max_tokens={self.limits.max_tokens} tokens", "text"
+                    413,
+                    f"the response would pass stream_max_tokens={self.limits.max_tokens} tokens",
+                    "text" if text is not None else "token_ids",  # the field the client sent
                 )
             probs = (
                 entry.session.feed_text(text, ids) if text is not None else entry.session.feed_ids(token_ids)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from libra_train.data.io import load_records
-from libra_train.serve.streaming import StreamLimits
+from libra_train.serve.streaming import SessionError, StreamLimits, StreamStore
 from libra_train.stream.head import p_unsafe
 from libra_train.stream.session import response_spans
 from libra_train.stream.train import load_stream_guard, train_stream_stage
@@ -86,6 +86,33 @@ def test_sessions_expire_are_capped_and_a_chunk_is_text_or_token_ids(stream_chec
         expired = client.post(f"/v1/stream/{first}", json={"text": "。"})
         assert expired.status_code == 404 and "stream_ttl_s=1" in expired.json()["error"]["message"]
         assert client.post("/v1/stream", json={"question": QUESTION}).status_code == 200
+
+
+def test_the_store_keeps_a_session_idle_for_its_ttl_and_takes_a_response_of_max_tokens(stream_checkpoint):
+    """The store on a clock the test sets: the limits at their boundaries, and the field each error names."""
+    guard, tokenizer = load_stream_guard(stream_checkpoint)
+    now = [0.0]
+    store = StreamStore(
+        guard, tokenizer, StreamLimits(ttl_s=10.0, max_tokens=3), "safe", clock=lambda: now[0]
+    )
+    sid = store.open(QUESTION)
+    now[0] = 10.0  # idle for exactly stream_ttl_s: still open
+    fed = store.feed(sid, None, [100, 200, 300])  # exactly stream_max_tokens
+    assert (fed["session"], fed["tokens"], fed["first_token"]) == (sid, 3, 0)
+    prefix, _, _ = response_spans(tokenizer, QUESTION, "")
+    with torch.no_grad():  # the session judges by the store's controversial_as ("safe")
+        logits = guard.eval()(torch.tensor([prefix + [100, 200, 300]]))["risk_logits"][0, len(prefix) :]
+    assert fed["p_unsafe"] == pytest.approx(p_unsafe(logits, "safe").tolist(), abs=1e-5)
+    with pytest.raises(SessionError) as over:
+        store.feed(sid, None, [400])
+    assert (over.value.status, over.value.param) == (413, "token_ids")
+    with pytest.raises(SessionError) as over_text:
+        store.feed(store.open(QUESTION), RESPONSE, None)
+    assert (over_text.value.status, over_text.value.param) == (413, "text")
+    now[0] = 20.001  # idle past stream_ttl_s since its last chunk: gone
+    with pytest.raises(SessionError) as gone:
+        store.feed(sid, None, [])
+    assert (gone.value.status, gone.value.param) == (404, "session")
 
 
 def test_a_guard_without_a_stream_head_says_how_to_get_one(trained_run):
