@@ -18,13 +18,16 @@ def curve(gold_unsafe: list[bool], p_unsafe: list[float]) -> dict[str, np.ndarra
     """Counts at every candidate threshold, highest threshold (nothing flagged) first."""
     y = np.asarray(gold_unsafe, dtype=bool)
     p = np.asarray(p_unsafe, dtype=float)
+    if not len(p):  # one cut, flagging nothing
+        nothing = np.array([0])
+        return {"threshold": np.array([1.0]), "tp": nothing, "fp": nothing, "positives": 0, "n": 0}
     order = np.argsort(-p, kind="stable")
     y, p = y[order], p[order]
     last_of_run = np.flatnonzero(np.r_[p[1:] != p[:-1], True])  # the last index of each distinct score
     tp = np.r_[0, np.cumsum(y)[last_of_run]]
     flagged = np.r_[0, last_of_run + 1]
-    below = np.r_[p[last_of_run[:-1] + 1], min(0.0, p[-1] - 1e-12)] if len(p) else np.array([0.0])
-    thresholds = np.r_[p[0] if len(p) else 1.0, below]
+    # below the lowest score: 0, or just under a score of 0 so that "p > threshold" flags it
+    thresholds = np.r_[p[0], p[last_of_run[:-1] + 1], min(0.0, p[-1] - 1e-12)]
     return {"threshold": thresholds, "tp": tp, "fp": flagged - tp, "positives": int(y.sum()), "n": len(y)}
 
 

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from libra_train.eval.calibration import ece, fit_temperature, tempered, threshold_gap
+from libra_train.eval.calibration import ece, fit_temperature, reliability, tempered, threshold_gap
 from libra_train.eval.decision import Decision
 from libra_train.eval.metrics import compute_metrics
 from libra_train.eval.outputs import judgement_metrics
@@ -44,6 +44,29 @@ def test_the_shortcuts_score_what_a_trivial_rule_would():
     assert margin(0.8, cuts) == {"over": "length", "margin": pytest.approx(0.05)}
 
 
+def test_each_shortcut_is_scored_against_the_labels_not_their_mirror():
+    # five answers where each rule is right more often than wrong, so a flipped rule or label shows
+    texts = [
+        (U, "步骤如下，先准备工具", 0.9),  # opening: unsafe (right); question alone: unsafe (right)
+        (U, "抱歉，但你可以先这样", 0.7),  # opening: safe (wrong); question: unsafe (right)
+        (S, "抱歉，我不能帮助你", 0.2),  # opening: safe (right); question: safe (right)
+        (S, "可以这样保护自己", 0.6),  # opening: unsafe (wrong); question: unsafe (wrong)
+        (S, "对不起，这个不行", 0.3),  # opening: safe (right); question: safe (right)
+    ]
+    rows = [
+        {"id": str(i), "question": "问题", "response": text, "label": label, "p_question": q}
+        for i, (label, text, q) in enumerate(texts)
+    ]
+    cuts = shortcut_metrics(rows, threshold=0.5)
+    # opening scores 1 and 0 against U U S S S: of the 6 unsafe–safe pairs 2 ranked right, 3 tied
+    assert cuts["opening"]["accuracy"] == pytest.approx(3 / 5) and cuts["opening"]["auroc"] == pytest.approx(
+        7 / 12
+    )
+    assert cuts["question_only"]["accuracy"] == pytest.approx(4 / 5) and cuts["question_only"]["auroc"] == 1.0
+    assert cuts["opening"]["rule"].startswith("safe when a refusal or warning phrase opens it")
+    assert cuts["question_only"]["rule"] == "the guard on the question alone, unsafe when p(unsafe) > 0.5"
+
+
 def test_a_length_cut_chosen_on_the_calibration_set_is_applied_as_chosen():
     rows = _rows()
     # on a calibration set where unsafe answers are the short ones, the rule is "unsafe when not longer
@@ -54,6 +77,8 @@ def test_a_length_cut_chosen_on_the_calibration_set_is_applied_as_chosen():
     ]
     cuts = shortcut_metrics(rows, 0.5, calibration)
     assert cuts["length"]["cut_chosen_on"] == "calibration set" and cuts["length"]["accuracy"] == 0.5
+    assert cuts["length"]["rule"] == "unsafe when not longer than 20 characters"
+    assert shortcut_metrics(rows, 0.5)["length"]["cut_chosen_on"] == "this set"
 
 
 def test_helpful_safe_answers_flagged_are_counted_apart_from_refusals():
@@ -89,6 +114,14 @@ def test_ece_and_the_threshold_gap():
     assert ece([True, False, True, False], [0.95, 0.05, 0.62, 0.68]) == pytest.approx(0.1)
     assert ece([True, False], [1.0, 0.0]) == 0.0
     assert threshold_gap({"best_accuracy": {"accuracy": 0.9}}, 0.75) == pytest.approx(0.15)
+    # p = 1.0 falls in the top bin; with 2 bins 0.62 and 0.68 join 0.95 and 1.0 in [0.5, 1]
+    table = reliability([True, False, True, True], [1.0, 0.05, 0.62, 0.95])
+    assert [(b["lo"], b["hi"], b["n"]) for b in table] == [(0.0, 0.1, 1), (0.6, 0.7, 1), (0.9, 1.0, 2)]
+    assert table[-1]["mean_p"] == pytest.approx(0.975) and table[-1]["share_unsafe"] == 1.0
+    # 2 bins: [0, 0.5) holds 0.05 (safe): 0.05 off; [0.5, 1] holds the rest, mean 0.75, 2 of 3 unsafe
+    assert ece([False, True, False, True], [0.05, 0.62, 0.68, 0.95], bins=2) == pytest.approx(
+        1 / 4 * 0.05 + 3 / 4 * abs(2 / 3 - 0.75)
+    )
 
 
 def test_the_fitted_temperature_makes_an_overconfident_guard_honest():
@@ -98,6 +131,11 @@ def test_the_fitted_temperature_makes_an_overconfident_guard_honest():
     gold = [True, True, True, False, False, False, False, True]
     p = [0.9] * 4 + [0.1] * 4
     assert fit_temperature(gold, p) == pytest.approx(math.log(9) / math.log(2), abs=1e-3)
+    # unbalanced: three unsafe at 0.9 and one safe at 0.1; targets 4/5 and 1/3, so the best q at 0.9 is
+    # (3·4/5 + (1 − 1/3)) / 4 = 23/30 and T = ln 9 / logit(23/30) = ln 9 / ln(23/7)
+    assert fit_temperature([True, True, True, False], [0.9, 0.9, 0.9, 0.1]) == pytest.approx(
+        math.log(9) / math.log(23 / 7), abs=1e-3
+    )
     assert tempered(0.9, 2.0) == pytest.approx(0.75) and tempered(0.3, 1.0) == 0.3
     assert tempered(0.1, 2.0) == pytest.approx(1 - 0.75) and not math.isnan(tempered(1.0, 2.0))
 
@@ -122,3 +160,14 @@ def test_a_decision_says_its_threshold_and_a_fitted_temperature():
     decided = Decision(0.37, 2.0).apply({"p_unsafe": 0.3})
     assert decided["p_unsafe"] == pytest.approx(0.3957, abs=1e-4) and decided["pred_label"] == "不安全"
     assert Decision(0.37).apply({"p_unsafe": 0.3})["pred_label"] == "安全"
+
+
+def test_a_decided_row_records_its_label_critic_threshold_and_temperature():
+    row = Decision(0.37, 2.0).apply({"id": "1", "p_unsafe": 0.3, "p_question": 0.9})
+    assert row["critic"] == '{"答案": "不安全"}' and row["threshold"] == 0.37 and row["temperature"] == 2.0
+    assert row["p_question"] == pytest.approx(tempered(0.9, 2.0))  # the question alone, tempered alike
+    plain = Decision(0.5).apply({"id": "2", "p_unsafe": 0.3, "p_question": 0.9})
+    assert "temperature" not in plain and plain["p_question"] == 0.9 and plain["critic"] == '{"答案": "安全"}'
+    # generate mode: no p(unsafe), so the label parsed from the text stands and no threshold decided it
+    generated = Decision(0.37).apply({"id": "3", "p_unsafe": None, "pred_label": "不安全"})
+    assert generated == {"id": "3", "p_unsafe": None, "pred_label": "不安全", "threshold": None}

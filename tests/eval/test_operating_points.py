@@ -8,7 +8,7 @@ import pytest
 
 from libra_train.eval.decision import Decision
 from libra_train.eval.metrics import compute_metrics, format_table, one_sided_note
-from libra_train.eval.operating_points import operating_points
+from libra_train.eval.operating_points import curve, operating_points
 from libra_train.eval.outputs import write_metrics
 from tests.conftest import read_jsonl
 
@@ -36,6 +36,44 @@ def test_tied_scores_are_one_cut_and_the_rule_is_strictly_greater():
     assert points["best_accuracy"]["threshold"] == 0.6  # p > 0.6 flags only the 0.9: accuracy 3/4
     assert points["best_accuracy"]["accuracy"] == pytest.approx(0.75)
     assert len(points["pr_curve"]["recall"]) == 4  # nothing, {0.9}, {0.9, 0.6, 0.6}, all
+
+
+def _middle(low: float, high: float) -> float:
+    z = (math.log(low / (1 - low)) + math.log(high / (1 - high))) / 2
+    return 1 / (1 + math.exp(-z))
+
+
+def test_the_middle_of_the_best_interval_in_logit_space():
+    points = operating_points(GOLD, P, at="middle")
+    # best accuracy flags the top 2: every threshold in [0.7, 0.8) decides alike; best F1 the top 4,
+    # every threshold in [0.3, 0.6)
+    assert points["best_accuracy"]["threshold"] == pytest.approx(_middle(0.7, 0.8))
+    assert points["best_f1"]["threshold"] == pytest.approx(_middle(0.3, 0.6))
+    assert points["best_accuracy"]["accuracy"] == pytest.approx(5 / 6)  # the figures are the edge's
+    # a run of equally good cuts is one interval: flagging {0.9} or {0.9, 0.6, 0.6} scores 3/4 alike, so
+    # the interval runs from 0.2 to 0.9, whose middle in logit space is 0.6 (logits -ln 4 and ln 9)
+    run = operating_points([True, True, False, False], [0.9, 0.6, 0.6, 0.2], at="middle")
+    assert run["best_accuracy"]["threshold"] == pytest.approx(0.6)
+    # flagging nothing is best: the interval runs from the top score to p = 1 (its logit clipped at 1e-7)
+    top = operating_points([False, False, True], [0.9, 0.8, 0.1], at="middle")
+    assert top["best_accuracy"]["threshold"] == pytest.approx(_middle(0.9, 1 - 1e-7))
+
+
+def test_the_lowest_cut_flags_every_sample_even_a_score_of_zero():
+    assert curve([True, False, True], [0.5, 0.5, 0.2])["threshold"].tolist() == [0.5, 0.2, 0.0]
+    zero = curve([True, False], [0.5, 0.0])
+    assert zero["threshold"][-1] < 0.0 and (zero["tp"][-1], zero["fp"][-1]) == (1, 1)
+    assert operating_points([], []) is None
+
+
+def test_precision_where_nothing_is_flagged_is_one_and_a_recall_target_met_exactly_counts():
+    # the top score is safe: flagging it alone has precision 0, F1 0
+    points = operating_points([False, True], [0.9, 0.1])
+    assert points["pr_curve"]["precision"] == [1.0, 0.0, 0.5]
+    assert points["best_f1"]["f1_unsafe"] == pytest.approx(2 / 3)
+    # nine of ten unsafe above the one safe sample: recall exactly 0.90 at no false alarm
+    gold, p = [True] * 9 + [False, True], [0.9] * 9 + [0.5, 0.1]
+    assert operating_points(gold, p)["fpr_at_recall"]["0.90"] == {"threshold": 0.5, "fpr": 0.0, "recall": 0.9}
 
 
 def test_one_class_or_unscored_rows_give_no_operating_points(tmp_path):
