@@ -41,17 +41,17 @@ def judged_text(row: dict) -> str:
     return row.get("response") or row.get("question") or ""
 
 
-def best_cut(scores: list[float], gold_unsafe: list[bool]) -> tuple[float, bool, float]:
-    """The cut through `scores` that classifies best: (cut, unsafe_above, accuracy), where a score above
-    the cut is unsafe when unsafe_above, else safe. Ties go to the first cut found (lowest score, above)."""
+def best_cut(scores: list[float], gold_unsafe: list[bool]) -> tuple[float, bool]:
+    """The cut through `scores` that classifies best: (cut, unsafe_above), where a score above the cut is
+    unsafe when unsafe_above, else safe. Ties go to the first cut found (lowest score, above)."""
     s, y = np.asarray(scores, dtype=float), np.asarray(gold_unsafe, dtype=bool)
     cuts = np.r_[-np.inf, np.unique(s)]  # unsafe above the cut: every sample, then fewer and fewer
     above = s[None, :] > cuts[:, None]
     hits = (above == y[None, :]).mean(axis=1)
     best_above, best_below = int(hits.argmax()), int((1 - hits).argmax())
     if hits[best_above] >= 1 - hits[best_below]:
-        return float(cuts[best_above]), True, float(hits[best_above])
-    return float(cuts[best_below]), False, float(1 - hits[best_below])
+        return float(cuts[best_above]), True
+    return float(cuts[best_below]), False
 
 
 def _auroc(gold: list[bool], scores: list[float]) -> float | None:
@@ -62,7 +62,7 @@ def _length(rows: list[dict], calibration: list[dict] | None) -> dict:
     lengths = [len(judged_text(r)) for r in rows]
     gold = [r["label"] == UNSAFE for r in rows]
     fit = calibration or rows
-    cut, above, _ = best_cut([len(judged_text(r)) for r in fit], [r["label"] == UNSAFE for r in fit])
+    cut, above = best_cut([len(judged_text(r)) for r in fit], [r["label"] == UNSAFE for r in fit])
     hits = [(n > cut) == above if g else (n > cut) != above for n, g in zip(lengths, gold)]
     return {
         "accuracy": sum(hits) / len(hits),

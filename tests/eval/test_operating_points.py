@@ -57,13 +57,18 @@ def test_the_middle_of_the_best_interval_in_logit_space():
     # flagging nothing is best: the interval runs from the top score to p = 1 (its logit clipped at 1e-7)
     top = operating_points([False, False, True], [0.9, 0.8, 0.1], at="middle")
     assert top["best_accuracy"]["threshold"] == pytest.approx(_middle(0.9, 1 - 1e-7))
+    # a run that reaches the lowest cut (flagging everything): the interval runs down to p = 0
+    low = operating_points([True, False, True], [0.9, 0.5, 0.5], at="middle")
+    assert low["best_accuracy"]["threshold"] == pytest.approx(_middle(1e-7, 0.9))
 
 
 def test_the_lowest_cut_flags_every_sample_even_a_score_of_zero():
     assert curve([True, False, True], [0.5, 0.5, 0.2])["threshold"].tolist() == [0.5, 0.2, 0.0]
-    zero = curve([True, False], [0.5, 0.0])
-    assert zero["threshold"][-1] < 0.0 and (zero["tp"][-1], zero["fp"][-1]) == (1, 1)
-    assert operating_points([], []) is None
+    zero = curve([True, True, False], [0.5, 0.3, 0.0])
+    assert zero["threshold"][-1] < 0.0 and (zero["tp"][-1], zero["fp"][-1]) == (2, 1)
+    empty = curve([], [])
+    assert (empty["threshold"].tolist(), empty["tp"].tolist(), empty["fp"].tolist()) == ([1.0], [0], [0])
+    assert (empty["positives"], empty["n"]) == (0, 0) and operating_points([], []) is None
 
 
 def test_precision_where_nothing_is_flagged_is_one_and_a_recall_target_met_exactly_counts():
