@@ -76,6 +76,12 @@ def test_precision_where_nothing_is_flagged_is_one_and_a_recall_target_met_exact
     points = operating_points([False, True], [0.9, 0.1])
     assert points["pr_curve"]["precision"] == [1.0, 0.0, 0.5]
     assert points["best_f1"]["f1_unsafe"] == pytest.approx(2 / 3)
+    # 2 unsafe in 10, the top score safe: flagging the top 2 (precision 1/2, recall 1/2) is the best F1
+    # (1/2), above the top 3 (2/5) and everything (1/3)
+    gold, p = [False, True, False, *[False] * 6, True], [0.9, 0.8, 0.7, *[0.5] * 6, 0.1]
+    assert operating_points(gold, p)["best_f1"] == pytest.approx(
+        {"threshold": 0.7, "accuracy": 0.8, "f1_unsafe": 0.5, "precision": 0.5, "recall": 0.5, "fpr": 1 / 8}
+    )
     # nine of ten unsafe above the one safe sample: recall exactly 0.90 at no false alarm
     gold, p = [True] * 9 + [False, True], [0.9] * 9 + [0.5, 0.1]
     assert operating_points(gold, p)["fpr_at_recall"]["0.90"] == {"threshold": 0.5, "fpr": 0.0, "recall": 0.9}
