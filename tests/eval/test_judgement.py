@@ -138,7 +138,7 @@ def test_ece_and_the_threshold_gap():
     assert ece([True, False, True, False], [0.95, 0.05, 0.62, 0.68]) == pytest.approx(0.1)
     assert ece([True, False], [1.0, 0.0]) == 0.0
     assert threshold_gap({"best_accuracy": {"accuracy": 0.9}}, 0.75) == pytest.approx(0.15)
-    # p = 1.0 falls in the top bin; with 2 bins 0.62 and 0.68 join 0.95 and 1.0 in [0.5, 1]
+    # 10 bins, only those holding a sample listed: p = 1.0 falls in the top one, [0.9, 1]
     table = reliability([True, False, True, True], [1.0, 0.05, 0.62, 0.95])
     assert [(b["lo"], b["hi"], b["n"]) for b in table] == [(0.0, 0.1, 1), (0.6, 0.7, 1), (0.9, 1.0, 2)]
     assert table[-1]["mean_p"] == pytest.approx(0.975) and table[-1]["share_unsafe"] == 1.0
