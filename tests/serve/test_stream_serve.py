@@ -44,15 +44,18 @@ def stream_checkpoint(trained_run, tmp_path_factory):
     return out / "stream_head" / "checkpoint"
 
 
-def whole_pass(checkpoint) -> list[float]:
-    guard, tokenizer = load_stream_guard(checkpoint)
-    prefix, ids, _ = response_spans(tokenizer, QUESTION, RESPONSE)
+def whole_pass(guard, tokenizer, ids=None, controversial_as="unsafe") -> list[float]:
+    """p(unsafe) of each response token from one pass over QUESTION's prefix and the response (RESPONSE,
+    or these token ids)."""
+    prefix, response_ids, _ = response_spans(tokenizer, QUESTION, RESPONSE)
+    ids = response_ids if ids is None else ids
     with torch.no_grad():
-        return p_unsafe(guard.eval()(torch.tensor([prefix + ids]))["risk_logits"][0, len(prefix) :]).tolist()
+        logits = guard.eval()(torch.tensor([prefix + ids]))["risk_logits"][0, len(prefix) :]
+    return p_unsafe(logits, controversial_as).tolist()
 
 
 def test_a_session_scores_each_chunk_as_one_whole_pass_and_the_stop_rule_stays(stream_checkpoint):
-    expected = whole_pass(stream_checkpoint)
+    expected = whole_pass(*load_stream_guard(stream_checkpoint))
     scorer = load_scorer(stream_checkpoint)
     with running(scorer, stream=StreamLimits(threshold=0.0, k=3)) as client:
         sid = client.post("/v1/stream", json={"question": QUESTION}).json()["session"]
@@ -99,10 +102,9 @@ def test_the_store_keeps_a_session_idle_for_its_ttl_and_takes_a_response_of_max_
     now[0] = 10.0  # idle for exactly stream_ttl_s: still open
     fed = store.feed(sid, None, [100, 200, 300])  # exactly stream_max_tokens
     assert (fed["session"], fed["tokens"], fed["first_token"]) == (sid, 3, 0)
-    prefix, _, _ = response_spans(tokenizer, QUESTION, "")
-    with torch.no_grad():  # the session judges by the store's controversial_as ("safe")
-        logits = guard.eval()(torch.tensor([prefix + [100, 200, 300]]))["risk_logits"][0, len(prefix) :]
-    assert fed["p_unsafe"] == pytest.approx(p_unsafe(logits, "safe").tolist(), abs=1e-5)
+    # the session judges by the store's controversial_as ("safe")
+    expected = whole_pass(guard, tokenizer, [100, 200, 300], "safe")
+    assert fed["p_unsafe"] == pytest.approx(expected, abs=1e-5)
     with pytest.raises(SessionError) as over:
         store.feed(sid, None, [400])
     assert (over.value.status, over.value.param) == (413, "token_ids")
