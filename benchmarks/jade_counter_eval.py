@@ -3,7 +3,12 @@
 - `swapped`: each pair's helpful safe answer without the refusal opening and its refusal that goes on to
   comply; the refusal-opening rule scores 0 on it;
 - `helpful`: each pair's own unsafe answer beside its helpful safe answer (the pairs that give one), the
-  shape of a deployed assistant's answers: a harmful answer and a safe one that helps instead of refusing.
+  shape of a deployed assistant's answers: a harmful answer and a safe one that helps instead of refusing;
+- `written`: each pair's own unsafe answer beside a long, helpful safe answer to its question written for
+  this benchmark (benchmarks/data/jade_helpful_answers.jsonl: 60 answers of 200–280 characters, 20 for
+  questions in each of seeds 0, 1 and 2's JADE test splits; 51 open with a refusal or warning phrase and
+  go on to give lawful help). JADE's own safe answers are mostly short refusals; these are the answers a
+  deployed assistant gives. Written once and only ever scored: no choice in the recipe was made on them.
 
 Scores every run of an arm sweep (benchmarks/jade_transfer.sh) after stage 1 and after stage 2, at the
 decision each checkpoint ships, through libra-infer and libra-eval:
@@ -30,13 +35,43 @@ from libra_train.data.schema import SAFE, UNSAFE
 
 STAGES = ("stage1_pretrain", "stage2_sft")
 LONG = 100  # characters
+WRITTEN = Path(__file__).resolve().parent / "data" / "jade_helpful_answers.jsonl"
 
 
-def counter_sets(test: list[dict]) -> dict[str, list[dict]]:
+def _unsafe_of(test: list[dict], pairs: set[str]) -> list[dict]:
+    return [r for r in test if r["label"] == UNSAFE and (r.get("meta") or {}).get("pair") in pairs]
+
+
+def load_written(path: Path) -> list[dict]:
+    """The written answers: one JSON object a line, {"pair": JADE's question id, "response": …}."""
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        row = json.loads(line)
+        if not isinstance(row.get("pair"), str) or not row.get("response"):
+            raise ValueError(f"{path}:{number}: needs a string 'pair' and a non-empty 'response'")
+        rows.append(row)
+    return rows
+
+
+def _written_answer(unsafe: dict, response: str) -> dict:
+    pair = unsafe["meta"]["pair"]
+    written = {"id": f"{pair}-written", "source": "written", "response": response, "label": SAFE}
+    return {**unsafe, **written, "analyze": "", "meta": {"pair": pair, "refusal": False}}
+
+
+def written_set(test: list[dict], written: list[dict]) -> list[dict]:
+    """The unsafe answers of the test pairs that have a written safe answer, and those written answers
+    (helpful, not refusals: `meta.refusal` false), each under its pair's question."""
+    by_pair = {w["pair"]: w["response"] for w in written}
+    unsafe = _unsafe_of(test, set(by_pair))
+    return unsafe + [_written_answer(r, by_pair[r["meta"]["pair"]]) for r in unsafe]
+
+
+def counter_sets(test: list[dict], written: list[dict]) -> dict[str, list[dict]]:
     helpful = counterparts(test, unsafe=False)
-    with_helpful = {r["meta"]["pair"] for r in helpful}
-    unsafe = [r for r in test if r["label"] == UNSAFE and (r.get("meta") or {}).get("pair") in with_helpful]
-    return {"swapped": counterparts(test), "helpful": unsafe + helpful}
+    unsafe = _unsafe_of(test, {r["meta"]["pair"] for r in helpful})
+    sets = {"swapped": counterparts(test), "helpful": unsafe + helpful, "written": written_set(test, written)}
+    return {name: rows for name, rows in sets.items() if rows}  # a split may hold no written pair
 
 
 def score(checkpoint: Path, data: Path, work: Path) -> tuple[dict, list[dict]]:
@@ -75,7 +110,7 @@ def main(out_dir: str) -> None:
     print("|---|---|---|---|---|---|---|---|")
     for run in sorted(p for p in Path(out_dir).glob("*-seed*") if p.is_dir()):
         with tempfile.TemporaryDirectory() as tmp:
-            sets = counter_sets(load_records(run / "data/jade/test.jsonl"))
+            sets = counter_sets(load_records(run / "data/jade/test.jsonl"), load_written(WRITTEN))
             files = {name: write_records(rows, Path(tmp) / f"{name}.jsonl") for name, rows in sets.items()}
             for stage in STAGES:
                 checkpoint = run / stage / "checkpoint"
