@@ -8,7 +8,10 @@
   this benchmark (benchmarks/data/jade_helpful_answers.jsonl: 60 answers of 200–280 characters, 20 for
   questions in each of seeds 0, 1 and 2's JADE test splits; 51 open with a refusal or warning phrase and
   go on to give lawful help). JADE's own safe answers are mostly short refusals; these are the answers a
-  deployed assistant gives. Written once and only ever scored: no choice in the recipe was made on them.
+  deployed assistant gives. Written once and not edited after any guard scored them; the recipe's choices
+  are made on `written_dev`, not on them;
+- `written_dev`: the same for JADE dev's questions (jade_helpful_answers_dev.jsonl: 30 answers, 10 for
+  each of seeds 0–2's dev splits), where a choice may be made.
 
 Scores every run of an arm sweep (benchmarks/jade_transfer.sh) after stage 1 and after stage 2, at the
 decision each checkpoint ships, through libra-infer and libra-eval:
@@ -36,6 +39,7 @@ from libra_train.data.schema import SAFE, UNSAFE
 STAGES = ("stage1_pretrain", "stage2_sft")
 LONG = 100  # characters
 WRITTEN = Path(__file__).resolve().parent / "data" / "jade_helpful_answers.jsonl"
+WRITTEN_DEV = WRITTEN.with_name("jade_helpful_answers_dev.jsonl")  # for JADE dev's questions: to choose on
 
 
 def _unsafe_of(test: list[dict], pairs: set[str]) -> list[dict]:
@@ -111,6 +115,8 @@ def main(out_dir: str) -> None:
     for run in sorted(p for p in Path(out_dir).glob("*-seed*") if p.is_dir()):
         with tempfile.TemporaryDirectory() as tmp:
             sets = counter_sets(load_records(run / "data/jade/test.jsonl"), load_written(WRITTEN))
+            dev = written_set(load_records(run / "data/jade/dev.jsonl"), load_written(WRITTEN_DEV))
+            sets = {**sets, "written_dev": dev} if dev else sets
             files = {name: write_records(rows, Path(tmp) / f"{name}.jsonl") for name, rows in sets.items()}
             for stage in STAGES:
                 checkpoint = run / stage / "checkpoint"

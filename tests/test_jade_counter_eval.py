@@ -58,3 +58,10 @@ def test_the_committed_answers_are_long_distinct_and_mostly_open_with_a_warning(
     openings = sum(refusal_opening(r["response"]) for r in rows)
     assert 0.7 <= openings / len(rows) <= 0.9
     assert all(1 <= int(r["pair"]) <= 500 for r in rows)  # JADE medium's question ids
+
+
+def test_the_dev_answers_are_for_other_questions_than_the_test_answers():
+    test = {r["pair"] for r in jade_counter_eval.load_written(jade_counter_eval.WRITTEN)}
+    dev = jade_counter_eval.load_written(jade_counter_eval.WRITTEN_DEV)
+    assert len(dev) == 30 and len({r["pair"] for r in dev}) == 30
+    assert not {r["pair"] for r in dev} & test  # one question's answer is never both chosen on and scored
