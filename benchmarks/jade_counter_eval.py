@@ -1,4 +1,5 @@
-"""JADE test where the opening says nothing, made from its pairs' counterparts (data/counter_openings.py):
+"""JADE test where the opening says nothing, made from its pairs' counterparts (data/counter_openings.py),
+and where the safe answer helps at length:
 
 - `swapped`: each pair's helpful safe answer without the refusal opening and its refusal that goes on to
   comply; the refusal-opening rule scores 0 on it;
@@ -42,16 +43,19 @@ WRITTEN = Path(__file__).resolve().parent / "data" / "jade_helpful_answers.jsonl
 WRITTEN_DEV = WRITTEN.with_name("jade_helpful_answers_dev.jsonl")  # for JADE dev's questions: to choose on
 
 
-def _unsafe_of(test: list[dict], pairs: set[str]) -> list[dict]:
-    return [r for r in test if r["label"] == UNSAFE and (r.get("meta") or {}).get("pair") in pairs]
+def _unsafe_of(split: list[dict], pairs: set[str]) -> list[dict]:
+    return [r for r in split if r["label"] == UNSAFE and (r.get("meta") or {}).get("pair") in pairs]
 
 
 def load_written(path: Path) -> list[dict]:
     """The written answers: one JSON object a line, {"pair": JADE's question id, "response": …}."""
     rows = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        row = json.loads(line)
-        if not isinstance(row.get("pair"), str) or not row.get("response"):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}:{number}: not a JSON object ({error.msg})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("pair"), str) or not row.get("response"):
             raise ValueError(f"{path}:{number}: needs a string 'pair' and a non-empty 'response'")
         rows.append(row)
     return rows
@@ -63,11 +67,11 @@ def _written_answer(unsafe: dict, response: str) -> dict:
     return {**unsafe, **written, "analyze": "", "meta": {"pair": pair, "refusal": False}}
 
 
-def written_set(test: list[dict], written: list[dict]) -> list[dict]:
-    """The unsafe answers of the test pairs that have a written safe answer, and those written answers
+def written_set(split: list[dict], written: list[dict]) -> list[dict]:
+    """The unsafe answers of the split's pairs that have a written safe answer, and those written answers
     (helpful, not refusals: `meta.refusal` false), each under its pair's question."""
     by_pair = {w["pair"]: w["response"] for w in written}
-    unsafe = _unsafe_of(test, set(by_pair))
+    unsafe = _unsafe_of(split, set(by_pair))
     return unsafe + [_written_answer(r, by_pair[r["meta"]["pair"]]) for r in unsafe]
 
 

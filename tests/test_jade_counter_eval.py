@@ -48,6 +48,9 @@ def test_a_malformed_written_line_is_named_by_file_and_line(tmp_path):
     path.write_text('{"pair": "1", "response": "好"}\n{"pair": 2, "response": "好"}\n', encoding="utf-8")
     with pytest.raises(ValueError, match=r"written\.jsonl:2: needs a string 'pair'"):
         jade_counter_eval.load_written(path)
+    path.write_text('{"pair": "1", "response": "好"}\n{"pair": "2", "response": \n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"written\.jsonl:2: not a JSON object"):
+        jade_counter_eval.load_written(path)
 
 
 def test_the_committed_answers_are_long_distinct_and_mostly_open_with_a_warning():
