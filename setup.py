@@ -14,7 +14,8 @@ setup(
     # conf/ ships inside the package (libra_train/conf), so a wheel or a non-editable install can compose
     # its configs; in a checkout, cli_utils.CONF_DIR reads conf/ itself.
     package_dir={"libra_train.conf": "conf"},
-    package_data={"libra_train.conf": ["*.yaml", "**/*.yaml"]},
+    # libra_train/data holds the answers written for JADE's questions (data.<key>.written_answers: jade)
+    package_data={"libra_train.conf": ["*.yaml", "**/*.yaml"], "libra_train.data": ["*.jsonl"]},
     install_requires=[
         # No upper bound on torch: users get the newest build for their machine. CI pins the one it tests
         # with a constraints file (constraints/ci.txt), not through this metadata.

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 from libra_train.config_groups import StageConfig
 from libra_train.data.formats import FormatConfig
 from libra_train.data.io import HUB_PREFIX
-from libra_train.errors import ConfigError
+from libra_train.data.written_answers import load_written
+from libra_train.errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # the run's type only: config.py builds the run and imports this module
     from libra_train.config import RunConfig
@@ -277,3 +278,10 @@ def _check_data_paths(run: RunConfig) -> None:
         made = run.data.table is not None and p in run.data.table.files().values()  # imported first
         if not p.exists() and not made and not (run.data.prepare is not None and p.parent == run_data):
             raise ConfigError(key, f"no such file or folder: {p}")
+    for k in used:  # read now, not after the stages before the one that adds them have trained
+        written = run.data.entries[k].written_answers
+        if written:
+            try:
+                load_written(written)
+            except DataError as error:
+                raise ConfigError(f"data.{k}.written_answers", str(error)) from None

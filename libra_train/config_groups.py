@@ -186,6 +186,11 @@ class DataEntry:
         "training: add each pair's layout counterparts (data/counter_layouts.py) where its unsafe answer "
         "is a numbered list: its safe answer as a numbered list, its unsafe answer as prose",
     )
+    written_answers: str | None = opt(
+        None,
+        "training: long, helpful safe answers written for real pairs' questions (data/written_answers.py): "
+        "jade, or a JSONL path of {pair, response}; each whose pair has an unsafe answer here is added",
+    )
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from libra_train.data.formats import refuse_conversation, render_prompt, render_
 from libra_train.data.io import HUB_PREFIX, atomic_write_text, load_records, read_raw
 from libra_train.data.recorded_format import save_format
 from libra_train.data.subset import stratified_subset
+from libra_train.data.written_answers import load_written, written_counterparts
 from libra_train.eval.decision import Decision, save_decision
 from libra_train.redaction import redact
 from libra_train.run_record import check_and_record_changes
@@ -165,6 +166,8 @@ def _counterparts_of(records: list[dict], entry: DataEntry) -> list[dict]:
         added += counterparts(records, unsafe=entry.counter_openings == "both")
     if entry.counter_layouts:
         added += layout_counterparts(records)
+    if entry.written_answers:
+        added += written_counterparts(records, load_written(entry.written_answers))
     return added
 
 

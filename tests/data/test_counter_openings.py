@@ -81,5 +81,6 @@ def test_the_key_names_its_kinds_only(tmp_path):
 def test_the_jade_recipe_adds_helpful_counterparts_to_jade_train_in_stage_2_only(tmp_path):
     first, second = jade_recipe_ids(tmp_path, jade_pair("7", REFUSAL + ADVICE, STEPS))
     assert first == ["7-unsafe", "7-safe"]
-    # JADE train with its helpful counterpart; the synthetic replay (here the same file) without one
-    assert second == ["7-unsafe", "7-safe", "7-safe~helpful", "7-unsafe", "7-safe"]
+    # JADE train with its helpful counterpart (and the answer written for JADE's question 7,
+    # data/written_answers.py); the synthetic replay (here the same file) without either
+    assert second == ["7-unsafe", "7-safe", "7-safe~helpful", "7-written", "7-unsafe", "7-safe"]
