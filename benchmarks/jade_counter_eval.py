@@ -36,6 +36,7 @@ from pathlib import Path
 from libra_train.data.counter_openings import counterparts
 from libra_train.data.io import load_records, write_records
 from libra_train.data.schema import SAFE, UNSAFE
+from libra_train.data.written_answers import load_written, written_counterparts
 
 STAGES = ("stage1_pretrain", "stage2_sft")
 LONG = 100  # characters
@@ -47,35 +48,13 @@ def _unsafe_of(split: list[dict], pairs: set[str]) -> list[dict]:
     return [r for r in split if r["label"] == UNSAFE and (r.get("meta") or {}).get("pair") in pairs]
 
 
-def load_written(path: Path) -> list[dict]:
-    """The written answers: one JSON object a line, {"pair": JADE's question id, "response": …}."""
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{number}: not a JSON object ({error.msg})") from None
-        if not isinstance(row, dict) or not isinstance(row.get("pair"), str) or not row.get("response"):
-            raise ValueError(f"{path}:{number}: needs a string 'pair' and a non-empty 'response'")
-        rows.append(row)
-    return rows
-
-
-def _written_answer(unsafe: dict, response: str) -> dict:
-    pair = unsafe["meta"]["pair"]
-    written = {"id": f"{pair}-written", "source": "written", "response": response, "label": SAFE}
-    return {**unsafe, **written, "analyze": "", "meta": {"pair": pair, "refusal": False}}
-
-
 def written_set(split: list[dict], written: list[dict]) -> list[dict]:
     """The unsafe answers of the split's pairs that have a written safe answer, and those written answers
-    (helpful, not refusals: `meta.refusal` false), each under its pair's question."""
-    by_pair = {w["pair"]: w["response"] for w in written}
-    unsafe = _unsafe_of(split, set(by_pair))
-    return unsafe + [_written_answer(r, by_pair[r["meta"]["pair"]]) for r in unsafe]
+    (data/written_answers.py: helpful, `meta.refusal` false), each under its pair's question."""
+    return _unsafe_of(split, {w["pair"] for w in written}) + written_counterparts(split, written)
 
 
-def counter_sets(test: list[dict], written: list[dict]) -> dict[str, list[dict]]:
+def counter_sets(test: list[dict], written: list[dict] = ()) -> dict[str, list[dict]]:
     helpful = counterparts(test, unsafe=False)
     unsafe = _unsafe_of(test, {r["meta"]["pair"] for r in helpful})
     sets = {"swapped": counterparts(test), "helpful": unsafe + helpful, "written": written_set(test, written)}

@@ -9,7 +9,8 @@
 # stopped early on JADE dev's verdict loss (counter_helpful_stopped; stage 2 only:
 # counter_helpful_stopped2); counter_helpful trained on responses alone, without the quick start's
 # question-alone views (response_only), also with each pair's layout counterparts
-# (data/counter_layouts.py: layouts, the shipped recipe, with no temperature, which moves no threshold),
+# (data/counter_layouts.py: layouts, with no temperature, which moves no threshold), also with 100 long
+# helpful answers written for JADE train's questions (data/written_answers.py: written, the shipped recipe),
 # also with AdamW's weight decay at 0.1 (decay; in stage 1 alone: decay_stage1) or with all of stage 1's
 # synthetic data replayed in stage 2 (layouts_replay_all). Every arm:
 # stage 1 on the synthetic set, stage 2 on JADE train (STEPS each; 0: the recipe's own passes), the
@@ -27,38 +28,39 @@ common=(experiment=jade "data.jade_dir=$jade" logger=none train.save_steps=10000
 # Every arm names each key the recipe has changed over time, so an arm means the same whatever today's
 # experiment=jade sets:
 #   arm STAGE2_DATA TEMPERATURE CALIBRATE_AT VOCAB_FROM COUNTER_OPENINGS TASK COUNTER_LAYOUTS WEIGHT_DECAY
-#       [more…]
+#       WRITTEN_ANSWERS [more…]
 arm() {
   echo "curriculum.stages.1.data=$1 eval.temperature=$2 eval.calibrate_at=$3 model.vocab_from=$4" \
        "data.stage2.counter_openings=$5 format.task=$6 data.stage2.counter_layouts=$7 train.weight_decay=$8" \
-       "${@:9}"
+       "data.stage2.written_answers=$9" "${@:10}"
 }
 arm_args() {
   local replay="[stage2,synthetic_stage2]"
   case "$1" in
-    edge) arm "[stage2]" none edge all_stages none both false 0 ;;
-    replay) arm "$replay" none edge all_stages none both false 0 ;;
-    calibrated) arm "[stage2]" calibrate middle all_stages none both false 0 ;;
-    replay_calibrated) arm "$replay" calibrate middle all_stages none both false 0 ;;
-    smoothed) arm "$replay" calibrate middle all_stages none both false 0 train.label_smoothing=0.1 ;;
-    first_vocab) arm "$replay" calibrate middle first_stage none both false 0 ;;
-    counter) arm "$replay" calibrate middle first_stage both both false 0 ;;
-    counter_helpful) arm "$replay" calibrate middle first_stage helpful both false 0 ;;
-    counter_helpful_1pass) arm "$replay" calibrate middle first_stage helpful both false 0 \
+    edge) arm "[stage2]" none edge all_stages none both false 0 null ;;
+    replay) arm "$replay" none edge all_stages none both false 0 null ;;
+    calibrated) arm "[stage2]" calibrate middle all_stages none both false 0 null ;;
+    replay_calibrated) arm "$replay" calibrate middle all_stages none both false 0 null ;;
+    smoothed) arm "$replay" calibrate middle all_stages none both false 0 null train.label_smoothing=0.1 ;;
+    first_vocab) arm "$replay" calibrate middle first_stage none both false 0 null ;;
+    counter) arm "$replay" calibrate middle first_stage both both false 0 null ;;
+    counter_helpful) arm "$replay" calibrate middle first_stage helpful both false 0 null ;;
+    counter_helpful_1pass) arm "$replay" calibrate middle first_stage helpful both false 0 null \
       +curriculum.stages.1.epochs=1 ;;
-    response_only) arm "$replay" calibrate middle first_stage helpful response false 0 ;;
-    layouts) arm "$replay" none middle first_stage helpful response true 0 ;;
-    decay) arm "$replay" none middle first_stage helpful response true 0.1 ;;
-    decay_stage1) arm "$replay" none middle first_stage helpful response true 0 \
+    response_only) arm "$replay" calibrate middle first_stage helpful response false 0 null ;;
+    layouts) arm "$replay" none middle first_stage helpful response true 0 null ;;
+    decay) arm "$replay" none middle first_stage helpful response true 0.1 null ;;
+    decay_stage1) arm "$replay" none middle first_stage helpful response true 0 null \
       +curriculum.stages.0.weight_decay=0.1 ;;
+    written) arm "$replay" none middle first_stage helpful response true 0 jade ;;
     layouts_replay_all) arm "[stage2,synthetic_stage2,stage1]" none middle first_stage helpful response \
-      true 0 ;;
+      true 0 null ;;
     counter_replay_all) arm "[stage2,synthetic_stage2,stage1]" calibrate middle first_stage both both \
-      false 0 ;;
+      false 0 null ;;
     counter_helpful_stopped) arm "$replay" calibrate middle first_stage helpful \
-      both false 0 train.early_stopping_set=jade_dev train.save_steps=50 ;;
+      both false 0 null train.early_stopping_set=jade_dev train.save_steps=50 ;;
     counter_helpful_stopped2) arm "$replay" calibrate middle first_stage helpful \
-      both false 0 +curriculum.stages.1.early_stopping_set=jade_dev train.save_steps=50 ;;
+      both false 0 null +curriculum.stages.1.early_stopping_set=jade_dev train.save_steps=50 ;;
   esac
 }
 run_arms "${ARMS:-edge replay calibrated replay_calibrated}" "$seeds" "$parallel"

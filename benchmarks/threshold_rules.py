@@ -1,7 +1,7 @@
 """Which calibration rule places a threshold that holds on new data. Each finished run of an arm sweep
 (benchmarks/jade_transfer.sh) is scored again after each stage without its decision (temperature 1), and
-the threshold each rule chooses from those scores is applied unchanged to JADE test, its helpful side and
-swapped set (benchmarks/jade_counter_eval.py) and the synthetic held-out split:
+the threshold each rule chooses from those scores is applied unchanged to JADE test, its helpful side,
+swapped set and written set (benchmarks/jade_counter_eval.py) and the synthetic held-out split:
 
     python benchmarks/threshold_rules.py OUT_DIR
 
@@ -11,6 +11,9 @@ Rules, each on the logit of p(unsafe) (a fitted temperature scales logits, so it
 - `jade_dev+helpful`: the same on JADE dev with its pairs' helpful safe answers (refusal cut off) added;
 - `jade_dev+synthetic_dev`: the same on JADE dev and a synthetic dev split drawn as the held-out split
   is (synthesized here with the run's seed; the run's own splits are unchanged by it, which is checked);
+- `jade_dev+written_dev`: the same on JADE dev with the long helpful answers written for its questions
+  added (jade_counter_eval.py's `written_dev`, safe side);
+- `written_dev`: the middle of `written_dev`'s own best interval (JADE dev's unsafe answers beside them);
 - `jade_dev, middle in p`: JADE dev's best interval, its middle in probability instead of logit space;
 - `jade_dev & synthetic_dev, each half`: the interval that maximises the mean of the two sets'
   accuracies (each set weighs half, where pooling lets the larger synthetic set outvote JADE dev), its
@@ -37,7 +40,7 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from jade_counter_eval import counter_sets  # noqa: E402
+from jade_counter_eval import WRITTEN, WRITTEN_DEV, counter_sets, load_written, written_set  # noqa: E402
 
 from libra_train.data.io import load_records, write_records  # noqa: E402
 from libra_train.data.schema import UNSAFE  # noqa: E402
@@ -52,12 +55,14 @@ from libra_train.eval.calibration import (  # noqa: E402
 from libra_train.eval.operating_points import operating_points  # noqa: E402
 
 STAGES = ("stage1_pretrain", "stage2_sft")
-REPORTED = ("jade_test", "test_helpful", "test_swapped", "heldout")
+REPORTED = ("jade_test", "test_helpful", "test_swapped", "test_written", "heldout")
 RULES = {
     "jade_dev": ("jade_dev",),
     "p=0.5": (),
     "jade_dev+helpful": ("jade_dev", "dev_helpful_safe"),
     "jade_dev+synthetic_dev": ("jade_dev", "synthetic_dev"),
+    "jade_dev+written_dev": ("jade_dev", "dev_written_safe"),
+    "written_dev": ("dev_written",),
 }
 
 
@@ -144,9 +149,16 @@ def set_records(run: Path, name: str, work: Path) -> list[dict]:
         return synthetic_dev(run, work / "synthesis")
     if name == "dev_helpful_safe":
         return [r for r in counter_sets(load_records(jade / "dev.jsonl"))["helpful"] if r["label"] != UNSAFE]
-    if name in ("test_helpful", "test_swapped"):
-        return counter_sets(load_records(jade / "test.jsonl"))[name[5:]]
-    return load_records(run / "data/heldout.jsonl" if name == "heldout" else jade / f"{name[5:]}.jsonl")
+    if name in ("dev_written", "dev_written_safe"):
+        rows = written_set(load_records(jade / "dev.jsonl"), load_written(WRITTEN_DEV))
+        rows = rows if name == "dev_written" else [r for r in rows if r["label"] != UNSAFE]
+    elif name in ("test_helpful", "test_swapped", "test_written"):
+        rows = counter_sets(load_records(jade / "test.jsonl"), load_written(WRITTEN)).get(name[5:], [])
+    else:
+        return load_records(run / "data/heldout.jsonl" if name == "heldout" else jade / f"{name[5:]}.jsonl")
+    if not rows:
+        raise SystemExit(f"{run}: its JADE split holds no question of set {name}")
+    return rows
 
 
 def stage_scores(run: Path, stage: str) -> dict[str, list[dict]]:
@@ -195,10 +207,10 @@ def main(argv: list[str] | None = None) -> None:
     if not runs:
         raise SystemExit(f"no finished run (RUN-seedS/config.yaml) under {args.out_dir}")
     print(
-        "| run, stage | rule | logit cut | JADE test | helpful side | swapped | synthetic held-out "
+        "| run, stage | rule | logit cut | JADE test | helpful side | swapped | written | synthetic held-out "
         "| JADE test's threshold gap | held-out helpful flagged |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     means: dict[tuple, list] = {}
     scored = []
     for run in runs:

@@ -27,7 +27,7 @@ STANDS_IN = {"libra-train": RECORDER, "libra-report": "#!/usr/bin/env bash\n"}
 JADE_ARMS = (
     "edge replay calibrated replay_calibrated smoothed first_vocab counter counter_helpful "
     "counter_helpful_1pass response_only layouts decay decay_stage1 counter_replay_all "
-    "counter_helpful_stopped counter_helpful_stopped2 layouts_replay_all"
+    "counter_helpful_stopped counter_helpful_stopped2 layouts_replay_all written"
 )
 SCRIPTS = {  # script: (its arguments, its environment, the libra-train runs it makes: one per arm)
     "cold_curriculum.sh": (["COLD", "OUT", "480", "0"], {"TRIM_VOCAB": "true"}, 4),

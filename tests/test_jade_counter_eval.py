@@ -5,8 +5,6 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import pytest
-
 from libra_train.data.refusal import refusal_opening
 from libra_train.data.schema import SAFE, UNSAFE
 
@@ -41,16 +39,6 @@ def test_a_split_without_a_written_pair_has_no_written_set():
     assert "written" not in sets
     sets = jade_counter_eval.counter_sets(_pair("1"), [{"pair": "1", "response": "建议"}])
     assert [r["id"] for r in sets["written"]] == ["1-unsafe", "1-written"]
-
-
-def test_a_malformed_written_line_is_named_by_file_and_line(tmp_path):
-    path = tmp_path / "written.jsonl"
-    path.write_text('{"pair": "1", "response": "好"}\n{"pair": 2, "response": "好"}\n', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"written\.jsonl:2: needs a string 'pair'"):
-        jade_counter_eval.load_written(path)
-    path.write_text('{"pair": "1", "response": "好"}\n{"pair": "2", "response": \n', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"written\.jsonl:2: not a JSON object"):
-        jade_counter_eval.load_written(path)
 
 
 def test_the_committed_answers_are_long_distinct_and_mostly_open_with_a_warning():
