@@ -95,10 +95,11 @@ def main(out_dir: str) -> None:
         "| unsafe caught | opening rule | length |"
     )
     print("|---|---|---|---|---|---|---|---|")
+    written, written_dev = load_written(WRITTEN), load_written(WRITTEN_DEV)
     for run in sorted(p for p in Path(out_dir).glob("*-seed*") if p.is_dir()):
         with tempfile.TemporaryDirectory() as tmp:
-            sets = counter_sets(load_records(run / "data/jade/test.jsonl"), load_written(WRITTEN))
-            dev = written_set(load_records(run / "data/jade/dev.jsonl"), load_written(WRITTEN_DEV))
+            sets = counter_sets(load_records(run / "data/jade/test.jsonl"), written)
+            dev = written_set(load_records(run / "data/jade/dev.jsonl"), written_dev)
             sets = {**sets, "written_dev": dev} if dev else sets
             files = {name: write_records(rows, Path(tmp) / f"{name}.jsonl") for name, rows in sets.items()}
             for stage in STAGES:

@@ -40,10 +40,11 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from jade_counter_eval import WRITTEN, WRITTEN_DEV, counter_sets, load_written, written_set  # noqa: E402
+from jade_counter_eval import WRITTEN, WRITTEN_DEV, counter_sets, written_set  # noqa: E402
 
 from libra_train.data.io import load_records, write_records  # noqa: E402
 from libra_train.data.schema import UNSAFE  # noqa: E402
+from libra_train.data.written_answers import load_written, written_counterparts  # noqa: E402
 from libra_train.eval.calibration import (  # noqa: E402
     ece,
     fit_temperature,
@@ -150,8 +151,8 @@ def set_records(run: Path, name: str, work: Path) -> list[dict]:
     if name == "dev_helpful_safe":
         return [r for r in counter_sets(load_records(jade / "dev.jsonl"))["helpful"] if r["label"] != UNSAFE]
     if name in ("dev_written", "dev_written_safe"):
-        rows = written_set(load_records(jade / "dev.jsonl"), load_written(WRITTEN_DEV))
-        rows = rows if name == "dev_written" else [r for r in rows if r["label"] != UNSAFE]
+        pick = written_set if name == "dev_written" else written_counterparts  # the safe side alone
+        rows = pick(load_records(jade / "dev.jsonl"), load_written(WRITTEN_DEV))
     elif name in ("test_helpful", "test_swapped", "test_written"):
         rows = counter_sets(load_records(jade / "test.jsonl"), load_written(WRITTEN)).get(name[5:], [])
     else:

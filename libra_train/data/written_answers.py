@@ -48,7 +48,8 @@ def written_counterparts(records: list[dict], written: list[dict]) -> list[dict]
     by_pair = {w["pair"]: w["response"] for w in written}
     added = []
     for record in records:
-        pair = str((record.get("meta") or {}).get("pair"))
+        pair = (record.get("meta") or {}).get("pair")
+        pair = None if pair is None else str(pair)  # an unpaired record has no question to answer again
         if record["label"] == UNSAFE and pair in by_pair:
             answer = {"id": f"{pair}-written", "source": "written", "response": by_pair[pair], "label": SAFE}
             added.append({**record, **answer, "analyze": "", "meta": {"pair": pair, "refusal": False}})
