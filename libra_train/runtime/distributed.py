@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+from libra_train.data.io import atomic_write_text
 from libra_train.errors import LibraError
 
 _timeout_s = [3600.0]
@@ -73,9 +74,10 @@ def _run_marked(marker: Path, work) -> None:
         work()
     except BaseException as err:  # the waiting ranks stop with this error instead of timing out
         first = (str(err).strip().splitlines() or [""])[0]
-        _failed(marker).write_text(f"{type(err).__name__}: {first}\n")
+        # Atomic: a waiting rank polls for the file and reads it at once, so it must never see it empty.
+        atomic_write_text(_failed(marker), f"{type(err).__name__}: {first}\n")
         raise
-    marker.write_text(str(time.time()))
+    atomic_write_text(marker, str(time.time()))
 
 
 def once(marker: Path, work, redo: bool = False) -> None:

@@ -3,6 +3,7 @@ environment; work done once behind a marker; every rank's markers awaited by ran
 for the waiting ranks, and a wait that ends at the timeout naming who it waited for. The two-process
 runs of the same helpers are in test_sharded_eval.py."""
 
+import sys
 import threading
 import time
 
@@ -77,6 +78,38 @@ def test_a_failure_is_written_for_the_waiting_ranks_and_a_retry_clears_it(launch
     assert (tmp_path / ".data.failed").read_text() == "KeyboardInterrupt: \n"
     d.once(marker, lambda: None)
     assert marker.is_file() and not (tmp_path / ".data.failed").exists()
+
+
+def test_a_waiting_rank_never_reads_a_failure_before_its_error_is_written(launch, tmp_path):
+    """A waiting rank reads the failure marker the moment it appears: were the marker created before
+    its text was in, the rank would stop with an empty error."""
+    launch(0)
+    errors, stop = [], threading.Event()
+
+    def wait(marker):
+        while not stop.is_set():
+            try:
+                d.wait_for(marker, poll_s=0)
+            except LibraError as err:
+                errors.append(str(err))
+
+    def fail():
+        raise ValueError("bad shard")
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # the threads interleave between any two bytecodes
+    try:
+        for i in range(1000):
+            stop.clear()
+            waiter = threading.Thread(target=wait, args=(tmp_path / f".eval{i}",))
+            waiter.start()
+            with pytest.raises(ValueError):
+                d.once(tmp_path / f".eval{i}", fail)
+            stop.set()
+            waiter.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert len(errors) >= 1000 and set(errors) == {"rank 0 failed: ValueError: bad shard"}
 
 
 def test_a_wait_ends_at_the_timeout_naming_the_rank_who_it_waited_for_and_the_key(launch, tmp_path):
