@@ -29,8 +29,10 @@ def load_written(spec: str | Path) -> list[dict]:
     path = BUILT_IN.get(str(spec), Path(spec))
     if not path.is_file():
         raise DataError(path, f"no such file (or name one of: {', '.join(BUILT_IN)})")
-    rows = []
+    rows, line_of_pair = [], {}
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue  # as in every JSONL file the project reads
         try:
             row = json.loads(line)
         except json.JSONDecodeError as error:
@@ -38,6 +40,15 @@ def load_written(spec: str | Path) -> list[dict]:
         for field in ("pair", "response"):
             if not isinstance(row, dict) or not isinstance(row.get(field), str) or not row[field]:
                 raise DataError(path, "needs a non-empty string", f"line {number}", field)
+        if row["pair"] in line_of_pair:  # one answer per question: a second would replace the first
+            first = line_of_pair[row["pair"]]
+            raise DataError(
+                path,
+                f"a second answer for pair {row['pair']!r} (first on line {first})",
+                f"line {number}",
+                "pair",
+            )
+        line_of_pair[row["pair"]] = number
         rows.append(row)
     return rows
 

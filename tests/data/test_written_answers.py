@@ -64,6 +64,10 @@ def test_the_built_in_answers_are_for_other_questions_than_the_benchmarks_writte
         ('{"pair": "2", "response": ""}', "line 2: field 'response': needs a non-empty string"),
         ('{"pair": "2", "response": ', "line 2: not a JSON object"),
         ('["2", "好"]', "line 2: field 'pair': needs a non-empty string"),
+        (
+            '{"pair": "1", "response": "另一个"}',
+            r"line 2: field 'pair': a second answer for pair '1' \(first on line 1\)",
+        ),
     ],
 )
 def test_a_bad_line_is_named_by_file_line_and_field(tmp_path, line, message):
@@ -71,6 +75,13 @@ def test_a_bad_line_is_named_by_file_line_and_field(tmp_path, line, message):
     path.write_text(json.dumps({"pair": "1", "response": "好"}) + "\n" + line + "\n", encoding="utf-8")
     with pytest.raises(DataError, match=f"written.jsonl, {message}"):
         load_written(path)
+
+
+def test_blank_lines_are_skipped_and_each_answer_is_read_once(tmp_path):
+    path = tmp_path / "written.jsonl"
+    rows = [{"pair": "1", "response": "好"}, {"pair": "2", "response": HELP}]
+    path.write_text("\n" + json.dumps(rows[0]) + "\n  \n" + json.dumps(rows[1]) + "\n\n", encoding="utf-8")
+    assert load_written(path) == rows
 
 
 def test_a_missing_file_is_refused_at_start_naming_the_key_and_the_built_in_names(tmp_path):
