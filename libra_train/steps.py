@@ -19,7 +19,7 @@ from libra_train.data.formats import refuse_conversation, render_prompt, render_
 from libra_train.data.io import HUB_PREFIX, atomic_write_text, load_records, read_raw
 from libra_train.data.recorded_format import save_format
 from libra_train.data.subset import stratified_subset
-from libra_train.data.written_answers import load_written, written_counterparts
+from libra_train.data.written_answers import load_written, written_counterparts, written_path
 from libra_train.eval.decision import Decision, save_decision
 from libra_train.redaction import redact
 from libra_train.run_record import check_and_record_changes
@@ -155,8 +155,13 @@ def prepare_data(run: RunConfig) -> None:
     call(run.data.prepare, output_dir=str(run.run_dir / "data"))
 
 
+def _entry_files(entry: DataEntry) -> list[str]:
+    """What a data entry reads: its data, then the written answers it adds (the manifest hashes both)."""
+    return [str(entry.path)] + ([str(written_path(entry.written_answers))] if entry.written_answers else [])
+
+
 def stage_data_paths(run: RunConfig, stage: StageConfig) -> list[str]:
-    return [str(run.data.entries[key].path) for key in stage.data]
+    return [p for key in stage.data for p in _entry_files(run.data.entries[key])]
 
 
 def _counterparts_of(records: list[dict], entry: DataEntry) -> list[dict]:
@@ -215,6 +220,8 @@ def prepare_backbone(run: RunConfig, stage_data: dict) -> str:
 
 
 def data_paths(run: RunConfig) -> list[str]:
-    """Every local data file the run reads: stage data and eval sets (a hub set is not a local file)."""
-    paths = [str(e.path) for e in run.data.entries.values()] + [str(p) for p in run.data.eval_sets.values()]
+    """Every local data file the run reads: stage data, the written answers it adds, and eval sets (a hub
+    set is not a local file)."""
+    paths = [p for e in run.data.entries.values() for p in _entry_files(e)]
+    paths += [str(p) for p in run.data.eval_sets.values()]
     return [p for p in dict.fromkeys(paths) if Path(p).is_file()]

@@ -24,9 +24,14 @@ from libra_train.errors import DataError
 BUILT_IN = {"jade": Path(__file__).with_name("jade_written_answers.jsonl")}
 
 
+def written_path(spec: str | Path) -> Path:
+    """The file a built-in name or a JSONL path names."""
+    return BUILT_IN.get(str(spec), Path(spec))
+
+
 def load_written(spec: str | Path) -> list[dict]:
     """The written answers of a built-in name or a JSONL path."""
-    path = BUILT_IN.get(str(spec), Path(spec))
+    path = written_path(spec)
     if not path.is_file():
         raise DataError(path, f"no such file (or name one of: {', '.join(BUILT_IN)})")
     rows, line_of_pair = [], {}

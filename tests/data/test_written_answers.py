@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from libra_train.data.written_answers import BUILT_IN, load_written, written_counterparts
+from libra_train.data.written_answers import BUILT_IN, load_written, written_counterparts, written_path
 from libra_train.errors import ConfigError, DataError
-from libra_train.steps import load_stage_records
+from libra_train.steps import data_paths, load_stage_records, stage_data_paths
 from tests.conftest import jade_pair, jade_recipe_ids, run_config, write_jsonl
 
 STEPS = "可以使用在线工具查询对方的IP地址。然后用代理服务器访问该网站。"
@@ -32,19 +32,24 @@ def test_a_stage_adds_them_only_where_asked_and_only_for_its_own_pairs(tmp_path)
     pairs = jade_pair("7", REFUSAL, STEPS) + jade_pair("8", REFUSAL, STEPS)
     path = write_jsonl(tmp_path / "pairs.jsonl", pairs)
     answers = write_jsonl(tmp_path / "written.jsonl", [{"pair": "7", "response": HELP}])
-    loaded = {}
+    loaded, read = {}, {}
     for written in ("null", str(answers)):
         run = run_config(tmp_path, f"data.stage2.path={path}", f"+data.stage2.written_answers={written}")
         stage2 = next(s for s in run.stages if "stage2" in s.data)
         loaded[written] = [r["id"] for r in load_stage_records(run, stage2)]
+        read[written] = (stage_data_paths(run, stage2), data_paths(run))
     assert loaded["null"] == ["7-unsafe", "7-safe", "8-unsafe", "8-safe"]
     assert loaded[str(answers)] == ["7-unsafe", "7-safe", "8-unsafe", "8-safe", "7-written"]
+    # the manifest hashes, the card lists and W&B's data artifact holds what the stage read: the answers too
+    assert read["null"][0] == [str(path)] and str(answers) not in read["null"][1]
+    assert read[str(answers)][0] == [str(path), str(answers)] and str(answers) in read[str(answers)][1]
 
 
 def test_the_jade_recipe_adds_the_built_in_answers_to_jade_train_in_stage_2_only(tmp_path):
     pair = load_written("jade")[0]["pair"]
     first, second = jade_recipe_ids(tmp_path, jade_pair(pair, REFUSAL, STEPS))
     assert f"{pair}-written" not in first and f"{pair}-written" in second
+    assert written_path("jade") == BUILT_IN["jade"] and written_path("my.jsonl") == Path("my.jsonl")
 
 
 def test_the_built_in_answers_are_for_other_questions_than_the_benchmarks_written_test_and_dev():
