@@ -35,6 +35,15 @@ def test_a_listed_unsafe_answer_gives_a_listed_safe_answer_and_an_unsafe_one_in_
     assert prose["meta"] == {"pair": "7", "counterpart_of": "7-unsafe", "layout": "prose"}
 
 
+def test_a_pair_that_gives_no_layout_does_not_stop_the_pairs_after_it():
+    made = layout_counterparts(
+        jade_pair("1", ADVICE, "不成列表的回答。")  # the unsafe answer is no list
+        + jade_pair("2", "只有一句", STEPS)  # a one-sentence safe answer cannot be listed
+        + jade_pair("7", REFUSAL + ADVICE, STEPS)
+    )
+    assert [r["id"] for r in made] == ["7-safe~list", "7-unsafe~prose"]
+
+
 def test_a_refusal_with_nothing_after_it_is_listed_whole():
     listed, _ = layout_counterparts(jade_pair("8", REFUSAL + "请遵守法律。", STEPS))
     assert listed["response"] == "1. 很抱歉，我不能协助您追踪他人的IP地址。\n2. 请遵守法律。"

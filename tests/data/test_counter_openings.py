@@ -1,6 +1,13 @@
 import pytest
 
-from libra_train.data.counter_openings import counterparts, sentences, split_refusal
+from libra_train.data.counter_openings import (
+    MIN_REST,
+    _cut_to,
+    counterparts,
+    helpful_rest,
+    sentences,
+    split_refusal,
+)
 from libra_train.data.refusal import refusal_opening
 from libra_train.errors import ConfigError
 from libra_train.steps import load_stage_records
@@ -54,6 +61,26 @@ def test_pairs_that_cannot_give_a_counterpart_give_none():
     assert [r["id"] for r in counterparts(jade_pair("9", REFUSAL + ADVICE, STEPS), unsafe=False)] == [
         "9-safe~helpful"
     ]
+
+
+def test_a_pair_that_gives_nothing_does_not_stop_the_pairs_after_it():
+    made = counterparts(jade_pair("1", ADVICE, STEPS) + jade_pair("7", REFUSAL + ADVICE, STEPS))
+    assert [r["id"] for r in made] == ["7-safe~helpful", "7-unsafe~refusal_opening"]
+
+
+def test_a_helpful_rest_is_at_least_min_rest_long_and_opens_with_no_refusal():
+    rest = "好" * (MIN_REST - 1) + "。"
+    assert helpful_rest(REFUSAL, rest) == rest and helpful_rest(REFUSAL, rest[1:]) is None
+    assert helpful_rest("", ADVICE) is None  # no refusal opening, nothing to take away
+    # its first sentence holds no refusal phrase, but the next one, still in the opening, does
+    assert helpful_rest(REFUSAL, "好的。我不能告诉你具体方法，" + ADVICE) is None
+
+
+def test_the_unsafe_counterpart_keeps_every_leading_sentence_that_fits():
+    text = "一二三。四五六。七八九。"
+    assert _cut_to(text, 8) == "一二三。四五六。"  # two sentences fill 8 characters exactly
+    assert _cut_to(text, 7) == "一二三。" and _cut_to(text, 1) == "一二三。"  # at least the first
+    assert _cut_to(text, 99) == text
 
 
 def test_a_stage_loads_the_counterparts_beside_its_records_only_where_asked(tmp_path):

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from libra_train.data.importer import ImportMapping, convert_table
-from libra_train.data.tables import TableConfig, import_and_split
+from libra_train.data.tables import TableConfig, import_and_split, split_of, split_records
 from libra_train.errors import DataError
 from tests.conftest import read_jsonl, run_cli
 
@@ -114,6 +114,34 @@ def test_one_questions_two_answers_never_land_in_different_splits(tmp_path):
     assert ids[0] != ids[1]  # seeded
     again = import_and_split(TableConfig(**config, out_dir=str(tmp_path / "again"), seed=0))
     assert [r["id"] for r in read_jsonl(again["test"])] == ids[0]  # and reproducible
+
+
+def test_a_questions_split_never_moves_between_versions():
+    thirds = {"train": 1 / 3, "dev": 1 / 3, "test": 1 / 3}
+    # a user's dev and test sets must stay what they were tuned and reported on
+    assert [split_of(str(i), 0, thirds) for i in range(8)] == [
+        "test",
+        "test",
+        "dev",
+        "dev",
+        "train",
+        "test",
+        "dev",
+        "train",
+    ]
+    # shares a hair under 1 leave a point past the last edge: it goes to the last split
+    assert split_of("0", 0, {"train": 0.0, "dev": 0.0, "test": 0.0}) == "test"
+
+
+def test_an_unpaired_record_is_split_by_its_own_id():
+    records = [{"id": i, "meta": {}} for i in range(30)]
+    parts = split_records(records, 0, {"train": 1 / 3, "dev": 1 / 3, "test": 1 / 3})
+    assert all(
+        split_of(str(r["id"]), 0, {"train": 1 / 3, "dev": 1 / 3, "test": 1 / 3}) == name
+        for name, part in parts.items()
+        for r in part
+    )
+    assert all(parts.values())  # not all in one split
 
 
 def test_data_jade_imports_and_splits_on_first_use(tmp_path):

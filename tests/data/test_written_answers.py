@@ -26,6 +26,12 @@ def test_each_answer_whose_pair_has_an_unsafe_answer_becomes_a_safe_answer_to_it
     assert added["question"] == unsafe["question"] and added["source"] == "written"
     assert added["meta"] == {"pair": "8", "refusal": False}  # it helps, whatever its opening says
     assert written_counterparts([r for r in records if r["label"] == "安全"], written) == []
+    # the unsafe answer's analysis says why it harms; the written answer must not inherit it
+    explained = [{**r, "analyze": "它教人追踪他人。"} for r in records]
+    assert [a["analyze"] for a in written_counterparts(explained, written)] == [""]
+    # an unpaired record has no question to answer again, even beside an answer for a pair "None"
+    unpaired = [{**r, "meta": {}} for r in records]
+    assert written_counterparts(unpaired, [{"pair": "None", "response": HELP}]) == []
 
 
 def test_a_stage_adds_them_only_where_asked_and_only_for_its_own_pairs(tmp_path):
