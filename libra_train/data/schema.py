@@ -52,7 +52,7 @@ def _check_record(item: Located, require_label: bool) -> dict:
     for field in TEXT_FIELDS:
         value = out.get(field)
         if value is None:
-            out[field] = DEFAULT_SOURCE if field == "source" else ""
+            out[field] = ""  # an empty source becomes DEFAULT_SOURCE below
         elif not isinstance(value, str):
             raise DataError(item.path, f"must be text, got {type(value).__name__}", item.where, field)
     out["category_name"] = _check_categories(out.get("category_name"), item)

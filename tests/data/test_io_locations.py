@@ -9,7 +9,8 @@ import stat
 import pytest
 
 from libra_train.data.io import atomic_write_text, load_records, to_jsonl, write_records
-from libra_train.errors import DataError
+from libra_train.data.tables import TableConfig
+from libra_train.errors import ConfigError, DataError
 from tests.conftest import read_jsonl, sample
 
 GOOD = {"id": 1, "question": "q", "label": "安全"}
@@ -34,6 +35,17 @@ def error_of(path, **kwargs) -> str:
             "category_name",
             "must be a category name or a list of non-empty names",
         ),
+        (
+            {**GOOD, "category_name": ["违法", ""]},
+            "category_name",
+            "must be a category name or a list of non-empty names",
+        ),
+        (
+            {**GOOD, "category_name": ["违法", 3]},
+            "category_name",
+            "must be a category name or a list of non-empty names",
+        ),
+        ({**GOOD, "id": 0}, "id", "duplicate id 0 (first at line 1)"),
         ({**GOOD, "question": 5}, "question", "must be non-empty text"),
         ({**GOOD, "label": ""}, "label", "missing (one of 安全 / 不安全)"),
         ([1, 2], None, "expected a JSON object, got list"),
@@ -96,6 +108,7 @@ def test_skip_mode_keeps_each_rejected_line_as_written_and_says_when_none_is_lef
     assert [r["id"] for r in load_records(path, on_invalid="skip", rejected_path=rejected_path)] == [1]
     [rejected] = read_jsonl(rejected_path)
     assert rejected["record"] == '{"id": 1, "question": ' and rejected["where"] == "line 1"
+    assert rejected["path"] == str(path)
     path.write_text('{"id": 1}\n[]\n', encoding="utf-8")
     assert error_of(path, on_invalid="skip") == f"{path}: no valid records (2 rejected)"
     clean = tmp_path / "clean.jsonl"
@@ -140,3 +153,21 @@ def test_a_write_that_fails_leaves_neither_the_file_nor_its_temp(tmp_path):
         atomic_write_text(tmp_path / "out.txt", "\ud800")  # a lone surrogate cannot be encoded
     assert list(tmp_path.iterdir()) == []
     assert to_jsonl([{"b": "安全", "a": 1}]) == '{"b": "安全", "a": 1}\n'
+
+
+def test_a_write_to_another_format_and_a_bad_split_are_refused_by_name(tmp_path):
+    with pytest.raises(DataError) as err:
+        write_records([GOOD], tmp_path / "out.csv")
+    assert str(err.value) == f"{tmp_path / 'out.csv'}: output must end in .jsonl or .parquet"
+    write_records([GOOD], tmp_path / "a" / "b" / "out.parquet")  # its folders made as for JSONL
+    assert load_records(tmp_path / "a" / "b" / "out.parquet")[0]["id"] == 1
+    columns = dict(path="t.csv", out_dir=str(tmp_path), question_column="问题", response_column="回答")
+    bad = {"train": 0.8, "dev": 0.1, "test": 0.2}
+    with pytest.raises(ConfigError) as err:
+        TableConfig(**columns, label_column="标签", shares=bad)
+    assert (
+        str(err.value) == f"config 'data.table.shares': train, dev and test shares that sum to 1, got {bad}"
+    )
+    with pytest.raises(ConfigError, match="^config 'data.table.seed'"):
+        TableConfig(**columns, label_column="标签", seed="0")
+    TableConfig(**columns, label_column="标签", shares={"train": 0.7, "dev": 0.2, "test": 0.1})  # 0.99999…
