@@ -103,10 +103,10 @@ def test_zero_pipeline_matches_single_process_and_reloads(zero, single_process_l
         assert abs(ours - reference) <= LOSS_TOLERANCE * reference, (losses, single_process_losses)
     # Rank 0 alone wrote the run's own files. Per rank by design: DeepSpeed's resume shards under
     # */trainer/, and each rank's share of the evaluation (rank1-of-2.jsonl, merged by rank 0) with its
-    # done-marker.
+    # done-marker (written through a temp file beside it, `..eval-rank1-….tmp`, then renamed).
     writes = [line.split(" ", 1) for line in (tmp_path / "writes.log").read_text().splitlines()]
     assert {rank for rank, what in writes if what == "started"} >= {"0", "1"}  # both ranks were watched
-    share = re.compile(r"rank1-of-2\.jsonl|/\.eval-rank1-")
+    share = re.compile(r"rank1-of-2\.jsonl|/\.{1,2}eval-rank1-")
     ours_written = [(rank, path) for rank, path in writes if path != "started" and "/trainer/" not in path]
     others = sorted({p for r, p in ours_written if r != "0" and not share.search(p)})
     assert ours_written and not others, others[:5]
