@@ -116,6 +116,28 @@ def test_one_questions_two_answers_never_land_in_different_splits(tmp_path):
     assert [r["id"] for r in read_jsonl(again["test"])] == ids[0]  # and reproducible
 
 
+def test_an_unpaired_table_is_imported_with_every_column_data_table_names(tmp_path):
+    table = tmp_path / "mine.csv"
+    table.write_text(
+        "编号,问,答,标注\nq1,如何理财？,分散投资。,0\nq2,如何偷税？,做两本账。,1\n", encoding="utf-8"
+    )
+    config = TableConfig(
+        path=str(table),
+        out_dir=str(tmp_path / "out"),
+        question_column="问",
+        response_column="答",
+        label_column="标注",
+        id_column="编号",
+        encoding="utf-8",
+        source="内部",
+        seed=0,
+        shares={"train": 1.0, "dev": 0.0, "test": 0.0},
+    )
+    [record, other] = read_jsonl(import_and_split(config)["train"])
+    assert (record["id"], record["question"], record["response"]) == ("q1", "如何理财？", "分散投资。")
+    assert (record["label"], other["label"], record["source"]) == ("安全", "不安全", "内部")
+
+
 def test_a_questions_split_never_moves_between_versions():
     thirds = {"train": 1 / 3, "dev": 1 / 3, "test": 1 / 3}
     # a user's dev and test sets must stay what they were tuned and reported on
