@@ -5,10 +5,12 @@ behind. Each message is checked whole, so a lost location or field fails here.""
 import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
-from libra_train.data.io import atomic_write_text, load_records, to_jsonl, write_records
+from libra_train.data.io import atomic_write_text, load_records, read_cached, to_jsonl, write_records
+from libra_train.data.schema import Located, validate_records
 from libra_train.data.tables import TableConfig
 from libra_train.errors import ConfigError, DataError
 from tests.conftest import read_jsonl, sample
@@ -171,3 +173,40 @@ def test_a_write_to_another_format_and_a_bad_split_are_refused_by_name(tmp_path)
     with pytest.raises(ConfigError, match="^config 'data.table.seed'"):
         TableConfig(**columns, label_column="标签", seed="0")
     TableConfig(**columns, label_column="标签", shares={"train": 0.7, "dev": 0.2, "test": 0.1})  # 0.99999…
+
+
+def test_a_conversation_gives_its_judged_exchange_and_a_given_field_must_agree(tmp_path):
+    path = tmp_path / "chat.jsonl"
+    turns = [{"role": "user", "content": "问"}, {"role": "assistant", "content": "答"}]
+    chat = {"id": 1, "messages": turns, "label": "安全", "category_name": ["违法", "隐私"]}
+    path.write_text(json.dumps({**chat, "question": "问", "response": ""}) + "\n", encoding="utf-8")
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps({**chat, "id": 2}) + "\n")  # the exchange alone
+    for record in load_records(path):
+        assert (record["question"], record["response"]) == ("问", "答")
+        assert record["category_name"] == ["违法", "隐私"]
+    path.write_text(json.dumps({**chat, "response": "别的"}) + "\n", encoding="utf-8")
+    message = "field 'response': disagrees with the judged exchange in messages ('答')"
+    assert error_of(path) == f"{path}, line 1: {message}"
+
+
+def test_validation_needs_a_label_unless_told_and_names_a_bad_on_invalid():
+    unlabelled = [Located({"id": 1, "question": "q"}, "f.jsonl", "line 1")]
+    with pytest.raises(DataError, match="^f.jsonl, line 1: field 'label': missing"):
+        validate_records(unlabelled)
+    with pytest.raises(DataError) as err:
+        validate_records(unlabelled, on_invalid="drop")
+    assert str(err.value) == "<config>: data.on_invalid must be 'error' or 'skip', got 'drop'"
+
+
+def test_a_cached_file_is_read_again_once_it_changes_on_disk(tmp_path):
+    path, reads = tmp_path / "policy.txt", []
+
+    def reader(p):
+        reads.append(p)
+        return Path(p).read_text(encoding="utf-8")
+
+    path.write_text("一", encoding="utf-8")
+    assert read_cached(str(path), reader) == read_cached(str(path), reader) == "一" and len(reads) == 1
+    path.write_text("一二", encoding="utf-8")
+    assert read_cached(str(path), reader) == "一二" and len(reads) == 2

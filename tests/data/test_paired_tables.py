@@ -136,6 +136,8 @@ def test_an_unpaired_table_is_imported_with_every_column_data_table_names(tmp_pa
     [record, other] = read_jsonl(import_and_split(config)["train"])
     assert (record["id"], record["question"], record["response"]) == ("q1", "如何理财？", "分散投资。")
     assert (record["label"], other["label"], record["source"]) == ("安全", "不安全", "内部")
+    with pytest.raises(DataError, match="unknown encoding"):  # the table's encoding reaches the reader
+        import_and_split(TableConfig(**{**config.__dict__, "encoding": "latin-9x"}))
 
 
 def test_a_questions_split_never_moves_between_versions():
