@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from libra_train.data.io import atomic_write_text, load_records, read_cached, to_jsonl, write_records
+from libra_train.data.io import atomic_write_text, load_records, read_cached, write_records
 from libra_train.data.schema import Located, validate_records
 from libra_train.data.tables import TableConfig
 from libra_train.errors import ConfigError, DataError
@@ -154,7 +154,6 @@ def test_a_write_that_fails_leaves_neither_the_file_nor_its_temp(tmp_path):
     with pytest.raises(UnicodeEncodeError):
         atomic_write_text(tmp_path / "out.txt", "\ud800")  # a lone surrogate cannot be encoded
     assert list(tmp_path.iterdir()) == []
-    assert to_jsonl([{"b": "安全", "a": 1}]) == '{"b": "安全", "a": 1}\n'
 
 
 def test_a_write_to_another_format_and_a_bad_split_are_refused_by_name(tmp_path):
