@@ -3,6 +3,7 @@ own encoding, split by question; data=jade imports and splits on first use. The 
 hand-written: no test reads ../shared."""
 
 import csv
+import dataclasses
 import io
 import json
 
@@ -137,7 +138,7 @@ def test_an_unpaired_table_is_imported_with_every_column_data_table_names(tmp_pa
     assert (record["id"], record["question"], record["response"]) == ("q1", "如何理财？", "分散投资。")
     assert (record["label"], other["label"], record["source"]) == ("安全", "不安全", "内部")
     with pytest.raises(DataError, match="unknown encoding"):  # the table's encoding reaches the reader
-        import_and_split(TableConfig(**{**config.__dict__, "encoding": "latin-9x"}))
+        import_and_split(dataclasses.replace(config, encoding="latin-9x"))
 
 
 def test_a_questions_split_never_moves_between_versions():
